@@ -1,0 +1,129 @@
+"""Backoff policies: how long to wait before the next attempt, and when to stop.
+
+Sans-IO: the caller passes the attempt number, the elapsed time and a random
+source, so every delay is reproducible in tests. The exponential curve is
+tenacity's ``wait_exponential``; a user may hand in any tenacity ``wait`` or
+``stop`` strategy instead. Jitter is applied *after* the cap, as gRPC does, so
+a thousand connections waiting at the cap still spread out.
+
+Defaults follow gRPC's connection backoff: 1 s initial, x1.6, +-20 %, 120 s cap.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+import tenacity
+
+JitterKind = Literal["proportional", "full", "equal", "decorrelated", "none"]
+_JITTER_KINDS = ("proportional", "full", "equal", "decorrelated", "none")
+
+
+class _RetryState:
+    """The attributes tenacity strategies read, without tenacity's clock."""
+
+    def __init__(self, attempt_number: int, elapsed: float, idle_for: float) -> None:
+        self.attempt_number = attempt_number
+        self.start_time = 0.0
+        self.outcome_timestamp = elapsed
+        self.seconds_since_start = elapsed
+        self.idle_for = idle_for
+        self.outcome = None
+        self.upcoming_sleep = 0.0
+
+
+def _tenacity_state(attempt: int, elapsed: float) -> tenacity.RetryCallState:
+    return cast(tenacity.RetryCallState, _RetryState(attempt, elapsed, 0.0))
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """An exponential backoff policy with jitter.
+
+    ``attempt`` counts from 1 (the first retry). ``max_attempts`` and
+    ``max_elapsed`` bound *transient* retries (``None``: retry forever, the
+    default, since a server outage must not become a dead connection).
+    ``auth_attempts`` bounds retries after a repeated 401 before the connection
+    parks in ``NEEDS_REAUTH``. ``retry_after_cap`` bounds a server's
+    ``Retry-After`` (a hostile server may say "a year").
+    """
+
+    initial: float = 1.0
+    multiplier: float = 1.6
+    max_delay: float = 120.0
+    jitter: JitterKind = "proportional"
+    jitter_ratio: float = 0.2
+    max_attempts: int | None = None
+    max_elapsed: float | None = None
+    auth_attempts: int = 3
+    retry_after_cap: float = 300.0
+    #: A tenacity ``wait`` strategy replacing the curve and jitter above.
+    wait: Any = field(default=None, compare=False)
+    #: A tenacity ``stop`` strategy replacing ``max_attempts``/``max_elapsed``.
+    stop: Any = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.initial < 0 or self.max_delay < 0:
+            raise ValueError("backoff delays must be >= 0")
+        if self.multiplier < 1:
+            raise ValueError("backoff multiplier must be >= 1")
+        if self.jitter not in _JITTER_KINDS:
+            raise ValueError(f"unknown jitter kind {self.jitter!r}")
+        if not 0 <= self.jitter_ratio <= 1:
+            raise ValueError("jitter_ratio must be within [0, 1]")
+        if self.max_attempts is not None and self.max_attempts < 0:
+            raise ValueError("max_attempts must be >= 0")
+        if self.auth_attempts < 0:
+            raise ValueError("auth_attempts must be >= 0")
+
+    def base_delay(self, attempt: int) -> float:
+        """The capped exponential delay before jitter (tenacity's curve)."""
+        curve = tenacity.wait_exponential(
+            multiplier=self.initial, exp_base=self.multiplier, max=self.max_delay
+        )
+        if self.multiplier == 1:
+            return min(self.initial, self.max_delay)
+        return float(curve(_tenacity_state(max(attempt, 1), 0.0)))
+
+    def delay(
+        self,
+        attempt: int,
+        rng: random.Random,
+        *,
+        previous: float | None = None,
+        elapsed: float = 0.0,
+    ) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based).
+
+        ``previous`` is the last delay, used by decorrelated jitter.
+        """
+        if self.wait is not None:
+            return max(0.0, float(self.wait(_tenacity_state(attempt, elapsed))))
+        base = self.base_delay(attempt)
+        if self.jitter == "none":
+            return base
+        if self.jitter == "proportional":
+            spread = base * self.jitter_ratio
+            return max(0.0, base + rng.uniform(-spread, spread))
+        if self.jitter == "full":
+            return rng.uniform(0.0, base)
+        if self.jitter == "equal":
+            return base / 2 + rng.uniform(0.0, base / 2)
+        # decorrelated (AWS): between initial and 3x the previous delay, capped.
+        low = self.initial
+        high = max(low, 3 * (previous if previous is not None else self.initial))
+        return min(self.max_delay, rng.uniform(low, high))
+
+    def exhausted(self, attempt: int, elapsed: float) -> bool:
+        """True when retry number ``attempt`` should not happen at all."""
+        if self.stop is not None:
+            return bool(self.stop(_tenacity_state(attempt, elapsed)))
+        if self.max_attempts is not None and attempt > self.max_attempts:
+            return True
+        return self.max_elapsed is not None and elapsed >= self.max_elapsed
+
+    def retry_after(self, seconds: float) -> float:
+        """A server's ``Retry-After``, capped and never negative."""
+        return min(max(0.0, seconds), self.retry_after_cap)

@@ -1,0 +1,265 @@
+"""The whole error tree of mcpconn.
+
+Every error we raise derives from `MCPConnError`, so one ``except`` catches all
+of ours. Errors carry data (status codes, challenges, JSON-RPC codes), never a
+token: no ``str()`` or ``repr()`` here may contain a credential.
+
+    MCPConnError
+    ├── MalformedTokenError          a JWT-looking string we cannot read
+    ├── TokenProviderError           the provider raised, hung or returned garbage
+    ├── ReauthRequired               only a human can fix this (parked connection)
+    ├── InsecureTransportError       bearer token over plain http to a remote host
+    ├── ConnectionClosed             a call on a closed connection or supervisor
+    ├── RequestTimeout               a request got no response in time
+    ├── JSONRPCError                 the server answered with a JSON-RPC error
+    └── TransportError               anything between us and the server
+        ├── NetworkError             refused, reset, DNS, TLS
+        ├── ReadTimeout              a stalled stream or response
+        ├── StreamEnded              a stream closed cleanly (carries `retry`)
+        ├── ProtocolError            bytes that are not MCP
+        │   ├── UnexpectedContentType
+        │   ├── SSELimitExceeded
+        │   └── InvalidMessage       non-JSON, or JSON that is not JSON-RPC
+        └── HTTPStatusError          an unexpected HTTP status
+            ├── Unauthorized         401 (carries the parsed challenge)
+            ├── Forbidden            403 (insufficient_scope parks)
+            ├── SessionExpired       404/410 on a request that carried a session
+            ├── MethodNotAllowed     405 (no GET listener here)
+            ├── RateLimited          429 / 503 with optional Retry-After
+            └── ServerError          other 5xx
+
+The supervisor classifies these (`transient`, `auth`, `permanent`) in its
+sans-IO state machine; the transports only raise them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Challenge",
+    "ConnectionClosed",
+    "Forbidden",
+    "HTTPStatusError",
+    "InsecureTransportError",
+    "InvalidMessage",
+    "JSONRPCError",
+    "MCPConnError",
+    "MalformedTokenError",
+    "MethodNotAllowed",
+    "NetworkError",
+    "ProtocolError",
+    "RateLimited",
+    "ReadTimeout",
+    "ReauthRequired",
+    "RequestTimeout",
+    "SSELimitExceeded",
+    "ServerError",
+    "SessionExpired",
+    "StreamEnded",
+    "TokenProviderError",
+    "TransportError",
+    "Unauthorized",
+    "UnexpectedContentType",
+]
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A parsed ``WWW-Authenticate: Bearer`` challenge (RFC 6750, RFC 9728).
+
+    Unknown or malformed parts are dropped, never raised: a hostile server must
+    not be able to crash us with a header.
+    """
+
+    scheme: str = "Bearer"
+    error: str | None = None
+    error_description: str | None = None
+    scope: str | None = None
+    resource_metadata: str | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+class MCPConnError(Exception):
+    """Root of every error mcpconn raises."""
+
+
+class MalformedTokenError(MCPConnError, ValueError):
+    """A string that looks like a JWT but whose claims cannot be read.
+
+    The message says what is wrong with the *shape*; it never quotes the token.
+    """
+
+
+class TokenProviderError(MCPConnError):
+    """The token provider failed: raised, timed out, or returned no usable token.
+
+    The provider's own exception (if any) is the ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, principal: str, audience: str | None = None) -> None:
+        super().__init__(message)
+        self.principal = principal
+        self.audience = audience
+
+
+class ReauthRequired(MCPConnError):
+    """Only a human can fix this: the user must log in again.
+
+    Raised by a provider to say so, and raised at once by calls on a connection
+    parked in ``NEEDS_REAUTH``.
+    """
+
+    def __init__(
+        self,
+        message: str = "re-authentication required",
+        *,
+        server: str | None = None,
+        principal: str | None = None,
+        challenge: Challenge | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.server = server
+        self.principal = principal
+        self.challenge = challenge
+
+    def __str__(self) -> str:
+        where = []
+        if self.server is not None:
+            where.append(f"server={self.server!r}")
+        if self.principal is not None:
+            where.append(f"principal={self.principal!r}")
+        if self.challenge is not None and self.challenge.error:
+            where.append(f"error={self.challenge.error!r}")
+        base = super().__str__()
+        return f"{base} ({', '.join(where)})" if where else base
+
+
+class InsecureTransportError(MCPConnError):
+    """Refused to send a bearer token over plain http to a non-loopback host."""
+
+
+class ConnectionClosed(MCPConnError):
+    """The connection (or its supervisor) is closed; the call was not sent."""
+
+
+class RequestTimeout(MCPConnError):
+    """No response arrived within the request's timeout.
+
+    A ``notifications/cancelled`` was sent for the request (where the era has
+    one); a late response is ignored.
+    """
+
+
+class JSONRPCError(MCPConnError):
+    """The server answered a request with a JSON-RPC error object."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(f"JSON-RPC error {code}: {message}")
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.code, self.message, self.data))
+
+
+class TransportError(MCPConnError):
+    """Something between us and the server went wrong."""
+
+
+class NetworkError(TransportError):
+    """Connection refused, reset, or another socket-level failure."""
+
+
+class ReadTimeout(TransportError):
+    """The server stopped sending: a stalled stream or a slow response."""
+
+
+class StreamEnded(TransportError):
+    """A stream closed cleanly. ``retry`` is the server's ``retry:`` in seconds, if it sent one."""
+
+    def __init__(self, message: str = "stream ended", *, retry: float | None = None) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+class ProtocolError(TransportError):
+    """The server sent something that is not valid MCP."""
+
+
+class UnexpectedContentType(ProtocolError):
+    """A response had a content type we did not ask for."""
+
+    def __init__(self, content_type: str | None) -> None:
+        super().__init__(f"unexpected content type {content_type!r}")
+        self.content_type = content_type
+
+
+class SSELimitExceeded(ProtocolError):
+    """An SSE line or event was larger than the configured limit."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(f"SSE {what} exceeds the limit of {limit} bytes")
+        self.what = what
+        self.limit = limit
+
+
+class InvalidMessage(ProtocolError):
+    """Data that is not JSON, or JSON that is not a JSON-RPC 2.0 message."""
+
+
+class HTTPStatusError(TransportError):
+    """The server answered with a status we did not expect."""
+
+    def __init__(self, status_code: int, message: str | None = None) -> None:
+        super().__init__(message or f"unexpected HTTP status {status_code}")
+        self.status_code = status_code
+
+
+class Unauthorized(HTTPStatusError):
+    """401: the server rejected our token (after the one forced refresh)."""
+
+    def __init__(self, challenge: Challenge | None = None) -> None:
+        error = f" ({challenge.error})" if challenge and challenge.error else ""
+        super().__init__(401, f"401 Unauthorized{error}")
+        self.challenge = challenge
+
+
+class Forbidden(HTTPStatusError):
+    """403: ``insufficient_scope`` means a human must grant more scope."""
+
+    def __init__(self, challenge: Challenge | None = None) -> None:
+        error = f" ({challenge.error})" if challenge and challenge.error else ""
+        super().__init__(403, f"403 Forbidden{error}")
+        self.challenge = challenge
+
+    @property
+    def insufficient_scope(self) -> bool:
+        return self.challenge is not None and self.challenge.error == "insufficient_scope"
+
+
+class SessionExpired(HTTPStatusError):
+    """404/410 on a request that carried ``Mcp-Session-Id``: the session is gone."""
+
+
+class MethodNotAllowed(HTTPStatusError):
+    """405: the endpoint does not offer this method (e.g. no GET listener)."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(405, message or "405 Method Not Allowed")
+
+
+class RateLimited(HTTPStatusError):
+    """429 or 503; ``retry_after`` is in seconds when the server said so (uncapped)."""
+
+    def __init__(self, status_code: int, retry_after: float | None = None) -> None:
+        hint = f", retry after {retry_after:g}s" if retry_after is not None else ""
+        super().__init__(status_code, f"HTTP {status_code}{hint}")
+        self.retry_after = retry_after
+
+
+class ServerError(HTTPStatusError):
+    """A 5xx other than 503."""
