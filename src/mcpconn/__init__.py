@@ -1,7 +1,9 @@
 """mcpconn: keeps an MCP aggregator's downstream connections alive and authenticated."""
 
+from ._auth import BearerAuth
 from ._backoff import Backoff
 from ._config import Limits, ServerConfig, Timeouts
+from ._connection import Connection
 from ._exceptions import (
     Challenge,
     ConnectionClosed,
@@ -28,10 +30,18 @@ from ._exceptions import (
     Unauthorized,
     UnexpectedContentType,
 )
+from ._machine import State
+from ._notifications import Subscription
+from ._stats import ServerStatistics, StateChange, SupervisorStatistics
+from ._supervisor import StormControl, Supervisor
+from ._token import Token
+from ._tokens import TokenRequest, TokenSource, TokenSourceStatistics
 
 __all__ = [
     "Backoff",
+    "BearerAuth",
     "Challenge",
+    "Connection",
     "ConnectionClosed",
     "Forbidden",
     "HTTPStatusError",
@@ -51,10 +61,21 @@ __all__ = [
     "SSELimitExceeded",
     "ServerConfig",
     "ServerError",
+    "ServerStatistics",
     "SessionExpired",
+    "State",
+    "StateChange",
+    "StormControl",
     "StreamEnded",
+    "Subscription",
+    "Supervisor",
+    "SupervisorStatistics",
     "Timeouts",
+    "Token",
     "TokenProviderError",
+    "TokenRequest",
+    "TokenSource",
+    "TokenSourceStatistics",
     "TransportError",
     "Unauthorized",
     "UnexpectedContentType",

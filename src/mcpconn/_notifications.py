@@ -1,0 +1,101 @@
+"""Fan-out of one producer's messages to many async-iterating subscribers.
+
+A subscriber that falls behind loses its *oldest* buffered items (counted in
+``dropped``), never blocks the producer and never grows without bound: one slow
+consumer must not stall a connection's listener or eat the aggregator's memory.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Generic, TypeVar
+
+import anyio
+
+T = TypeVar("T")
+
+
+class Subscription(AsyncIterator[T], Generic[T]):
+    """An async iterator over what a `Broadcast` publishes after it was created."""
+
+    def __init__(self, owner: Broadcast[T], maxlen: int) -> None:
+        self._owner = owner
+        self._items: deque[T] = deque(maxlen=maxlen)
+        self._wakeup = anyio.Event()
+        self._closed = False
+        self.dropped = 0
+
+    def _put(self, item: T) -> None:
+        if len(self._items) == self._items.maxlen:
+            self.dropped += 1
+        self._items.append(item)
+        self._wakeup.set()
+
+    def _end(self) -> None:
+        self._closed = True
+        self._wakeup.set()
+
+    def __aiter__(self) -> Subscription[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        while not self._items:
+            if self._closed:
+                raise StopAsyncIteration
+            await self._wakeup.wait()
+            self._wakeup = anyio.Event()
+        return self._items.popleft()
+
+    async def aclose(self) -> None:
+        """Stop receiving; pending items are discarded."""
+        self._owner._discard(self)
+        self._end()
+        self._items.clear()
+
+    async def __aenter__(self) -> Subscription[T]:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class Broadcast(Generic[T]):
+    """Publish to every live subscription without awaiting."""
+
+    def __init__(self, maxlen: int = 1024) -> None:
+        self._maxlen = maxlen
+        self._subscribers: set[Subscription[T]] = set()
+        self._closed = False
+
+    def subscribe(self) -> Subscription[T]:
+        sub = Subscription(self, self._maxlen)
+        if self._closed:
+            sub._end()
+        else:
+            self._subscribers.add(sub)
+        return sub
+
+    def publish(self, item: T) -> None:
+        for sub in self._subscribers:
+            sub._put(item)
+
+    def close(self) -> None:
+        """End every subscription after it drains what it has."""
+        self._closed = True
+        for sub in self._subscribers:
+            sub._end()
+        self._subscribers.clear()
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def _discard(self, sub: Subscription[T]) -> None:
+        self._subscribers.discard(sub)

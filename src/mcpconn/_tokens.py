@@ -1,0 +1,576 @@
+"""TokenSource: a per-(principal, audience) token cache that never serves a stale token.
+
+Theory of operation
+-------------------
+Every key ``(principal, audience)`` has its own cached token and its own state;
+nothing is shared between keys, so one key's hanging provider never delays
+another key, and a token never crosses keys.
+
+A provider call is a *flight*. At most one flight per key exists at a time;
+every caller that needs a new token for that key while it runs waits on the
+flight's `anyio.Event` (single flight). Compare-and-refresh: a caller that saw
+token T rejected calls ``refresh(replacing=T)``; if the cached token is no
+longer T it gets the newer one without a provider call.
+
+Who runs the flight (and why there are two modes):
+
+* Entered (``async with TokenSource(...) as source``): the flight runs in a task
+  of the source's own task group. Every caller only waits, so cancelling any
+  caller is immediate and never touches the flight. Background refresh-ahead
+  (inside the stale window) and the ``refresh_ahead=True`` no-traffic timer
+  need this mode, since they are work nobody awaits.
+* Not entered (the simple case: build it and call ``get()``): the first caller
+  leads the flight itself inside ``CancelScope(shield=True)``, bounded by
+  ``provider_timeout``. Cancelling the leader therefore cannot cancel the
+  flight the others wait on; the leader's own cancellation is delivered when
+  the flight ends (at most ``provider_timeout`` later). In the stale window
+  ``get()`` just serves the token; it is refreshed when it reaches the margin.
+
+Failures: anything the provider raises becomes `TokenProviderError` chained to
+it (`ReauthRequired` passes through, with the principal filled in); a timeout,
+or a result that is not a usable unexpired token, is one too. For
+``failure_cooldown`` seconds afterwards the key answers with a copy of that
+error instead of calling the provider again; ``publish`` and ``invalidate`` end
+the cooldown. A provider that hands back the credential we already hold has
+not produced a new token: the generation does not move, listeners are not
+called, and no further refresh-ahead runs for it (no hammering).
+
+All state changes happen between awaits, so no lock is needed and none is held
+while the provider runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+from ._exceptions import ConnectionClosed, MCPConnError, ReauthRequired, TokenProviderError
+from ._freshness import Freshness, FreshnessPolicy, freshness, refresh_timer_at
+from ._token import Token
+
+__all__ = ["Provider", "TokenListener", "TokenRequest", "TokenSource", "TokenSourceStatistics"]
+
+logger = logging.getLogger("mcpconn.tokens")
+
+Key = tuple[str, "str | None"]
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """What the provider is asked for.
+
+    ``force`` is True when a server rejected the current token or it expired:
+    the provider must not answer from its own cache. ``audience`` names the
+    downstream server for a per-server token exchange (RFC 8693); ``None``
+    means the principal's own token.
+    """
+
+    principal: str
+    force: bool = False
+    reason: str = ""
+    audience: str | None = None
+
+
+Provider = Callable[[TokenRequest], Awaitable["str | Token"]]
+TokenListener = Callable[[str, "str | None"], None]
+
+
+@dataclass(frozen=True)
+class TokenSourceStatistics:
+    """A snapshot. ``refreshes`` counts provider calls that produced a token."""
+
+    provider_calls: int
+    refreshes: int
+    failures: int
+    keys: int
+    in_flight: int
+
+
+@dataclass(frozen=True)
+class _Entry:
+    token: Token
+    obtained_at: float
+
+
+class _MemoryCache:
+    """The cache behind a `TokenSource`: the seam where a shared store plugs in later."""
+
+    def __init__(self) -> None:
+        self._entries: dict[Key, _Entry] = {}
+
+    def get(self, key: Key) -> _Entry | None:
+        return self._entries.get(key)
+
+    def put(self, key: Key, entry: _Entry) -> None:
+        self._entries[key] = entry
+
+    def delete(self, key: Key) -> None:
+        self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class _Flight:
+    """One provider call and everyone waiting for it."""
+
+    def __init__(self, request: TokenRequest, generation: int) -> None:
+        self.request = request
+        self.generation = generation
+        self.done = anyio.Event()
+        self.token: Token | None = None
+        self.error: MCPConnError | None = None
+
+    def outcome(self) -> Token:
+        if self.token is not None:
+            return self.token
+        assert self.error is not None
+        raise _fresh_copy(self.error)
+
+
+@dataclass
+class _KeyState:
+    generation: int = 0
+    flight: _Flight | None = None
+    failure: MCPConnError | None = None
+    failed_at: float = -math.inf
+    changed: anyio.Event | None = None
+    # The credential a refresh-ahead (background or timer) already ran for: the
+    # provider handed the same one back, so do not ask again before the margin.
+    ahead_for: str | None = None
+    timer: anyio.CancelScope | None = None
+
+
+def _fresh_copy(error: MCPConnError) -> MCPConnError:
+    """A new exception per raiser: one instance raised by many tasks grows a huge traceback."""
+    copy: MCPConnError
+    if isinstance(error, ReauthRequired):
+        copy = ReauthRequired(
+            error.args[0] if error.args else "re-authentication required",
+            server=error.server,
+            principal=error.principal,
+            challenge=error.challenge,
+        )
+        copy.__cause__ = error
+    elif isinstance(error, TokenProviderError):
+        copy = TokenProviderError(str(error), principal=error.principal, audience=error.audience)
+        copy.__cause__ = error.__cause__
+    else:
+        copy = type(error)(*error.args)
+        copy.__cause__ = error.__cause__
+    return copy
+
+
+class TokenSource:
+    """Hands out a fresh token per (principal, audience); see the module docstring.
+
+    ``provider``: ``async (TokenRequest) -> str | Token``. ``margin``: seconds
+    before expiry a token stops being served. ``stale_window``: refresh-ahead
+    window (``None``: max(60 s, 10 % of lifetime), capped at 5 min).
+    ``refresh_ahead``: also refresh on a timer with no traffic (needs
+    ``async with``). ``max_age``: age limit for tokens without expiry.
+    ``provider_timeout``: a hanging provider is cut off after this. After a
+    failure, calls within ``failure_cooldown`` get the same error without a
+    provider call. ``clock``: epoch seconds (default `time.time`).
+    """
+
+    def __init__(
+        self,
+        provider: Provider,
+        *,
+        margin: float = 30.0,
+        stale_window: float | None = None,
+        refresh_ahead: bool = False,
+        max_age: float | None = None,
+        provider_timeout: float = 10.0,
+        failure_cooldown: float = 1.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if isinstance(provider_timeout, bool) or not (
+            isinstance(provider_timeout, int | float)
+            and math.isfinite(provider_timeout)
+            and provider_timeout > 0
+        ):
+            raise ValueError("provider_timeout must be a finite number > 0")
+        if not (math.isfinite(failure_cooldown) and failure_cooldown >= 0):
+            raise ValueError("failure_cooldown must be a finite number >= 0")
+        if clock is None:
+            clock = time.time
+        self._provider = provider
+        self._policy = FreshnessPolicy(margin=margin, stale_window=stale_window, max_age=max_age)
+        self._refresh_ahead = refresh_ahead
+        self._provider_timeout = float(provider_timeout)
+        self._failure_cooldown = float(failure_cooldown)
+        self._clock = clock
+        self._cache = _MemoryCache()
+        self._states: dict[Key, _KeyState] = {}
+        self._listeners: list[TokenListener] = []
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._stack: AsyncExitStack | None = None
+        self._closed = False
+        self._provider_calls = 0
+        self._refreshes = 0
+        self._failures = 0
+
+    def __repr__(self) -> str:
+        mode = "closed" if self._closed else "entered" if self._tg else "unentered"
+        return f"<TokenSource {mode} keys={len(self._cache)}>"
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._closed or self._stack is not None:
+            raise RuntimeError("a TokenSource can be entered only once")
+        stack = AsyncExitStack()
+        self._tg = await stack.enter_async_context(anyio.create_task_group())
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        await self.aclose()
+        return None
+
+    async def aclose(self) -> None:
+        """Stop background refreshes and timers; later calls raise `ConnectionClosed`."""
+        self._closed = True
+        for state in self._states.values():
+            if state.changed is not None:
+                state.changed.set()  # wait_for_new_token() raises ConnectionClosed
+        stack, self._stack = self._stack, None
+        if stack is not None and self._tg is not None:
+            self._tg.cancel_scope.cancel()
+            await stack.aclose()
+        self._tg = None
+
+    # -- the public calls ----------------------------------------------------------
+
+    async def get(self, principal: str, audience: str | None = None) -> Token:
+        """A token that is not expired: the cached one, or a new one from the provider.
+
+        While a forced refresh (after a rejection) runs, callers wait for its result
+        rather than send the token a server just rejected.
+        """
+        key = self._key(principal, audience)
+        self._require_entered_for_timer()
+        entry = self._cache.get(key)
+        flight = self._states[key].flight if key in self._states else None
+        if flight is not None and flight.request.force:
+            # A server rejected the cached token: wait for its replacement.
+            await flight.done.wait()
+            return flight.outcome()
+        if entry is not None:
+            state = freshness(
+                entry.token, self._clock(), self._policy, obtained_at=entry.obtained_at
+            )
+            if state is Freshness.FRESH:
+                return entry.token
+            if state is Freshness.REFRESH_AHEAD:
+                self._refresh_in_background(key, entry.token)
+                return entry.token
+        reason = "no cached token" if entry is None else "cached token expired"
+        return await self._obtain(key, force=entry is not None, reason=reason)
+
+    async def refresh(
+        self, principal: str, audience: str | None = None, *, replacing: Token | None
+    ) -> Token:
+        """Forced refresh after ``replacing`` was rejected (compare-and-refresh).
+
+        If the cached token is no longer ``replacing`` (another task already
+        replaced it) and is not expired, it is returned with no provider call.
+        ``replacing=None`` refreshes whatever is cached. Concurrent calls share
+        one provider call.
+        """
+        key = self._key(principal, audience)
+        self._require_entered_for_timer()
+        state = self._state(key)
+        entry = self._cache.get(key)
+        if (
+            state.flight is None
+            and entry is not None
+            and replacing is not None
+            and not entry.token.same_credential(replacing)
+            and freshness(entry.token, self._clock(), self._policy, obtained_at=entry.obtained_at)
+            is not Freshness.EXPIRED
+        ):
+            return entry.token
+        return await self._obtain(key, force=True, reason="token rejected")
+
+    def publish(self, principal: str, token: Token | str, audience: str | None = None) -> None:
+        """Push a new token (e.g. the user logged in again); wakes everyone waiting on the key."""
+        key = self._key(principal, audience)
+        now = self._clock()
+        if isinstance(token, str):
+            token = Token.from_jwt(token, now=now)
+        if not isinstance(token, Token):
+            raise TypeError(f"publish() needs a Token or str, not {type(token).__name__}")
+        self._store(key, token, now, published=True)
+
+    def invalidate(self, principal: str, audience: str | None = None) -> None:
+        """Forget the cached token and any remembered failure; the next get() asks the provider."""
+        key = self._key(principal, audience)
+        self._cache.delete(key)
+        state = self._states.get(key)
+        if state is not None:
+            state.failure = None
+            state.ahead_for = None
+            if state.timer is not None:
+                state.timer.cancel()
+                state.timer = None
+
+    def generation(self, principal: str, audience: str | None = None) -> int:
+        """Increments on every new token for the key (publish or refresh)."""
+        state = self._states.get((principal, audience))
+        return 0 if state is None else state.generation
+
+    async def wait_for_new_token(
+        self, principal: str, audience: str | None = None, *, after: int
+    ) -> int:
+        """Wait until the key's generation exceeds ``after``; returns the new generation."""
+        state = self._state(self._key(principal, audience))
+        while state.generation <= after:
+            if self._closed:
+                raise ConnectionClosed("the token source is closed")
+            if state.changed is None:
+                state.changed = anyio.Event()
+            await state.changed.wait()
+        return state.generation
+
+    def add_listener(self, callback: TokenListener) -> Callable[[], None]:
+        """Call ``callback(principal, audience)`` on every `publish()`; returns a remover."""
+        self._listeners.append(callback)
+
+        def remove() -> None:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+        return remove
+
+    def statistics(self) -> TokenSourceStatistics:
+        return TokenSourceStatistics(
+            provider_calls=self._provider_calls,
+            refreshes=self._refreshes,
+            failures=self._failures,
+            keys=len(self._cache),
+            in_flight=sum(1 for s in self._states.values() if s.flight is not None),
+        )
+
+    # -- internals -------------------------------------------------------------------
+
+    def _key(self, principal: str, audience: str | None) -> Key:
+        if self._closed:
+            raise ConnectionClosed("the token source is closed")
+        if not isinstance(principal, str):
+            raise TypeError("principal must be a str")
+        if audience is not None and not isinstance(audience, str):
+            raise TypeError("audience must be a str or None")
+        return (principal, audience)
+
+    def _state(self, key: Key) -> _KeyState:
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = _KeyState()
+        return state
+
+    def _require_entered_for_timer(self) -> None:
+        if self._refresh_ahead and self._tg is None:
+            raise RuntimeError("refresh_ahead=True needs `async with TokenSource(...) as source`")
+
+    async def _obtain(self, key: Key, *, force: bool, reason: str) -> Token:
+        """Join the key's flight, or fail fast in the cooldown, or start a flight."""
+        state = self._state(key)
+        flight = state.flight
+        if flight is None:
+            if state.failure is not None and (
+                self._clock() - state.failed_at < self._failure_cooldown
+            ):
+                await anyio.lowlevel.checkpoint()
+                raise _fresh_copy(state.failure)
+            flight = self._start_flight(key, state, force=force, reason=reason)
+            if self._tg is None:
+                # Not entered: this caller leads, shielded (see the module docstring).
+                await self._fly(key, flight, shield=True)
+                await anyio.lowlevel.checkpoint_if_cancelled()
+                return flight.outcome()
+        await flight.done.wait()
+        return flight.outcome()
+
+    def _start_flight(self, key: Key, state: _KeyState, *, force: bool, reason: str) -> _Flight:
+        request = TokenRequest(principal=key[0], force=force, reason=reason, audience=key[1])
+        flight = _Flight(request, state.generation)
+        state.flight = flight
+        if self._tg is not None:
+            self._tg.start_soon(self._fly, key, flight, False)
+        return flight
+
+    def _refresh_in_background(self, key: Key, token: Token) -> None:
+        """Stale window: start one refresh nobody waits for (entered mode only)."""
+        if self._tg is None:
+            return
+        state = self._state(key)
+        if state.flight is not None or state.ahead_for == token.raw:
+            return
+        if state.failure is not None and self._clock() - state.failed_at < self._failure_cooldown:
+            return
+        self._start_flight(key, state, force=False, reason="refresh ahead of expiry")
+
+    async def _fly(self, key: Key, flight: _Flight, shield: bool) -> None:
+        """Run the provider once and settle ``flight`` whatever happens."""
+        state = self._state(key)
+        try:
+            with anyio.CancelScope(shield=shield):
+                token = await self._call_provider(flight.request)
+            if state.generation != flight.generation:
+                # A publish() landed while we were asking: it is newer; keep it.
+                entry = self._cache.get(key)
+                if entry is not None:
+                    flight.token = entry.token
+                    return
+            entry = self._cache.get(key)
+            if (
+                not flight.request.force
+                and entry is not None
+                and entry.token.same_credential(token)
+            ):
+                state.ahead_for = token.raw
+            self._store(key, token, self._clock())
+            flight.token = token
+            self._refreshes += 1
+        except MCPConnError as exc:
+            self._failures += 1
+            if isinstance(exc, ReauthRequired) and exc.principal is None:
+                exc.principal = key[0]
+            logger.warning(
+                "token provider failed for principal %r audience %r: %s",
+                key[0],
+                key[1],
+                type(exc.__cause__ or exc).__name__,
+            )
+            entry = self._cache.get(key)
+            if state.generation != flight.generation and entry is not None:
+                flight.token = entry.token
+            else:
+                state.failure = exc
+                state.failed_at = self._clock()
+                flight.error = exc
+        finally:
+            if flight.token is None and flight.error is None:
+                flight.error = ConnectionClosed("the token source closed during a refresh")
+            if state.flight is flight:
+                state.flight = None
+            flight.done.set()
+
+    async def _call_provider(self, request: TokenRequest) -> Token:
+        self._provider_calls += 1
+
+        def failure(message: str) -> TokenProviderError:
+            return TokenProviderError(
+                f"token provider {message}", principal=request.principal, audience=request.audience
+            )
+
+        try:
+            with anyio.move_on_after(self._provider_timeout) as scope:
+                result = await self._provider(request)
+        except ReauthRequired:
+            raise
+        except Exception as exc:
+            raise failure(f"raised {type(exc).__name__}") from exc
+        if scope.cancelled_caught:
+            raise failure(f"timed out after {self._provider_timeout:g}s")
+        now = self._clock()
+        if isinstance(result, str):
+            if not result.strip():
+                raise failure("returned an empty token")
+            try:
+                token = Token.from_jwt(result, now=now)
+            except ValueError as exc:  # MalformedTokenError is a ValueError
+                raise failure("returned a malformed token") from exc
+        elif isinstance(result, Token):
+            token = result
+        else:
+            raise failure(f"returned {type(result).__name__}, not a token")
+        if freshness(token, now, self._policy, obtained_at=now) is Freshness.EXPIRED:
+            raise failure("returned an expired token")
+        return token
+
+    def _store(self, key: Key, token: Token, now: float, *, published: bool = False) -> None:
+        """A new token for ``key``: cache it, bump the generation, wake waiters.
+
+        Listeners hear only of *published* tokens (a human logged in again). A
+        refresh must not wake parked connections: with a provider that mints a
+        new (still rejected) token each time, connections of one principal would
+        wake each other forever.
+        """
+        state = self._state(key)
+        state.failure = None
+        old = self._cache.get(key)
+        if old is not None and old.token.same_credential(token):
+            # The same credential again (maybe with new metadata): not a new token.
+            self._cache.put(key, _Entry(token, old.obtained_at))
+            return
+        self._cache.put(key, _Entry(token, now))
+        state.generation += 1
+        state.ahead_for = None
+        if state.changed is not None:
+            state.changed.set()
+            state.changed = None
+        self._schedule_timer(key, state)
+        if not published:
+            return
+        for listener in list(self._listeners):
+            try:
+                listener(key[0], key[1])
+            except Exception:
+                logger.exception("token listener %r failed", listener)
+
+    # -- the no-traffic refresh-ahead timer ------------------------------------------
+
+    def _schedule_timer(self, key: Key, state: _KeyState) -> None:
+        if state.timer is not None:
+            state.timer.cancel()
+            state.timer = None
+        if not self._refresh_ahead or self._tg is None:
+            return
+        scope = anyio.CancelScope()
+        state.timer = scope
+        self._tg.start_soon(self._run_timer, key, scope)
+
+    async def _run_timer(self, key: Key, scope: anyio.CancelScope) -> None:
+        with scope:
+            while True:
+                entry = self._cache.get(key)
+                if entry is None or self._state(key).ahead_for == entry.token.raw:
+                    return
+                fire_at = refresh_timer_at(entry.token, self._policy, obtained_at=entry.obtained_at)
+                if fire_at is None:
+                    return
+                delay = fire_at - self._clock()
+                if delay > 0:
+                    await anyio.sleep(delay)
+                    continue
+                try:
+                    # A new token cancels this scope (and schedules a new timer).
+                    await self._obtain(key, force=False, reason="refresh-ahead timer")
+                except MCPConnError:
+                    now = self._clock()
+                    if freshness(entry.token, now, self._policy, obtained_at=entry.obtained_at) is (
+                        Freshness.EXPIRED
+                    ):
+                        return  # the next get() will try (and report) again
+                    await anyio.sleep(max(self._failure_cooldown, 1.0))
+                else:
+                    return

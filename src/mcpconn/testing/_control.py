@@ -1,0 +1,117 @@
+"""The ``/_mock/`` control endpoints: drive a mock server in another process over HTTP.
+
+Benchmarks must not share a process with the client, so everything a test does
+in-process (revoke, emit, faults, clock skew, counters) is also a small JSON
+POST here. Control requests are not counted and need no token: the server is
+a loopback test fixture. Off by default in-process; on in ``mcpconn mock-server``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ._events import encode_json
+from ._faults import Fault
+from ._http import Exchange, Request
+
+if TYPE_CHECKING:
+    from ._mock_server import MockServer
+
+PREFIX = "/_mock/"
+
+_FAULT_BUILDERS: dict[str, Any] = {
+    "status": lambda d: Fault.status(int(d["status"]), retry_after=d.get("retry_after")),
+    "unauthorized": lambda d: Fault.unauthorized(),
+    "insufficient_scope": lambda d: Fault.insufficient_scope(d.get("scope", "mcp:admin")),
+    "rate_limited": lambda d: Fault.rate_limited(
+        d.get("retry_after", 1.0), code=int(d.get("status", 429))
+    ),
+    "method_not_allowed": lambda d: Fault.method_not_allowed(),
+    "session_expired": lambda d: Fault.session_expired(),
+    "cut": lambda d: Fault.cut(int(d.get("after_events", 0))),
+    "cut_mid_event": lambda d: Fault.cut_mid_event(int(d.get("after_events", 0))),
+    "stall": lambda d: Fault.stall(after_headers=bool(d.get("after_headers", False))),
+    "disconnect": lambda d: Fault.disconnect(),
+    "delay": lambda d: Fault.delay(float(d["seconds"])),
+    "garbage": lambda d: Fault.garbage(),
+    "oversized": lambda d: Fault.oversized(int(d.get("size", 8 << 20))),
+    "non_json": lambda d: Fault.non_json(),
+    "not_jsonrpc": lambda d: Fault.not_jsonrpc(),
+    "wrong_content_type": lambda d: Fault.wrong_content_type(),
+}
+
+
+def fault_from_json(data: dict[str, Any]) -> Fault:
+    """Build a `Fault` from ``{"kind": ..., <its options>}`` (the control API's format)."""
+    builder = _FAULT_BUILDERS.get(str(data.get("kind")))
+    if builder is None:
+        raise ValueError(f"unknown fault kind {data.get('kind')!r}")
+    fault: Fault = builder(data)
+    return fault
+
+
+async def handle_control(server: MockServer, request: Request, exchange: Exchange) -> None:
+    try:
+        body: Any = json.loads(request.body) if request.body else {}
+        result = _dispatch(server, request.method, request.path[len(PREFIX) :], request, body)
+    except (ValueError, KeyError, TypeError) as exc:
+        payload = encode_json({"error": str(exc)})
+        await exchange.respond(400, [("content-type", "application/json")], payload)
+        return
+    if result is None:
+        await exchange.respond(404, [("content-type", "application/json")], b'{"error":"no route"}')
+        return
+    await exchange.respond(200, [("content-type", "application/json")], encode_json(result))
+
+
+def _dispatch(server: MockServer, method: str, route: str, request: Request, body: Any) -> Any:
+    if not isinstance(body, dict):
+        raise TypeError("body must be a JSON object")
+    principal = body.get("principal")
+    if method == "GET" and route == "stats":
+        return server.stats().to_json()
+    if method == "GET" and route == "records":
+        since = float(request.query.get("since", "0"))
+        return [r.__dict__ for r in server.requests_since(since)]
+    if method != "POST" and not (method == "DELETE" and route == "faults"):
+        return None
+    if route == "mint":
+        lifetime = float(body.get("lifetime", server.token_lifetime))
+        return {"token": server.mint(str(body["principal"]), lifetime=lifetime)}
+    if route == "revoke":
+        server.revoke(str(body["principal"]))
+        return {"revoked": sorted(server.revoked)}
+    if route == "restore":
+        server.restore(str(body["principal"]))
+        return {"revoked": sorted(server.revoked)}
+    if route == "emit":
+        delivered = 0
+        for _ in range(int(body.get("count", 1))):
+            delivered += server.emit(
+                str(body.get("method", "notifications/message")),
+                body.get("params"),
+                principal=principal,
+            )
+        return {"delivered": delivered}
+    if route == "clock":
+        server.clock_offset = float(body.get("offset", 0.0))
+        return {"clock_offset": server.clock_offset}
+    if route == "close-streams":
+        return {"closed": server.close_streams(principal)}
+    if route == "expire-sessions":
+        return {"expired": server.expire_sessions(principal)}
+    if route == "faults":
+        if method == "DELETE":
+            server.faults.clear()
+            return {"rules": 0}
+        rule = server.faults.add(
+            fault_from_json(body),
+            times=body.get("times"),
+            path=body.get("path"),
+            method=body.get("method"),
+            rpc_method=body.get("rpc_method"),
+            principal=principal,
+        )
+        return {"rules": len(server.faults), "kind": rule.fault.kind}
+    return None

@@ -1,0 +1,447 @@
+"""HTTP status, header and content-type rules."""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mcpconn import _http_rules
+from mcpconn._exceptions import (
+    Challenge,
+    Forbidden,
+    HTTPStatusError,
+    MethodNotAllowed,
+    RateLimited,
+    ServerError,
+    SessionExpired,
+    Unauthorized,
+    UnexpectedContentType,
+)
+from mcpconn._http_rules import (
+    MAX_HEADER_CHARS,
+    MAX_PARAMS,
+    check_content_type,
+    error_for_status,
+    header,
+    is_loopback_host,
+    media_type,
+    parse_challenges,
+    parse_retry_after,
+    parse_www_authenticate,
+)
+
+# --- WWW-Authenticate ---------------------------------------------------------------
+
+
+def test_bearer_challenge_with_mcp_params() -> None:
+    value = (
+        'Bearer error="invalid_token", error_description="The access token expired", '
+        'resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource", '
+        'scope="files:read files:write"'
+    )
+    assert parse_www_authenticate(value) == Challenge(
+        scheme="Bearer",
+        error="invalid_token",
+        error_description="The access token expired",
+        scope="files:read files:write",
+        resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource",
+        params={
+            "error": "invalid_token",
+            "error_description": "The access token expired",
+            "resource_metadata": "https://mcp.example.com/.well-known/oauth-protected-resource",
+            "scope": "files:read files:write",
+        },
+    )
+
+
+def test_rfc6750_example() -> None:
+    value = (
+        'Bearer realm="example", error="invalid_token", '
+        'error_description="The access token expired"'
+    )
+    challenge = parse_www_authenticate(value)
+    assert challenge is not None
+    assert (challenge.error, challenge.params["realm"]) == ("invalid_token", "example")
+
+
+def test_insufficient_scope() -> None:
+    challenge = parse_www_authenticate('Bearer error="insufficient_scope", scope="admin"')
+    assert challenge is not None
+    assert Forbidden(challenge).insufficient_scope
+    assert challenge.scope == "admin"
+
+
+def test_bare_scheme() -> None:
+    assert parse_www_authenticate("Bearer") == Challenge()
+    assert parse_www_authenticate("  bearer  ") == Challenge()
+
+
+def test_scheme_and_names_are_case_insensitive() -> None:
+    challenge = parse_www_authenticate('BEARER Error="invalid_token", SCOPE=a')
+    assert challenge is not None
+    assert (challenge.scheme, challenge.error, challenge.scope) == ("Bearer", "invalid_token", "a")
+
+
+def test_quoted_string_escapes_and_commas() -> None:
+    value = r'Bearer error_description="say \"hi\", then \\ go", error="x"'
+    challenge = parse_www_authenticate(value)
+    assert challenge is not None
+    assert challenge.error_description == 'say "hi", then \\ go'
+    assert challenge.error == "x"
+
+
+def test_bearer_after_other_challenges() -> None:
+    value = 'Basic realm="a, Bearer error=fake", Newauth realm="apps", type=1, Bearer error="real"'
+    challenge = parse_www_authenticate(value)
+    assert challenge is not None
+    assert challenge.error == "real"
+    assert dict(challenge.params) == {"error": "real"}
+
+
+def test_bearer_before_other_challenges() -> None:
+    challenge = parse_www_authenticate('Bearer scope="a", Basic realm="b"')
+    assert challenge is not None
+    assert dict(challenge.params) == {"scope": "a"}
+
+
+def test_token68_is_skipped() -> None:
+    challenge = parse_www_authenticate("Basic dXNlcjpwYXNz==, Bearer error=invalid_token")
+    assert challenge is not None
+    assert challenge.error == "invalid_token"
+
+
+def test_rfc9110_example_without_bearer_gives_the_first() -> None:
+    value = 'Newauth realm="apps", type=1, title="Login to \\"apps\\"", Basic realm="simple"'
+    challenges = parse_challenges(value)
+    assert [(c.scheme, dict(c.params)) for c in challenges] == [
+        ("Newauth", {"realm": "apps", "type": "1", "title": 'Login to "apps"'}),
+        ("Basic", {"realm": "simple"}),
+    ]
+    assert parse_www_authenticate(value) == challenges[0]
+
+
+def test_token68_keeps_no_params() -> None:
+    challenges = parse_challenges("Negotiate YII+Ag==, Bearer error=x, Basic abc=")
+    assert [(c.scheme, dict(c.params)) for c in challenges] == [
+        ("Negotiate", {}),
+        ("Bearer", {"error": "x"}),
+        ("Basic", {}),
+    ]
+
+
+def test_several_header_values() -> None:
+    challenge = parse_www_authenticate(['Basic realm="a"', 'Bearer error="invalid_token"'])
+    assert challenge is not None
+    assert challenge.error == "invalid_token"
+    assert parse_www_authenticate([]) is None
+
+
+def test_hostile_iterable_does_not_raise() -> None:
+    def explode() -> Iterator[str]:
+        yield "Bearer"
+        raise RuntimeError("boom")
+
+    assert parse_challenges(explode()) == []
+
+
+def test_work_is_bounded() -> None:
+    many = "Bearer " + ", ".join(f"p{i}=v" for i in range(1000))
+    challenge = parse_www_authenticate(many)
+    assert challenge is not None
+    assert len(challenge.params) == MAX_PARAMS
+    huge = 'Bearer error="' + "x" * (MAX_HEADER_CHARS * 4) + '"'
+    challenge = parse_www_authenticate(huge)
+    assert challenge is not None
+    assert challenge.error is not None
+    assert len(challenge.error) < MAX_HEADER_CHARS
+    lines = ["Basic realm=x"] * 10_000 + ["Bearer"]
+    assert parse_www_authenticate(lines) is not None  # the Bearer line is cut off
+    assert parse_www_authenticate(lines).scheme == "Basic"  # type: ignore[union-attr]
+
+
+def test_spaces_around_equals_and_unquoted_values() -> None:
+    value = "Bearer error = invalid_token ,resource_metadata=https://x.example/prm"
+    challenge = parse_www_authenticate(value)
+    assert challenge is not None
+    assert (challenge.error, challenge.resource_metadata) == (
+        "invalid_token",
+        "https://x.example/prm",
+    )
+
+
+def test_first_of_repeated_param_wins() -> None:
+    challenge = parse_www_authenticate('Bearer error="a", error="b"')
+    assert challenge is not None
+    assert challenge.error == "a"
+
+
+def test_unterminated_quote_is_lenient() -> None:
+    challenge = parse_www_authenticate('Bearer error="invalid_token')
+    assert challenge is not None
+    assert challenge.error == "invalid_token"
+
+
+@pytest.mark.parametrize("value", [None, "", "   ", ",,,", '"Bearer"', "=Bearer", ["", " "]])
+def test_nothing_parses_to_none(value: str | list[str] | None) -> None:
+    assert parse_www_authenticate(value) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.one_of(
+        st.text(max_size=200),
+        st.lists(
+            st.sampled_from(
+                [
+                    "Bearer",
+                    "Basic",
+                    " ",
+                    ",",
+                    "=",
+                    '"',
+                    "\\",
+                    "error",
+                    "scope",
+                    "x",
+                    "\t",
+                    "==",
+                    "\u00e9",
+                ]
+            ),
+            max_size=40,
+        ).map("".join),
+    )
+)
+def test_www_authenticate_never_raises(value: str) -> None:
+    challenges = parse_challenges(value)
+    assert all(c.scheme and len(c.params) <= MAX_PARAMS for c in challenges)
+    challenge = parse_www_authenticate(value)
+    assert challenge is None or challenge in challenges
+    if any(c.scheme == "Bearer" for c in challenges):
+        assert challenge is not None
+        assert challenge.scheme == "Bearer"
+
+
+# --- Retry-After --------------------------------------------------------------------
+
+NOW = float(calendar.timegm((2026, 11, 27, 12, 0, 0)))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("120", 120.0),
+        (" 7 ", 7.0),
+        ("0", 0.0),
+        ("1.5", 1.5),
+        ("-3", 0.0),
+        ("+4", 4.0),
+        ("86400000", 86400000.0),  # uncapped
+        (None, None),
+        ("", None),
+        ("soon", None),
+        ("1e3", None),
+        ("12 s", None),
+        ("nan", None),
+        ("inf", None),
+        ("9" * 400, None),  # not finite
+        ("Fri, 27 Nov 2026 12:00:30 GMT", 30.0),
+        ("Fri, 27 Nov 2026 11:00:00 GMT", 0.0),  # in the past
+        ("Friday, 27-Nov-26 12:01:00 GMT", 60.0),  # RFC 850
+        ("Fri Nov 27 12:00:10 2026", 10.0),  # asctime
+        ("Fri, 27 Nov 2026 13:00:05 +0100", 5.0),
+        ("Fri, 32 Foo 2026 12:00:00 GMT", None),
+    ],
+)
+def test_retry_after(value: str | None, expected: float | None) -> None:
+    assert parse_retry_after(value, now=NOW) == expected
+
+
+def test_retry_after_date_is_relative_to_now() -> None:
+    when = format_datetime(datetime(2030, 1, 1, tzinfo=UTC), usegmt=True)
+    epoch = calendar.timegm((2030, 1, 1, 0, 0, 0))
+    assert parse_retry_after(when, now=epoch - 90) == 90.0
+    assert parse_retry_after(when, now=epoch + 90) == 0.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text(max_size=60), now=st.floats(min_value=0, max_value=4e9))
+def test_retry_after_never_raises(value: str, now: float) -> None:
+    result = parse_retry_after(value, now=now)
+    assert result is None or result >= 0.0
+
+
+# --- status -> error ----------------------------------------------------------------
+
+
+def status(code: int, headers: dict[str, str] | None = None, **kwargs: object) -> Any:
+    options: dict[str, object] = {"had_session": True, "era": "streamable-http", "now": NOW}
+    options.update(kwargs)
+    return error_for_status(code, headers or {}, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("code", [200, 201, 202, 204, 299])
+def test_2xx_is_no_error(code: int) -> None:
+    assert status(code) is None
+
+
+def test_401_carries_the_challenge() -> None:
+    error = status(401, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    assert type(error) is Unauthorized
+    assert error.challenge is not None
+    assert error.challenge.error == "invalid_token"
+    assert error.status_code == 401
+    assert type(status(401)) is Unauthorized
+    assert status(401).challenge is None
+
+
+def test_403_insufficient_scope() -> None:
+    error = status(403, {"www-authenticate": 'Bearer error="insufficient_scope", scope="x"'})
+    assert type(error) is Forbidden
+    assert error.insufficient_scope
+    assert not status(403).insufficient_scope
+
+
+@pytest.mark.parametrize("code", [404, 410])
+@pytest.mark.parametrize("era", ["streamable-http", "sse"])
+def test_404_410_with_session_is_session_expired(code: int, era: str) -> None:
+    error = status(code, era=era)
+    assert type(error) is SessionExpired
+    assert error.status_code == code
+
+
+@pytest.mark.parametrize("code", [404, 410])
+def test_404_without_session_or_stateless_is_plain(code: int) -> None:
+    for error in (status(code, had_session=False), status(code, era="stateless")):
+        assert type(error) is HTTPStatusError
+        assert error.status_code == code
+
+
+def test_405_is_method_not_allowed() -> None:
+    error = status(405)
+    assert type(error) is MethodNotAllowed
+    assert error.status_code == 405
+
+
+@pytest.mark.parametrize("code", [429, 503])
+def test_rate_limited_with_retry_after(code: int) -> None:
+    error = status(code, {"Retry-After": "3600"})
+    assert type(error) is RateLimited
+    assert (error.status_code, error.retry_after) == (code, 3600.0)
+    error = status(code, {"retry-after": "Fri, 27 Nov 2026 12:00:02 GMT"})
+    assert error.retry_after == 2.0
+    assert status(code).retry_after is None
+    assert status(code, {"Retry-After": "later"}).retry_after is None
+
+
+@pytest.mark.parametrize("code", [500, 501, 502, 504, 599])
+def test_other_5xx_is_server_error(code: int) -> None:
+    error = status(code)
+    assert type(error) is ServerError
+    assert error.status_code == code
+
+
+@pytest.mark.parametrize("code", [100, 301, 302, 304, 400, 402, 406, 409, 413, 415, 422, 600])
+def test_other_statuses_are_plain(code: int) -> None:
+    error = status(code)
+    assert type(error) is HTTPStatusError
+    assert error.status_code == code
+
+
+def test_header_lookup_is_case_insensitive() -> None:
+    assert header({"Retry-After": "1"}, "retry-after") == "1"
+    assert header({"retry-after": "1"}, "Retry-After") == "1"
+    assert header({}, "x") is None
+
+
+# --- content types ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("text/event-stream", "text/event-stream"),
+        ("text/event-stream; charset=utf-8", "text/event-stream"),
+        ("  Application/JSON ;charset=UTF-8", "application/json"),
+        ("", None),
+        (";charset=utf-8", None),
+        (None, None),
+    ],
+)
+def test_media_type(value: str | None, expected: str | None) -> None:
+    assert media_type(value) == expected
+
+
+def test_check_content_type() -> None:
+    allowed = ("application/json", "text/event-stream")
+    assert check_content_type("application/json; charset=utf-8", allowed) == "application/json"
+    assert check_content_type("TEXT/EVENT-STREAM", allowed) == "text/event-stream"
+    assert check_content_type("text/event-stream", ("Text/Event-Stream",)) == "text/event-stream"
+    for bad in ("text/html", None, "", "application/jsonx"):
+        with pytest.raises(UnexpectedContentType) as info:
+            check_content_type(bad, allowed)
+        assert info.value.content_type == bad
+
+
+# --- loopback -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "localhost",
+        "LOCALHOST",
+        "localhost.",
+        "localhost:8080",
+        "127.0.0.1",
+        "127.1.2.3",
+        "127.0.0.1:9000",
+        "::1",
+        "[::1]",
+        "[::1]:8000",
+        "0:0:0:0:0:0:0:1",
+        "::ffff:127.0.0.1",
+    ],
+)
+def test_loopback(host: str) -> None:
+    assert is_loopback_host(host)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "example.com",
+        "localhost.example.com",
+        "evil.localhost",
+        "mylocalhost",
+        "128.0.0.1",
+        "0.0.0.0",
+        "::",
+        "10.0.0.1",
+        "::ffff:10.0.0.1",
+        "fe80::1%eth0",
+        "",
+        "[",
+        "127.0.0.1.nip.io",
+    ],
+)
+def test_not_loopback(host: str) -> None:
+    assert not is_loopback_host(host)
+
+
+@settings(max_examples=200, deadline=None)
+@given(host=st.text(max_size=40))
+def test_loopback_never_raises(host: str) -> None:
+    assert is_loopback_host(host) in (True, False)
+
+
+def test_module_exports() -> None:
+    for name in _http_rules.__all__:
+        assert hasattr(_http_rules, name)

@@ -1,0 +1,295 @@
+"""The connection state machine: every (state, input) pair, and the seed's scenarios."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mcpconn import Backoff
+from mcpconn._exceptions import (
+    Forbidden,
+    InsecureTransportError,
+    JSONRPCError,
+    MethodNotAllowed,
+    NetworkError,
+    RateLimited,
+    ReauthRequired,
+    ServerError,
+    SessionExpired,
+    StreamEnded,
+    Unauthorized,
+)
+from mcpconn._machine import (
+    Connect,
+    DropSession,
+    Fact,
+    Fail,
+    Input,
+    InvalidTransition,
+    Listen,
+    Machine,
+    Park,
+    Shutdown,
+    Sleep,
+    State,
+    classify,
+)
+
+NOW = 1000.0
+ACTIONS = (Connect, Listen, Sleep, DropSession, Park, Fail, Shutdown)
+
+
+def feed(m: Machine, *facts: Fact | Input, now: float = NOW, seed: int = 0) -> list[object]:
+    out: list[object] = []
+    rng = random.Random(seed)
+    for fact in facts:
+        out.extend(m.feed(fact, now=now, rng=rng))
+    return out
+
+
+def machine_in(state: State, backoff: Backoff | None = None) -> Machine:
+    """Drive a fresh machine into ``state`` through legal inputs only."""
+    m = Machine(backoff=backoff or Backoff(auth_attempts=2))
+    feed(m, Input.STARTED)
+    if state is State.CONNECTING:
+        return m
+    if state is State.READY:
+        feed(m, Input.OPENED)
+    elif state is State.BACKOFF:
+        feed(m, Input.TRANSIENT_FAILURE)
+    elif state is State.NEEDS_REAUTH:
+        feed(m, Input.REAUTH_REQUIRED)
+    elif state is State.FAILED:
+        feed(m, Input.PERMANENT_FAILURE)
+    elif state is State.CLOSED:
+        feed(m, Input.CLOSE_REQUESTED)
+    assert m.state is state
+    return m
+
+
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("inp", list(Input))
+def test_every_pair_lands_in_a_state_or_fails_loudly(state: State, inp: Input) -> None:
+    m = machine_in(state)
+    try:
+        actions = m.feed(Fact(inp, retry=0.5, retry_after=2.0), now=NOW, rng=random.Random(1))
+    except InvalidTransition as exc:
+        assert inp.name in str(exc)
+        assert m.state is state  # a refused input changes nothing
+        return
+    assert isinstance(m.state, State)
+    assert all(isinstance(a, ACTIONS) for a in actions)
+    if state is State.CLOSED:
+        assert m.state is State.CLOSED
+        assert actions == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(list(Input)),
+            st.one_of(st.none(), st.floats(0, 1e6, allow_nan=False)),
+            st.floats(0, 10, allow_nan=False),
+        ),
+        max_size=60,
+    )
+)
+def test_random_sequences_never_corrupt_the_machine(
+    steps: list[tuple[Input, float | None, float]],
+) -> None:
+    m = Machine(backoff=Backoff(auth_attempts=3, max_delay=30))
+    feed(m, Input.STARTED)
+    now = NOW
+    for inp, hint, dt in steps:
+        now += dt
+        before = m.state
+        try:
+            actions = m.feed(Fact(inp, retry=hint, retry_after=hint), now=now, rng=random.Random(7))
+        except InvalidTransition:
+            assert m.state is before
+            continue
+        for action in actions:
+            assert isinstance(action, ACTIONS)
+            if isinstance(action, Sleep):
+                # honoured hints are exact or capped; backoff never exceeds cap + jitter
+                assert 0 <= action.seconds <= max(hint or 0, 300 * 1.2, 30 * 1.2)
+        assert m.auth_attempt <= m.backoff.auth_attempts + 1
+        if m.state is State.NEEDS_REAUTH:
+            assert not m.has_session
+
+
+def test_revoked_principal_costs_bounded_attempts_then_parks() -> None:
+    m = Machine(backoff=Backoff(auth_attempts=3))
+    connects = [a for a in feed(m, Input.STARTED) if isinstance(a, Connect)]
+    for _ in range(3):
+        actions = feed(m, Input.UNAUTHORIZED)
+        assert m.state is State.BACKOFF
+        assert any(isinstance(a, Sleep) for a in actions)
+        actions = feed(m, Input.TIMER_FIRED)
+        connects += [a for a in actions if isinstance(a, Connect)]
+        assert connects[-1].refresh_token  # each attempt asks the token layer again
+    actions = feed(m, Input.UNAUTHORIZED)
+    assert m.state is State.NEEDS_REAUTH
+    assert actions == [Park(log=True, count=1)]
+    assert len(connects) == 1 + 3
+    # parked means silent: nothing but a publish (or an opt-in probe) leads out
+    for inp in (Input.PRODUCTIVE,):
+        assert feed(m, inp) == []
+    with pytest.raises(InvalidTransition):
+        feed(m, Input.TIMER_FIRED)
+
+
+def test_publish_wakes_a_parked_connection_at_once_with_small_jitter() -> None:
+    m = machine_in(State.NEEDS_REAUTH)
+    m.wake_jitter = 0.2
+    actions = feed(m, Input.TOKEN_PUBLISHED)
+    assert m.state is State.CONNECTING
+    (sleep,) = actions
+    assert isinstance(sleep, Sleep) and 0 <= sleep.seconds <= 0.2 and not sleep.budgeted
+    assert feed(m, Input.TIMER_FIRED) == [Connect(refresh_token=False)]
+    assert m.auth_attempt == 0
+
+
+def test_repeated_parks_log_on_powers_of_two_only() -> None:
+    m = machine_in(State.CONNECTING, Backoff(auth_attempts=0))
+    logged = []
+    for _ in range(9):
+        (park,) = [a for a in feed(m, Input.UNAUTHORIZED) if isinstance(a, Park)]
+        logged.append(park.log)
+        feed(m, Input.TOKEN_PUBLISHED, Input.TIMER_FIRED)
+    assert logged == [True, True, False, True, False, False, False, True, False]
+
+
+def test_scope_denied_and_provider_reauth_park_at_once() -> None:
+    for inp in (Input.SCOPE_DENIED, Input.REAUTH_REQUIRED):
+        m = machine_in(State.READY)
+        actions = feed(m, inp)
+        assert m.state is State.NEEDS_REAUTH
+        assert actions[0] == DropSession(polite=False)
+        assert isinstance(actions[1], Park)
+
+
+def test_publish_during_transient_backoff_does_not_cut_the_wait() -> None:
+    m = machine_in(State.BACKOFF)
+    assert feed(m, Input.TOKEN_PUBLISHED) == []
+    assert m.state is State.BACKOFF
+
+
+def test_publish_during_auth_backoff_reconnects_now() -> None:
+    m = machine_in(State.CONNECTING)
+    feed(m, Input.UNAUTHORIZED)
+    assert m.state is State.BACKOFF
+    actions = feed(m, Input.TOKEN_PUBLISHED)
+    assert m.state is State.CONNECTING and isinstance(actions[0], Sleep)
+
+
+def test_retry_after_is_honoured_and_capped() -> None:
+    m = machine_in(State.READY, Backoff(retry_after_cap=60))
+    actions = feed(m, Fact(Input.TRANSIENT_FAILURE, retry_after=7.5))
+    assert Sleep(7.5, budgeted=True) in actions
+    feed(m, Input.TIMER_FIRED, Input.OPENED)
+    actions = feed(m, Fact(Input.TRANSIENT_FAILURE, retry_after=365 * 86400))
+    assert Sleep(60, budgeted=True) in actions
+
+
+def test_server_retry_on_a_clean_stream_end_is_exact_and_keeps_the_session() -> None:
+    m = machine_in(State.READY)
+    actions = feed(m, Fact(Input.STREAM_ENDED, retry=0.25))
+    assert actions == [Sleep(0.25)]
+    assert m.state is State.READY  # calls keep flowing on the live session
+    assert feed(m, Input.TIMER_FIRED) == [Listen()]
+
+
+def test_handshakes_alone_never_reset_the_backoff() -> None:
+    """A server that accepts and then drops us must see growing delays (the SDK's GET loop)."""
+    m = machine_in(State.READY, Backoff(jitter="none"))
+    delays = []
+    for _ in range(5):
+        (sleep,) = feed(m, Input.STREAM_ENDED)
+        assert isinstance(sleep, Sleep)
+        delays.append(sleep.seconds)
+        feed(m, Input.TIMER_FIRED)
+    assert delays == sorted(delays) and delays[-1] > delays[0]
+    feed(m, Input.PRODUCTIVE)
+    (sleep,) = feed(m, Input.STREAM_ENDED)
+    assert isinstance(sleep, Sleep) and sleep.seconds == delays[0]
+
+
+def test_transient_failures_never_touch_auth_state() -> None:
+    m = machine_in(State.READY)
+    for _ in range(20):
+        feed(m, Input.TRANSIENT_FAILURE, Input.TIMER_FIRED)
+    assert m.auth_attempt == 0 and m.park_count == 0
+    assert m.state is State.CONNECTING
+
+
+def test_policy_exhaustion_fails_the_connection() -> None:
+    m = machine_in(State.READY, Backoff(max_attempts=2))
+    feed(m, Input.TRANSIENT_FAILURE, Input.TIMER_FIRED, Input.TRANSIENT_FAILURE)
+    assert m.state is State.BACKOFF
+    feed(m, Input.TIMER_FIRED)
+    assert feed(m, Input.TRANSIENT_FAILURE)[-1] == Fail()
+    assert m.state is State.FAILED
+
+
+def test_session_lost_reconnects_once_immediately_then_backs_off() -> None:
+    m = machine_in(State.READY)
+    assert feed(m, Input.SESSION_LOST) == [DropSession(polite=False), Connect()]
+    feed(m, Input.OPENED)
+    actions = feed(m, Input.SESSION_LOST)
+    assert m.state is State.BACKOFF and isinstance(actions[-1], Sleep)
+
+
+def test_no_listener_is_never_retried() -> None:
+    m = machine_in(State.READY)
+    assert feed(m, Input.NO_LISTENER) == []
+    feed(m, Input.TRANSIENT_FAILURE, Input.TIMER_FIRED)
+    assert feed(m, Input.OPENED) == []  # reconnects do not reopen a listener that is not there
+
+
+def test_close_from_anywhere_and_closed_is_absorbing() -> None:
+    for state in State:
+        m = machine_in(state)
+        actions = feed(m, Input.CLOSE_REQUESTED)
+        assert m.state is State.CLOSED
+        assert actions == ([] if state is State.CLOSED else [Shutdown()])
+        for inp in Input:
+            assert feed(m, inp) == []
+
+
+def test_probe_reconnects_once_and_a_401_parks_again_at_once() -> None:
+    m = machine_in(State.NEEDS_REAUTH)
+    assert feed(m, Input.PROBE_DUE) == [Connect(refresh_token=True)]
+    feed(m, Input.UNAUTHORIZED)
+    assert m.state is State.NEEDS_REAUTH
+
+
+@pytest.mark.parametrize(
+    ("error", "during", "expected"),
+    [
+        (Unauthorized(), "connect", Input.UNAUTHORIZED),
+        (Forbidden(), "call", Input.SCOPE_DENIED),
+        (ReauthRequired(), "connect", Input.REAUTH_REQUIRED),
+        (SessionExpired(404), "listen", Input.SESSION_LOST),
+        (StreamEnded(retry=1.0), "listen", Input.STREAM_ENDED),
+        (RateLimited(429, 3.0), "connect", Input.TRANSIENT_FAILURE),
+        (ServerError(502), "connect", Input.TRANSIENT_FAILURE),
+        (NetworkError("refused"), "connect", Input.TRANSIENT_FAILURE),
+        (MethodNotAllowed(), "listen", Input.NO_LISTENER),
+        (MethodNotAllowed(), "connect", Input.TRANSIENT_FAILURE),
+        (InsecureTransportError("http"), "connect", Input.PERMANENT_FAILURE),
+        (JSONRPCError(-32602, "unsupported version"), "connect", Input.PERMANENT_FAILURE),
+        (RuntimeError("bug"), "connect", Input.TRANSIENT_FAILURE),
+    ],
+)
+def test_classify(error: BaseException, during: str, expected: Input) -> None:
+    fact = classify(error, during=during)
+    assert fact.input is expected
+    if isinstance(error, RateLimited):
+        assert fact.retry_after == 3.0
+    if isinstance(error, StreamEnded):
+        assert fact.retry == 1.0

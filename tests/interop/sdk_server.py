@@ -1,0 +1,178 @@
+"""The official MCP Python SDK as a real peer: ``python sdk_server.py MODE... [--idle=S]``.
+
+Binds 127.0.0.1 port 0, prints the port on stdout once uvicorn has started,
+then serves until killed. One MODE serves at ``/mcp`` (``/sse`` for sse);
+several streamable modes share one process (importing the SDK costs seconds
+of CPU), each mounted at ``/<mode>/mcp``. Tokens are HS256 JWTs signed with the secret in
+``MCPCONN_TEST_SECRET``; ``exp`` is checked.
+
+Modes: ``stateful`` (SSE replies; also serves 2026-07-28 on the same endpoint),
+``json`` (json_response), ``stateless`` (stateless_http), ``resumable`` (an
+EventStore and a 100 ms retry interval), ``idle`` (session_idle_timeout =
+S seconds, default 1.0), ``sse`` (the legacy HTTP+SSE app at /sse; alone only).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import sys
+import warnings
+from typing import Annotated, Any
+
+import anyio
+import jwt
+import uvicorn
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
+from pydantic import Field
+
+MODES = ("stateful", "json", "stateless", "resumable", "idle", "sse")
+
+
+class JWTVerifier:
+    """Accept HS256 JWTs signed with the shared secret whose ``exp`` is in the future."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        try:
+            claims = jwt.decode(
+                token, self.secret, algorithms=["HS256"], options={"verify_aud": False}
+            )
+        except jwt.PyJWTError:
+            return None
+        return AccessToken(
+            token=token,
+            client_id="mcpconn-tests",
+            scopes=[],
+            expires_at=claims.get("exp"),
+            subject=claims.get("sub"),
+        )
+
+
+class MemoryEventStore(EventStore):
+    """Every event of every stream, in order: enough to replay after an id."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, Any]] = []
+        self._ids = itertools.count(1)
+
+    async def store_event(self, stream_id: str, message: Any) -> str:
+        event_id = str(next(self._ids))
+        self.events.append((event_id, stream_id, message))
+        return event_id
+
+    async def replay_events_after(
+        self, last_event_id: str, send_callback: EventCallback
+    ) -> str | None:
+        stream = next((s for e, s, _ in self.events if e == last_event_id), None)
+        if stream is None:
+            return None
+        after = False
+        for event_id, stream_id, message in self.events:
+            if after and stream_id == stream and message is not None:
+                await send_callback(EventMessage(message, event_id))
+            after = after or event_id == last_event_id
+        return stream
+
+
+def build(mode: str, idle: float) -> Any:
+    secret = os.environ["MCPCONN_TEST_SECRET"]
+    server: MCPServer[Any] = MCPServer(
+        "sdk-peer",
+        instructions="A test peer.",
+        token_verifier=JWTVerifier(secret),
+        auth=AuthSettings(issuer_url="http://127.0.0.1/issuer", resource_server_url=None),
+    )
+
+    @server.tool()
+    def echo(text: str) -> str:
+        """Return the text."""
+        return text
+
+    @server.tool()
+    def regional(
+        region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})], text: str
+    ) -> str:
+        """A tool whose ``region`` is mirrored into ``Mcp-Param-Region`` (2026-07-28)."""
+        return f"{region}:{text}"
+
+    @server.tool()
+    async def work(steps: int, ctx: Context) -> str:
+        """Report progress ``steps`` times and log once."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            await ctx.info("working")
+        for i in range(steps):
+            await ctx.report_progress(i + 1, steps, f"step {i + 1}")
+        return f"did {steps} steps"
+
+    @server.tool()
+    async def interrupted(ctx: Context) -> str:
+        """Close the response stream mid-call (resumable mode): the client must resume."""
+        await ctx.report_progress(1, 2, "before the break")
+        await ctx.close_sse_stream()
+        await ctx.report_progress(2, 2, "after the break")
+        return "resumed"
+
+    for n in range(3):
+        server.add_tool(lambda n=n: n, name=f"extra_{n}", description=f"extra tool {n}")
+
+    if mode == "sse":
+        return server.sse_app()
+    options: dict[str, Any] = {}
+    if mode == "json":
+        options["json_response"] = True
+    elif mode == "stateless":
+        options["stateless_http"] = True
+    elif mode == "resumable":
+        options.update(event_store=MemoryEventStore(), retry_interval=100)
+    elif mode == "idle":
+        options["session_idle_timeout"] = idle
+    return server.streamable_http_app(**options)
+
+
+def combine(modes: list[str], idle: float) -> Any:
+    """Mount each mode's app at /<mode>; run every sub-app's lifespan."""
+    from contextlib import AsyncExitStack, asynccontextmanager
+
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    apps = {mode: build(mode, idle) for mode in modes}
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> Any:
+        async with AsyncExitStack() as stack:
+            for app in apps.values():
+                await stack.enter_async_context(app.router.lifespan_context(app))
+            yield
+
+    routes = [Mount(f"/{mode}", app=app) for mode, app in apps.items()]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def main(modes: list[str], idle: float) -> None:
+    app = build(modes[0], idle) if len(modes) == 1 else combine(modes, idle)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve, [sock])
+        while not server.started:  # noqa: ASYNC110 (uvicorn offers no started event)
+            await anyio.sleep(0.01)
+        print(sock.getsockname()[1], flush=True)
+
+
+if __name__ == "__main__":
+    modes = [arg for arg in sys.argv[1:] if not arg.startswith("--idle=")]
+    idles = [float(arg[7:]) for arg in sys.argv[1:] if arg.startswith("--idle=")]
+    if not modes or any(m not in MODES for m in modes) or ("sse" in modes and len(modes) > 1):
+        raise SystemExit(f"usage: sdk_server.py {{{','.join(MODES)}}}... [--idle=SECONDS]")
+    anyio.run(main, modes, idles[-1] if idles else 1.0)

@@ -1,0 +1,431 @@
+"""The stateless 2026-07-28 era, the legacy HTTP+SSE era, and era detection (MockTransport)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from test_session_streamable import (
+    URL,
+    Fake,
+    Inbox,
+    json_reply,
+    msg,
+    opened,
+    result,
+    sse,
+    sse_reply,
+)
+
+from mcpconn import (
+    JSONRPCError,
+    MethodNotAllowed,
+    ProtocolError,
+    RequestTimeout,
+    SessionExpired,
+    StreamEnded,
+    Unauthorized,
+)
+from mcpconn._session import EraCache, SessionHandlers
+from mcpconn._transports._params import encode_header_value
+from mcpconn._transports.legacy_sse import resolve_endpoint
+
+META_VERSION = "io.modelcontextprotocol/protocolVersion"
+
+
+class Modern(Fake):
+    """A 2026-07-28 server: discover answers; initialize is unknown."""
+
+    def __init__(self, supported: list[str] | None = None) -> None:
+        super().__init__()
+        self.supported = supported or ["2026-07-28"]
+
+        async def discover(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+            res = {
+                "supportedVersions": self.supported,
+                "capabilities": {"tools": {}},
+                "instructions": "modern",
+                "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "m", "version": "2"}},
+            }
+            return json_reply(result(body["id"], res))
+
+        async def unknown(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+            err = {"jsonrpc": "2.0", "id": body["id"], "error": {"code": -32601, "message": "nf"}}
+            return httpx.Response(404, json=err)
+
+        self.routes["server/discover"] = discover
+        self.routes["initialize"] = unknown
+        self.routes["no/such"] = unknown
+
+
+# ---- stateless -----------------------------------------------------------------------------
+
+
+async def test_stateless_discover_meta_and_mirrored_headers() -> None:
+    fake = Modern()
+    async with opened(fake, protocol_version="2026-07-28") as session:
+        assert session.era == "stateless"
+        assert session.protocol_version == "2026-07-28"
+        assert session.server_info == {"name": "m", "version": "2"}
+        assert session.instructions == "modern"
+        await session.request("tools/call", {"name": "wörk", "arguments": {}})
+        await session.request("resources/read", {"uri": "file:///a"})
+    discover, call, read = fake.requests
+    for request, body in zip(fake.requests, fake.bodies, strict=True):
+        meta = body["params"]["_meta"]
+        assert meta[META_VERSION] == "2026-07-28"
+        assert meta["io.modelcontextprotocol/clientInfo"]["name"] == "mcpconn"
+        assert meta["io.modelcontextprotocol/clientCapabilities"] == {}
+        assert request.headers["mcp-protocol-version"] == "2026-07-28"
+        assert request.headers["mcp-method"] == body["method"]
+        assert "mcp-session-id" not in request.headers
+    assert call.headers["mcp-name"] == encode_header_value("wörk")
+    assert read.headers["mcp-name"] == "file:///a"
+    assert "mcp-name" not in discover.headers
+
+
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [
+        ("us-west1", "us-west1"),
+        (" padded ", "=?base64?IHBhZGRlZCA=?="),
+        ("Hello, 世界", "=?base64?SGVsbG8sIOS4lueVjA==?="),
+        ("=?base64?literal?=", "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?="),
+    ],
+)
+def test_header_value_encoding_matches_the_spec_examples(value: str, encoded: str) -> None:
+    assert encode_header_value(value) == encoded
+    if encoded.startswith("=?base64?"):
+        assert base64.b64decode(encoded[9:-2]).decode() == value
+
+
+async def test_stateless_404_is_method_not_found_not_session_expiry() -> None:
+    fake = Modern()
+    async with opened(fake, protocol_version="2026-07-28") as session:
+        with pytest.raises(JSONRPCError) as info:
+            await session.request("no/such")
+    assert info.value.code == -32601
+    assert not fake.posted("initialize")
+
+
+async def test_stateless_lost_stream_is_reissued_once_with_a_new_id() -> None:
+    fake = Modern()
+    attempts: list[Any] = []
+
+    async def flaky(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        attempts.append(body["id"])
+        if len(attempts) == 1:
+
+            async def broken() -> AsyncIterator[bytes]:
+                yield sse(msg({"method": "notifications/message", "params": {"data": 1}}))
+                raise httpx.RemoteProtocolError("gone")
+
+            return sse_reply(broken())
+        return json_reply(result(body["id"], {"ok": True}))
+
+    fake.routes["tools/call"] = flaky
+    async with opened(fake, protocol_version="2026-07-28") as session:
+        assert await session.request("tools/call", {"name": "x"}) == {"ok": True}
+        assert session.statistics().reissued == 1
+    assert len(attempts) == 2
+    assert attempts[0] != attempts[1]
+
+
+async def test_stateless_lost_twice_fails() -> None:
+    from mcpconn import TransportError
+
+    fake = Modern()
+
+    async def lost(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        return sse_reply(b": nothing\n\n")
+
+    fake.routes["tools/call"] = lost
+    async with opened(fake, protocol_version="2026-07-28") as session:
+        with pytest.raises(TransportError):
+            await session.request("tools/call", {"name": "x"})
+    assert len(fake.posted("tools/call")) == 2
+
+
+async def test_stateless_timeout_sends_no_cancelled_and_ping_is_discover() -> None:
+    fake = Modern()
+
+    async def hang(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        await anyio.sleep_forever()
+        raise AssertionError  # pragma: no cover
+
+    fake.routes["tools/call"] = hang
+    async with opened(fake, protocol_version="2026-07-28") as session:
+        with pytest.raises(RequestTimeout):
+            await session.request("tools/call", timeout=0.05)
+        assert await session.request("ping") == {}
+    assert not fake.posted("notifications/cancelled")
+    assert not fake.posted("ping")
+    assert len(fake.posted("server/discover")) == 2
+    assert all(r.method == "POST" for r in fake.requests)  # no GET, no DELETE
+
+
+async def test_subscriptions_listen_stream() -> None:
+    fake, inbox = Modern(), Inbox()
+
+    async def listen(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        sid = {"io.modelcontextprotocol/subscriptionId": body["id"]}
+        ack = {"_meta": sid, "notifications": body["params"]["notifications"]}
+        return sse_reply(
+            sse(
+                msg({"method": "notifications/subscriptions/acknowledged", "params": ack}),
+                msg({"method": "notifications/tools/list_changed", "params": {"_meta": sid}}),
+                "data: garbage",
+                msg({"id": body["id"], "result": {"_meta": sid}}),
+            )
+        )
+
+    fake.routes["subscriptions/listen"] = listen
+    handlers = SessionHandlers(inbox)
+    async with opened(fake, protocol_version="2026-07-28", handlers=handlers) as session:
+        with pytest.raises(StreamEnded) as info:
+            await session.listen()
+        assert info.value.retry is None
+        assert session.statistics().skipped_messages == 1
+    (body,) = fake.posted("subscriptions/listen")
+    assert body["params"]["notifications"]["toolsListChanged"] is True
+    assert inbox.methods() == [
+        "notifications/subscriptions/acknowledged",
+        "notifications/tools/list_changed",
+    ]
+
+
+async def test_subscriptions_listen_unknown_is_method_not_allowed() -> None:
+    fake = Modern()
+    fake.routes["subscriptions/listen"] = fake.routes["no/such"]
+    async with opened(fake, protocol_version="2026-07-28") as session:
+        with pytest.raises(MethodNotAllowed):
+            await session.listen()
+
+
+# ---- era detection -------------------------------------------------------------------------
+
+
+async def test_auto_prefers_the_modern_era_and_caches_it() -> None:
+    cache = EraCache()
+    async with opened(Modern(), protocol_version=None, era_cache=cache) as session:
+        assert session.era == "stateless"
+    assert cache.get(URL) == "stateless"
+
+
+async def test_auto_falls_back_to_initialize_on_a_plain_404() -> None:
+    fake, cache = Fake(), EraCache()
+    async with opened(fake, protocol_version=None, era_cache=cache) as session:
+        assert session.era == "streamable-http"
+        assert session.protocol_version == "2025-11-25"
+    assert cache.get(URL) == "streamable-http"
+    assert [b.get("method") for b in fake.bodies[:2]] == ["server/discover", "initialize"]
+    # Next time the cached era goes first: no probe.
+    fake.bodies.clear()
+    async with opened(fake, protocol_version=None, era_cache=cache):
+        pass
+    assert fake.bodies[0]["method"] == "initialize"
+
+
+async def test_discover_naming_no_modern_version_is_a_legacy_server() -> None:
+    fake = Modern(supported=["2025-11-25"])
+    del fake.routes["initialize"]
+    async with opened(fake, protocol_version=None) as session:
+        assert session.era == "streamable-http"
+
+
+@pytest.mark.parametrize(
+    ("supported", "falls_back"), [(["2025-06-18", "2027-01-01"], True), (["2027-01-01"], False)]
+)
+async def test_unsupported_version_error_decides_by_its_supported_list(
+    supported: list[str], falls_back: bool
+) -> None:
+    fake = Fake()
+
+    async def unsupported(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        err = {"code": -32022, "message": "unsupported", "data": {"supported": supported}}
+        return httpx.Response(400, json={"jsonrpc": "2.0", "id": body["id"], "error": err})
+
+    fake.routes["server/discover"] = unsupported
+    if falls_back:
+        async with opened(fake, protocol_version=None) as session:
+            assert session.era == "streamable-http"
+    else:
+        with pytest.raises(JSONRPCError) as info:
+            async with opened(fake, protocol_version=None):
+                pass
+        assert info.value.code == -32022
+        assert not fake.posted("initialize")
+
+
+async def test_auth_failure_while_probing_is_not_an_era_verdict() -> None:
+    fake = Fake()
+
+    async def denied(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        return httpx.Response(401)
+
+    fake.routes["server/discover"] = denied
+    with pytest.raises(Unauthorized):
+        async with opened(fake, protocol_version=None):
+            pass
+    assert not fake.posted("initialize")
+
+
+async def test_cached_era_that_fails_is_forgotten_and_detection_reruns() -> None:
+    cache = EraCache()
+    cache.set(URL, "sse")
+    fake = Fake()  # GET answers 405: not a legacy server any more
+    async with opened(fake, protocol_version=None, era_cache=cache) as session:
+        assert session.era == "streamable-http"
+    assert cache.get(URL) == "streamable-http"
+
+
+def test_plan_for_pinned_eras() -> None:
+    from mcpconn._config import ServerConfig
+    from mcpconn._transports._eras import plan as plan_eras
+
+    def plan(**kw: Any) -> list[str]:
+        return list(plan_eras(ServerConfig(name="x", url=URL, **kw), None))
+
+    assert plan() == ["stateless", "streamable-http", "sse"]
+    assert plan(transport="streamable-http") == ["stateless", "streamable-http"]
+    assert plan(transport="sse") == ["sse"]
+    assert plan(protocol_version="2026-07-28") == ["stateless"]
+    assert plan(protocol_version="2025-06-18") == ["streamable-http", "sse"]
+    assert plan(protocol_version="2024-11-05", transport="streamable-http") == ["streamable-http"]
+    with pytest.raises(ProtocolError):
+        plan(protocol_version="2026-07-28", transport="sse")
+
+
+# ---- legacy HTTP+SSE -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def legacies() -> Any:
+    """Builds `Legacy` fakes and closes their memory streams afterwards."""
+    made: list[Legacy] = []
+
+    def make(**kw: Any) -> Legacy:
+        made.append(Legacy(**kw))
+        return made[-1]
+
+    yield make
+    for fake in made:
+        fake.close()
+
+
+class Legacy(Fake):
+    """A 2024-11-05 server: GET /sse streams, POST /messages answers 202."""
+
+    def __init__(self, endpoint: str = "/messages/?session_id=abc") -> None:
+        super().__init__(version="2024-11-05")
+        self.endpoint = endpoint
+        self.send, self.receive = anyio.create_memory_object_stream[bytes](100)
+        self.get = self._stream
+        self.routes["server/discover"] = self._not_here
+
+    def close(self) -> None:
+        self.send.close()
+        self.receive.close()
+
+    async def _not_here(self, request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        return httpx.Response(405)
+
+    async def _stream(self, request: httpx.Request) -> httpx.Response:
+        async def body() -> AsyncIterator[bytes]:
+            yield sse(f"event: endpoint\ndata: {self.endpoint}")
+            async for chunk in self.receive:
+                yield chunk
+
+        return sse_reply(body())
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path == "/mcp":
+            self.requests.append(request)
+            self.bodies.append(json.loads(request.content))
+            return httpx.Response(405)
+        if request.method != "POST":
+            return await super().__call__(request)
+        response = await super().__call__(request)
+        if response.status_code == 200:  # move the answer onto the SSE stream
+            self.send.send_nowait(sse(f"data: {response.content.decode()}"))
+            return httpx.Response(202)
+        return response
+
+
+async def test_legacy_session_posts_to_the_endpoint_and_reads_the_stream(legacies: Any) -> None:
+    fake = legacies()
+    async with opened(fake, transport="sse", protocol_version=None) as session:
+        assert session.era == "sse"
+        assert await session.request("tools/list") == {"echo": "tools/list"}
+        fake.send.send_nowait(sse("data: nonsense"))
+        fake.send.send_nowait(sse(msg({"method": "notifications/message", "params": {}})))
+        assert await session.request("ping") == {"echo": "ping"}
+        assert session.statistics().skipped_messages == 1
+    posts = [r for r in fake.requests if r.method == "POST"]
+    assert {str(r.url) for r in posts} == {"http://127.0.0.1:9/messages/?session_id=abc"}
+    assert posts[-1].headers["mcp-protocol-version"] == "2024-11-05"
+
+
+async def test_auto_detects_legacy_after_two_fallbacks(legacies: Any) -> None:
+    fake, cache = legacies(), EraCache()
+    async with opened(fake, protocol_version=None, era_cache=cache) as session:
+        assert session.era == "sse"
+    assert cache.get(URL) == "sse"
+
+
+async def test_legacy_stream_end_fails_pending_requests_and_listen(legacies: Any) -> None:
+    fake = legacies()
+    gate = anyio.Event()
+
+    async def swallow(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        gate.set()
+        return httpx.Response(202)  # the answer never comes
+
+    fake.routes["tools/call"] = swallow
+    async with opened(fake, transport="sse", protocol_version=None) as session:
+        async with anyio.create_task_group() as tg:
+
+            async def call() -> None:
+                with pytest.raises(SessionExpired):
+                    await session.request("tools/call")
+
+            tg.start_soon(call)
+            await gate.wait()
+            fake.send.close()
+        with pytest.raises(SessionExpired):
+            await session.listen()
+        with pytest.raises(SessionExpired):
+            await session.request("ping")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [
+        ("/messages/?s=1", "http://127.0.0.1:9/messages/?s=1"),
+        ("messages?s=1", "http://127.0.0.1:9/messages?s=1"),
+        ("http://127.0.0.1:9/m", "http://127.0.0.1:9/m"),
+        ("http://127.0.0.1:80/m", None),
+        ("https://127.0.0.1:9/m", None),
+        ("http://evil.example/m", None),
+        ("//evil.example/m", None),
+    ],
+)
+def test_endpoint_resolution_and_origin_check(endpoint: str, expected: str | None) -> None:
+    if expected is None:
+        with pytest.raises(ProtocolError, match="origin"):
+            resolve_endpoint("http://127.0.0.1:9/sse", endpoint)
+    else:
+        assert resolve_endpoint("http://127.0.0.1:9/sse", endpoint) == expected
+
+
+async def test_legacy_endpoint_on_another_origin_is_refused(legacies: Any) -> None:
+    fake = legacies(endpoint="http://evil.example/steal")
+    with pytest.raises(ProtocolError, match="origin"):
+        async with opened(fake, transport="sse", protocol_version=None):
+            pass
+    assert not any(r.url.host == "evil.example" for r in fake.requests)

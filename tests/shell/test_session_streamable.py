@@ -1,0 +1,522 @@
+"""The session over Streamable HTTP with sessions, against a scripted fake (httpx.MockTransport).
+
+The fake streams SSE bodies from async generators, so a reply can hold back
+its response, hang, or break mid-stream. `Fake` is reused by the other
+test_session_* modules.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from mcpconn import (
+    HTTPStatusError,
+    InvalidMessage,
+    JSONRPCError,
+    MethodNotAllowed,
+    NetworkError,
+    ProtocolError,
+    RateLimited,
+    ReadTimeout,
+    ServerConfig,
+    ServerError,
+    SessionExpired,
+    SSELimitExceeded,
+    Timeouts,
+    Unauthorized,
+    UnexpectedContentType,
+)
+from mcpconn._config import Limits
+from mcpconn._session import EraCache, Session, SessionHandlers, open_session
+
+URL = "http://127.0.0.1:9/mcp"
+TOKEN = "secret-token-value"
+SSE_HEADERS = {"content-type": "text/event-stream"}
+
+Route = Callable[[httpx.Request, dict[str, Any]], Awaitable[httpx.Response | None]]
+
+
+def sse(*events: str) -> bytes:
+    return "".join(f"{event}\n\n" for event in events).encode()
+
+
+def msg(obj: dict[str, Any], event_id: str | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}data: {json.dumps({'jsonrpc': '2.0', **obj})}"
+
+
+def result(rid: Any, res: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": rid, "result": res if res is not None else {}}
+
+
+def json_reply(obj: dict[str, Any], **headers: str) -> httpx.Response:
+    return httpx.Response(200, json=obj, headers=headers)
+
+
+def sse_reply(body: bytes | AsyncIterator[bytes], **headers: str) -> httpx.Response:
+    return httpx.Response(200, content=body, headers={**SSE_HEADERS, **headers})
+
+
+class CountingAuth(httpx.Auth):
+    """The token is set per request; counts which methods went through it."""
+
+    def __init__(self) -> None:
+        self.methods: list[str] = []
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        self.methods.append(request.method)
+        request.headers["Authorization"] = f"Bearer {TOKEN}"
+        yield request
+
+
+class Fake:
+    """A scripted MCP server. ``routes[method]`` overrides the defaults per JSON-RPC method."""
+
+    def __init__(self, version: str = "2025-11-25") -> None:
+        self.version = version
+        self.requests: list[httpx.Request] = []
+        self.bodies: list[dict[str, Any]] = []
+        self.routes: dict[str, Route] = {}
+        self.get: Callable[[httpx.Request], Awaitable[httpx.Response]] | None = None
+        self.sessions = 0
+
+    def posted(self, method: str) -> list[dict[str, Any]]:
+        return [b for b in self.bodies if b.get("method") == method]
+
+    def replies(self) -> list[dict[str, Any]]:
+        """Responses the client posted (to server requests)."""
+        return [b for b in self.bodies if "method" not in b]
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if request.method == "DELETE":
+            return httpx.Response(200)
+        if request.method == "GET":
+            if self.get is None:
+                return httpx.Response(405)
+            return await self.get(request)
+        body = json.loads(request.content)
+        self.bodies.append(body)
+        route = self.routes.get(body.get("method", ""))
+        if route is not None:
+            response = await route(request, body)
+            if response is not None:
+                return response
+        if "id" not in body or "method" not in body:
+            return httpx.Response(202)
+        if body["method"] == "initialize":
+            self.sessions += 1
+            init = {
+                "protocolVersion": self.version,
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "fake", "version": "1"},
+                "instructions": "be nice",
+            }
+            return json_reply(result(body["id"], init), **{"mcp-session-id": f"s{self.sessions}"})
+        if body["method"] == "server/discover":
+            return httpx.Response(404, text="not found")
+        return json_reply(result(body["id"], {"echo": body["method"]}))
+
+
+def config(**kw: Any) -> ServerConfig:
+    kw.setdefault("timeouts", Timeouts(connect=1.0, request=5.0, read=5.0, close=1.0))
+    kw.setdefault("protocol_version", "2025-11-25")
+    return ServerConfig(name="fake", url=URL, **kw)
+
+
+class Inbox(list[dict[str, Any]]):
+    def __call__(self, message: dict[str, Any]) -> None:
+        self.append(message)
+
+    def methods(self) -> list[str]:
+        return [m["method"] for m in self]
+
+
+def opened(
+    fake: Fake,
+    *,
+    auth: httpx.Auth | None = None,
+    handlers: SessionHandlers | None = None,
+    era_cache: EraCache | None = None,
+    **kw: Any,
+) -> Any:
+    """open_session on a fresh client over the fake (an async context manager)."""
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def run() -> AsyncIterator[Session]:
+        transport = httpx.MockTransport(fake)
+        async with (
+            httpx.AsyncClient(transport=transport) as client,
+            open_session(
+                client,
+                config(**kw),
+                auth=auth,
+                handlers=handlers or SessionHandlers(Inbox()),
+                era_cache=era_cache,
+            ) as session,
+        ):
+            yield session
+
+    return run()
+
+
+# ---- lifecycle ----------------------------------------------------------------------------
+
+
+async def test_handshake_headers_session_id_and_delete() -> None:
+    fake, auth = Fake(), CountingAuth()
+    async with opened(fake, auth=auth) as session:
+        assert session.era == "streamable-http"
+        assert session.protocol_version == "2025-11-25"
+        assert session.server_info == {"name": "fake", "version": "1"}
+        assert session.capabilities == {"tools": {}}
+        assert session.instructions == "be nice"
+        assert await session.request("tools/list") == {"echo": "tools/list"}
+    init, initialized, tools, delete = fake.requests
+    assert fake.bodies[0]["params"]["protocolVersion"] == "2025-11-25"
+    assert fake.bodies[0]["params"]["clientInfo"]["name"] == "mcpconn"
+    assert fake.bodies[1] == {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert init.headers["accept"] == "application/json, text/event-stream"
+    assert init.headers["content-type"] == "application/json"
+    assert "mcp-session-id" not in init.headers
+    assert "mcp-protocol-version" not in init.headers
+    for later in (initialized, tools, delete):
+        assert later.headers["mcp-session-id"] == "s1"
+        assert later.headers["mcp-protocol-version"] == "2025-11-25"
+    assert delete.method == "DELETE"
+    assert auth.methods == ["POST", "POST", "POST", "DELETE"]
+
+
+async def test_older_version_is_accepted() -> None:
+    async with opened(Fake(version="2025-03-26")) as session:
+        assert session.protocol_version == "2025-03-26"
+
+
+@pytest.mark.parametrize("answer", ["1999-01-01", "2026-07-28", None])
+async def test_unsupported_version_is_a_protocol_error_and_the_session_is_deleted(
+    answer: str | None,
+) -> None:
+    fake = Fake(version=answer)  # type: ignore[arg-type]
+    with pytest.raises(ProtocolError, match="protocol version"):
+        async with opened(fake):
+            pass
+    assert [r.method for r in fake.requests] == ["POST", "DELETE"]
+
+
+async def test_discarded_session_sends_no_delete() -> None:
+    fake = Fake()
+    async with opened(fake) as session:
+        session.discard()
+    assert [r.method for r in fake.requests] == ["POST", "POST"]
+
+
+# ---- SSE replies, notifications, server requests -------------------------------------------
+
+
+async def test_sse_reply_routes_progress_notifications_and_server_requests() -> None:
+    fake, inbox = Fake(), Inbox()
+    answered = anyio.Event()
+
+    async def on_request(method: str, params: dict[str, Any] | None) -> dict[str, Any]:
+        return {"handled": method, "params": params}
+
+    async def tools_call(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        token = body["params"]["_meta"]["progressToken"]
+        rid = body["id"]
+        return sse_reply(
+            sse(
+                msg(
+                    {
+                        "method": "notifications/progress",
+                        "params": {"progressToken": token, "progress": 1},
+                    }
+                ),
+                msg({"method": "notifications/message", "params": {"level": "info", "data": "x"}}),
+                msg({"id": "s-1", "method": "ping"}),
+                msg({"id": "s-2", "method": "sampling/createMessage", "params": {"a": 1}}),
+                msg({"id": 999, "result": {}}),  # nobody asked
+                msg({"id": rid, "result": {"ok": True}}),
+                msg({"id": rid, "result": {"ok": False}}),  # a duplicate, after we are done
+            )
+        )
+
+    async def reply(request: httpx.Request, body: dict[str, Any]) -> None:
+        if len(fake.replies()) == 2:
+            answered.set()
+
+    fake.routes["tools/call"] = tools_call
+    fake.routes[""] = reply  # responses carry no method
+    progress: list[dict[str, Any]] = []
+    handlers = SessionHandlers(inbox, on_request=on_request)
+    async with opened(fake, handlers=handlers) as session:
+        res = await session.request("tools/call", {"name": "t"}, on_progress=progress.append)
+        assert res == {"ok": True}
+        with anyio.fail_after(5):
+            await answered.wait()
+        stats = session.statistics()
+    assert progress == [{"progressToken": progress[0]["progressToken"], "progress": 1}]
+    assert inbox.methods() == ["notifications/progress", "notifications/message"]
+    replies = {r["id"]: r for r in fake.replies()}
+    assert replies["s-1"]["result"] == {}
+    assert replies["s-2"]["result"] == {"handled": "sampling/createMessage", "params": {"a": 1}}
+    assert stats.unknown_responses == 1
+    assert stats.pending == 0
+
+
+async def test_server_request_without_handler_gets_method_not_found() -> None:
+    fake = Fake()
+    answered = anyio.Event()
+
+    async def tools_call(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        return sse_reply(
+            sse(msg({"id": 7, "method": "roots/list"}), msg({"id": body["id"], "result": {}}))
+        )
+
+    async def reply(request: httpx.Request, body: dict[str, Any]) -> None:
+        answered.set()
+
+    fake.routes["tools/call"] = tools_call
+    fake.routes[""] = reply
+    async with opened(fake) as session:
+        await session.request("tools/call")
+        with anyio.fail_after(5):
+            await answered.wait()
+    (error,) = fake.replies()
+    assert error["id"] == 7
+    assert error["error"]["code"] == -32601
+
+
+async def test_jsonrpc_error_is_typed() -> None:
+    fake = Fake()
+
+    async def fail(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        err = {"code": -32602, "message": "bad params", "data": {"x": 1}}
+        return json_reply({"jsonrpc": "2.0", "id": body["id"], "error": err})
+
+    fake.routes["tools/call"] = fail
+    async with opened(fake) as session:
+        with pytest.raises(JSONRPCError) as info:
+            await session.request("tools/call")
+    assert (info.value.code, info.value.message, info.value.data) == (
+        -32602,
+        "bad params",
+        {"x": 1},
+    )
+
+
+# ---- the 404 rule --------------------------------------------------------------------------
+
+
+async def test_404_with_session_reinitializes_once_and_reissues() -> None:
+    fake = Fake()
+    calls = 0
+
+    async def expire_first(request: httpx.Request, body: dict[str, Any]) -> httpx.Response | None:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(404) if calls == 1 else None
+
+    fake.routes["tools/list"] = expire_first
+    reinit: list[int] = []
+    handlers = SessionHandlers(Inbox(), on_reinitialized=lambda: reinit.append(1))
+    async with opened(fake, handlers=handlers) as session:
+        assert await session.request("tools/list") == {"echo": "tools/list"}
+        assert session.session_id == "s2"
+        assert session.statistics().reinitializations == 1
+    assert reinit == [1]
+    assert len(fake.posted("initialize")) == 2
+    assert fake.requests[-1].headers["mcp-session-id"] == "s2"
+
+
+async def test_404_twice_raises_session_expired() -> None:
+    fake = Fake()
+
+    async def always_gone(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        return httpx.Response(404)
+
+    fake.routes["tools/list"] = always_gone
+    async with opened(fake) as session:
+        with pytest.raises(SessionExpired):
+            await session.request("tools/list")
+    assert len(fake.posted("initialize")) == 2
+
+
+async def test_concurrent_404s_reinitialize_once() -> None:
+    fake = Fake()
+    release, all_waiting = anyio.Event(), anyio.Event()
+    gone = {"s1"}
+
+    async def gated(request: httpx.Request, body: dict[str, Any]) -> httpx.Response | None:
+        if request.headers.get("mcp-session-id") in gone:
+            if len(fake.posted("tools/list")) == 3:
+                all_waiting.set()
+            await release.wait()
+            return httpx.Response(404)
+        return None
+
+    fake.routes["tools/list"] = gated
+    results: list[dict[str, Any]] = []
+    async with opened(fake) as session:
+
+        async def call() -> None:
+            results.append(await session.request("tools/list"))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(call)
+            await all_waiting.wait()
+            release.set()
+    assert len(results) == 3
+    assert len(fake.posted("initialize")) == 2
+
+
+# ---- statuses, content types, bodies -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("response", "error"),
+    [
+        (
+            httpx.Response(401, headers={"www-authenticate": 'Bearer error="invalid_token"'}),
+            Unauthorized,
+        ),
+        (httpx.Response(429, headers={"retry-after": "7"}), RateLimited),
+        (httpx.Response(503), RateLimited),
+        (httpx.Response(500), ServerError),
+        (httpx.Response(302, headers={"location": "http://elsewhere/"}), HTTPStatusError),
+        (httpx.Response(405), MethodNotAllowed),
+        (
+            httpx.Response(200, text="<html>", headers={"content-type": "text/html"}),
+            UnexpectedContentType,
+        ),
+        (
+            httpx.Response(200, text="not json", headers={"content-type": "application/json"}),
+            InvalidMessage,
+        ),
+        (json_reply({"jsonrpc": "2.0", "method": "notifications/x"}), InvalidMessage),
+        (httpx.Response(202), ProtocolError),
+    ],
+)
+async def test_request_failures_are_typed(response: httpx.Response, error: type[Exception]) -> None:
+    fake = Fake()
+
+    async def fail(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        return response
+
+    fake.routes["tools/list"] = fail
+    async with opened(fake, auth=CountingAuth()) as session:
+        with pytest.raises(error) as info:
+            await session.request("tools/list")
+    assert TOKEN not in str(info.value)
+    assert TOKEN not in repr(info.value)
+    if isinstance(info.value, RateLimited) and info.value.status_code == 429:
+        assert info.value.retry_after == 7
+    if isinstance(info.value, Unauthorized):
+        assert info.value.challenge is not None
+        assert info.value.challenge.error == "invalid_token"
+    # A redirect is never followed.
+    assert all(r.url == httpx.URL(URL) for r in fake.requests)
+
+
+async def test_400_with_a_jsonrpc_error_body_is_that_error() -> None:
+    fake = Fake()
+
+    async def bad(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        err = {"jsonrpc": "2.0", "id": body["id"], "error": {"code": -32600, "message": "no"}}
+        return httpx.Response(400, json=err)
+
+    fake.routes["tools/list"] = bad
+    async with opened(fake) as session:
+        with pytest.raises(JSONRPCError) as info:
+            await session.request("tools/list")
+    assert info.value.code == -32600
+
+
+async def test_oversized_json_body_is_refused() -> None:
+    fake = Fake()
+
+    async def big(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b'{"jsonrpc": "2.0", "id": 2, "result": {"pad": "'
+            for _ in range(100):
+                yield b"x" * 1000
+            yield b'"}}'
+
+        return httpx.Response(200, content=chunks(), headers={"content-type": "application/json"})
+
+    fake.routes["tools/list"] = big
+    limits = Limits(max_json_response_bytes=10_000)
+    async with opened(fake, limits=limits) as session:
+        with pytest.raises(ProtocolError, match="limit"):
+            await session.request("tools/list")
+
+
+async def test_garbage_on_the_request_stream_fails_that_request() -> None:
+    fake = Fake()
+
+    async def garbage(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        return sse_reply(sse("data: {not json"))
+
+    fake.routes["tools/list"] = garbage
+    async with opened(fake) as session:
+        with pytest.raises(InvalidMessage):
+            await session.request("tools/list")
+
+
+async def test_oversized_sse_line_fails_the_request() -> None:
+    fake = Fake()
+
+    async def huge(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        return sse_reply(b"data: " + b"x" * 5000 + b"\n\n")
+
+    fake.routes["tools/list"] = huge
+    async with opened(fake, limits=Limits(max_sse_line_bytes=1000)) as session:
+        with pytest.raises(SSELimitExceeded):
+            await session.request("tools/list")
+
+
+@pytest.mark.parametrize(
+    ("exc", "error"),
+    [
+        (httpx.ConnectError("refused"), NetworkError),
+        (httpx.RemoteProtocolError("reset"), NetworkError),
+        (httpx.ReadError("reset"), NetworkError),
+        (httpx.ReadTimeout("stalled"), ReadTimeout),
+    ],
+)
+async def test_httpx_errors_are_translated_once_with_cause(
+    exc: Exception, error: type[Exception]
+) -> None:
+    fake = Fake()
+
+    async def boom(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        raise exc
+
+    fake.routes["tools/list"] = boom
+    async with opened(fake) as session:
+        with pytest.raises(error) as info:
+            await session.request("tools/list")
+    assert info.value.__cause__ is exc
+
+
+async def test_stalled_stream_is_a_read_timeout() -> None:
+    fake = Fake()
+
+    async def stall(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        async def body_() -> AsyncIterator[bytes]:
+            yield b": keep-alive\n\n"
+            raise httpx.ReadTimeout("no data")
+
+        return sse_reply(body_())
+
+    fake.routes["tools/list"] = stall
+    async with opened(fake) as session:
+        with pytest.raises(ReadTimeout):
+            await session.request("tools/list")
