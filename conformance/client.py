@@ -34,6 +34,7 @@ Handler = Callable[[JSON | None], Awaitable[JSON]]
 
 SCENARIO_TIMEOUT = float(os.environ.get("CONFORMANCE_CLIENT_TIMEOUT", "25"))
 READY_TIMEOUT = 10.0
+SUPPORTED_VERSIONS = ("2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
 
 
 _T0 = time.monotonic()
@@ -416,18 +417,21 @@ def _basic(client_id: str, secret: str) -> str:
 
 
 def server_config(url: str, version: str | None, *, auth: bool) -> mcpconn.ServerConfig:
+    """Defaults, except what the suite dictates; CONFORMANCE_TRANSPORT / CONFORMANCE_LISTEN=0
+    exist only to diagnose a failure (run.sh never sets them)."""
     transport = cast(TransportKind, os.environ.get("CONFORMANCE_TRANSPORT", "auto"))
-    try:
-        return mcpconn.ServerConfig(
-            "conformance",
-            url,
-            transport=transport,
-            forward_token=auth,
-            protocol_version=version,
-        )
-    except ValueError:
+    listen = os.environ.get("CONFORMANCE_LISTEN", "1") != "0"
+    if version is not None and version not in SUPPORTED_VERSIONS:
         log(f"suite asked for protocol {version}, which mcpconn does not speak; using default")
-        return mcpconn.ServerConfig("conformance", url, transport=transport, forward_token=auth)
+        version = None
+    return mcpconn.ServerConfig(
+        "conformance",
+        url,
+        transport=transport,
+        forward_token=auth,
+        protocol_version=version,
+        listen=listen,
+    )
 
 
 async def until_ready(conn: Any, refused: anyio.Event) -> None:

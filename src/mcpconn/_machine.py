@@ -32,9 +32,9 @@ The rules that answer the seed bug:
 from __future__ import annotations
 
 import enum
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ._backoff import Backoff
 from ._exceptions import (
@@ -48,6 +48,9 @@ from ._exceptions import (
     StreamEnded,
     Unauthorized,
 )
+
+if TYPE_CHECKING:
+    import random
 
 
 class State(enum.Enum):
@@ -354,55 +357,55 @@ class Machine:
         return delay
 
 
-_Handler = Callable[[Machine, Fact, float, random.Random], list[Action]]
-S, I = State, Input
+_Handler = Callable[[Machine, Fact, float, "random.Random"], list[Action]]
+S, In = State, Input
 
 _TABLE: dict[tuple[State, Input], _Handler] = {
     # CONNECTING: a Connect (or a jittered Sleep before one) is in flight.
-    (S.CONNECTING, I.STARTED): Machine._start,
-    (S.CONNECTING, I.OPENED): Machine._opened,
-    (S.CONNECTING, I.TRANSIENT_FAILURE): Machine._transient,
-    (S.CONNECTING, I.STREAM_ENDED): Machine._transient,
-    (S.CONNECTING, I.SESSION_LOST): Machine._session_lost,
-    (S.CONNECTING, I.UNAUTHORIZED): Machine._unauthorized,
-    (S.CONNECTING, I.SCOPE_DENIED): Machine._park_now,
-    (S.CONNECTING, I.REAUTH_REQUIRED): Machine._park_now,
-    (S.CONNECTING, I.PERMANENT_FAILURE): Machine._permanent,
-    (S.CONNECTING, I.TIMER_FIRED): Machine._timer,
-    (S.CONNECTING, I.TOKEN_PUBLISHED): Machine._ignore,
-    (S.CONNECTING, I.PROBE_DUE): Machine._ignore,
-    (S.CONNECTING, I.PRODUCTIVE): Machine._ignore,
-    (S.CONNECTING, I.CLOSE_REQUESTED): Machine._close,
+    (S.CONNECTING, In.STARTED): Machine._start,
+    (S.CONNECTING, In.OPENED): Machine._opened,
+    (S.CONNECTING, In.TRANSIENT_FAILURE): Machine._transient,
+    (S.CONNECTING, In.STREAM_ENDED): Machine._transient,
+    (S.CONNECTING, In.SESSION_LOST): Machine._session_lost,
+    (S.CONNECTING, In.UNAUTHORIZED): Machine._unauthorized,
+    (S.CONNECTING, In.SCOPE_DENIED): Machine._park_now,
+    (S.CONNECTING, In.REAUTH_REQUIRED): Machine._park_now,
+    (S.CONNECTING, In.PERMANENT_FAILURE): Machine._permanent,
+    (S.CONNECTING, In.TIMER_FIRED): Machine._timer,
+    (S.CONNECTING, In.TOKEN_PUBLISHED): Machine._ignore,
+    (S.CONNECTING, In.PROBE_DUE): Machine._ignore,
+    (S.CONNECTING, In.PRODUCTIVE): Machine._ignore,
+    (S.CONNECTING, In.CLOSE_REQUESTED): Machine._close,
     # READY: the session is open; the listener may be running.
-    (S.READY, I.NO_LISTENER): Machine._no_listener,
-    (S.READY, I.STREAM_ENDED): Machine._stream_ended,
-    (S.READY, I.PRODUCTIVE): Machine._productive,
-    (S.READY, I.TRANSIENT_FAILURE): Machine._transient,
-    (S.READY, I.SESSION_LOST): Machine._session_lost,
-    (S.READY, I.UNAUTHORIZED): Machine._unauthorized,
-    (S.READY, I.SCOPE_DENIED): Machine._park_now,
-    (S.READY, I.REAUTH_REQUIRED): Machine._park_now,
-    (S.READY, I.PERMANENT_FAILURE): Machine._permanent,
-    (S.READY, I.TIMER_FIRED): Machine._timer,
-    (S.READY, I.TOKEN_PUBLISHED): Machine._ignore,
-    (S.READY, I.PROBE_DUE): Machine._ignore,
-    (S.READY, I.CLOSE_REQUESTED): Machine._close,
+    (S.READY, In.NO_LISTENER): Machine._no_listener,
+    (S.READY, In.STREAM_ENDED): Machine._stream_ended,
+    (S.READY, In.PRODUCTIVE): Machine._productive,
+    (S.READY, In.TRANSIENT_FAILURE): Machine._transient,
+    (S.READY, In.SESSION_LOST): Machine._session_lost,
+    (S.READY, In.UNAUTHORIZED): Machine._unauthorized,
+    (S.READY, In.SCOPE_DENIED): Machine._park_now,
+    (S.READY, In.REAUTH_REQUIRED): Machine._park_now,
+    (S.READY, In.PERMANENT_FAILURE): Machine._permanent,
+    (S.READY, In.TIMER_FIRED): Machine._timer,
+    (S.READY, In.TOKEN_PUBLISHED): Machine._ignore,
+    (S.READY, In.PROBE_DUE): Machine._ignore,
+    (S.READY, In.CLOSE_REQUESTED): Machine._close,
     # BACKOFF: only a Sleep is in flight.
-    (S.BACKOFF, I.TIMER_FIRED): Machine._timer,
-    (S.BACKOFF, I.TOKEN_PUBLISHED): Machine._published_while_backing_off,
-    (S.BACKOFF, I.PROBE_DUE): Machine._ignore,
-    (S.BACKOFF, I.PRODUCTIVE): Machine._ignore,
-    (S.BACKOFF, I.CLOSE_REQUESTED): Machine._close,
+    (S.BACKOFF, In.TIMER_FIRED): Machine._timer,
+    (S.BACKOFF, In.TOKEN_PUBLISHED): Machine._published_while_backing_off,
+    (S.BACKOFF, In.PROBE_DUE): Machine._ignore,
+    (S.BACKOFF, In.PRODUCTIVE): Machine._ignore,
+    (S.BACKOFF, In.CLOSE_REQUESTED): Machine._close,
     # NEEDS_REAUTH: silent until a token is published (or an opt-in probe).
-    (S.NEEDS_REAUTH, I.TOKEN_PUBLISHED): Machine._published_while_parked,
-    (S.NEEDS_REAUTH, I.PROBE_DUE): Machine._probe,
-    (S.NEEDS_REAUTH, I.PRODUCTIVE): Machine._ignore,
-    (S.NEEDS_REAUTH, I.CLOSE_REQUESTED): Machine._close,
+    (S.NEEDS_REAUTH, In.TOKEN_PUBLISHED): Machine._published_while_parked,
+    (S.NEEDS_REAUTH, In.PROBE_DUE): Machine._probe,
+    (S.NEEDS_REAUTH, In.PRODUCTIVE): Machine._ignore,
+    (S.NEEDS_REAUTH, In.CLOSE_REQUESTED): Machine._close,
     # FAILED: only closing leaves it.
-    (S.FAILED, I.TOKEN_PUBLISHED): Machine._ignore,
-    (S.FAILED, I.PROBE_DUE): Machine._ignore,
-    (S.FAILED, I.PRODUCTIVE): Machine._ignore,
-    (S.FAILED, I.CLOSE_REQUESTED): Machine._close,
+    (S.FAILED, In.TOKEN_PUBLISHED): Machine._ignore,
+    (S.FAILED, In.PROBE_DUE): Machine._ignore,
+    (S.FAILED, In.PRODUCTIVE): Machine._ignore,
+    (S.FAILED, In.CLOSE_REQUESTED): Machine._close,
 }
 # CLOSED is absorbing: late facts from a task that is winding down mean nothing.
 _TABLE.update({(S.CLOSED, i): Machine._ignore for i in Input})

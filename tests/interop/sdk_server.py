@@ -113,6 +113,15 @@ def build(mode: str, idle: float) -> Any:
         return f"did {steps} steps"
 
     @server.tool()
+    async def announce(ctx: Context) -> str:
+        """Say the tool list changed: on the GET stream, or to 2026 subscriptions."""
+        if ctx.protocol_version == "2026-07-28":
+            await ctx.notify_tools_changed()
+        else:
+            await ctx.session.send_tool_list_changed()
+        return "announced"
+
+    @server.tool()
     async def interrupted(ctx: Context) -> str:
         """Close the response stream mid-call (resumable mode): the client must resume."""
         await ctx.report_progress(1, 2, "before the break")

@@ -79,5 +79,8 @@ async def test_subscriptions_listen_is_the_listener(
             ack = await inbox.wait_for("notifications/subscriptions/acknowledged")
             assert ack["params"]["notifications"]["toolsListChanged"] is True
             assert await session.request("ping") == {}  # 2026 has no ping: discover
+            await session.request("tools/call", {"name": "announce", "arguments": {}})
+            changed = await inbox.wait_for("notifications/tools/list_changed")
+            assert "io.modelcontextprotocol/subscriptionId" in changed["params"]["_meta"]
             tg.cancel_scope.cancel()
-    assert bearer.methods["POST"] == 3  # discover, listen, the ping's discover
+    assert bearer.methods["POST"] == 4  # discover, listen, the ping's discover, announce

@@ -127,6 +127,8 @@ async def test_listener_receives_server_notifications(
     sdk: SDKServers, client: httpx.AsyncClient, bearer: StaticBearer, inbox: Inbox
 ) -> None:
     server = sdk("stateful")
+    changed = "notifications/tools/list_changed"
+    announce = {"name": "announce", "arguments": {}}
     with anyio.fail_after(20):
         async with (
             open_session(
@@ -135,7 +137,10 @@ async def test_listener_receives_server_notifications(
             anyio.create_task_group() as tg,
         ):
             tg.start_soon(session.listen)
-            await session.request("tools/call", {"name": "echo", "arguments": {"text": "x"}})
+            # The server drops it until our GET is registered there; we cannot see
+            # that moment, so announce until it arrives (each try is a round trip).
+            while changed not in inbox.methods():
+                await session.request("tools/call", announce)
             tg.cancel_scope.cancel()
     assert bearer.methods["GET"] == 1
 

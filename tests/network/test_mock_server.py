@@ -156,7 +156,7 @@ async def server() -> AsyncIterator[MockServer]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as c:
+    async with httpx.AsyncClient(timeout=5.0, verify=False, trust_env=False) as c:
         yield c
 
 
@@ -336,6 +336,46 @@ async def test_close_streams_ends_listener_cleanly(
         await server.wait_for_streams(1)
         assert server.close_streams("alice") == 1
         assert await reader.events() == []  # the body ends, cleanly
+
+
+async def test_flood_has_backpressure_and_drops_nothing(client: httpx.AsyncClient) -> None:
+    async with MockServer(event_log_size=16) as server:
+        session = await initialize(client, server, server.mint("alice"))
+        async with client.stream("GET", server.url, headers=session) as response:
+            reader = SSE(response)
+            await reader.event()  # priming
+            await server.wait_for_streams(1)
+            seqs: list[int] = []
+
+            async def read(n: int) -> None:
+                for _ in range(n):
+                    msg = await reader.message()
+                    assert msg is not None
+                    seqs.append(msg["params"]["seq"])
+
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(read, 500)
+                    assert await server.flood(count=500) == 500
+            server.close_streams()
+            assert await reader.events() == []
+    assert seqs == list(range(500))
+
+
+async def test_server_to_client_request(server: MockServer, client: httpx.AsyncClient) -> None:
+    session = await initialize(client, server, server.mint("alice"))
+    async with client.stream("GET", server.url, headers=session) as response:
+        reader = SSE(response)
+        await reader.event()
+        await server.wait_for_streams(1)
+        assert server.send({"jsonrpc": "2.0", "id": "s1", "method": "ping"}) == 1
+        ping = await reader.message()
+        assert ping == {"jsonrpc": "2.0", "id": "s1", "method": "ping"}
+        answer = {"jsonrpc": "2.0", "id": "s1", "result": {}}
+        assert (await client.post(server.url, json=answer, headers=session)).status_code == 202
+        server.close_streams()
+        assert await reader.events() == []
+    assert list(server.client_responses) == [answer]
 
 
 # -- legacy HTTP+SSE -------------------------------------------------------------------------
@@ -562,16 +602,21 @@ async def test_stream_cut_cleanly_and_mid_event(
         got = await SSE(response).messages()
     assert [m["params"]["n"] for m in got] == [0, 1]
     server.faults.add(Fault.cut_mid_event(after_events=1), method="GET", times=1)
-    raw = b""
-    with pytest.raises(httpx.RemoteProtocolError):
+    raw = bytearray()
+
+    async def read_cut_stream() -> None:
         async with client.stream("GET", server.url, headers=session) as response:
             await server.wait_for_streams(1)
             server.emit("notifications/message", {"n": "first"})
             server.emit("notifications/message", {"n": "second"})
             async for chunk in response.aiter_raw():
-                raw += chunk
-    assert b'"first"' in raw and raw.rstrip().endswith(b"data:") is False
-    assert not raw.endswith(b"\n\n") and b'"second"}' not in raw
+                raw.extend(chunk)
+
+    with pytest.raises(httpx.RemoteProtocolError):  # no terminating chunk
+        await read_cut_stream()
+    first, _, partial = bytes(raw).partition(b"\n\n")
+    assert b'"first"' in first  # one whole event ...
+    assert partial.startswith(b"id: L-") and b'"second"}' not in partial  # ... then half of one
 
 
 async def test_stalls(server: MockServer, client: httpx.AsyncClient) -> None:
@@ -657,23 +702,20 @@ async def test_counters_and_waiting(server: MockServer, client: httpx.AsyncClien
     assert stats.to_json()["by_principal"] == {"alice": 3, "bob": 3}
 
 
-async def test_concurrent_clients(server: MockServer) -> None:
+async def test_concurrent_clients(server: MockServer, client: httpx.AsyncClient) -> None:
     async def one(i: int) -> None:
-        async with httpx.AsyncClient(timeout=5) as c:
-            session = await initialize(c, server, server.mint(f"user{i % 4}"))
-            _, msg = await post(
-                c,
-                server.url,
-                rpc(1, "tools/call", {"name": "add", "arguments": {"a": i, "b": 1}}),
-                session,
-            )
-            assert msg is not None and msg["result"]["structuredContent"]["result"] == i + 1
+        session = await initialize(client, server, server.mint(f"user{i % 4}"))
+        body = rpc(1, "tools/call", {"name": "add", "arguments": {"a": i, "b": 1}})
+        _, msg = await post(client, server.url, body, session)
+        assert msg is not None and msg["result"]["structuredContent"]["result"] == i + 1
 
     with anyio.fail_after(10):
         async with anyio.create_task_group() as tg:
             for i in range(20):
                 tg.start_soon(one, i)
-    assert server.stats().by_principal == {f"user{i}": 15 for i in range(4)}
+    stats = server.stats()
+    assert stats.by_principal == {f"user{i}": 15 for i in range(4)}
+    assert stats.sessions == 20 and stats.open_connections > 1
 
 
 async def test_shutdown_closes_streams_promptly(client: httpx.AsyncClient) -> None:

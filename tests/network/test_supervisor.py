@@ -165,8 +165,8 @@ async def test_calls_wait_for_a_connecting_connection_within_their_timeout() -> 
             with anyio.fail_after(10):
                 result = await conn.call_tool("echo", {"text": "waited"}, timeout=5)
             assert "waited" in str(result)
+            server.faults.add(Fault.delay(2.0), times=1)
             with pytest.raises(mcpconn.RequestTimeout):
-                server.faults.add(Fault.delay(2.0), times=1)
                 await conn.call_tool("echo", {"text": "slow"}, timeout=0.1)
 
 
@@ -213,14 +213,13 @@ async def test_shutdown_with_connections_in_every_state_is_bounded(caplog: Any) 
 
 
 async def test_close_principal_closes_only_that_principals_connections() -> None:
-    async with MockServer() as server:
-        async with running(server, JWTProvider(server.issuer)) as (_, sup):
-            a = await sup.connect(config(server), "ann")
-            b = await sup.connect(config(server), "ben")
-            with anyio.fail_after(10):
-                await a.wait_for(State.READY)
-                await b.wait_for(State.READY)
-                await sup.close_principal("ann")
-            assert a.state is State.CLOSED and b.state is State.READY
-            assert sup.connections(principal="ann") == []
-            assert await sup.connect(config(server), "ben") is b
+    async with MockServer() as server, running(server, JWTProvider(server.issuer)) as (_, sup):
+        a = await sup.connect(config(server), "ann")
+        b = await sup.connect(config(server), "ben")
+        with anyio.fail_after(10):
+            await a.wait_for(State.READY)
+            await b.wait_for(State.READY)
+            await sup.close_principal("ann")
+        assert a.state is State.CLOSED and b.state is State.READY
+        assert sup.connections(principal="ann") == []
+        assert await sup.connect(config(server), "ben") is b

@@ -54,7 +54,11 @@ def fault_from_json(data: dict[str, Any]) -> Fault:
 async def handle_control(server: MockServer, request: Request, exchange: Exchange) -> None:
     try:
         body: Any = json.loads(request.body) if request.body else {}
-        result = _dispatch(server, request.method, request.path[len(PREFIX) :], request, body)
+        route = request.path[len(PREFIX) :]
+        if request.method == "POST" and route == "emit" and isinstance(body, dict):
+            result: Any = {"delivered": await _emit(server, body)}
+        else:
+            result = _dispatch(server, request.method, route, request, body)
     except (ValueError, KeyError, TypeError) as exc:
         payload = encode_json({"error": str(exc)})
         await exchange.respond(400, [("content-type", "application/json")], payload)
@@ -63,6 +67,16 @@ async def handle_control(server: MockServer, request: Request, exchange: Exchang
         await exchange.respond(404, [("content-type", "application/json")], b'{"error":"no route"}')
         return
     await exchange.respond(200, [("content-type", "application/json")], encode_json(result))
+
+
+async def _emit(server: MockServer, body: dict[str, Any]) -> int:
+    """``{"method", "params", "principal", "count"}``: one emit, or a flood with backpressure."""
+    method = str(body.get("method", "notifications/message"))
+    count = int(body.get("count", 1))
+    principal = body.get("principal")
+    if count == 1:
+        return server.emit(method, body.get("params"), principal=principal)
+    return await server.flood(method, body.get("params"), count=count, principal=principal)
 
 
 def _dispatch(server: MockServer, method: str, route: str, request: Request, body: Any) -> Any:
@@ -85,15 +99,6 @@ def _dispatch(server: MockServer, method: str, route: str, request: Request, bod
     if route == "restore":
         server.restore(str(body["principal"]))
         return {"revoked": sorted(server.revoked)}
-    if route == "emit":
-        delivered = 0
-        for _ in range(int(body.get("count", 1))):
-            delivered += server.emit(
-                str(body.get("method", "notifications/message")),
-                body.get("params"),
-                principal=principal,
-            )
-        return {"delivered": delivered}
     if route == "clock":
         server.clock_offset = float(body.get("offset", 0.0))
         return {"clock_offset": server.clock_offset}

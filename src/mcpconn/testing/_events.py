@@ -61,6 +61,7 @@ class EventStream:
         "_generation",
         "_log",
         "_next",
+        "_space",
         "_wake",
         "accepts",
         "dropped",
@@ -70,6 +71,8 @@ class EventStream:
         "resumable",
         "subscription_id",
         "transform",
+        "writers",
+        "written",
     )
 
     def __init__(
@@ -87,6 +90,11 @@ class EventStream:
         self._next = 1
         self._wake: anyio.Event | None = None
         self._generation = 0
+        self._space: anyio.Event | None = None
+        #: Connections writing this stream now (0 or 1, briefly 2 during a takeover).
+        self.writers = 0
+        #: The last seq a writer handed to the socket.
+        self.written = 0
         self.finished = False
         self.dropped = 0
         #: For 2026 listen streams: the subscription id and the accepted notification methods.
@@ -133,6 +141,19 @@ class EventStream:
         self._notify()
         return self._generation
 
+    def mark_written(self, seq: int) -> None:
+        self.written = seq
+        if self._space is not None:
+            self._space.set()
+            self._space = None
+
+    async def wait_for_space(self, high_water: int) -> None:
+        """Backpressure for bulk emitters: wait while a writer is ``high_water`` frames behind."""
+        while self.writers and not self.finished and self.last_seq - self.written > high_water:
+            if self._space is None:
+                self._space = anyio.Event()
+            await self._space.wait()
+
     def superseded(self, generation: int) -> bool:
         return generation != self._generation
 
@@ -157,6 +178,22 @@ async def pump(
     Stream faults (`cut`, `cut_mid_event`) strike after their N events.
     """
     generation = stream.attach()
+    stream.writers += 1
+    try:
+        await _write_stream(stream, exchange, generation, after, fault, first)
+    finally:
+        stream.writers -= 1
+        stream.mark_written(stream.last_seq)  # nobody is behind any more: free bulk emitters
+
+
+async def _write_stream(
+    stream: EventStream,
+    exchange: Exchange,
+    generation: int,
+    after: int,
+    fault: Fault | None,
+    first: bytes,
+) -> None:
     pos = after
     sent = 0
     limit = fault.after_events if fault is not None else None
@@ -177,9 +214,11 @@ async def pump(
                     pos = seq
                     if size >= _BATCH_BYTES:
                         await exchange.send(b"".join(batch))
+                        stream.mark_written(pos)
                         batch, size = [], 0
                 if batch:
                     await exchange.send(b"".join(batch))
+                    stream.mark_written(pos)
                 continue
             for seq, frame in frames:
                 if sent >= limit:
@@ -193,6 +232,7 @@ async def pump(
                 await exchange.send(frame)
                 pos = seq
                 sent += 1
+                stream.mark_written(pos)
             continue
         if stream.finished:
             if limit is not None and fault is not None and fault.kind == "cut_mid_event":

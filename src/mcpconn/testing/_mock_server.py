@@ -6,76 +6,29 @@ asking (principal, token state), what goes wrong (faults), and records it.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 import anyio
 import anyio.abc
-import jwt
 
 from . import _control, _eras
-from ._eras import HANDSHAKE_VERSIONS, MODERN_VERSIONS
-from ._events import SSE_HEADERS, EventStream, encode_json, pump, sse_frame
-from ._faults import STREAM_KINDS, Fault, FaultSet
+from ._eras import HANDSHAKE_VERSIONS, MODERN_VERSIONS, Session
+from ._events import EventStream, encode_json, pump, sse_frame
+from ._faults import STREAM_KINDS, FaultSet
 from ._http import Exchange, HTTPServer, Request
-from ._jwt_issuer import JWTIssuer, TokenRejected
+from ._jwt_issuer import JWTIssuer
+from ._requests import Auth, RequestContext, inject, prepare, reject_auth
+from ._stateless import stateless
 from ._stats import MockStats, Recorder, RequestRecord
 from ._tools import BUILTIN_TOOLS, Catalog, Tool
 
 __all__ = ["HANDSHAKE_VERSIONS", "MODERN_VERSIONS", "MockServer", "RequestContext", "Session"]
-
-_UNPARSED = object()
-
-
-@dataclass(eq=False)
-class Session:
-    """One handshake-era session (streamable HTTP or legacy SSE)."""
-
-    id: str
-    principal: str | None
-    era: str
-    protocol_version: str
-    last_seen: float
-    initialized: bool = False
-    listener: EventStream | None = None
-    streams: dict[str, EventStream] = field(default_factory=dict)
-    running: dict[Any, anyio.CancelScope] = field(default_factory=dict)
-    next_stream: int = 0
-
-    def new_stream(self, *, maxlen: int) -> EventStream:
-        self.next_stream += 1
-        stream = EventStream(f"P{self.next_stream}", self.principal, resumable=True, maxlen=maxlen)
-        self.streams[stream.key] = stream
-        while len(self.streams) > 32:  # keep the recent POST streams resumable
-            self.streams.pop(next(iter(self.streams)))
-        return stream
-
-
-@dataclass
-class RequestContext:
-    """One request on its way through the server."""
-
-    request: Request
-    exchange: Exchange
-    principal: str | None
-    message: Any
-    parse_error: bool
-    rpc_method: str | None
-    fault: Fault | None = None
-
-
-@dataclass
-class _Auth:
-    principal: str | None = None
-    present: bool = False
-    expired: bool = False
-    error: str | None = None
 
 
 class MockServer:
@@ -107,6 +60,7 @@ class MockServer:
         audience: str | None = None,
         control: bool = False,
         token_lifetime: float = 60.0,
+        max_sessions: int = 100_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         unknown = set(eras) - {"streamable-http", "sse", "stateless"}
@@ -137,6 +91,9 @@ class MockServer:
         self.catalog = Catalog([*BUILTIN_TOOLS, *tools, *padding], page_size=page_size)
         self.revoked: set[str] = set()
         self.sessions: dict[str, Session] = {}
+        self.max_sessions = max_sessions
+        #: JSON-RPC responses the client POSTed (answers to `send()` requests), newest last.
+        self.client_responses: deque[dict[str, Any]] = deque(maxlen=1000)
         self._listeners: dict[str | None, set[EventStream]] = {}
         self._recorder = Recorder(max_records)
         self._http = HTTPServer(self._handle)
@@ -156,6 +113,8 @@ class MockServer:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 self.port = await tg.start(self._http.serve, self.host, self.port)
+                if self.session_idle_timeout is not None:
+                    tg.start_soon(self._sweep_sessions, self.session_idle_timeout)
                 task_status.started()
         finally:
             self._tg = None
@@ -247,16 +206,66 @@ class MockServer:
         ``subscriptions/listen`` streams (those only get what they subscribed
         to). Returns how many streams took it: open ones, or ones a client can
         resume with ``Last-Event-ID``. Never blocks; each stream keeps the last
-        ``event_log_size`` events.
+        ``event_log_size`` events (use `flood()` for bulk with backpressure).
         """
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
         if params is not None:
             message["params"] = params
+        return self._deliver(self._targets(principal), method, params, encode_json(message))
+
+    def send(self, message: dict[str, Any], *, principal: str | None = None) -> int:
+        """Put any JSON-RPC message (e.g. a server-to-client ``ping`` request) on listeners.
+
+        2026 listen streams are skipped (no server-to-client requests there).
+        The client's answers land in `client_responses`.
+        """
         data = encode_json(message)
+        count = 0
+        for stream in self._targets(principal):
+            if stream.accepts is None:
+                stream.push(data)
+                count += 1
+        return count
+
+    async def flood(
+        self,
+        method: str = "notifications/message",
+        params: dict[str, Any] | None = None,
+        *,
+        count: int,
+        principal: str | None = None,
+    ) -> int:
+        """Emit ``count`` notifications as fast as the listeners read them (no drops).
+
+        Without ``params`` each carries ``{"seq": i}``. Waits while an open
+        stream is half an event log behind. Returns the total deliveries.
+        """
+        high_water = max(1, self.event_log_size // 2)
+        delivered = 0
+        for i in range(count):
+            targets = self._targets(principal)
+            for stream in targets:
+                if stream.writers and stream.last_seq - stream.written > high_water:
+                    await stream.wait_for_space(high_water)
+            delivered += self.emit(
+                method, {"seq": i} if params is None else params, principal=principal
+            )
+            if i % 64 == 63:
+                await anyio.lowlevel.checkpoint()
+        return delivered
+
+    def _targets(self, principal: str | None) -> list[EventStream]:
         if principal is not None:
-            targets: Sequence[EventStream] = list(self._listeners.get(principal, ()))
-        else:
-            targets = [s for streams in self._listeners.values() for s in streams]
+            return list(self._listeners.get(principal, ()))
+        return [s for streams in self._listeners.values() for s in streams]
+
+    def _deliver(
+        self,
+        targets: Sequence[EventStream],
+        method: str,
+        params: dict[str, Any] | None,
+        data: bytes,
+    ) -> int:
         count = 0
         for stream in targets:
             if stream.accepts is not None:
@@ -331,7 +340,25 @@ class MockServer:
     def new_session(self, principal: str | None, era: str, version: str) -> Session:
         session = Session(uuid.uuid4().hex, principal, era, version, last_seen=self.clock())
         self.sessions[session.id] = session
+        while len(self.sessions) > self.max_sessions:  # forget the oldest, like a real server
+            self.drop_session(next(iter(self.sessions.values())))
         return session
+
+    def _idle(self, session: Session, now: float) -> bool:
+        """Idle past the timeout, and no stream of it is being written right now."""
+        timeout = self.session_idle_timeout
+        if timeout is None or now - session.last_seen <= timeout:
+            return False
+        listener = session.listener
+        return not (listener is not None and listener.writers)
+
+    async def _sweep_sessions(self, idle: float) -> None:
+        """One timer for all sessions (not one per session): forget the idle ones."""
+        while True:
+            await anyio.sleep(max(idle / 2, 0.05))
+            now = self.clock()
+            for session in [s for s in self.sessions.values() if self._idle(s, now)]:
+                self.drop_session(session)
 
     def drop_session(self, session: Session) -> None:
         self.sessions.pop(session.id, None)
@@ -348,10 +375,7 @@ class MockServer:
         if session is None or session.era != era or session.principal != principal:
             return None
         now = self.clock()
-        if (
-            self.session_idle_timeout is not None
-            and now - session.last_seen > self.session_idle_timeout
-        ):
+        if self._idle(session, now):
             self.drop_session(session)
             return None
         session.last_seen = now
@@ -395,62 +419,22 @@ class MockServer:
         if self.control and request.path.startswith(_control.PREFIX):
             await _control.handle_control(self, request, exchange)
             return
-        auth = self._authenticate(request)
-        message: Any = _UNPARSED
-        parse_error = False
-        rpc_method = None
-        if request.method == "POST" and request.body:
-            try:
-                message = json.loads(request.body)
-            except ValueError:
-                parse_error = True
-            if isinstance(message, dict) and isinstance(message.get("method"), str):
-                rpc_method = message["method"]
-        path = request.path
-        recorded = False
-
-        def record(status: int) -> None:
-            nonlocal recorded
-            if recorded:
-                return
-            recorded = True
-            self._recorder.record(
-                RequestRecord(
-                    principal=auth.principal,
-                    method=request.method,
-                    path=path,
-                    rpc_method=rpc_method,
-                    status=status,
-                    token_expired=auth.expired,
-                    token_present=auth.present,
-                    at=self.clock(),
-                )
-            )
-
-        exchange.on_start = record
-        rc = RequestContext(
-            request,
-            exchange,
-            auth.principal,
-            None if message is _UNPARSED else message,
-            parse_error,
-            rpc_method,
-        )
+        rc, auth = prepare(self, request, exchange)
         try:
-            fault = self.faults.take(path, request.method, rpc_method, auth.principal)
+            fault = self.faults.take(request.path, request.method, rc.rpc_method, rc.principal)
             if fault is not None:
                 if fault.kind == "delay":
                     await anyio.sleep(fault.seconds)
                 elif fault.kind in STREAM_KINDS:
                     rc.fault = fault
                 else:
-                    await self._inject(fault, rc)
+                    await inject(self, fault, rc)
                     return
             await self._route(rc, auth)
         finally:
-            record(0)
+            rc.record(0)
 
-    async def _route(self, rc: RequestContext, auth: _Auth) -> None:
+    async def _route(self, rc: RequestContext, auth: Auth) -> None:
         path = rc.request.path
         if path.startswith("/.well-known/oauth-protected-resource"):
             body = encode_json(
@@ -466,7 +450,7 @@ class MockServer:
             await rc.exchange.respond(404, [("content-type", "text/plain")], b"not found")
             return
         if self.require_auth and auth.error is not None:
-            await self.reject_auth(rc.exchange, "invalid_token", auth.error)
+            await reject_auth(self, rc.exchange, "invalid_token", auth.error)
             return
         if path == "/mcp":
             version = rc.request.header("mcp-protocol-version")
@@ -475,103 +459,17 @@ class MockServer:
                 and version is not None
                 and version not in HANDSHAKE_VERSIONS
             ):
-                await _eras.stateless(self, rc)
+                await stateless(self, rc)
             elif "streamable-http" in self.eras:
                 await _eras.streamable(self, rc)
             else:
-                await _eras.stateless(self, rc)
+                await stateless(self, rc)
         elif "sse" not in self.eras:
             await rc.exchange.respond(404, [("content-type", "text/plain")], b"not found")
         elif path == "/sse":
             await _eras.legacy_get(self, rc)
         else:
             await _eras.legacy_post(self, rc)
-
-    def _authenticate(self, request: Request) -> _Auth:
-        header = request.header("authorization")
-        if header is None or not header.lower().startswith("bearer "):
-            return _Auth(error="no bearer token")
-        raw = header[7:].strip()
-        auth = _Auth(present=True)
-        now = self.now()
-        try:
-            unverified = jwt.decode(raw, options={"verify_signature": False})
-        except jwt.PyJWTError:
-            unverified = {}
-        sub = unverified.get("sub")
-        auth.principal = sub if isinstance(sub, str) else None
-        exp = unverified.get("exp")
-        if isinstance(exp, int | float) and not isinstance(exp, bool):
-            auth.expired = now >= exp
-        try:
-            claims = self.issuer.verify(raw, now=now)
-        except TokenRejected as exc:
-            auth.error = exc.description
-            return auth
-        if self.audience is not None and claims.get("aud") != self.audience:
-            auth.error = "token audience does not match"
-        elif claims["sub"] in self.revoked:
-            auth.error = "principal revoked"
-        return auth
-
-    async def reject_auth(
-        self,
-        exchange: Exchange,
-        error: str,
-        description: str,
-        *,
-        status: int = 401,
-        scope: str | None = None,
-        headers: Sequence[tuple[str, str]] = (),
-        body: bytes = b"",
-    ) -> None:
-        challenge = f'Bearer error="{error}", error_description="{description}"'
-        if scope is not None:
-            challenge += f', scope="{scope}"'
-        challenge += f', resource_metadata="{self.resource_metadata_url}"'
-        hdrs = [("www-authenticate", challenge), ("content-type", "application/json"), *headers]
-        payload = body or encode_json({"error": error, "error_description": description})
-        await exchange.respond(status, hdrs, payload)
-
-    async def _inject(self, fault: Fault, rc: RequestContext) -> None:
-        """Answer with ``fault`` instead of serving the request."""
-        exchange = rc.exchange
-        kind = fault.kind
-        if kind == "status":
-            if fault.status_code in (401, 403) and fault.auth_error is not None:
-                await self.reject_auth(
-                    exchange,
-                    fault.auth_error,
-                    fault.auth_description or "",
-                    status=fault.status_code,
-                    scope=fault.scope,
-                    headers=fault.headers,
-                    body=fault.body,
-                )
-            else:
-                body = fault.body or b"injected fault"
-                await exchange.respond(
-                    fault.status_code, [("content-type", "text/plain"), *fault.headers], body
-                )
-        elif kind == "expire_session":
-            sid = rc.request.header("mcp-session-id") or rc.request.query.get("session_id")
-            if sid is not None and sid in self.sessions:
-                self.drop_session(self.sessions[sid])
-            await exchange.respond(404, [("content-type", "text/plain")], b"session expired")
-        elif kind == "disconnect":
-            await exchange.abort()
-        elif kind == "stall":
-            if fault.after_headers:
-                await exchange.start_stream(200, SSE_HEADERS)
-            elif exchange.on_start is not None:
-                exchange.on_start(0)  # counted now, with status 0: no response will come
-            await exchange.client_gone.wait()
-        elif kind == "wrong_content_type":
-            await exchange.respond(
-                200, [("content-type", "text/html")], b"<html><body>Login</body></html>"
-            )
-        else:
-            await _eras.bad_bytes(self, rc, kind, fault.size)
 
 
 async def _noop(arguments: dict[str, Any], ctx: Any) -> dict[str, Any]:

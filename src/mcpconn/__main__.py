@@ -1,0 +1,8 @@
+"""``python -m mcpconn``: the same command as the ``mcpconn`` script."""
+
+import sys
+
+from ._cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Optional adapters. Each needs its extra: ``mcpconn[prometheus]``, ``mcpconn[otel]``."""
