@@ -178,6 +178,8 @@ class Connection:
         """Send one JSON-RPC request; return its ``result`` object."""
         timeout = self.server.timeouts.request if timeout is None else timeout
         deadline = anyio.current_time() + timeout
+        session: Session | None = None
+        epoch = self._epoch
         with anyio.move_on_after(timeout):
             session, epoch = await self._usable_session()
         if session is None:
@@ -357,6 +359,8 @@ class Connection:
             ) as session:
                 if epoch != self._epoch:
                     return
+                if self._auth is not None:
+                    self._auth.retry_on_401 = True  # the server took our token: back to normal
                 self._session, self._session_cmds, self._session_done = session, cmds_send, done
                 self._invalidate_cache()
                 self.post(Fact(Input.OPENED, reason=f"opened ({session.era})"), epoch)

@@ -207,4 +207,3 @@ async def run_demo(speed: float = 1.0) -> int:
     _say()
     _say("demo complete: " + ("every claim held" if ok else "a claim did NOT hold (see above)"))
     return 0 if ok else 1
-

@@ -173,7 +173,7 @@ class Session:
         method: str,
         params: dict[str, Any] | None = None,
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 (the contract's per-request timeout)
+        timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
         """Send a request; return its ``result``. See the module docstring for the rules.
@@ -478,7 +478,9 @@ class Session:
             # A discover answer without a modern version is a legacy advertisement.
             raise NotModern("server/discover advertised no modern protocol version")
         self.protocol_version = STATELESS_VERSION
-        self._adopt(result, result.get("_meta", {}).get("io.modelcontextprotocol/serverInfo"))
+        meta = result.get("_meta")
+        info = meta.get("io.modelcontextprotocol/serverInfo") if isinstance(meta, dict) else None
+        self._adopt(result, info)
 
     async def _initialize(self, transport: Transport) -> None:
         offered = self._config.protocol_version or LATEST_SESSION_VERSION

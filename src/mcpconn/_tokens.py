@@ -56,13 +56,12 @@ import anyio.lowlevel
 
 from ._exceptions import ConnectionClosed, MCPConnError, ReauthRequired, TokenProviderError
 from ._freshness import Freshness, FreshnessPolicy, freshness, refresh_timer_at
+from ._store import Key, MemoryTokenStore, StoredToken, TokenStore
 from ._token import Token
 
 __all__ = ["Provider", "TokenListener", "TokenRequest", "TokenSource", "TokenSourceStatistics"]
 
 logger = logging.getLogger("mcpconn.tokens")
-
-Key = tuple[str, "str | None"]
 
 
 @dataclass(frozen=True)
@@ -96,37 +95,14 @@ class TokenSourceStatistics:
     in_flight: int
 
 
-@dataclass(frozen=True)
-class _Entry:
-    token: Token
-    obtained_at: float
-
-
-class _MemoryCache:
-    """The cache behind a `TokenSource`: the seam where a shared store plugs in later."""
-
-    def __init__(self) -> None:
-        self._entries: dict[Key, _Entry] = {}
-
-    def get(self, key: Key) -> _Entry | None:
-        return self._entries.get(key)
-
-    def put(self, key: Key, entry: _Entry) -> None:
-        self._entries[key] = entry
-
-    def delete(self, key: Key) -> None:
-        self._entries.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
 class _Flight:
     """One provider call and everyone waiting for it."""
 
-    def __init__(self, request: TokenRequest, generation: int) -> None:
+    def __init__(self, request: TokenRequest, generation: int, avoid: Token | None) -> None:
         self.request = request
         self.generation = generation
+        # The token this flight replaces: another replica's copy of it will not do.
+        self.avoid = avoid
         self.done = anyio.Event()
         self.token: Token | None = None
         self.error: MCPConnError | None = None
@@ -181,7 +157,9 @@ class TokenSource:
     ``async with``). ``max_age``: age limit for tokens without expiry.
     ``provider_timeout``: a hanging provider is cut off after this. After a
     failure, calls within ``failure_cooldown`` get the same error without a
-    provider call. ``clock``: epoch seconds (default `time.time`).
+    provider call. ``clock``: epoch seconds (default `time.time`). ``store``:
+    where tokens live (default: a `MemoryTokenStore`, this process only); a
+    shared store such as ``mcpconn.redis_store.RedisTokenStore`` needs ``async with``.
     """
 
     def __init__(
@@ -195,6 +173,7 @@ class TokenSource:
         provider_timeout: float = 10.0,
         failure_cooldown: float = 1.0,
         clock: Callable[[], float] | None = None,
+        store: TokenStore | None = None,
     ) -> None:
         if isinstance(provider_timeout, bool) or not (
             isinstance(provider_timeout, int | float)
@@ -212,7 +191,9 @@ class TokenSource:
         self._provider_timeout = float(provider_timeout)
         self._failure_cooldown = float(failure_cooldown)
         self._clock = clock
-        self._cache = _MemoryCache()
+        if store is not None and not isinstance(store, TokenStore):
+            raise TypeError("store must be a TokenStore")
+        self._cache: TokenStore = store if store is not None else MemoryTokenStore()
         self._states: dict[Key, _KeyState] = {}
         self._listeners: list[TokenListener] = []
         self._tg: anyio.abc.TaskGroup | None = None
@@ -234,6 +215,11 @@ class TokenSource:
         stack = AsyncExitStack()
         self._tg = await stack.enter_async_context(anyio.create_task_group())
         self._stack = stack
+        try:
+            await self._tg.start(self._cache.run, self._remote_change)
+        except BaseException:
+            await self.aclose()
+            raise
         return self
 
     async def __aexit__(
@@ -266,7 +252,7 @@ class TokenSource:
         rather than send the token a server just rejected.
         """
         key = self._key(principal, audience)
-        self._require_entered_for_timer()
+        self._require_entered()
         entry = self._cache.get(key)
         flight = self._states[key].flight if key in self._states else None
         if flight is not None and flight.request.force:
@@ -283,7 +269,12 @@ class TokenSource:
                 self._refresh_in_background(key, entry.token)
                 return entry.token
         reason = "no cached token" if entry is None else "cached token expired"
-        return await self._obtain(key, force=entry is not None, reason=reason)
+        return await self._obtain(
+            key,
+            force=entry is not None,
+            reason=reason,
+            avoid=None if entry is None else entry.token,
+        )
 
     async def refresh(
         self, principal: str, audience: str | None = None, *, replacing: Token | None
@@ -296,7 +287,7 @@ class TokenSource:
         one provider call.
         """
         key = self._key(principal, audience)
-        self._require_entered_for_timer()
+        self._require_entered()
         state = self._state(key)
         entry = self._cache.get(key)
         if (
@@ -308,7 +299,9 @@ class TokenSource:
             is not Freshness.EXPIRED
         ):
             return entry.token
-        return await self._obtain(key, force=True, reason="token rejected")
+        if replacing is None and entry is not None:
+            replacing = entry.token
+        return await self._obtain(key, force=True, reason="token rejected", avoid=replacing)
 
     def publish(self, principal: str, token: Token | str, audience: str | None = None) -> None:
         """Push a new token (e.g. the user logged in again); wakes everyone waiting on the key."""
@@ -318,12 +311,19 @@ class TokenSource:
             token = Token.from_jwt(token, now=now)
         if not isinstance(token, Token):
             raise TypeError(f"publish() needs a Token or str, not {type(token).__name__}")
-        self._store(key, token, now, published=True)
+        self._require_store_running()
+        entry = self._store(key, token, now, published=True)
+        self._cache.announce(key, entry, published=True)
 
     def invalidate(self, principal: str, audience: str | None = None) -> None:
         """Forget the cached token and any remembered failure; the next get() asks the provider."""
         key = self._key(principal, audience)
-        self._cache.delete(key)
+        self._require_store_running()
+        self._forget(key)
+        self._cache.announce(key, None, published=False)
+
+    def _forget(self, key: Key) -> None:
+        self._cache.discard(key)
         state = self._states.get(key)
         if state is not None:
             state.failure = None
@@ -386,11 +386,20 @@ class TokenSource:
             state = self._states[key] = _KeyState()
         return state
 
-    def _require_entered_for_timer(self) -> None:
+    def _require_entered(self) -> None:
         if self._refresh_ahead and self._tg is None:
             raise RuntimeError("refresh_ahead=True needs `async with TokenSource(...) as source`")
+        self._require_store_running()
 
-    async def _obtain(self, key: Key, *, force: bool, reason: str) -> Token:
+    def _require_store_running(self) -> None:
+        if self._cache.needs_task_group and self._tg is None:
+            raise RuntimeError(
+                f"{type(self._cache).__name__} needs `async with TokenSource(...) as source`"
+            )
+
+    async def _obtain(
+        self, key: Key, *, force: bool, reason: str, avoid: Token | None = None
+    ) -> Token:
         """Join the key's flight, or fail fast in the cooldown, or start a flight."""
         state = self._state(key)
         flight = state.flight
@@ -400,7 +409,7 @@ class TokenSource:
             ):
                 await anyio.lowlevel.checkpoint()
                 raise _fresh_copy(state.failure)
-            flight = self._start_flight(key, state, force=force, reason=reason)
+            flight = self._start_flight(key, state, force=force, reason=reason, avoid=avoid)
             if self._tg is None:
                 # Not entered: this caller leads, shielded (see the module docstring).
                 await self._fly(key, flight, shield=True)
@@ -409,9 +418,11 @@ class TokenSource:
         await flight.done.wait()
         return flight.outcome()
 
-    def _start_flight(self, key: Key, state: _KeyState, *, force: bool, reason: str) -> _Flight:
+    def _start_flight(
+        self, key: Key, state: _KeyState, *, force: bool, reason: str, avoid: Token | None
+    ) -> _Flight:
         request = TokenRequest(principal=key[0], force=force, reason=reason, audience=key[1])
-        flight = _Flight(request, state.generation)
+        flight = _Flight(request, state.generation, avoid)
         state.flight = flight
         if self._tg is not None:
             self._tg.start_soon(self._fly, key, flight, False)
@@ -426,14 +437,31 @@ class TokenSource:
             return
         if state.failure is not None and self._clock() - state.failed_at < self._failure_cooldown:
             return
-        self._start_flight(key, state, force=False, reason="refresh ahead of expiry")
+        self._start_flight(key, state, force=False, reason="refresh ahead of expiry", avoid=token)
 
     async def _fly(self, key: Key, flight: _Flight, shield: bool) -> None:
         """Run the provider once and settle ``flight`` whatever happens."""
         state = self._state(key)
+
+        def usable(shared: StoredToken | None) -> bool:
+            # Another replica's token will do unless it is the one we replace or expired.
+            return (
+                shared is not None
+                and not shared.token.same_credential(flight.avoid)
+                and freshness(
+                    shared.token, self._clock(), self._policy, obtained_at=shared.obtained_at
+                )
+                is not Freshness.EXPIRED
+            )
+
+        async def fetch() -> StoredToken:
+            fetched = await self._call_provider(flight.request)
+            return StoredToken(fetched, self._clock())
+
         try:
             with anyio.CancelScope(shield=shield):
-                token = await self._call_provider(flight.request)
+                result = await self._cache.exchange(key, usable=usable, fetch=fetch)
+            token = result.token
             if state.generation != flight.generation:
                 # A publish() landed while we were asking: it is newer; keep it.
                 entry = self._cache.get(key)
@@ -447,7 +475,7 @@ class TokenSource:
                 and entry.token.same_credential(token)
             ):
                 state.ahead_for = token.raw
-            self._store(key, token, self._clock())
+            self._store(key, token, result.obtained_at)
             flight.token = token
             self._refreshes += 1
         except MCPConnError as exc:
@@ -507,7 +535,21 @@ class TokenSource:
             raise failure("returned an expired token")
         return token
 
-    def _store(self, key: Key, token: Token, now: float, *, published: bool = False) -> None:
+    def _remote_change(self, key: Key, entry: StoredToken | None, published: bool) -> None:
+        """Another replica published, refreshed or invalidated ``key``."""
+        if self._closed:
+            return
+        if entry is None:
+            self._forget(key)
+            return
+        local = self._cache.get(key)
+        if local is not None and local.token.same_credential(entry.token):
+            return
+        if not published and local is None and key not in self._states:
+            return  # a key this replica never used: nothing to keep fresh
+        self._store(key, entry.token, entry.obtained_at, published=published)
+
+    def _store(self, key: Key, token: Token, now: float, *, published: bool = False) -> StoredToken:
         """A new token for ``key``: cache it, bump the generation, wake waiters.
 
         Listeners hear only of *published* tokens (a human logged in again). A
@@ -520,9 +562,11 @@ class TokenSource:
         old = self._cache.get(key)
         if old is not None and old.token.same_credential(token):
             # The same credential again (maybe with new metadata): not a new token.
-            self._cache.put(key, _Entry(token, old.obtained_at))
-            return
-        self._cache.put(key, _Entry(token, now))
+            entry = StoredToken(token, old.obtained_at)
+            self._cache.set(key, entry)
+            return entry
+        entry = StoredToken(token, now)
+        self._cache.set(key, entry)
         state.generation += 1
         state.ahead_for = None
         if state.changed is not None:
@@ -530,12 +574,13 @@ class TokenSource:
             state.changed = None
         self._schedule_timer(key, state)
         if not published:
-            return
+            return entry
         for listener in list(self._listeners):
             try:
                 listener(key[0], key[1])
             except Exception:
                 logger.exception("token listener %r failed", listener)
+        return entry
 
     # -- the no-traffic refresh-ahead timer ------------------------------------------
 
@@ -564,7 +609,9 @@ class TokenSource:
                     continue
                 try:
                     # A new token cancels this scope (and schedules a new timer).
-                    await self._obtain(key, force=False, reason="refresh-ahead timer")
+                    await self._obtain(
+                        key, force=False, reason="refresh-ahead timer", avoid=entry.token
+                    )
                 except MCPConnError:
                     now = self._clock()
                     if freshness(entry.token, now, self._policy, obtained_at=entry.obtained_at) is (

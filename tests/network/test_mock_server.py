@@ -191,8 +191,12 @@ async def test_json_response_mode(client: httpx.AsyncClient) -> None:
             json=rpc(1, "tools/call", {"name": "echo", "arguments": {"text": "hi"}}),
             headers=session,
         )
+        server.faults.add(Fault.non_json(), times=1)
+        garbled = await client.post(server.url, json=rpc(2, "ping"), headers=session)
     assert response.headers["content-type"] == "application/json"
     assert response.json()["result"]["content"][0]["text"] == "hi"
+    assert garbled.headers["content-type"] == "application/json"
+    assert garbled.content == b"this is not json{"
 
 
 async def test_version_negotiation(server: MockServer, client: httpx.AsyncClient) -> None:
@@ -247,6 +251,24 @@ async def test_progress_and_notify_on_the_request_stream(
     async with client.stream("POST", server.url, json=body, headers=session) as response:
         msgs = await SSE(response).messages()
     assert [m.get("method") for m in msgs] == ["notifications/message"] * 2 + [None]
+
+
+async def test_slow_tool_honours_cancellation(
+    server: MockServer, client: httpx.AsyncClient
+) -> None:
+    session = await initialize(client, server, server.mint("alice"))
+    body = rpc(11, "tools/call", {"name": "slow", "arguments": {"seconds": 30}})
+    async with client.stream("POST", server.url, json=body, headers=session) as response:
+        reader = SSE(response)
+        await reader.event()  # the priming event: the call is under way
+        cancel = {
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": {"requestId": 11, "reason": "test"},
+        }
+        assert (await client.post(server.url, json=cancel, headers=session)).status_code == 202
+        with anyio.fail_after(5):
+            assert await reader.messages() == []  # a cancelled request gets no response
 
 
 async def test_session_ids_and_delete(server: MockServer, client: httpx.AsyncClient) -> None:
@@ -373,6 +395,11 @@ async def test_server_to_client_request(server: MockServer, client: httpx.AsyncC
         assert ping == {"jsonrpc": "2.0", "id": "s1", "method": "ping"}
         answer = {"jsonrpc": "2.0", "id": "s1", "result": {}}
         assert (await client.post(server.url, json=answer, headers=session)).status_code == 202
+        call = rpc(3, "tools/call", {"name": "notify", "arguments": {"target": "listeners"}})
+        _, result = await post(client, server.url, call, session)
+        assert result is not None and result["result"]["structuredContent"] == {"delivered": 1}
+        via_tool = await reader.message()
+        assert via_tool is not None and via_tool["method"] == "notifications/message"
         server.close_streams()
         assert await reader.events() == []
     assert list(server.client_responses) == [answer]
@@ -614,8 +641,8 @@ async def test_stream_cut_cleanly_and_mid_event(
 
     with pytest.raises(httpx.RemoteProtocolError):  # no terminating chunk
         await read_cut_stream()
-    first, _, partial = bytes(raw).partition(b"\n\n")
-    assert b'"first"' in first  # one whole event ...
+    priming, first, partial = bytes(raw).split(b"\n\n")
+    assert priming.endswith(b"data: ") and b'"first"' in first  # one whole event ...
     assert partial.startswith(b"id: L-") and b'"second"}' not in partial  # ... then half of one
 
 
@@ -763,9 +790,18 @@ async def test_control_endpoints(client: httpx.AsyncClient) -> None:
         ).status_code == 502
         assert (await client.post(ctl + "faults", json={"kind": "nope"})).status_code == 400
         assert (await client.post(ctl + "emit", json={"count": 2})).json() == {"delivered": 0}
+        clock = await client.post(ctl + "clock", json={"offset": 3600})
+        assert clock.json() == {"clock_offset": 3600.0} and server.clock_offset == 3600
+        assert (
+            await client.post(server.url, json=rpc(1, "ping"), headers=session)
+        ).status_code == 401
+        await client.post(ctl + "clock", json={"offset": 0})
+        assert (await client.post(ctl + "expire-sessions", json={})).json() == {"expired": 1}
+        records = (await client.get(ctl + "records", params={"since": 0})).json()
         stats = (await client.get(ctl + "stats")).json()
-    assert stats["by_status"] == {"200": 1, "202": 1, "401": 1, "502": 1}
-    assert stats["requests_total"] == 4  # control requests are not counted
+    assert stats["by_status"] == {"200": 1, "202": 1, "401": 2, "502": 1}
+    assert stats["requests_total"] == 5 == len(records)  # control requests are not counted
+    assert records[-1]["token_expired"] is True and "token" not in records[-1]
 
 
 def test_jwt_issuer() -> None:
@@ -782,6 +818,8 @@ def test_jwt_issuer() -> None:
     with pytest.raises(TokenRejected, match="signature") as forged:
         JWTIssuer("some-other-secret-long-enough-for-hs256").verify(b, now=1000.0)
     assert forged.value.reason == "bad_signature"
+    short = JWTIssuer("s3cret")  # a short test secret is fine (no pyjwt warning -> error)
+    assert short.verify(short.mint("bob"))["sub"] == "bob"
     assert "secret" not in repr(issuer)
 
 

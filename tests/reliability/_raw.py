@@ -87,6 +87,26 @@ async def no_listener(stream: anyio.abc.SocketStream, req: RawRequest) -> None:
     await stream.send(head(405, {"content-length": "0", "allow": "POST, DELETE"}))
 
 
+def once(writer: Writer, then: Writer | None = None) -> Writer:
+    """``writer`` for the first request only, then ``then`` (default: 405, so a
+    listener gives up quietly).
+
+    Lets a test close its supervisor while the connection is quiet rather than in
+    the middle of dropping a session (see test_cancellation for that case).
+    """
+    used = False
+
+    async def write(stream: anyio.abc.SocketStream, req: RawRequest) -> None:
+        nonlocal used
+        if used:
+            await (then or no_listener)(stream, req)
+            return
+        used = True
+        await writer(stream, req)
+
+    return write
+
+
 @dataclass
 class RawServer:
     url: str
@@ -179,8 +199,17 @@ async def raw_server(**writers: Writer) -> AsyncIterator[RawServer]:
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     port = listener.extra(SocketAttribute.local_port)
     server = RawServer(url=f"http://127.0.0.1:{port}/mcp", **writers)
+    async def accept_loop(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        # One task, started before we yield: a baseline task count taken inside
+        # the block is exact (``listener.serve`` spawns its workers later).
+        (sock,) = listener.listeners
+        task_status.started()
+        async with anyio.create_task_group() as conns:
+            while True:
+                conns.start_soon(server.handle, await sock.accept())
+
     async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, server.handle)
+        await tg.start(accept_loop)
         try:
             yield server
         finally:
@@ -217,7 +246,8 @@ async def settle_to(baseline_fds: int, baseline_tasks: int, *, timeout: float = 
             gc.collect()
             await anyio.sleep(0.01)
     assert open_fds() <= baseline_fds, f"leaked fds: {open_fds()} > {baseline_fds}"
-    assert task_count() <= baseline_tasks, f"leaked tasks: {task_count()} > {baseline_tasks}"
+    names = [t.name for t in anyio.get_running_tasks()]
+    assert task_count() <= baseline_tasks, f"leaked tasks: {names} (baseline {baseline_tasks})"
 
 
 @asynccontextmanager

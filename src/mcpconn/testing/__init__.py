@@ -19,7 +19,14 @@ Why h11 on anyio sockets rather than an ASGI server (uvicorn, hypercorn):
    terminating chunk, write bytes that are not SSE.
 3. No new runtime dependency: h11 already comes with httpx.
 
-For benchmarks the same server runs in its own process: ``mcpconn mock-server``.
+Endpoints: ``/mcp`` serves streamable HTTP sessions (2025-03-26 .. 2025-11-25)
+and, chosen per request by ``MCP-Protocol-Version: 2026-07-28``, the stateless
+era (as the official SDK does: one URL, so a client's era detection is what gets
+tested); ``/sse`` + ``/messages`` serve legacy HTTP+SSE (2024-11-05). ``eras=``
+narrows this to build a legacy-only or modern-only server.
+
+For benchmarks the same server runs in its own process (``mcpconn mock-server``)
+and is driven through its ``/_mock/`` control endpoints.
 """
 
 from ._faults import Fault, FaultRule, FaultSet

@@ -4,11 +4,26 @@ Benchmarks must not share a process with the client, so everything a test does
 in-process (revoke, emit, faults, clock skew, counters) is also a small JSON
 POST here. Control requests are not counted and need no token: the server is
 a loopback test fixture. Off by default in-process; on in ``mcpconn mock-server``.
+
+    GET    /_mock/stats                      MockStats.to_json()
+    GET    /_mock/records?since=T            recent RequestRecords (never tokens)
+    POST   /_mock/mint            {principal, lifetime?}        -> {token}
+    POST   /_mock/revoke|restore  {principal}
+    POST   /_mock/emit            {method?, params?, principal?, count?}  -> {delivered}
+                                  (count > 1 floods with backpressure)
+    POST   /_mock/clock           {offset}                      server clock skew (s)
+    POST   /_mock/close-streams   {principal?}                  clean end, resumable
+    POST   /_mock/expire-sessions {principal?}                  next request gets 404
+    POST   /_mock/faults          {kind, <options>, times?, path?, method?,
+                                   rpc_method?, principal?}     e.g. {"kind": "status",
+                                                                "status": 503, "retry_after": 2}
+    DELETE /_mock/faults                                        clear every rule
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ._events import encode_json
@@ -87,7 +102,7 @@ def _dispatch(server: MockServer, method: str, route: str, request: Request, bod
         return server.stats().to_json()
     if method == "GET" and route == "records":
         since = float(request.query.get("since", "0"))
-        return [r.__dict__ for r in server.requests_since(since)]
+        return [asdict(r) for r in server.requests_since(since)]
     if method != "POST" and not (method == "DELETE" and route == "faults"):
         return None
     if route == "mint":

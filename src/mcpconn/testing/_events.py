@@ -131,9 +131,11 @@ class EventStream:
             self._wake = None
 
     def frames_after(self, seq: int) -> list[tuple[int, bytes]]:
-        if not self._log or self._log[-1][0] <= seq:
+        log = self._log
+        if not log or log[-1][0] <= seq:
             return []
-        return [item for item in self._log if item[0] > seq]
+        start = max(seq - log[0][0] + 1, 0)  # seqs are contiguous: index, don't scan
+        return [log[i] for i in range(start, len(log))]
 
     def attach(self) -> int:
         """Become the one writer of this stream; returns the writer's generation."""

@@ -193,8 +193,24 @@ class HTTPServer:
         listener = await anyio.create_tcp_listener(local_host=host, local_port=port, backlog=4096)
         async with listener, anyio.create_task_group() as tg:
             bound = listener.extra(anyio.abc.SocketAttribute.local_port)
+            for sub in listener.listeners:  # one per address family bound
+                assert isinstance(sub, anyio.abc.SocketListener)
+                tg.start_soon(self._accept_loop, sub, tg)
             task_status.started(bound)
-            await listener.serve(self._serve_connection, task_group=tg)
+
+    async def _accept_loop(
+        self, listener: anyio.abc.SocketListener, tg: anyio.abc.TaskGroup
+    ) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                # Out of file descriptors (a load test went too far): keep
+                # serving the connections we have instead of dying.
+                logger.warning("mock server cannot accept: %s", exc.strerror or exc)
+                await anyio.sleep(0.05)
+                continue
+            tg.start_soon(self._serve_connection, stream)
 
     async def _serve_connection(self, stream: anyio.abc.SocketStream) -> None:
         self.open_connections += 1
@@ -268,10 +284,9 @@ class HTTPServer:
                 tg.start_soon(self._watch_disconnect, conn, stream, exchange, tg.cancel_scope)
                 try:
                     await self._handler(request, exchange)
-                except _ClientGone:
-                    pass
-                except Exception:
-                    logger.exception("mock server handler failed")
+                except Exception as exc:
+                    if not _is_disconnect(exc):
+                        logger.exception("mock server handler failed")
                     if exchange.started:
                         exchange.aborted = True
                     else:
@@ -321,6 +336,13 @@ class HTTPServer:
                 return
             buffered += len(data)
             conn.receive_data(data)
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    """The client went away (possibly reported from inside a task group)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_disconnect(e) for e in exc.exceptions)
+    return isinstance(exc, _ClientGone | anyio.BrokenResourceError | anyio.ClosedResourceError)
 
 
 def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:

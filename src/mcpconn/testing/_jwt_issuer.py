@@ -10,8 +10,10 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
+import warnings
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import anyio
@@ -20,6 +22,17 @@ import jwt
 from .._exceptions import ReauthRequired
 
 __all__ = ["JWTIssuer", "JWTProvider", "TokenRejected"]
+
+
+@contextmanager
+def _short_secrets_allowed() -> Iterator[None]:
+    """A test issuer may use a short secret (``--secret s3cret``): no pyjwt key-length warning.
+
+    Safe without awaits inside: the warning filter is restored before any other task runs.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
+        yield
 
 
 class TokenRejected(ValueError):
@@ -86,7 +99,8 @@ class JWTIssuer:
         if extra:
             claims.update(extra)
         self.minted[principal] += 1
-        return jwt.encode(claims, self._secret, algorithm=self.algorithm)
+        with _short_secrets_allowed():
+            return jwt.encode(claims, self._secret, algorithm=self.algorithm)
 
     def verify(self, raw: str, *, now: float | None = None) -> dict[str, Any]:
         """The claims of a valid token; raises `TokenRejected` otherwise.
@@ -95,12 +109,13 @@ class JWTIssuer:
         pyjwt's own clock, so tests can skew time.
         """
         try:
-            claims: dict[str, Any] = jwt.decode(
-                raw,
-                self._secret,
-                algorithms=[self.algorithm],
-                options={"verify_exp": False, "verify_aud": False, "verify_iat": False},
-            )
+            with _short_secrets_allowed():
+                claims: dict[str, Any] = jwt.decode(
+                    raw,
+                    self._secret,
+                    algorithms=[self.algorithm],
+                    options={"verify_exp": False, "verify_aud": False, "verify_iat": False},
+                )
         except jwt.InvalidSignatureError:
             raise TokenRejected("bad_signature", "token signature is invalid") from None
         except jwt.PyJWTError:

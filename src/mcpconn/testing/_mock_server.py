@@ -6,11 +6,12 @@ asking (principal, token state), what goes wrong (faults), and records it.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -27,6 +28,8 @@ from ._requests import Auth, RequestContext, inject, prepare, reject_auth
 from ._stateless import stateless
 from ._stats import MockStats, Recorder, RequestRecord
 from ._tools import BUILTIN_TOOLS, Catalog, Tool
+
+logger = logging.getLogger("mcpconn.testing")
 
 __all__ = ["HANDSHAKE_VERSIONS", "MODERN_VERSIONS", "MockServer", "RequestContext", "Session"]
 
@@ -391,10 +394,20 @@ class MockServer:
             if not streams:
                 del self._listeners[stream.principal]
 
-    def spawn(self, func: Callable[[], Any]) -> None:
-        """Run ``func`` in the server's task group (work that outlives its connection)."""
+    def spawn(self, func: Callable[[], Awaitable[None]]) -> None:
+        """Run ``func`` in the server's task group (work that outlives its connection).
+
+        A failure is logged, never allowed to take the whole server down.
+        """
+
+        async def guarded() -> None:
+            try:
+                await func()
+            except Exception:
+                logger.exception("mock server task failed")
+
         assert self._tg is not None
-        self._tg.start_soon(func)
+        self._tg.start_soon(guarded)
 
     async def pump(
         self, stream: EventStream, rc: RequestContext, *, after: int, first: bytes = b""

@@ -1,0 +1,102 @@
+"""The seed's client, written the plain way with httpx: the baselines mcpconn is measured against.
+
+* `NaiveSession`: caches the token it was given and sends it forever, never
+  reading ``exp`` (the seed's ``storeIDTokenForSSO`` with a zero ``ExpiresAt``).
+* `retry_loop_listener`: ``listen to server forever``; on any error log it and
+  ``retry in 1 second`` (the seed's log flood).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any
+
+import anyio
+import httpx
+
+ACCEPT = "application/json, text/event-stream"
+PROTOCOL = "2025-11-25"
+log = logging.getLogger("baseline")
+_ids = itertools.count(1)
+
+
+class NaiveSession:
+    """An MCP session over plain httpx with a token cached once and never checked."""
+
+    def __init__(self, client: httpx.AsyncClient, url: str, token: str) -> None:
+        self.client = client
+        self.url = url
+        self.token = token  # cached; its exp is never read
+        self.session_id: str | None = None
+
+    def _headers(self) -> dict[str, str]:
+        headers = {
+            "authorization": f"Bearer {self.token}",
+            "accept": ACCEPT,
+            "mcp-protocol-version": PROTOCOL,
+        }
+        if self.session_id:
+            headers["mcp-session-id"] = self.session_id
+        return headers
+
+    async def _post(self, message: dict[str, Any]) -> httpx.Response:
+        response = await self.client.post(self.url, json=message, headers=self._headers())
+        await response.aread()
+        return response
+
+    async def initialize(self) -> int:
+        response = await self._post(
+            {
+                "jsonrpc": "2.0",
+                "id": next(_ids),
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": PROTOCOL,
+                    "capabilities": {},
+                    "clientInfo": {"name": "naive", "version": "0"},
+                },
+            }
+        )
+        if response.status_code == 200:
+            self.session_id = response.headers.get("mcp-session-id")
+            await self._post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return response.status_code
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> int:
+        """The HTTP status of one ``tools/call`` (200: it worked)."""
+        message = {
+            "jsonrpc": "2.0",
+            "id": next(_ids),
+            "method": "tools/call",
+            "params": {"name": name, "arguments": arguments},
+        }
+        return (await self._post(message)).status_code
+
+
+async def retry_loop_listener(
+    client: httpx.AsyncClient, url: str, token: str, until: float, counts: dict[str, int]
+) -> None:
+    """GET the listener stream with a fixed token; on failure log and retry in 1 second."""
+    headers = {
+        "authorization": f"Bearer {token}",
+        "accept": "text/event-stream",
+        "mcp-protocol-version": PROTOCOL,
+    }
+    while anyio.current_time() < until:
+        try:
+            async with client.stream("GET", url, headers=headers) as response:
+                counts["requests"] += 1
+                if response.status_code == 200:
+                    async for _ in response.aiter_bytes():
+                        pass
+                    continue
+                await response.aread()
+                log.error(
+                    "failed to listen to server. retry in 1 second: %d", response.status_code
+                )
+        except httpx.HTTPError as exc:
+            counts["requests"] += 1
+            log.error("failed to listen to server. retry in 1 second: %s", type(exc).__name__)
+        counts["log_lines"] += 1
+        await anyio.sleep(1.0)

@@ -1,0 +1,169 @@
+"""Scenario 2, revoked: N live listeners whose principals the server revokes.
+
+mcpconn (default `Backoff`: 3 auth attempts) against the seed's fixed
+1-second retry loop, over the same window, on the same server process. The
+server's per-principal counters are sampled every 0.5 s: total requests, the
+per-listener maximum, requests per second over time (drawn to
+docs/revoked.png), and the log lines each side printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+import anyio
+import httpx
+from _baselines import retry_loop_listener
+from _harness import DOCS, LogCounter, MockProcess, Result, run_scenario
+
+from mcpconn import Backoff, ServerConfig, State, Supervisor, TokenSource
+from mcpconn.testing import JWTIssuer, JWTProvider
+
+SAMPLE = 0.5
+
+
+def _total(stats: dict[str, Any], prefix: str) -> int:
+    return sum(v for k, v in stats["by_principal"].items() if k.startswith(prefix))
+
+
+async def _sample(mock: MockProcess, prefix: str, window: float) -> list[tuple[float, int]]:
+    """(seconds since start, cumulative requests of ``prefix`` principals) every SAMPLE s."""
+    start = anyio.current_time()
+    series = [(0.0, _total(await mock.stats(), prefix))]
+    while (now := anyio.current_time()) - start < window:
+        await anyio.sleep(SAMPLE - (now - start) % SAMPLE)
+        series.append((anyio.current_time() - start, _total(await mock.stats(), prefix)))
+    return series
+
+
+async def _revoke_all(mock: MockProcess, principals: list[str]) -> None:
+    limiter = anyio.CapacityLimiter(16)
+
+    async def one(who: str) -> None:
+        async with limiter:
+            await mock.post("revoke", principal=who)
+
+    async with anyio.create_task_group() as tg:
+        for who in principals:
+            tg.start_soon(one, who)
+
+
+def _rates(series: list[tuple[float, int]]) -> list[tuple[float, float]]:
+    return [
+        (t1, (c1 - c0) / (t1 - t0))
+        for (t0, c0), (t1, c1) in zip(series, series[1:], strict=False)
+        if t1 > t0
+    ]
+
+
+def _plot(ours: list[tuple[float, float]], loop: list[tuple[float, float]], n: int) -> str:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib not installed: no picture (pip install 'mcpconn[bench]')"
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=120)
+    ax.plot([t for t, _ in loop], [r for _, r in loop], label="fixed 1-second retry loop (seed)",
+            color="#d62728")
+    ax.plot([t for t, _ in ours], [r for _, r in ours], label="mcpconn (parks in NEEDS_REAUTH)",
+            color="#1f77b4", linewidth=2)
+    ax.set_xlabel("seconds since the principals were revoked")
+    ax.set_ylabel("server requests per second")
+    ax.set_title(f"{n:,} listeners whose principal was revoked")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    DOCS.mkdir(exist_ok=True)
+    path = DOCS / "revoked.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return f"picture: {path}"
+
+
+async def scenario(args: argparse.Namespace) -> Result:
+    n = 100 if args.quick else 1000
+    window = 10.0 if args.quick else 20.0
+    silence = 2.0 if args.quick else 3.0
+    backoff = Backoff()  # the defaults a user gets: 1 s initial, x1.6, 3 auth attempts
+    per_listener = 1 + 1 + backoff.auth_attempts
+    result = Result("revoked", {"listeners": n, "window_s": window,
+                                "auth_attempts": backoff.auth_attempts})
+    async with MockProcess() as mock:
+        issuer = JWTIssuer(mock.secret)
+        provider = JWTProvider(issuer, lifetime=600)
+        ours = [f"p{i:04d}" for i in range(n)]
+        theirs = [f"b{i:04d}" for i in range(n)]
+        # -- the seed's 1-second loop ------------------------------------------------
+        await _revoke_all(mock, theirs)
+        counts = {"requests": 0, "log_lines": 0}
+        logging.getLogger("baseline").addHandler(logging.NullHandler())
+        logging.getLogger("baseline").propagate = False
+        async with httpx.AsyncClient(
+            timeout=30, limits=httpx.Limits(max_connections=None, max_keepalive_connections=n)
+        ) as client:
+            until = anyio.current_time() + window
+            async with anyio.create_task_group() as tg:
+                for who in theirs:
+                    tg.start_soon(retry_loop_listener, client, mock.url,
+                                  issuer.mint(who, lifetime=600), until, counts)
+                loop_series = await _sample(mock, "b", window)
+        # -- mcpconn ----------------------------------------------------------------
+        async with TokenSource(provider) as tokens, Supervisor(tokens, backoff=backoff) as sup:
+            config = ServerConfig("mock", mock.url, transport="streamable-http")
+            conns = [await sup.connect(config, who) for who in ours]
+            with anyio.fail_after(120):
+                for conn in conns:
+                    await conn.wait_for(State.READY)
+                while (await mock.stats())["open_streams"] < n:  # every listener listening
+                    await anyio.sleep(0.1)
+            before = (await mock.stats())["by_principal"]
+            with LogCounter() as ours_logs:
+                await _revoke_all(mock, ours)
+                await mock.post("close-streams")
+                series = await _sample(mock, "p", window)
+                stats = await mock.stats()
+                parked_set = [c.principal for c in conns if c.state is State.NEEDS_REAUTH]
+                await anyio.sleep(silence)  # the parked ones must stay silent
+                later = (await mock.stats())["by_principal"]
+            parked = len(parked_set)
+            from_parked = sum(later.get(p, 0) - stats["by_principal"].get(p, 0) for p in parked_set)
+            each = [later.get(p, 0) - before.get(p, 0) for p in ours]
+            sup_stats = sup.statistics()
+    ours_total = series[-1][1] - series[0][1]
+    loop_total = loop_series[-1][1] - loop_series[0][1]
+    tail = [c for t, c in series if t >= window - 5.0]
+    quiet = tail[-1] - tail[0] if tail else -1
+    result.row("listeners", n, n)
+    result.row(f"server requests in {window:g} s", ours_total, loop_total)
+    result.row("requests per listener (max)", max(each), f"~{loop_total / n:.1f}")
+    result.row("requests in the last 5 s", quiet,
+               loop_series[-1][1] - next(c for t, c in loop_series if t >= window - 5.0))
+    result.row(f"parked in NEEDS_REAUTH after {window:g} s", parked, "n/a (loops forever)")
+    result.row("log lines (WARNING+)", ours_logs.count, counts["log_lines"])
+    result.row("log lines per listener", ours_logs.count / n, counts["log_lines"] / n)
+    ratio = loop_total / max(1, ours_total)
+    result.row("server requests, 1-s loop / mcpconn", f"{ratio:.1f}x", "")
+    result.target("requests per listener", f"<= 1 + 1 + {backoff.auth_attempts}",
+                  max(each), max(each) <= per_listener)
+    result.row(f"requests from parked listeners in the next {silence:g} s", from_parked, "")
+    result.target("requests while parked", "0", from_parked, from_parked == 0)
+    result.target("log lines per listener", "< 3", ours_logs.count / n, ours_logs.count < 3 * n)
+    ours_rates, loop_rates = _rates(series), _rates(loop_series)
+    if not args.no_plot:
+        result.notes.append(_plot(ours_rates, loop_rates, n))
+    result.figures.update(
+        per_listener_histogram={str(k): each.count(k) for k in sorted(set(each))},
+        ours_series=series, loop_series=loop_series, log_levels=ours_logs.by_level,
+        supervisor={"parks": sup_stats.parks, "unauthorized": sup_stats.unauthorized,
+                    "forced_refreshes": sup_stats.forced_refreshes,
+                    "provider_calls": sup_stats.token_provider_calls},
+    )
+    return result
+
+
+if __name__ == "__main__":
+    run_scenario("revoked", scenario)

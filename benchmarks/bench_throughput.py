@@ -1,0 +1,173 @@
+"""Scenario 6, throughput: notifications over one stream, and tool calls.
+
+Notifications: the mock server floods M notifications (with backpressure) down
+one GET listener stream, read three ways in the same run: mcpconn's
+``conn.notifications()`` (SSE decoding + JSON decoding + dispatch), httpx-sse's
+bare ``aiter_sse()`` (SSE decoding only) and raw ``aiter_bytes()``. The server
+process may be the bottleneck on a small machine, so client CPU seconds per
+notification are reported next to the rates. Target: mcpconn >= 0.8x
+httpx-sse's bare rate.
+
+Tool calls: K sequential ``tools/call`` through mcpconn and through the official
+SDK's streamable HTTP client (``mcp`` package), client CPU time per call.
+Target: mcpconn <= half of the SDK's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+import anyio
+import httpx
+from _baselines import ACCEPT, PROTOCOL, NaiveSession
+from _harness import MockProcess, Result, run_scenario
+
+from mcpconn import Limits, ServerConfig, State, Supervisor, TokenSource
+from mcpconn.testing import JWTIssuer, JWTProvider
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+async def _flood(mock: MockProcess, principal: str, count: int) -> None:
+    await mock.post("emit", principal=principal, count=count, method="notifications/message")
+
+
+async def _wait_stream(mock: MockProcess, principal: str) -> None:
+    with anyio.fail_after(20):
+        while (await mock.stats())["open_streams_by_principal"].get(principal, 0) < 1:
+            await anyio.sleep(0.05)
+
+
+async def _ours(mock: MockProcess, tokens: TokenSource, m: int) -> dict[str, Any]:
+    limits = Limits(notification_buffer=1 << 20)
+    async with Supervisor(tokens) as sup:
+        config = ServerConfig("mock", mock.url, transport="streamable-http", limits=limits)
+        conn = await sup.connect(config, "tp-ours")
+        notes = conn.notifications()
+        with anyio.fail_after(20):
+            await conn.wait_for(State.READY)
+        await _wait_stream(mock, "tp-ours")
+        received = 0
+        cpu0, t0 = _cpu(), anyio.current_time()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_flood, mock, "tp-ours", m)
+            async for note in notes:
+                if note.get("method") == "notifications/message":
+                    received += 1
+                    if received + notes.dropped >= m:
+                        break
+        elapsed, cpu = anyio.current_time() - t0, _cpu() - cpu0
+        dropped = notes.dropped
+        await notes.aclose()
+    return {"rate": m / elapsed, "cpu_us": 1e6 * cpu / m, "received": received,
+            "dropped": dropped}
+
+
+async def _plain(mock: MockProcess, issuer: JWTIssuer, who: str, m: int, *, sse: bool) -> dict[str, Any]:
+    from httpx_sse import EventSource
+
+    token = issuer.mint(who, lifetime=3600)
+    async with httpx.AsyncClient(timeout=60) as client:
+        session = NaiveSession(client, mock.url, token)
+        await session.initialize()
+        headers = {"authorization": f"Bearer {token}", "accept": "text/event-stream",
+                   "mcp-protocol-version": PROTOCOL, "mcp-session-id": session.session_id or ""}
+        async with client.stream("GET", mock.url, headers=headers) as response:
+            await _wait_stream(mock, who)
+            received = 0
+            cpu0, t0 = _cpu(), anyio.current_time()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_flood, mock, who, m)
+                if sse:
+                    async for event in EventSource(response).aiter_sse():
+                        if event.data:
+                            received += 1
+                            if received >= m:
+                                break
+                else:
+                    async for chunk in response.aiter_bytes():
+                        received += chunk.count(b"notifications/message")
+                        if received >= m:
+                            break
+            elapsed, cpu = anyio.current_time() - t0, _cpu() - cpu0
+    return {"rate": m / elapsed, "cpu_us": 1e6 * cpu / m, "received": received}
+
+
+async def _calls_ours(mock: MockProcess, tokens: TokenSource, k: int) -> float:
+    async with Supervisor(tokens) as sup:
+        config = ServerConfig("mock", mock.url, transport="streamable-http", listen=False)
+        conn = await sup.connect(config, "tc-ours")
+        with anyio.fail_after(20):
+            await conn.wait_for(State.READY)
+        for _ in range(20):
+            await conn.call_tool("echo", {"text": "warm"})
+        cpu0 = _cpu()
+        for _ in range(k):
+            await conn.call_tool("echo", {"text": "x"})
+        return 1e6 * (_cpu() - cpu0) / k
+
+
+async def _calls_sdk(mock: MockProcess, issuer: JWTIssuer, k: int) -> float:
+    import httpx2
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    token = issuer.mint("tc-sdk", lifetime=3600)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=60) as http,
+        streamable_http_client(mock.url, http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        for _ in range(20):
+            await session.call_tool("echo", {"text": "warm"})
+        cpu0 = _cpu()
+        for _ in range(k):
+            await session.call_tool("echo", {"text": "x"})
+        return 1e6 * (_cpu() - cpu0) / k
+
+
+async def scenario(args: argparse.Namespace) -> Result:
+    m = 5_000 if args.quick else 50_000
+    k = 200 if args.quick else 2_000
+    result = Result("throughput", {"notifications": m, "tool_calls": k})
+    async with MockProcess() as mock:
+        issuer = JWTIssuer(mock.secret)
+        async with TokenSource(JWTProvider(issuer, lifetime=3600)) as tokens:
+            ours = await _ours(mock, tokens, m)
+            sse = await _plain(mock, issuer, "tp-sse", m, sse=True)
+            raw = await _plain(mock, issuer, "tp-raw", m, sse=False)
+            calls_ours = await _calls_ours(mock, tokens, k)
+        try:
+            calls_sdk: float | str = await _calls_sdk(mock, issuer, k)
+        except Exception as exc:  # report, do not hide, an SDK that cannot talk to the mock
+            calls_sdk = f"failed: {type(exc).__name__}: {exc}"[:200]
+    ratio = ours["rate"] / sse["rate"]
+    result.row("notifications/s (mcpconn vs httpx-sse bare)", ours["rate"], sse["rate"])
+    result.row("notifications/s, raw aiter_bytes", "", raw["rate"])
+    result.row("client CPU us per notification (vs httpx-sse)", ours["cpu_us"], sse["cpu_us"])
+    result.row("client CPU us per notification, raw bytes", "", raw["cpu_us"])
+    result.row("notifications dropped by a slow consumer", ours["dropped"], "")
+    result.row("client CPU us per tool call (vs official SDK)", calls_ours, calls_sdk)
+    result.target("notification rate vs httpx-sse bare", ">= 0.8x", ratio, ratio >= 0.8)
+    cpu_ratio = ours["cpu_us"] / sse["cpu_us"]
+    result.row("CPU per notification, mcpconn / httpx-sse", f"{cpu_ratio:.2f}x", "")
+    if isinstance(calls_sdk, float):
+        call_ratio = calls_ours / calls_sdk
+        result.row("CPU per tool call, mcpconn / SDK", f"{call_ratio:.2f}x", "")
+        result.target("tool call CPU vs official SDK", "<= 0.5x", call_ratio, call_ratio <= 0.5)
+    else:
+        result.notes.append(f"official SDK client: {calls_sdk}")
+    result.figures.update(ours=ours, httpx_sse=sse, raw=raw, calls_ours_us=calls_ours,
+                          calls_sdk_us=calls_sdk, accept=ACCEPT)
+    return result
+
+
+if __name__ == "__main__":
+    run_scenario("throughput", scenario)

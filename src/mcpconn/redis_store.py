@@ -1,0 +1,620 @@
+"""Tokens shared by every aggregator replica, in Redis or Valkey.
+
+``pip install 'mcpconn[redis]'``, then::
+
+    store = RedisTokenStore("redis://redis:6379/0", key=KEY_FROM_YOUR_SECRET_STORE)
+    async with TokenSource(provider, store=store) as tokens: ...
+
+Theory of operation (docs/deployment.md has the failure modes)
+--------------------------------------------------------------
+Each replica keeps a local view of the tokens it uses; ``get()`` of a fresh
+token never touches Redis. When a token must change, the token source calls
+`RedisTokenStore.exchange` (once per key per process), which:
+
+1. reads the shared token: if another replica already replaced it, done;
+2. otherwise takes the key's lock (``SET NX PX lease``, in a Lua script that
+   also ``INCR``s the key's fencing counter and returns the new value);
+3. re-reads (someone may have finished just before), calls the provider,
+   and writes the result with a script that succeeds only if the fencing
+   counter still equals ours: a holder whose lease ran out, or a refresh
+   overtaken by a ``publish()``, cannot overwrite the newer token;
+4. releases the lock and publishes an event.
+
+Replicas that find the lock taken wait for the event on the namespace's
+pub/sub channel, polling with backoff as a fallback and waking at the latest
+when the lease runs out (a crashed holder delays them by at most the lease; a
+live holder renews its lease every third of it).
+
+Values are AES-GCM blobs bound to their Redis key (see `_sealed`), with a TTL
+from the token's ``exp``. Redis key names carry a hash of (principal,
+audience), never the names themselves; events carry only that hash.
+
+Redis down or slow: every call is bounded by ``op_timeout``. The first failure
+logs one warning and the store falls back to this replica's own behaviour
+(its own provider calls, its own cache; an expired token is never served,
+because the token source checks freshness itself). It retries Redis every
+``retry_interval`` and logs once more when Redis is back.
+
+Backend: redis-py's asyncio client needs anyio's asyncio backend. Under trio
+`run` raises a clear RuntimeError; trio deployments use the memory store per
+replica (see docs/deployment.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+import anyio
+import anyio.abc
+
+try:
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "mcpconn.redis_store needs the 'redis' extra: pip install 'mcpconn[redis]'"
+    ) from exc
+
+from . import _redis_lua as lua
+from ._exceptions import MCPConnError, ReauthRequired, TokenProviderError
+from ._sealed import Sealer, SealError
+from ._store import ChangeCallback, Key, MemoryTokenStore, StoredToken, UsablePredicate
+
+__all__ = ["RedisTokenStore"]
+
+logger = logging.getLogger("mcpconn.redis_store")
+
+T = TypeVar("T")
+
+
+class _Unavailable(Exception):
+    """Redis failed or is known to be down: act locally."""
+
+
+class _Lease:
+    def __init__(self, fence: int, value: str) -> None:
+        self.fence = fence
+        self.value = value
+
+
+def _positive(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0")
+    return float(value)
+
+
+class RedisTokenStore(MemoryTokenStore):
+    """A `TokenStore` shared through Redis/Valkey; see the module docstring.
+
+    ``redis``: a URL or a ``redis.asyncio.Redis`` client (not closed by us).
+    ``key``: the AES-GCM key (16/24/32 bytes) new blobs are sealed with;
+    ``old_keys``: keys still accepted for reading (rotation). ``namespace``
+    prefixes every Redis key and the pub/sub channel. ``lease``: how long a
+    crashed refresher can hold a key's lock. ``op_timeout``: bound on every
+    Redis call. ``wait_timeout``: how long a replica waits for another's
+    refresh before giving up with `TokenProviderError`. ``failure_ttl``: for
+    this long after a replica's provider call failed, the others get the same
+    error instead of calling the provider too. ``retry_interval``: how often
+    Redis is retried while it is down. ``ttl_without_expiry``: Redis TTL for
+    tokens with no known expiry. ``log_interval``: at most one
+    down/up warning per this many seconds (flapping Redis).
+    """
+
+    needs_task_group = True
+
+    def __init__(
+        self,
+        redis: str | aioredis.Redis,
+        *,
+        key: bytes,
+        old_keys: Iterable[bytes] = (),
+        namespace: str = "mcpconn",
+        lease: float = 5.0,
+        op_timeout: float = 1.0,
+        wait_timeout: float = 30.0,
+        failure_ttl: float = 1.0,
+        retry_interval: float = 1.0,
+        ttl_without_expiry: float = 24 * 3600.0,
+        log_interval: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self._sealer = Sealer(key, old_keys)
+        if not isinstance(namespace, str) or not namespace:
+            raise ValueError("namespace must be a non-empty str")
+        self._lease = _positive(lease, "lease")
+        self._op_timeout = _positive(op_timeout, "op_timeout")
+        self._wait_timeout = _positive(wait_timeout, "wait_timeout")
+        self._failure_ttl = _positive(failure_ttl, "failure_ttl")
+        self._retry_interval = _positive(retry_interval, "retry_interval")
+        self._log_interval = _positive(log_interval, "log_interval")
+        self._ttl_without_expiry = _positive(ttl_without_expiry, "ttl_without_expiry")
+        if isinstance(redis, str):
+            self._redis: aioredis.Redis = aioredis.Redis.from_url(
+                redis,
+                socket_timeout=self._op_timeout,
+                socket_connect_timeout=self._op_timeout,
+            )
+            self._own_client = True
+        else:
+            if redis.connection_pool.connection_kwargs.get("decode_responses"):
+                raise ValueError("the Redis client must not use decode_responses=True")
+            self._redis = redis
+            self._own_client = False
+        self._ns = namespace
+        self._channel = f"{namespace}:events"
+        self._replica = uuid.uuid4().hex
+        self._scripts = {
+            name: self._redis.register_script(text)
+            for name, text in [
+                ("acquire", lua.ACQUIRE),
+                ("renew", lua.RENEW),
+                ("release", lua.RELEASE),
+                ("write", lua.WRITE_FENCED),
+                ("publish", lua.PUBLISH),
+                ("delete", lua.DELETE),
+            ]
+        }
+        self._known: dict[str, Key] = {}
+        self._wakeups: dict[str, anyio.Event] = {}
+        self._outbox: list[tuple[Key, StoredToken | None, bool]] = []
+        self._outbox_ready = anyio.Event()
+        self._pending: dict[Key, int] = {}
+        self._progress = anyio.Event()
+        self._on_change: ChangeCallback | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._healthy = True
+        self._retry_at = -math.inf
+        self._logged_at = {"down": -math.inf, "up": -math.inf}
+        self._went_down = anyio.Event()
+        self._running = False
+
+    def __repr__(self) -> str:
+        state = "up" if self._healthy else "down"
+        return f"<RedisTokenStore namespace={self._ns!r} redis={state} keys={len(self)}>"
+
+    @property
+    def available(self) -> bool:
+        """False while Redis is unreachable and the store acts locally."""
+        return self._healthy
+
+    # -- naming -------------------------------------------------------------------
+
+    def _hash(self, key: Key) -> str:
+        material = json.dumps([key[0], key[1]], separators=(",", ":")).encode()
+        digest = hashlib.sha256(material).hexdigest()[:32]
+        self._known[digest] = key
+        return digest
+
+    def _name(self, digest: str, part: str) -> str:
+        # The hash tag keeps a key's token, lock and fence in one cluster slot.
+        return f"{self._ns}:{{{digest}}}:{part}"
+
+    def _event(self, kind: str, digest: str) -> str:
+        return json.dumps({"r": self._replica, "k": kind, "h": digest}, separators=(",", ":"))
+
+    # -- every Redis call goes through here ------------------------------------------
+
+    async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
+        if not self._healthy and anyio.current_time() < self._retry_at:
+            raise _Unavailable
+        try:
+            with anyio.fail_after(self._op_timeout):
+                result = await op()
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._mark_down(exc)
+            raise _Unavailable from exc
+        self._mark_up()
+        return result
+
+    def _mark_down(self, exc: BaseException) -> None:
+        self._retry_at = anyio.current_time() + self._retry_interval
+        if self._healthy:
+            self._healthy = False
+            self._went_down.set()
+            self._log(
+                "down",
+                "Redis token store unavailable (%s); this replica falls back to its own "
+                "tokens and provider calls until Redis answers again",
+                type(exc).__name__,
+            )
+
+    def _mark_up(self) -> None:
+        if not self._healthy:
+            self._healthy = True
+            self._log("up", "Redis token store reachable again; tokens are shared again")
+
+    def _log(self, what: str, message: str, *args: object) -> None:
+        """One line per transition, and at most one per ``log_interval`` when Redis flaps."""
+        now = anyio.current_time()
+        quiet = now - self._logged_at[what] < self._log_interval
+        if not quiet:
+            self._logged_at[what] = now
+        logger.log(logging.DEBUG if quiet else logging.WARNING, message, *args)
+
+    # -- sharing ---------------------------------------------------------------------
+
+    def announce(self, key: Key, entry: StoredToken | None, *, published: bool) -> None:
+        self._outbox.append((key, entry, published))
+        self._pending[key] = self._pending.get(key, 0) + 1
+        self._outbox_ready.set()
+
+    async def exchange(
+        self,
+        key: Key,
+        *,
+        usable: UsablePredicate,
+        fetch: Callable[[], Awaitable[StoredToken]],
+    ) -> StoredToken:
+        digest = self._hash(key)
+        await self._settle(key)
+        try:
+            return await self._exchange(key, digest, usable, fetch)
+        finally:
+            self._wakeups.pop(digest, None)
+
+    async def _exchange(
+        self,
+        key: Key,
+        digest: str,
+        usable: UsablePredicate,
+        fetch: Callable[[], Awaitable[StoredToken]],
+    ) -> StoredToken:
+        deadline = anyio.current_time() + self._wait_timeout
+        poll = 0.02
+        while True:
+            wakeup = self._wakeups[digest] = anyio.Event()
+            try:
+                shared, failed = await self._load(digest, with_failure=True)
+                if usable(shared):
+                    assert shared is not None
+                    return shared
+                if failed is not None:
+                    raise _failure_error(key, failed)
+                lease, pttl = await self._acquire(digest)
+            except _Unavailable:
+                return await fetch()
+            if lease is not None:
+                return await self._fetch_holding(digest, lease, usable, fetch)
+            remaining = deadline - anyio.current_time()
+            if remaining <= 0:
+                raise TokenProviderError(
+                    "timed out waiting for another replica's token refresh",
+                    principal=key[0],
+                    audience=key[1],
+                )
+            # Wake on the holder's event, at lease expiry, or on the next poll.
+            wait = min(poll, remaining, max(pttl, 1) / 1000 + 0.002)
+            with anyio.move_on_after(wait):
+                await wakeup.wait()
+            poll = min(poll * 2, 0.5)
+
+    async def _fetch_holding(
+        self,
+        digest: str,
+        lease: _Lease,
+        usable: UsablePredicate,
+        fetch: Callable[[], Awaitable[StoredToken]],
+    ) -> StoredToken:
+        result: StoredToken | None = None
+        error: Exception | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._keep_lease, digest, lease)
+                try:
+                    result = await self._fill(digest, lease, usable, fetch)
+                except Exception as exc:  # re-raised below, outside the task group
+                    error = exc
+                    if isinstance(exc, MCPConnError):
+                        await self._record_failure(digest, exc)
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._release(digest, lease)
+        if error is not None:
+            raise error
+        assert result is not None
+        return result
+
+    async def _fill(
+        self,
+        digest: str,
+        lease: _Lease,
+        usable: UsablePredicate,
+        fetch: Callable[[], Awaitable[StoredToken]],
+    ) -> StoredToken:
+        try:
+            shared, _ = await self._load(digest)
+        except _Unavailable:
+            shared = None
+        if usable(shared):
+            assert shared is not None
+            return shared
+        entry = await fetch()
+        ttl = self._ttl_ms(entry)
+        if ttl is not None:
+            blob = self._seal(digest, entry, published=False)
+            names = [self._name(digest, part) for part in ("token", "fence", "failed")]
+            event = self._event("token", digest)
+            try:
+                written = await self._call(
+                    lambda: self._scripts["write"](
+                        keys=names,
+                        args=[lease.fence, blob, ttl, self._channel, event],
+                    )
+                )
+            except _Unavailable:
+                written = 1
+            if not written:
+                logger.info("a newer token landed during this refresh; not overwriting it")
+        return entry
+
+    async def _keep_lease(self, digest: str, lease: _Lease) -> None:
+        lock = self._name(digest, "lock")
+        lease_ms = int(self._lease * 1000)
+        while True:
+            await anyio.sleep(self._lease / 3)
+            try:
+                renewed = await self._call(
+                    lambda: self._scripts["renew"](keys=[lock], args=[lease.value, lease_ms])
+                )
+            except _Unavailable:
+                continue
+            if not renewed:
+                return  # lost it: the fenced write will refuse our result
+
+    async def _acquire(self, digest: str) -> tuple[_Lease | None, int]:
+        owner = self._replica
+        keys = [self._name(digest, "lock"), self._name(digest, "fence")]
+        args: list[str | int] = [owner, int(self._lease * 1000), lua.FENCE_TTL_MS]
+        reply = await self._call(lambda: self._scripts["acquire"](keys=keys, args=args))
+        fence, pttl = int(reply[0]), int(reply[1])
+        if fence == 0:
+            return None, pttl
+        return _Lease(fence, f"{owner}:{fence}"), 0
+
+    async def _release(self, digest: str, lease: _Lease) -> None:
+        lock = self._name(digest, "lock")
+        event = self._event("released", digest)
+        with contextlib.suppress(_Unavailable):  # else the lease runs out on its own
+            await self._call(
+                lambda: self._scripts["release"](
+                    keys=[lock], args=[lease.value, self._channel, event]
+                )
+            )
+
+    async def _load(
+        self, digest: str, *, with_failure: bool = False
+    ) -> tuple[StoredToken | None, bytes | None]:
+        """The shared token, and the failure another replica recorded (if asked)."""
+        names = [self._name(digest, "token"), self._name(digest, "failed")]
+        if with_failure:
+            blob, failed = await self._call(lambda: self._redis.mget(names))
+        else:
+            blob, failed = await self._call(lambda: self._redis.get(names[0])), None
+        opened = None if blob is None else self._open(digest, blob)
+        if isinstance(failed, str):  # a client built with decode_responses=True
+            failed = failed.encode()
+        return (None if opened is None else opened[1]), failed
+
+    async def _record_failure(self, digest: str, error: MCPConnError) -> None:
+        """Let the waiting replicas fail fast too, for ``failure_ttl``."""
+        kind = "reauth" if isinstance(error, ReauthRequired) else "provider"
+        name, ttl = self._name(digest, "failed"), int(self._failure_ttl * 1000)
+        with anyio.CancelScope(shield=True), contextlib.suppress(_Unavailable):
+            await self._call(lambda: self._redis.set(name, kind, px=ttl))
+
+    def _open(self, digest: str, blob: Any) -> tuple[Key, StoredToken, bool] | None:
+        name = self._name(digest, "token")
+        try:
+            key, entry, published = self._sealer.open(bytes(blob), bound_to=name.encode())
+        except SealError as exc:
+            logger.warning("ignoring the shared token at %s: %s", name, exc)
+            return None
+        return key, entry, published
+
+    def _seal(self, digest: str, entry: StoredToken, *, published: bool) -> bytes:
+        key = self._known[digest]
+        name = self._name(digest, "token").encode()
+        return self._sealer.seal(key, entry, published=published, bound_to=name)
+
+    def _ttl_ms(self, entry: StoredToken) -> int | None:
+        """Milliseconds until ``exp`` by this replica's clock; ``None``: already expired."""
+        expires_at = entry.token.expires_at
+        if expires_at is None:
+            return int(self._ttl_without_expiry * 1000)
+        ttl = int((expires_at - time.time()) * 1000)
+        return ttl if ttl > 0 else None
+
+    async def _settle(self, key: Key) -> None:
+        """Wait (bounded) until this replica's queued publish/invalidate for ``key`` ran."""
+        with anyio.move_on_after(self._op_timeout * 2):
+            while self._pending.get(key):
+                await self._progress.wait()
+
+    # -- background work ----------------------------------------------------------------
+
+    async def run(
+        self,
+        on_change: ChangeCallback,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "RedisTokenStore needs anyio's asyncio backend (redis-py's asyncio "
+                "client); under trio use the default memory store per replica"
+            ) from None
+        if self._running:
+            raise RuntimeError("a RedisTokenStore serves one TokenSource at a time")
+        self._running = True
+        self._on_change = on_change
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self._write_outbox)
+                tg.start_soon(self._probe)
+                await tg.start(self._listen)
+                task_status.started()
+        finally:
+            self._tg = None
+            self._running = False
+            if self._own_client:
+                with anyio.move_on_after(self._op_timeout, shield=True):
+                    await self._redis.aclose()
+
+    async def _probe(self) -> None:
+        """While Redis is down, PING it every ``retry_interval`` to notice its return."""
+        while True:
+            await self._went_down.wait()
+            self._went_down = anyio.Event()
+            while not self._healthy:
+                await anyio.sleep(self._retry_interval)
+                try:
+                    with anyio.fail_after(self._op_timeout):
+                        await self._redis.ping()
+                except (RedisError, OSError, TimeoutError):
+                    continue
+                self._mark_up()
+
+    async def _write_outbox(self) -> None:
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready = anyio.Event()
+            while self._outbox:
+                key, entry, published = self._outbox.pop(0)
+                try:
+                    await self._write_announced(key, entry, published)
+                except _Unavailable:
+                    pass  # logged once by _mark_down; other replicas miss this one
+                finally:
+                    left = self._pending.get(key, 1) - 1
+                    if left:
+                        self._pending[key] = left
+                    else:
+                        self._pending.pop(key, None)
+                    self._progress.set()
+                    self._progress = anyio.Event()
+
+    async def _write_announced(self, key: Key, entry: StoredToken | None, published: bool) -> None:
+        digest = self._hash(key)
+        token_key = self._name(digest, "token")
+        failed_key = self._name(digest, "failed")
+        if entry is None:
+            event = self._event("deleted", digest)
+            await self._call(
+                lambda: self._scripts["delete"](
+                    keys=[token_key, failed_key], args=[self._channel, event]
+                )
+            )
+            return
+        ttl = self._ttl_ms(entry)
+        if ttl is None:
+            return
+        blob = self._seal(digest, entry, published=published)
+        event = self._event("published" if published else "token", digest)
+        fence_key = self._name(digest, "fence")
+        await self._call(
+            lambda: self._scripts["publish"](
+                keys=[token_key, fence_key, failed_key],
+                args=[blob, ttl, self._channel, event, lua.FENCE_TTL_MS],
+            )
+        )
+
+    async def _listen(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """Follow the event channel forever, reconnecting with backoff."""
+        started = False
+        delay = 0.05
+        resync = False
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                with anyio.fail_after(self._op_timeout):
+                    await pubsub.subscribe(self._channel)
+                self._mark_up()
+                delay = 0.05
+                if resync and self._tg is not None:
+                    self._tg.start_soon(self._resync)
+                if not started:
+                    started = True
+                    task_status.started()
+                while True:
+                    with anyio.fail_after(self._op_timeout + 1.0):
+                        message = await pubsub.get_message(
+                            ignore_subscribe_messages=True, timeout=1.0
+                        )
+                    if message is not None:
+                        self._handle(message.get("data"))
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._mark_down(exc)
+                resync = True
+            finally:
+                with anyio.move_on_after(self._op_timeout, shield=True):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            if not started:
+                started = True
+                task_status.started()
+            await anyio.sleep(delay)
+            delay = min(delay * 2, self._retry_interval)
+
+    def _handle(self, data: Any) -> None:
+        try:
+            event = json.loads(data)
+            kind, digest, replica = str(event["k"]), str(event["h"]), event["r"]
+        except (ValueError, TypeError, KeyError):
+            return
+        if replica == self._replica:
+            return
+        wakeup = self._wakeups.pop(digest, None)
+        if wakeup is not None:
+            wakeup.set()
+        if kind == "deleted":
+            key = self._known.get(digest)
+            if key is not None and self._on_change is not None:
+                self._on_change(key, None, False)
+        elif self._tg is not None and (
+            kind == "published" or (kind == "token" and digest in self._known)
+        ):
+            self._tg.start_soon(self._deliver, digest, kind == "published")
+
+    async def _deliver(self, digest: str, published: bool) -> None:
+        name = self._name(digest, "token")
+        try:
+            blob = await self._call(lambda: self._redis.get(name))
+        except _Unavailable:
+            return
+        if blob is None:
+            return
+        opened = self._open(digest, blob)
+        if opened is None or self._on_change is None:
+            return
+        key, entry, was_published = opened
+        self._known[digest] = key
+        self._on_change(key, entry, published or was_published)
+
+    async def _resync(self) -> None:
+        """After a lost subscription: catch up on the keys this replica uses."""
+        for digest in list(self._known):
+            await self._deliver(digest, False)
+
+
+def _failure_error(key: Key, kind: bytes) -> MCPConnError:
+    if kind == b"reauth":
+        return ReauthRequired(
+            "re-authentication required (reported by another replica)", principal=key[0]
+        )
+    return TokenProviderError(
+        "token provider failed on another replica", principal=key[0], audience=key[1]
+    )

@@ -1,0 +1,48 @@
+"""A real redis-server on 127.0.0.1 and a random port, started once per session.
+
+Skipped (with the reason) only when no ``redis-server`` binary is on PATH;
+CI installs one (``apt-get install -y redis-server``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from redis_server import RedisServer
+
+
+def _binary() -> str:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("no redis-server binary on PATH (Debian: apt-get install -y redis-server)")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer(_binary())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def own_redis_server() -> Iterator[RedisServer]:
+    """A private server a test may kill and restart."""
+    server = RedisServer(_binary())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    # redis-py's asyncio client runs on anyio's asyncio backend only; the trio
+    # story (a clear error) is tested explicitly in test_store.py.
+    return "asyncio"
