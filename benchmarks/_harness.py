@@ -96,11 +96,12 @@ class MockProcess:
             "mock-server",
             "--port",
             "0",
-            "--secret",
-            self.secret,
+            f"--secret={self.secret}",  # "=": a secret may start with "-"
             *self.args,
         ]
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, read in a thread
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         with anyio.fail_after(30):
             await anyio.to_thread.run_sync(self._read_urls)
         self.control = httpx.AsyncClient(timeout=60)
@@ -124,7 +125,10 @@ class MockProcess:
                 self.control_url = match.group(1)
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if self.control is not None:
             await self.control.aclose()
@@ -154,9 +158,56 @@ class MockProcess:
         result: dict[str, Any] = response.json()
         return result
 
+    async def poll_until(
+        self, predicate: Callable[[dict[str, Any]], bool], *, interval: float = 0.1
+    ) -> dict[str, Any]:
+        """Poll the server's stats until ``predicate`` holds (it is in another process)."""
+        while True:
+            stats = await self.stats()
+            if predicate(stats):
+                return stats
+            await anyio.sleep(interval)
+
     async def clear_faults(self) -> None:
         assert self.control is not None
         (await self.control.delete(self.control_url + "faults")).raise_for_status()
+
+
+_T0 = time.perf_counter()
+
+
+def progress(message: str) -> None:
+    """A timestamped progress line on stderr (long scenarios should not look hung)."""
+    print(f"  [{time.perf_counter() - _T0:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+class ShardedTransport(httpx.AsyncBaseTransport):
+    """Spread requests over several connection pools (round robin).
+
+    httpcore's pool scans every connection it holds on every request, so with N
+    long-lived SSE streams in one pool each request costs O(N): N listeners cost
+    O(N^2) to connect. Shards of ~``per_shard`` connections keep that linear.
+    The baselines use it so that *they* are not slowed down by httpx (the seed's
+    Go client would not be).
+    """
+
+    def __init__(self, shards: int) -> None:
+        self._pools = [
+            httpx.AsyncHTTPTransport(
+                verify=False,  # loopback http only: skip loading CA certificates per shard
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=1000),
+            )
+            for _ in range(max(1, shards))
+        ]
+        self._next = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self._next = (self._next + 1) % len(self._pools)
+        return await self._pools[self._next].handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for pool in self._pools:
+            await pool.aclose()
 
 
 # ---- process figures ----------------------------------------------------------------

@@ -75,13 +75,17 @@ async def scenario(args: argparse.Namespace) -> Result:
     ours_expired = sum(v for k, v in expired.items() if k.startswith("user"))
     naive_expired = sum(v for k, v in expired.items() if k.startswith("naive"))
     result.row("tool calls after an idle gap", ours_calls, naive_calls)
-    result.row("succeeded", f"{ours_ok} ({100 * ours_ok / max(1, ours_calls):.0f} %)",
-               f"{naive_ok} ({100 * naive_ok / max(1, naive_calls):.0f} %)")
+    result.row(
+        "succeeded",
+        f"{ours_ok} ({100 * ours_ok / max(1, ours_calls):.0f} %)",
+        f"{naive_ok} ({100 * naive_ok / max(1, naive_calls):.0f} %)",
+    )
     result.row("expired tokens seen by the server", ours_expired, naive_expired)
     result.row("token provider calls", calls, "0 (token cached once)")
     result.target("expired tokens at the server", "0", ours_expired, ours_expired == 0)
-    result.target("calls succeeding", "100 %", 100 * ours_ok / max(1, ours_calls),
-                  ours_ok == ours_calls)
+    result.target(
+        "calls succeeding", "100 %", 100 * ours_ok / max(1, ours_calls), ours_ok == ours_calls
+    )
     result.figures.update(server_stats=stats, provider_calls=calls)
     return result
 

@@ -10,13 +10,22 @@ docs/revoked.png), and the log lines each side printed.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 from typing import Any
 
 import anyio
 import httpx
 from _baselines import retry_loop_listener
-from _harness import DOCS, LogCounter, MockProcess, Result, run_scenario
+from _harness import (
+    DOCS,
+    LogCounter,
+    MockProcess,
+    Result,
+    ShardedTransport,
+    progress,
+    run_scenario,
+)
 
 from mcpconn import Backoff, ServerConfig, State, Supervisor, TokenSource
 from mcpconn.testing import JWTIssuer, JWTProvider
@@ -50,11 +59,19 @@ async def _revoke_all(mock: MockProcess, principals: list[str]) -> None:
             tg.start_soon(one, who)
 
 
+def _last_seconds(series: list[tuple[float, int]], seconds: float) -> int:
+    """Requests in the last ``seconds`` of a cumulative series (samples may be sparse)."""
+    end_t, end_c = series[-1]
+    start_c = series[0][1]
+    for t, c in series:
+        if t <= end_t - seconds:
+            start_c = c
+    return end_c - start_c
+
+
 def _rates(series: list[tuple[float, int]]) -> list[tuple[float, float]]:
     return [
-        (t1, (c1 - c0) / (t1 - t0))
-        for (t0, c0), (t1, c1) in zip(series, series[1:], strict=False)
-        if t1 > t0
+        (t1, (c1 - c0) / (t1 - t0)) for (t0, c0), (t1, c1) in itertools.pairwise(series) if t1 > t0
     ]
 
 
@@ -67,10 +84,19 @@ def _plot(ours: list[tuple[float, float]], loop: list[tuple[float, float]], n: i
     except ImportError:
         return "matplotlib not installed: no picture (pip install 'mcpconn[bench]')"
     fig, ax = plt.subplots(figsize=(8, 4), dpi=120)
-    ax.plot([t for t, _ in loop], [r for _, r in loop], label="fixed 1-second retry loop (seed)",
-            color="#d62728")
-    ax.plot([t for t, _ in ours], [r for _, r in ours], label="mcpconn (parks in NEEDS_REAUTH)",
-            color="#1f77b4", linewidth=2)
+    ax.plot(
+        [t for t, _ in loop],
+        [r for _, r in loop],
+        label="fixed 1-second retry loop (seed)",
+        color="#d62728",
+    )
+    ax.plot(
+        [t for t, _ in ours],
+        [r for _, r in ours],
+        label="mcpconn (parks in NEEDS_REAUTH)",
+        color="#1f77b4",
+        linewidth=2,
+    )
     ax.set_xlabel("seconds since the principals were revoked")
     ax.set_ylabel("server requests per second")
     ax.set_title(f"{n:,} listeners whose principal was revoked")
@@ -90,36 +116,44 @@ async def scenario(args: argparse.Namespace) -> Result:
     silence = 2.0 if args.quick else 3.0
     backoff = Backoff()  # the defaults a user gets: 1 s initial, x1.6, 3 auth attempts
     per_listener = 1 + 1 + backoff.auth_attempts
-    result = Result("revoked", {"listeners": n, "window_s": window,
-                                "auth_attempts": backoff.auth_attempts})
+    result = Result(
+        "revoked", {"listeners": n, "window_s": window, "auth_attempts": backoff.auth_attempts}
+    )
     async with MockProcess() as mock:
         issuer = JWTIssuer(mock.secret)
         provider = JWTProvider(issuer, lifetime=600)
         ours = [f"p{i:04d}" for i in range(n)]
         theirs = [f"b{i:04d}" for i in range(n)]
         # -- the seed's 1-second loop ------------------------------------------------
+        progress(f"baseline: {n} fixed 1-second retry loops for {window:g} s")
         await _revoke_all(mock, theirs)
         counts = {"requests": 0, "log_lines": 0}
         logging.getLogger("baseline").addHandler(logging.NullHandler())
         logging.getLogger("baseline").propagate = False
-        async with httpx.AsyncClient(
-            timeout=30, limits=httpx.Limits(max_connections=None, max_keepalive_connections=n)
-        ) as client:
+        shards = ShardedTransport(max(1, n // 25))  # keep the baseline itself cheap
+        async with httpx.AsyncClient(timeout=30, transport=shards) as client:
             until = anyio.current_time() + window
             async with anyio.create_task_group() as tg:
                 for who in theirs:
-                    tg.start_soon(retry_loop_listener, client, mock.url,
-                                  issuer.mint(who, lifetime=600), until, counts)
+                    tg.start_soon(
+                        retry_loop_listener,
+                        client,
+                        mock.url,
+                        issuer.mint(who, lifetime=600),
+                        until,
+                        counts,
+                    )
                 loop_series = await _sample(mock, "b", window)
         # -- mcpconn ----------------------------------------------------------------
         async with TokenSource(provider) as tokens, Supervisor(tokens, backoff=backoff) as sup:
             config = ServerConfig("mock", mock.url, transport="streamable-http")
+            progress(f"mcpconn: connecting {n} listeners")
             conns = [await sup.connect(config, who) for who in ours]
-            with anyio.fail_after(120):
+            with anyio.fail_after(180):
                 for conn in conns:
                     await conn.wait_for(State.READY)
-                while (await mock.stats())["open_streams"] < n:  # every listener listening
-                    await anyio.sleep(0.1)
+                await mock.poll_until(lambda s: s["open_streams"] >= n)  # all listening
+            progress("mcpconn: all listening; revoking every principal")
             before = (await mock.stats())["by_principal"]
             with LogCounter() as ours_logs:
                 await _revoke_all(mock, ours)
@@ -135,20 +169,26 @@ async def scenario(args: argparse.Namespace) -> Result:
             sup_stats = sup.statistics()
     ours_total = series[-1][1] - series[0][1]
     loop_total = loop_series[-1][1] - loop_series[0][1]
-    tail = [c for t, c in series if t >= window - 5.0]
-    quiet = tail[-1] - tail[0] if tail else -1
+    quiet = _last_seconds(series, 5.0)
     result.row("listeners", n, n)
     result.row(f"server requests in {window:g} s", ours_total, loop_total)
     result.row("requests per listener (max)", max(each), f"~{loop_total / n:.1f}")
-    result.row("requests in the last 5 s", quiet,
-               loop_series[-1][1] - next(c for t, c in loop_series if t >= window - 5.0))
+    result.row(
+        "requests in the last 5 s",
+        quiet,
+        _last_seconds(loop_series, 5.0),
+    )
     result.row(f"parked in NEEDS_REAUTH after {window:g} s", parked, "n/a (loops forever)")
     result.row("log lines (WARNING+)", ours_logs.count, counts["log_lines"])
     result.row("log lines per listener", ours_logs.count / n, counts["log_lines"] / n)
     ratio = loop_total / max(1, ours_total)
     result.row("server requests, 1-s loop / mcpconn", f"{ratio:.1f}x", "")
-    result.target("requests per listener", f"<= 1 + 1 + {backoff.auth_attempts}",
-                  max(each), max(each) <= per_listener)
+    result.target(
+        "requests per listener",
+        f"<= 1 + 1 + {backoff.auth_attempts}",
+        max(each),
+        max(each) <= per_listener,
+    )
     result.row(f"requests from parked listeners in the next {silence:g} s", from_parked, "")
     result.target("requests while parked", "0", from_parked, from_parked == 0)
     result.target("log lines per listener", "< 3", ours_logs.count / n, ours_logs.count < 3 * n)
@@ -157,10 +197,15 @@ async def scenario(args: argparse.Namespace) -> Result:
         result.notes.append(_plot(ours_rates, loop_rates, n))
     result.figures.update(
         per_listener_histogram={str(k): each.count(k) for k in sorted(set(each))},
-        ours_series=series, loop_series=loop_series, log_levels=ours_logs.by_level,
-        supervisor={"parks": sup_stats.parks, "unauthorized": sup_stats.unauthorized,
-                    "forced_refreshes": sup_stats.forced_refreshes,
-                    "provider_calls": sup_stats.token_provider_calls},
+        ours_series=series,
+        loop_series=loop_series,
+        log_levels=ours_logs.by_level,
+        supervisor={
+            "parks": sup_stats.parks,
+            "unauthorized": sup_stats.unauthorized,
+            "forced_refreshes": sup_stats.forced_refreshes,
+            "provider_calls": sup_stats.token_provider_calls,
+        },
     )
     return result
 

@@ -39,8 +39,9 @@ async def _flood(mock: MockProcess, principal: str, count: int) -> None:
 
 async def _wait_stream(mock: MockProcess, principal: str) -> None:
     with anyio.fail_after(20):
-        while (await mock.stats())["open_streams_by_principal"].get(principal, 0) < 1:
-            await anyio.sleep(0.05)
+        await mock.poll_until(
+            lambda s: s["open_streams_by_principal"].get(principal, 0) >= 1, interval=0.05
+        )
 
 
 async def _ours(mock: MockProcess, tokens: TokenSource, m: int) -> dict[str, Any]:
@@ -64,19 +65,24 @@ async def _ours(mock: MockProcess, tokens: TokenSource, m: int) -> dict[str, Any
         elapsed, cpu = anyio.current_time() - t0, _cpu() - cpu0
         dropped = notes.dropped
         await notes.aclose()
-    return {"rate": m / elapsed, "cpu_us": 1e6 * cpu / m, "received": received,
-            "dropped": dropped}
+    return {"rate": m / elapsed, "cpu_us": 1e6 * cpu / m, "received": received, "dropped": dropped}
 
 
-async def _plain(mock: MockProcess, issuer: JWTIssuer, who: str, m: int, *, sse: bool) -> dict[str, Any]:
+async def _plain(
+    mock: MockProcess, issuer: JWTIssuer, who: str, m: int, *, sse: bool
+) -> dict[str, Any]:
     from httpx_sse import EventSource
 
     token = issuer.mint(who, lifetime=3600)
     async with httpx.AsyncClient(timeout=60) as client:
         session = NaiveSession(client, mock.url, token)
         await session.initialize()
-        headers = {"authorization": f"Bearer {token}", "accept": "text/event-stream",
-                   "mcp-protocol-version": PROTOCOL, "mcp-session-id": session.session_id or ""}
+        headers = {
+            "authorization": f"Bearer {token}",
+            "accept": "text/event-stream",
+            "mcp-protocol-version": PROTOCOL,
+            "mcp-session-id": session.session_id or "",
+        }
         async with client.stream("GET", mock.url, headers=headers) as response:
             await _wait_stream(mock, who)
             received = 0
@@ -164,8 +170,14 @@ async def scenario(args: argparse.Namespace) -> Result:
         result.target("tool call CPU vs official SDK", "<= 0.5x", call_ratio, call_ratio <= 0.5)
     else:
         result.notes.append(f"official SDK client: {calls_sdk}")
-    result.figures.update(ours=ours, httpx_sse=sse, raw=raw, calls_ours_us=calls_ours,
-                          calls_sdk_us=calls_sdk, accept=ACCEPT)
+    result.figures.update(
+        ours=ours,
+        httpx_sse=sse,
+        raw=raw,
+        calls_ours_us=calls_ours,
+        calls_sdk_us=calls_sdk,
+        accept=ACCEPT,
+    )
     return result
 
 

@@ -96,7 +96,7 @@ def main() -> int:
     if unknown:
         print(f"mcpconn bench: error: unknown scenario {unknown[0]!r}", file=sys.stderr)
         return 2
-    timeout = args.timeout or (60.0 if args.quick else 150.0)
+    timeout = args.timeout or (60.0 if args.quick else 240.0)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     outcomes: dict[str, str] = {}

@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout",
         type=_positive,
         default=None,
-        help="hard limit in seconds per scenario (default 150, quick 60)",
+        help="hard limit in seconds per scenario (default 240, quick 60)",
     )
     bench.add_argument(
         "--no-plot", action="store_true", help="do not draw docs/revoked.png (revoked scenario)"
@@ -131,7 +131,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from ._demo import run_demo
-
     from ._exceptions import MCPConnError
 
     speed = 3.0 if args.quick and args.speed == 1.0 else args.speed

@@ -37,6 +37,14 @@ called, and no further refresh-ahead runs for it (no hammering).
 
 All state changes happen between awaits, so no lock is needed and none is held
 while the provider runs.
+
+Where tokens live: a `TokenStore` (``_store.py``; default `MemoryTokenStore`).
+The token source does all the deciding; the store holds the local view and,
+when it is shared (``mcpconn.redis_store``), runs each flight through
+``exchange`` (is there already a usable token another replica got? if not, one
+replica fleet-wide calls the provider) and reports other replicas' publish,
+refresh and invalidate through `_remote_change`. A shared store needs
+``async with``.
 """
 
 from __future__ import annotations

@@ -5,44 +5,29 @@
     store = RedisTokenStore("redis://redis:6379/0", key=KEY_FROM_YOUR_SECRET_STORE)
     async with TokenSource(provider, store=store) as tokens: ...
 
-Theory of operation (docs/deployment.md has the failure modes)
---------------------------------------------------------------
-Each replica keeps a local view of the tokens it uses; ``get()`` of a fresh
-token never touches Redis. When a token must change, the token source calls
-`RedisTokenStore.exchange` (once per key per process), which:
+How it works (docs/deployment.md has the failure modes): each replica keeps a
+local view, so ``get()`` of a fresh token never touches Redis. When a token
+must change, `RedisTokenStore.exchange` (1) reads the shared token: if another
+replica already replaced it, done; (2) else takes the key's lock (a Lua script:
+``SET NX PX lease`` plus an ``INCR`` of the key's fencing counter), calls the
+provider, and (3) writes with a script that succeeds only if the fencing
+counter still equals ours (a holder whose lease ran out, or a refresh overtaken
+by a ``publish()``, cannot overwrite the newer token), releasing the lock and
+publishing an event that carries the sealed token. Replicas that find the lock
+taken wait for that event, polling as a fallback and waking when the lease
+runs out; a live holder renews its lease every third of it.
 
-1. reads the shared token: if another replica already replaced it, done;
-2. otherwise takes the key's lock (``SET NX PX lease``, in a Lua script that
-   also ``INCR``s the key's fencing counter and returns the new value);
-3. re-reads (someone may have finished just before), calls the provider,
-   and writes the result with a script that succeeds only if the fencing
-   counter still equals ours: a holder whose lease ran out, or a refresh
-   overtaken by a ``publish()``, cannot overwrite the newer token;
-4. releases the lock and publishes an event.
-
-Replicas that find the lock taken wait for the event on the namespace's
-pub/sub channel, polling with backoff as a fallback and waking at the latest
-when the lease runs out (a crashed holder delays them by at most the lease; a
-live holder renews its lease every third of it).
-
-Values are AES-GCM blobs bound to their Redis key (see `_sealed`), with a TTL
-from the token's ``exp``. Redis key names carry a hash of (principal,
-audience), never the names themselves; events carry only that hash.
-
-Redis down or slow: every call is bounded by ``op_timeout``. The first failure
-logs one warning and the store falls back to this replica's own behaviour
-(its own provider calls, its own cache; an expired token is never served,
-because the token source checks freshness itself). It retries Redis every
-``retry_interval`` and logs once more when Redis is back.
-
-Backend: redis-py's asyncio client needs anyio's asyncio backend. Under trio
-`run` raises a clear RuntimeError; trio deployments use the memory store per
-replica (see docs/deployment.md).
+Values are AES-GCM blobs bound to their Redis key (`_sealed`) with a TTL from
+``exp``; key names and events carry a hash of (principal, audience), never the
+names. Every Redis call is bounded and a failure means local fallback
+(`_redis_health`). redis-py's asyncio client needs anyio's asyncio backend:
+under trio `run` raises a clear RuntimeError.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import json
@@ -51,14 +36,13 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import anyio.abc
 
 try:
     import redis.asyncio as aioredis
-    from redis.exceptions import RedisError
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "mcpconn.redis_store needs the 'redis' extra: pip install 'mcpconn[redis]'"
@@ -66,6 +50,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from . import _redis_lua as lua
 from ._exceptions import MCPConnError, ReauthRequired, TokenProviderError
+from ._redis_health import ERRORS, Health, Unavailable
 from ._sealed import Sealer, SealError
 from ._store import ChangeCallback, Key, MemoryTokenStore, StoredToken, UsablePredicate
 
@@ -73,17 +58,20 @@ __all__ = ["RedisTokenStore"]
 
 logger = logging.getLogger("mcpconn.redis_store")
 
-T = TypeVar("T")
-
-
-class _Unavailable(Exception):
-    """Redis failed or is known to be down: act locally."""
-
 
 class _Lease:
-    def __init__(self, fence: int, value: str) -> None:
+    def __init__(self, fence: int, value: str, blob: bytes | None) -> None:
         self.fence = fence
         self.value = value
+        self.blob = blob  # the shared token when the lock was taken
+
+
+class _Wakeup:
+    """A waiting replica's alarm; ``entry`` is the token the event carried, if any."""
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.entry: StoredToken | None = None
 
 
 def _positive(value: float, name: str) -> float:
@@ -92,6 +80,12 @@ def _positive(value: float, name: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a finite number > 0")
     return float(value)
+
+
+def _count(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1")
+    return value
 
 
 class RedisTokenStore(MemoryTokenStore):
@@ -109,6 +103,7 @@ class RedisTokenStore(MemoryTokenStore):
     Redis is retried while it is down. ``ttl_without_expiry``: Redis TTL for
     tokens with no known expiry. ``log_interval``: at most one
     down/up warning per this many seconds (flapping Redis).
+    ``max_concurrency``: Redis calls in flight per replica (a burst queues).
     """
 
     needs_task_group = True
@@ -127,6 +122,7 @@ class RedisTokenStore(MemoryTokenStore):
         retry_interval: float = 1.0,
         ttl_without_expiry: float = 24 * 3600.0,
         log_interval: float = 60.0,
+        max_concurrency: int = 32,
     ) -> None:
         super().__init__()
         self._sealer = Sealer(key, old_keys)
@@ -136,8 +132,6 @@ class RedisTokenStore(MemoryTokenStore):
         self._op_timeout = _positive(op_timeout, "op_timeout")
         self._wait_timeout = _positive(wait_timeout, "wait_timeout")
         self._failure_ttl = _positive(failure_ttl, "failure_ttl")
-        self._retry_interval = _positive(retry_interval, "retry_interval")
-        self._log_interval = _positive(log_interval, "log_interval")
         self._ttl_without_expiry = _positive(ttl_without_expiry, "ttl_without_expiry")
         if isinstance(redis, str):
             self._redis: aioredis.Redis = aioredis.Redis.from_url(
@@ -147,7 +141,8 @@ class RedisTokenStore(MemoryTokenStore):
             )
             self._own_client = True
         else:
-            if redis.connection_pool.connection_kwargs.get("decode_responses"):
+            pool = getattr(redis, "connection_pool", None)
+            if getattr(pool, "connection_kwargs", {}).get("decode_responses"):
                 raise ValueError("the Redis client must not use decode_responses=True")
             self._redis = redis
             self._own_client = False
@@ -160,33 +155,38 @@ class RedisTokenStore(MemoryTokenStore):
                 ("acquire", lua.ACQUIRE),
                 ("renew", lua.RENEW),
                 ("release", lua.RELEASE),
-                ("write", lua.WRITE_FENCED),
+                ("write", lua.WRITE),
                 ("publish", lua.PUBLISH),
                 ("delete", lua.DELETE),
             ]
         }
         self._known: dict[str, Key] = {}
-        self._wakeups: dict[str, anyio.Event] = {}
+        self._wakeups: dict[str, _Wakeup] = {}
         self._outbox: list[tuple[Key, StoredToken | None, bool]] = []
         self._outbox_ready = anyio.Event()
         self._pending: dict[Key, int] = {}
         self._progress = anyio.Event()
         self._on_change: ChangeCallback | None = None
         self._tg: anyio.abc.TaskGroup | None = None
-        self._healthy = True
-        self._retry_at = -math.inf
-        self._logged_at = {"down": -math.inf, "up": -math.inf}
-        self._went_down = anyio.Event()
+        self._health = Health(
+            op_timeout=self._op_timeout,
+            retry_interval=_positive(retry_interval, "retry_interval"),
+            log_interval=_positive(log_interval, "log_interval"),
+            concurrency=_count(max_concurrency, "max_concurrency"),
+            queue_timeout=self._wait_timeout,
+        )
+        self._call = self._health.call
         self._running = False
+        self._subscribed = False
 
     def __repr__(self) -> str:
-        state = "up" if self._healthy else "down"
+        state = "up" if self._health.healthy else "down"
         return f"<RedisTokenStore namespace={self._ns!r} redis={state} keys={len(self)}>"
 
     @property
     def available(self) -> bool:
         """False while Redis is unreachable and the store acts locally."""
-        return self._healthy
+        return self._health.healthy
 
     # -- naming -------------------------------------------------------------------
 
@@ -200,47 +200,12 @@ class RedisTokenStore(MemoryTokenStore):
         # The hash tag keeps a key's token, lock and fence in one cluster slot.
         return f"{self._ns}:{{{digest}}}:{part}"
 
-    def _event(self, kind: str, digest: str) -> str:
-        return json.dumps({"r": self._replica, "k": kind, "h": digest}, separators=(",", ":"))
-
-    # -- every Redis call goes through here ------------------------------------------
-
-    async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
-        if not self._healthy and anyio.current_time() < self._retry_at:
-            raise _Unavailable
-        try:
-            with anyio.fail_after(self._op_timeout):
-                result = await op()
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._mark_down(exc)
-            raise _Unavailable from exc
-        self._mark_up()
-        return result
-
-    def _mark_down(self, exc: BaseException) -> None:
-        self._retry_at = anyio.current_time() + self._retry_interval
-        if self._healthy:
-            self._healthy = False
-            self._went_down.set()
-            self._log(
-                "down",
-                "Redis token store unavailable (%s); this replica falls back to its own "
-                "tokens and provider calls until Redis answers again",
-                type(exc).__name__,
-            )
-
-    def _mark_up(self) -> None:
-        if not self._healthy:
-            self._healthy = True
-            self._log("up", "Redis token store reachable again; tokens are shared again")
-
-    def _log(self, what: str, message: str, *args: object) -> None:
-        """One line per transition, and at most one per ``log_interval`` when Redis flaps."""
-        now = anyio.current_time()
-        quiet = now - self._logged_at[what] < self._log_interval
-        if not quiet:
-            self._logged_at[what] = now
-        logger.log(logging.DEBUG if quiet else logging.WARNING, message, *args)
+    def _event(self, kind: str, digest: str, blob: bytes | None = None) -> str:
+        """An event on the channel: the blob rides along, so nobody has to GET it."""
+        event = {"r": self._replica, "k": kind, "h": digest}
+        if blob is not None:
+            event["b"] = base64.b64encode(blob).decode()
+        return json.dumps(event, separators=(",", ":"))
 
     # -- sharing ---------------------------------------------------------------------
 
@@ -271,9 +236,10 @@ class RedisTokenStore(MemoryTokenStore):
         fetch: Callable[[], Awaitable[StoredToken]],
     ) -> StoredToken:
         deadline = anyio.current_time() + self._wait_timeout
-        poll = 0.02
+        # Events wake us; polling is the fallback, brisk only while pub/sub is down.
+        poll = 0.25 if self._subscribed else 0.02
         while True:
-            wakeup = self._wakeups[digest] = anyio.Event()
+            wakeup = self._wakeups[digest] = _Wakeup()
             try:
                 shared, failed = await self._load(digest, with_failure=True)
                 if usable(shared):
@@ -282,7 +248,7 @@ class RedisTokenStore(MemoryTokenStore):
                 if failed is not None:
                     raise _failure_error(key, failed)
                 lease, pttl = await self._acquire(digest)
-            except _Unavailable:
+            except Unavailable:
                 return await fetch()
             if lease is not None:
                 return await self._fetch_holding(digest, lease, usable, fetch)
@@ -296,7 +262,10 @@ class RedisTokenStore(MemoryTokenStore):
             # Wake on the holder's event, at lease expiry, or on the next poll.
             wait = min(poll, remaining, max(pttl, 1) / 1000 + 0.002)
             with anyio.move_on_after(wait):
-                await wakeup.wait()
+                await wakeup.event.wait()
+            if usable(wakeup.entry):
+                assert wakeup.entry is not None
+                return wakeup.entry
             poll = min(poll * 2, 0.5)
 
     async def _fetch_holding(
@@ -308,56 +277,48 @@ class RedisTokenStore(MemoryTokenStore):
     ) -> StoredToken:
         result: StoredToken | None = None
         error: Exception | None = None
+        released = False
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._keep_lease, digest, lease)
                 try:
-                    result = await self._fill(digest, lease, usable, fetch)
+                    opened = None if lease.blob is None else self._open(digest, lease.blob)
+                    shared = None if opened is None else opened[1]
+                    if usable(shared):  # someone finished just before we took the lock
+                        result = shared
+                    else:
+                        result = await fetch()
+                        released = await self._write(digest, lease, result)
                 except Exception as exc:  # re-raised below, outside the task group
                     error = exc
                     if isinstance(exc, MCPConnError):
                         await self._record_failure(digest, exc)
                 tg.cancel_scope.cancel()
         finally:
-            with anyio.CancelScope(shield=True):
-                await self._release(digest, lease)
+            if not released:
+                with anyio.CancelScope(shield=True):
+                    await self._release(digest, lease)
         if error is not None:
             raise error
         assert result is not None
         return result
 
-    async def _fill(
-        self,
-        digest: str,
-        lease: _Lease,
-        usable: UsablePredicate,
-        fetch: Callable[[], Awaitable[StoredToken]],
-    ) -> StoredToken:
-        try:
-            shared, _ = await self._load(digest)
-        except _Unavailable:
-            shared = None
-        if usable(shared):
-            assert shared is not None
-            return shared
-        entry = await fetch()
+    async def _write(self, digest: str, lease: _Lease, entry: StoredToken) -> bool:
+        """Fenced write of our new token plus release; True when the script ran."""
         ttl = self._ttl_ms(entry)
-        if ttl is not None:
-            blob = self._seal(digest, entry, published=False)
-            names = [self._name(digest, part) for part in ("token", "fence", "failed")]
-            event = self._event("token", digest)
-            try:
-                written = await self._call(
-                    lambda: self._scripts["write"](
-                        keys=names,
-                        args=[lease.fence, blob, ttl, self._channel, event],
-                    )
-                )
-            except _Unavailable:
-                written = 1
-            if not written:
-                logger.info("a newer token landed during this refresh; not overwriting it")
-        return entry
+        if ttl is None:
+            return False
+        blob = self._seal(digest, entry, published=False)
+        names = [self._name(digest, part) for part in ("token", "fence", "failed", "lock")]
+        args: list[str | int | bytes] = [lease.fence, blob, ttl, self._channel]
+        args += [self._event("token", digest, blob), lease.value, self._event("released", digest)]
+        try:
+            written = await self._call(lambda: self._scripts["write"](keys=names, args=args))
+        except Unavailable:
+            return False
+        if not written:
+            logger.info("a newer token landed during this refresh; not overwriting it")
+        return True
 
     async def _keep_lease(self, digest: str, lease: _Lease) -> None:
         lock = self._name(digest, "lock")
@@ -368,25 +329,26 @@ class RedisTokenStore(MemoryTokenStore):
                 renewed = await self._call(
                     lambda: self._scripts["renew"](keys=[lock], args=[lease.value, lease_ms])
                 )
-            except _Unavailable:
+            except Unavailable:
                 continue
             if not renewed:
                 return  # lost it: the fenced write will refuse our result
 
     async def _acquire(self, digest: str) -> tuple[_Lease | None, int]:
         owner = self._replica
-        keys = [self._name(digest, "lock"), self._name(digest, "fence")]
+        keys = [self._name(digest, part) for part in ("lock", "fence", "token")]
         args: list[str | int] = [owner, int(self._lease * 1000), lua.FENCE_TTL_MS]
         reply = await self._call(lambda: self._scripts["acquire"](keys=keys, args=args))
         fence, pttl = int(reply[0]), int(reply[1])
         if fence == 0:
             return None, pttl
-        return _Lease(fence, f"{owner}:{fence}"), 0
+        blob = reply[2] if len(reply) > 2 and reply[2] else None
+        return _Lease(fence, f"{owner}:{fence}", blob), 0
 
     async def _release(self, digest: str, lease: _Lease) -> None:
         lock = self._name(digest, "lock")
         event = self._event("released", digest)
-        with contextlib.suppress(_Unavailable):  # else the lease runs out on its own
+        with contextlib.suppress(Unavailable):  # else the lease runs out on its own
             await self._call(
                 lambda: self._scripts["release"](
                     keys=[lock], args=[lease.value, self._channel, event]
@@ -411,7 +373,7 @@ class RedisTokenStore(MemoryTokenStore):
         """Let the waiting replicas fail fast too, for ``failure_ttl``."""
         kind = "reauth" if isinstance(error, ReauthRequired) else "provider"
         name, ttl = self._name(digest, "failed"), int(self._failure_ttl * 1000)
-        with anyio.CancelScope(shield=True), contextlib.suppress(_Unavailable):
+        with anyio.CancelScope(shield=True), contextlib.suppress(Unavailable):
             await self._call(lambda: self._redis.set(name, kind, px=ttl))
 
     def _open(self, digest: str, blob: Any) -> tuple[Key, StoredToken, bool] | None:
@@ -465,7 +427,7 @@ class RedisTokenStore(MemoryTokenStore):
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 tg.start_soon(self._write_outbox)
-                tg.start_soon(self._probe)
+                tg.start_soon(self._health.probe, self._redis.ping)
                 await tg.start(self._listen)
                 task_status.started()
         finally:
@@ -475,20 +437,6 @@ class RedisTokenStore(MemoryTokenStore):
                 with anyio.move_on_after(self._op_timeout, shield=True):
                     await self._redis.aclose()
 
-    async def _probe(self) -> None:
-        """While Redis is down, PING it every ``retry_interval`` to notice its return."""
-        while True:
-            await self._went_down.wait()
-            self._went_down = anyio.Event()
-            while not self._healthy:
-                await anyio.sleep(self._retry_interval)
-                try:
-                    with anyio.fail_after(self._op_timeout):
-                        await self._redis.ping()
-                except (RedisError, OSError, TimeoutError):
-                    continue
-                self._mark_up()
-
     async def _write_outbox(self) -> None:
         while True:
             await self._outbox_ready.wait()
@@ -497,7 +445,7 @@ class RedisTokenStore(MemoryTokenStore):
                 key, entry, published = self._outbox.pop(0)
                 try:
                     await self._write_announced(key, entry, published)
-                except _Unavailable:
+                except Unavailable:
                     pass  # logged once by _mark_down; other replicas miss this one
                 finally:
                     left = self._pending.get(key, 1) - 1
@@ -524,7 +472,7 @@ class RedisTokenStore(MemoryTokenStore):
         if ttl is None:
             return
         blob = self._seal(digest, entry, published=published)
-        event = self._event("published" if published else "token", digest)
+        event = self._event("published" if published else "token", digest, blob)
         fence_key = self._name(digest, "fence")
         await self._call(
             lambda: self._scripts["publish"](
@@ -543,7 +491,8 @@ class RedisTokenStore(MemoryTokenStore):
             try:
                 with anyio.fail_after(self._op_timeout):
                     await pubsub.subscribe(self._channel)
-                self._mark_up()
+                self._subscribed = True
+                self._health.mark_up()
                 delay = 0.05
                 if resync and self._tg is not None:
                     self._tg.start_soon(self._resync)
@@ -557,57 +506,57 @@ class RedisTokenStore(MemoryTokenStore):
                         )
                     if message is not None:
                         self._handle(message.get("data"))
-            except (RedisError, OSError, TimeoutError) as exc:
-                self._mark_down(exc)
+            except ERRORS as exc:
+                self._health.mark_down(exc)
                 resync = True
             finally:
+                self._subscribed = False
                 with anyio.move_on_after(self._op_timeout, shield=True):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
             if not started:
                 started = True
                 task_status.started()
             await anyio.sleep(delay)
-            delay = min(delay * 2, self._retry_interval)
+            delay = min(delay * 2, self._health.retry_interval)
 
     def _handle(self, data: Any) -> None:
         try:
             event = json.loads(data)
             kind, digest, replica = str(event["k"]), str(event["h"]), event["r"]
+            blob = base64.b64decode(event["b"]) if "b" in event else None
         except (ValueError, TypeError, KeyError):
             return
         if replica == self._replica:
             return
+        opened = None if blob is None else self._open(digest, blob)
         wakeup = self._wakeups.pop(digest, None)
         if wakeup is not None:
-            wakeup.set()
+            wakeup.entry = None if opened is None else opened[1]
+            wakeup.event.set()
         if kind == "deleted":
             key = self._known.get(digest)
             if key is not None and self._on_change is not None:
                 self._on_change(key, None, False)
-        elif self._tg is not None and (
-            kind == "published" or (kind == "token" and digest in self._known)
-        ):
-            self._tg.start_soon(self._deliver, digest, kind == "published")
+        elif opened is not None and (kind == "published" or digest in self._known):
+            self._deliver(digest, opened, kind == "published")
 
-    async def _deliver(self, digest: str, published: bool) -> None:
-        name = self._name(digest, "token")
-        try:
-            blob = await self._call(lambda: self._redis.get(name))
-        except _Unavailable:
-            return
-        if blob is None:
-            return
-        opened = self._open(digest, blob)
-        if opened is None or self._on_change is None:
-            return
+    def _deliver(self, digest: str, opened: tuple[Key, StoredToken, bool], published: bool) -> None:
         key, entry, was_published = opened
         self._known[digest] = key
-        self._on_change(key, entry, published or was_published)
+        if self._on_change is not None:
+            self._on_change(key, entry, published or was_published)
 
     async def _resync(self) -> None:
         """After a lost subscription: catch up on the keys this replica uses."""
         for digest in list(self._known):
-            await self._deliver(digest, False)
+            name = self._name(digest, "token")
+            try:
+                blob = await self._call(lambda name=name: self._redis.get(name))  # type: ignore[misc]
+            except Unavailable:
+                return
+            opened = None if blob is None else self._open(digest, blob)
+            if opened is not None:
+                self._deliver(digest, opened, False)
 
 
 def _failure_error(key: Key, kind: bytes) -> MCPConnError:

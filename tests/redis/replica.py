@@ -1,6 +1,7 @@
 """One aggregator replica for the multi-process tests and the benchmark.
 
-Run as ``python replica.py URL NAMESPACE [--lease S] [--delay S] [--hang]``.
+Run as ``python replica.py URL NAMESPACE [--lease S] [--delay S] [--hang] [--memory]``
+(``--memory``: the default per-process store, the benchmark's baseline).
 It prints ``{"ready": true}`` once its TokenSource runs, then executes one JSON
 command per stdin line and answers with one JSON line:
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 import uuid
@@ -38,7 +40,21 @@ def emit(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+class FallbackCounter(logging.Handler):
+    """Counts the store's "unavailable" warnings (each one is a local fallback)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "unavailable" in record.getMessage():
+            self.count += 1
+
+
 async def main(args: argparse.Namespace) -> None:
+    fallbacks = FallbackCounter()
+    logging.getLogger("mcpconn.redis_store").addHandler(fallbacks)
     offset = 0.0
     counter = aioredis.Redis.from_url(args.url)
 
@@ -61,7 +77,11 @@ async def main(args: argparse.Namespace) -> None:
     def listener(principal: str, audience: str | None) -> None:
         heard.setdefault(principal, anyio.Event()).set()
 
-    store = RedisTokenStore(args.url, key=KEY, namespace=args.namespace, lease=args.lease)
+    store = (
+        None
+        if args.memory
+        else RedisTokenStore(args.url, key=KEY, namespace=args.namespace, lease=args.lease)
+    )
     async with TokenSource(provider, store=store, provider_timeout=60, clock=clock) as source:
         source.add_listener(listener)
         emit({"ready": True})
@@ -97,7 +117,14 @@ async def main(args: argparse.Namespace) -> None:
                 emit({"heard": command["principal"]})
             elif op == "stats":
                 stats = source.statistics()
-                emit({"provider_calls": stats.provider_calls, "available": store.available})
+                available = store is None or store.available
+                emit(
+                    {
+                        "provider_calls": stats.provider_calls,
+                        "available": available,
+                        "fallbacks": fallbacks.count,
+                    }
+                )
             elif op == "exit":
                 break
     await counter.aclose()
@@ -110,4 +137,5 @@ if __name__ == "__main__":
     parser.add_argument("--lease", type=float, default=5.0)
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--hang", action="store_true")
+    parser.add_argument("--memory", action="store_true")
     anyio.run(main, parser.parse_args(), backend="asyncio")
