@@ -56,6 +56,7 @@ EVERYTHING: list[dict[str, Any]] = [
 async def scenario(args: argparse.Namespace) -> Result:
     n = 40 if args.quick else 300
     phase = 5.0 if args.quick else 20.0
+    call_every = (0.5, 1.5) if args.quick else (5.0, 15.0)  # ~n/10 calls/s in a full run
     rng = random.Random(5)
     result = Result("chaos", {"connections": n, "phase_s": phase, "seed": 5})
     received: dict[str, set[int]] = {}
@@ -92,32 +93,36 @@ async def scenario(args: argparse.Namespace) -> Result:
 
                     async def caller(conn: Any) -> None:
                         while True:
-                            await anyio.sleep(rng.uniform(0.5, 1.5))
+                            await anyio.sleep(rng.uniform(*call_every))
                             try:
                                 await conn.call_tool("echo", {"text": "x"}, timeout=5)
                                 calls["ok"] += 1
                             except Exception:  # a failed call under chaos is expected
                                 calls["failed"] += 1
 
+                    current = {"tag": 0.0}  # 0: warm-up, 1: phase A, 2: phase B, 3: after
+
+                    async def emitter() -> None:
+                        # from the start: a listener with no traffic for `read` s times out
+                        seq = 0
+                        while True:
+                            await mock.post(
+                                "emit", method="notifications/message", params={"seq": seq}
+                            )
+                            emitted.append((seq, current["tag"]))
+                            seq += 1
+                            await anyio.sleep(0.2)
+
                     for conn in conns:
                         tg.start_soon(consume, conn)
-                    with anyio.fail_after(120):
+                    tg.start_soon(emitter)
+                    with anyio.fail_after(200):
                         for conn in conns:
                             await conn.wait_for(State.READY)
                         await mock.poll_until(lambda s: s["open_streams"] >= n)
                     for conn in conns:
                         tg.start_soon(caller, conn)
                     rss0, sockets0 = rss_bytes(), open_sockets()
-
-                    async def emitter(tag: float) -> None:
-                        seq = len(emitted)
-                        while True:
-                            await mock.post(
-                                "emit", method="notifications/message", params={"seq": seq}
-                            )
-                            emitted.append((seq, tag))
-                            seq += 1
-                            await anyio.sleep(0.2)
 
                     async def chaos(kinds: list[dict[str, Any]]) -> None:
                         while True:
@@ -136,13 +141,14 @@ async def scenario(args: argparse.Namespace) -> Result:
 
                     for tag, kinds in ((1.0, RESUMABLE), (2.0, EVERYTHING)):
                         progress(f"phase {'A' if tag == 1.0 else 'B'}: {phase:g} s of faults")
+                        current["tag"] = tag
                         with anyio.CancelScope() as scope:
                             async with anyio.create_task_group() as inner:
-                                inner.start_soon(emitter, tag)
                                 inner.start_soon(chaos, kinds)
                                 await anyio.sleep(phase)
                                 scope.cancel()
                         await mock.clear_faults()
+                        current["tag"] = tag + 0.5  # draining: not counted
                         if tag == 1.0:
                             with anyio.move_on_after(20):  # let resumed streams catch up
                                 for conn in conns:

@@ -156,9 +156,16 @@ async def scenario(args: argparse.Namespace) -> Result:
             progress("mcpconn: all listening; revoking every principal")
             before = (await mock.stats())["by_principal"]
             with LogCounter() as ours_logs:
-                await _revoke_all(mock, ours)
-                await mock.post("close-streams")
-                series = await _sample(mock, "p", window)
+                holder: dict[str, list[tuple[float, int]]] = {}
+
+                async def sampler() -> None:  # from before the first revocation
+                    holder["series"] = await _sample(mock, "p", window)
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(sampler)
+                    await _revoke_all(mock, ours)
+                    await mock.post("close-streams")
+                series = holder["series"]
                 stats = await mock.stats()
                 parked_set = [c.principal for c in conns if c.state is State.NEEDS_REAUTH]
                 await anyio.sleep(silence)  # the parked ones must stay silent

@@ -33,6 +33,7 @@ from ._exceptions import (
 from ._machine import State
 from ._notifications import Subscription
 from ._stats import ServerStatistics, StateChange, SupervisorStatistics
+from ._store import MemoryTokenStore, StoredToken, TokenStore
 from ._supervisor import StormControl, Supervisor
 from ._token import Token
 from ._tokens import TokenRequest, TokenSource, TokenSourceStatistics
@@ -51,6 +52,7 @@ __all__ = [
     "Limits",
     "MCPConnError",
     "MalformedTokenError",
+    "MemoryTokenStore",
     "MethodNotAllowed",
     "NetworkError",
     "ProtocolError",
@@ -65,6 +67,7 @@ __all__ = [
     "SessionExpired",
     "State",
     "StateChange",
+    "StoredToken",
     "StormControl",
     "StreamEnded",
     "Subscription",
@@ -76,6 +79,7 @@ __all__ = [
     "TokenRequest",
     "TokenSource",
     "TokenSourceStatistics",
+    "TokenStore",
     "TransportError",
     "Unauthorized",
     "UnexpectedContentType",

@@ -424,7 +424,7 @@ class Connection:
         if isinstance(exc, Unauthorized | Forbidden):
             counters.unauthorized += 1
             self.challenge = exc.challenge
-        elif fact.input is Input.TRANSIENT_FAILURE:
+        elif fact.input in (Input.TRANSIENT_FAILURE, Input.LISTENER_FAILED):
             counters.transient_failures += 1
             attempt = self._machine.transient_attempt + 1
             if attempt & (attempt - 1) == 0:

@@ -39,7 +39,9 @@ from typing import TYPE_CHECKING
 from ._backoff import Backoff
 from ._exceptions import (
     Forbidden,
+    HTTPStatusError,
     InsecureTransportError,
+    InvalidMessage,
     JSONRPCError,
     MethodNotAllowed,
     RateLimited,
@@ -47,6 +49,7 @@ from ._exceptions import (
     SessionExpired,
     StreamEnded,
     Unauthorized,
+    UnexpectedContentType,
 )
 
 if TYPE_CHECKING:
@@ -72,6 +75,7 @@ class Input(enum.Enum):
     STARTED = "started"
     OPENED = "opened"
     NO_LISTENER = "no_listener"
+    LISTENER_FAILED = "listener_failed"
     STREAM_ENDED = "stream_ended"
     PRODUCTIVE = "productive"
     TRANSIENT_FAILURE = "transient_failure"
@@ -231,6 +235,21 @@ class Machine:
             return self._fail()
         return [Sleep(delay, budgeted=True)]
 
+    def _listener_failed(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
+        """The listener stream failed but the session may be fine: keep it, back off, listen again.
+
+        Requests in flight are not torn down (the SDKs treat a listener failure as
+        non-fatal too); calls wait in BACKOFF. A session that is really gone shows
+        up as SESSION_LOST on the next attempt.
+        """
+        delay = self._next_transient_delay(fact.retry_after, now, rng)
+        if delay is None:
+            return self._permanent(fact, now, rng)
+        self.state = State.BACKOFF
+        self._pending = _Pending.LISTEN
+        self._backing_off_for_auth = False
+        return [Sleep(delay, budgeted=True)]
+
     def _transient(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
         delay = self._next_transient_delay(fact.retry_after, now, rng)
         actions: list[Action] = []
@@ -286,7 +305,8 @@ class Machine:
 
     def _timer(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
         pending, self._pending = self._pending, _Pending.NOTHING
-        if pending is _Pending.LISTEN and self.state is State.READY:
+        if pending is _Pending.LISTEN and self.has_session:
+            self.state = State.READY
             return [Listen()]
         if pending is _Pending.CONNECT:
             self.state = State.CONNECTING
@@ -375,9 +395,11 @@ _TABLE: dict[tuple[State, Input], _Handler] = {
     (S.CONNECTING, In.TOKEN_PUBLISHED): Machine._ignore,
     (S.CONNECTING, In.PROBE_DUE): Machine._ignore,
     (S.CONNECTING, In.PRODUCTIVE): Machine._ignore,
+    (S.CONNECTING, In.LISTENER_FAILED): Machine._ignore,
     (S.CONNECTING, In.CLOSE_REQUESTED): Machine._close,
     # READY: the session is open; the listener may be running.
     (S.READY, In.NO_LISTENER): Machine._no_listener,
+    (S.READY, In.LISTENER_FAILED): Machine._listener_failed,
     (S.READY, In.STREAM_ENDED): Machine._stream_ended,
     (S.READY, In.PRODUCTIVE): Machine._productive,
     (S.READY, In.TRANSIENT_FAILURE): Machine._transient,
@@ -392,6 +414,14 @@ _TABLE: dict[tuple[State, Input], _Handler] = {
     (S.READY, In.CLOSE_REQUESTED): Machine._close,
     # BACKOFF: only a Sleep is in flight.
     (S.BACKOFF, In.TIMER_FIRED): Machine._timer,
+    # ... with a session kept while the listener backs off, the pinger may still report:
+    (S.BACKOFF, In.TRANSIENT_FAILURE): Machine._transient,
+    (S.BACKOFF, In.SESSION_LOST): Machine._transient,
+    (S.BACKOFF, In.UNAUTHORIZED): Machine._unauthorized,
+    (S.BACKOFF, In.SCOPE_DENIED): Machine._park_now,
+    (S.BACKOFF, In.REAUTH_REQUIRED): Machine._park_now,
+    (S.BACKOFF, In.LISTENER_FAILED): Machine._ignore,
+    (S.BACKOFF, In.NO_LISTENER): Machine._no_listener,
     (S.BACKOFF, In.TOKEN_PUBLISHED): Machine._published_while_backing_off,
     (S.BACKOFF, In.PROBE_DUE): Machine._ignore,
     (S.BACKOFF, In.PRODUCTIVE): Machine._ignore,
@@ -400,11 +430,13 @@ _TABLE: dict[tuple[State, Input], _Handler] = {
     (S.NEEDS_REAUTH, In.TOKEN_PUBLISHED): Machine._published_while_parked,
     (S.NEEDS_REAUTH, In.PROBE_DUE): Machine._probe,
     (S.NEEDS_REAUTH, In.PRODUCTIVE): Machine._ignore,
+    (S.NEEDS_REAUTH, In.LISTENER_FAILED): Machine._ignore,
     (S.NEEDS_REAUTH, In.CLOSE_REQUESTED): Machine._close,
     # FAILED: only closing leaves it.
     (S.FAILED, In.TOKEN_PUBLISHED): Machine._ignore,
     (S.FAILED, In.PROBE_DUE): Machine._ignore,
     (S.FAILED, In.PRODUCTIVE): Machine._ignore,
+    (S.FAILED, In.LISTENER_FAILED): Machine._ignore,
     (S.FAILED, In.CLOSE_REQUESTED): Machine._close,
 }
 # CLOSED is absorbing: late facts from a task that is winding down mean nothing.
@@ -428,15 +460,33 @@ def classify(error: BaseException, *, during: str) -> Fact:
         return Fact(Input.SESSION_LOST, reason=reason)
     if isinstance(error, StreamEnded):
         return Fact(Input.STREAM_ENDED, retry=error.retry, reason=reason)
+    if during == "listen":
+        return _classify_listener(error, reason)
     if isinstance(error, RateLimited):
         return Fact(Input.TRANSIENT_FAILURE, retry_after=error.retry_after, reason=reason)
-    if isinstance(error, MethodNotAllowed) and during == "listen":
-        return Fact(Input.NO_LISTENER, reason=reason)
     if isinstance(error, InsecureTransportError) or (
         isinstance(error, JSONRPCError) and during == "connect"
     ):
         return Fact(Input.PERMANENT_FAILURE, reason=reason)
     return Fact(Input.TRANSIENT_FAILURE, reason=reason)
+
+
+def _classify_listener(error: BaseException, reason: str) -> Fact:
+    """A listener failure that is not about auth or the session.
+
+    A server that answers the listener with another 4xx, the wrong content type
+    or garbage offers no usable listener: that is never retried (like a 405).
+    Anything a later attempt can fix (network, 5xx, 429/503, timeouts, limits)
+    retries the listener on the same session.
+    """
+    if isinstance(error, MethodNotAllowed | UnexpectedContentType | InvalidMessage) or (
+        isinstance(error, HTTPStatusError)
+        and 400 <= error.status_code < 500
+        and not isinstance(error, RateLimited)
+    ):
+        return Fact(Input.NO_LISTENER, reason=reason)
+    retry_after = error.retry_after if isinstance(error, RateLimited) else None
+    return Fact(Input.LISTENER_FAILED, retry_after=retry_after, reason=reason)
 
 
 def _describe(error: BaseException) -> str:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from mcpconn import Backoff
 from mcpconn._exceptions import (
     Forbidden,
+    HTTPStatusError,
     InsecureTransportError,
     JSONRPCError,
     MethodNotAllowed,
@@ -21,6 +22,7 @@ from mcpconn._exceptions import (
     SessionExpired,
     StreamEnded,
     Unauthorized,
+    UnexpectedContentType,
 )
 from mcpconn._machine import (
     Connect,
@@ -281,6 +283,14 @@ def test_probe_reconnects_once_and_a_401_parks_again_at_once() -> None:
         (ServerError(502), "connect", Input.TRANSIENT_FAILURE),
         (NetworkError("refused"), "connect", Input.TRANSIENT_FAILURE),
         (MethodNotAllowed(), "listen", Input.NO_LISTENER),
+        (HTTPStatusError(404), "listen", Input.NO_LISTENER),
+        (HTTPStatusError(400), "listen", Input.NO_LISTENER),
+        (UnexpectedContentType("application/json"), "listen", Input.NO_LISTENER),
+        (NetworkError("reset"), "listen", Input.LISTENER_FAILED),
+        (ServerError(500), "listen", Input.LISTENER_FAILED),
+        (RateLimited(503, 2.0), "listen", Input.LISTENER_FAILED),
+        (Unauthorized(), "listen", Input.UNAUTHORIZED),
+        (SessionExpired(410), "listen", Input.SESSION_LOST),
         (MethodNotAllowed(), "connect", Input.TRANSIENT_FAILURE),
         (InsecureTransportError("http"), "connect", Input.PERMANENT_FAILURE),
         (JSONRPCError(-32602, "unsupported version"), "connect", Input.PERMANENT_FAILURE),
@@ -291,6 +301,21 @@ def test_classify(error: BaseException, during: str, expected: Input) -> None:
     fact = classify(error, during=during)
     assert fact.input is expected
     if isinstance(error, RateLimited):
-        assert fact.retry_after == 3.0
+        assert fact.retry_after == error.retry_after
     if isinstance(error, StreamEnded):
         assert fact.retry == 1.0
+
+
+def test_a_failed_listener_keeps_the_session_and_backs_off_before_listening_again() -> None:
+    m = machine_in(State.READY, Backoff(jitter="none", initial=0.5))
+    actions = feed(m, Fact(Input.LISTENER_FAILED, reason="reset"))
+    assert actions == [Sleep(0.5, budgeted=True)]  # no DropSession: calls in flight go on
+    assert m.state is State.BACKOFF and m.has_session
+    assert feed(m, Input.TIMER_FIRED) == [Listen()]
+    assert m.state is State.READY
+    (sleep,) = feed(m, Input.LISTENER_FAILED)
+    assert isinstance(sleep, Sleep) and sleep.seconds == 0.8  # it keeps growing
+    # a keep-alive failure while the listener backs off abandons the session
+    actions = feed(m, Input.TRANSIENT_FAILURE)
+    assert actions[0] == DropSession(polite=False) and not m.has_session
+    assert feed(m, Input.TIMER_FIRED) == [Connect()]

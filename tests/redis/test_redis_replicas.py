@@ -69,6 +69,14 @@ def test_n_replicas_times_m_expiries_make_m_provider_calls(fleet: Fleet) -> None
     assert all(seen == second[0] for seen in second)
     assert all(second[0][k] != first[0][k] for k in keys)  # type: ignore[index]
 
+    client = fleet.server.client()  # encrypted at rest: no raw token anywhere in Redis
+    try:
+        for name in client.scan_iter(f"{fleet.namespace}:*"):
+            value = client.get(name) if client.type(name) == b"string" else b""
+            assert b"SECRET" not in name and b"SECRET" not in (value or b"")
+    finally:
+        client.close()
+
 
 def test_publish_on_one_replica_wakes_listeners_on_all(fleet: Fleet) -> None:
     (alice,) = principals(1)

@@ -21,7 +21,7 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
-from mcpconn import Backoff, Limits, ServerConfig, Timeouts
+from mcpconn import Backoff, Connection, Limits, ServerConfig, State, Timeouts
 
 FAST = Backoff(initial=0.01, max_delay=0.05, auth_attempts=2)
 
@@ -194,15 +194,22 @@ async def read_request(stream: anyio.abc.SocketStream) -> RawRequest | None:
 
 
 @asynccontextmanager
-async def raw_server(**writers: Writer) -> AsyncIterator[RawServer]:
-    """Serve on 127.0.0.1:0 until the block ends; the handlers are per-method overrides."""
+async def raw_server(
+    *,
+    on_initialize: Writer = default_initialize,
+    on_request: Writer = default_request,
+    on_get: Writer = no_listener,
+) -> AsyncIterator[RawServer]:
+    """Serve on 127.0.0.1:0 until the block ends; the writers are per-method overrides."""
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     port = listener.extra(SocketAttribute.local_port)
-    server = RawServer(url=f"http://127.0.0.1:{port}/mcp", **writers)
+    server = RawServer(f"http://127.0.0.1:{port}/mcp", on_initialize, on_request, on_get)
+
     async def accept_loop(*, task_status: anyio.abc.TaskStatus[None]) -> None:
         # One task, started before we yield: a baseline task count taken inside
         # the block is exact (``listener.serve`` spawns its workers later).
-        (sock,) = listener.listeners
+        sock = listener.listeners[0]
+        assert isinstance(sock, anyio.abc.SocketListener)
         task_status.started()
         async with anyio.create_task_group() as conns:
             while True:
@@ -225,6 +232,11 @@ def config(url: str, name: str = "raw", **kwargs: Any) -> ServerConfig:
 
 
 # ---- leak probes --------------------------------------------------------------------
+
+
+def state_of(conn: Connection) -> State:
+    """``conn.state`` read afresh (keeps type checkers from narrowing it across awaits)."""
+    return conn.state
 
 
 def open_fds() -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+
 import anyio
 import anyio.abc
 import pytest
@@ -31,6 +32,7 @@ from ._raw import (
     no_leaks,
     once,
     raw_server,
+    state_of,
 )
 
 Stream = anyio.abc.SocketStream
@@ -90,7 +92,7 @@ async def test_closing_during_the_handshake_leaves_nothing_behind(point: str) ->
                     await conn.wait_for(State.READY)
                 assert scope.cancelled_caught
                 consistent(sup)
-            assert conn.state is State.CLOSED
+            assert state_of(conn) is State.CLOSED
         await server_saw_hangup(raw)
 
 
@@ -166,7 +168,7 @@ async def test_closing_while_the_listener_is_at_each_point(point: str) -> None:
                 await reached.wait()
                 assert conn.state is State.READY
                 consistent(sup)
-            assert conn.state is State.CLOSED
+            assert state_of(conn) is State.CLOSED
         assert raw.count("DELETE") == 1  # a READY session is closed politely
         await server_saw_hangup(raw)
 
@@ -263,11 +265,12 @@ async def test_closing_right_after_a_listener_failure_never_crashes(
 
 # ---- thousands at once -----------------------------------------------------------------
 
-#: Connections closed at once in CI; raise it for a long run.
-MANY = int(os.environ.get("MCPCONN_CLOSE_MANY", "1000"))
+#: Connections closed at once: 500 in CI (opening them is what costs, ~10 ms each on a
+#: loaded 2-core box); MCPCONN_CLOSE_MANY=2000 (or more) for the long run.
+MANY = int(os.environ.get("MCPCONN_CLOSE_MANY", "500"))
 
 
-async def test_closing_thousands_of_connections_in_every_state_is_bounded() -> None:
+async def test_closing_hundreds_to_thousands_of_connections_in_every_state_is_bounded() -> None:
     # READY sessions are the costly ones to open (two requests each, plus a DELETE on
     # close): a twentieth of them; the rest split between the cheap states.
     ready = max(10, MANY // 20)
@@ -286,7 +289,10 @@ async def test_closing_thousands_of_connections_in_every_state_is_bounded() -> N
             provider.revoke(f"parked{i}")
         storm = StormControl(connect_rate=1e6, connect_burst=1e6, retry_rate=1e6, retry_burst=1e6)
         ready_cfg = ServerConfig(
-            "ready", server.url, transport="streamable-http", protocol_version="2025-11-25",
+            "ready",
+            server.url,
+            transport="streamable-http",
+            protocol_version="2025-11-25",
             listen=False,
         )
         groups: dict[State, tuple[ServerConfig, str]] = {

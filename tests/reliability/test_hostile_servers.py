@@ -207,12 +207,6 @@ async def test_a_hostile_handshake_is_a_typed_error_in_a_defined_state(case: str
     assert raw.count("POST", "initialize") >= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Connection.request() raises UnboundLocalError, not RequestTimeout, when "
-    "the connection is not READY within the timeout (_connection.py: `session` unbound "
-    "after move_on_after fires)",
-)
 async def test_a_call_that_never_finds_a_ready_connection_is_a_request_timeout() -> None:
     async def check(raw: RawServer, sup: Supervisor, bad: Connection) -> None:
         await wait_for_error(sup, bad, mcpconn.RequestTimeout, (State.BACKOFF, State.CONNECTING))
@@ -298,11 +292,12 @@ async def test_a_100mb_stream_stops_at_the_limit_without_buffering(unit: bytes, 
     assert peak < 24 << 20, f"peak traced memory {peak / 2**20:.1f} MiB"
 
 
-#: 1e5 in CI (about 5 s per backend here); MCPCONN_TINY_EVENTS=2000000 for the long run.
-TINY_EVENTS = int(os.environ.get("MCPCONN_TINY_EVENTS", "100000"))
+#: 5e4 in CI (2-4 s per backend on a loaded 2-core box); MCPCONN_TINY_EVENTS=2000000 for
+#: the long run.
+TINY_EVENTS = int(os.environ.get("MCPCONN_TINY_EVENTS", "50000"))
 
 
-async def test_a_hundred_thousand_tiny_events_are_delivered_in_order() -> None:
+async def test_tens_of_thousands_of_tiny_events_are_delivered_in_order() -> None:
     n = TINY_EVENTS
     payload = b"".join(note(i) for i in range(n))
     first = anyio.Event()
@@ -341,7 +336,7 @@ async def test_non_json_and_non_jsonrpc_events_are_skipped_not_fatal() -> None:
         await sse_head(stream)
         await stream.send(b"data: this is not json\n\n")
         await stream.send(b'data: {"hello": "not json-rpc"}\n\n')
-        await stream.send(b'data: [1, 2, 3]\n\n')
+        await stream.send(b"data: [1, 2, 3]\n\n")
         await stream.send(b'data: {"jsonrpc":"2.0","id":424242,"result":{}}\n\n')
         await stream.send(note(7))
         await until_client_leaves(stream)
