@@ -79,7 +79,16 @@ ORDER = [
     {"_session"},
     {"_transports"},
     {"_auth"},
-    {"_tokens", "_store", "_notifications", "_stats", "_sealed", "_redis_health", "_redis_lua"},
+    {
+        "_tokens",
+        "_store",
+        "_notifications",
+        "_stats",
+        "_pool",
+        "_sealed",
+        "_redis_health",
+        "_redis_lua",
+    },
     CORE,
 ]
 

@@ -233,12 +233,18 @@ class Connection:
 
     def post(self, fact: Fact, epoch: int | None = None) -> None:
         """Queue a fact from any task; ``epoch`` None means "whatever is current"."""
-        with contextlib.suppress(anyio.ClosedResourceError):
+        # after shutdown the inbox is closed at either end: a late fact means nothing
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._inbox_send.send_nowait((epoch, fact))
 
     async def drain(self) -> None:
         """Wait until no call is in flight (used when replacing a connection)."""
         await self._idle.wait()
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The HTTP client (shard) this connection sends through."""
+        return self._ctx.client
 
     @property
     def inflight(self) -> int:

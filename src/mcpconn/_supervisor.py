@@ -27,6 +27,7 @@ from ._connection import Connection, ConnectionContext, ReauthCallback, RequestH
 from ._exceptions import ConnectionClosed
 from ._machine import Fact, Input, Machine, State
 from ._notifications import Broadcast, Subscription
+from ._pool import ClientShards
 from ._session import EraCache
 from ._stats import Counters, ServerStatistics, StateChange, SupervisorStatistics
 from ._tokens import TokenSource
@@ -70,12 +71,13 @@ class Supervisor:
         idle_timeout: float | None = None,
         productive_after: float = 60.0,
         close_timeout: float = 10.0,
+        shard_size: int = 32,
         rng: random.Random | None = None,
     ) -> None:
         self.tokens = tokens
         self.backoff = backoff or Backoff()
-        self._own_client = client is None
-        self._client = client
+        self._client = client  # an embedder's client carries every connection
+        self._shards = ClientShards(shard_size)
         self._on_reauth_required = on_reauth_required
         self._request_handlers = dict(request_handlers or {})
         self._storm = storm_control or StormControl()
@@ -98,11 +100,6 @@ class Supervisor:
     # ---- lifecycle --------------------------------------------------------------
 
     async def __aenter__(self) -> Supervisor:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=1000),
-                follow_redirects=False,
-            )
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._remove_listener = self.tokens.add_listener(self._token_published)
@@ -129,9 +126,7 @@ class Supervisor:
             return await self._tg.__aexit__(exc_type, exc, tb)
         finally:
             self._changes.close()
-            if self._own_client and self._client is not None:
-                with anyio.CancelScope(shield=True):
-                    await self._client.aclose()
+            await self._shards.aclose()
 
     # ---- connections ------------------------------------------------------------
 
@@ -222,10 +217,9 @@ class Supervisor:
     # ---- internals --------------------------------------------------------------
 
     def _context_for(self, server: ServerConfig) -> ConnectionContext:
-        assert self._client is not None
         return ConnectionContext(
             tokens=self.tokens,
-            client=self._client,
+            client=self._client or self._shards.acquire(),
             rng=self._rng,
             era_cache=self._era_cache,
             retry_budget=self._budget(self._retry_budgets, server.name),
@@ -260,6 +254,7 @@ class Supervisor:
             # The machine raised (a bug): contain it to this connection.
             logger.exception("connection %r crashed; it is closed", conn)
         finally:
+            self._shards.release(conn.client)
             key = (conn.server.name, conn.principal)
             if self._connections.get(key) is conn:
                 del self._connections[key]
