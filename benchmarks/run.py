@@ -32,6 +32,7 @@ SCENARIOS = {
     "scale": "bench_scale.py",
     "throughput": "bench_throughput.py",
     "chaos": "bench_chaos.py",
+    "replicas": "bench_replicas.py",
 }
 
 

@@ -26,6 +26,7 @@ SCENARIOS = (
     "scale",
     "throughput",
     "chaos",
+    "replicas",
 )
 
 

@@ -53,7 +53,7 @@ from ._machine import (
     classify,
 )
 from ._notifications import Broadcast, Subscription
-from ._session import EraCache, Session, SessionHandlers, open_session
+from ._session import EraCache, Session, SessionHandlers, client_capabilities, open_session
 from ._stats import Counters, StateChange
 from ._tokens import TokenSource
 
@@ -349,6 +349,7 @@ class Connection:
             on_notification=lambda msg: self._on_notification(msg, epoch),
             on_request=self._on_server_request,
             on_reinitialized=self._invalidate_cache,
+            capabilities=client_capabilities(self._ctx.request_handlers),
         )
         try:
             if self._auth is not None:

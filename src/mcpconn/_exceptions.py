@@ -34,9 +34,21 @@ sans-IO state machine; the transports only raise them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+# RFC 6750 error codes are short lowercase words; anything else a server puts there
+# is never echoed (a hostile server could put our own token in it).
+_ERROR_CODE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+
+
+def _safe_error(challenge: Challenge | None) -> str | None:
+    if challenge is None or not challenge.error:
+        return None
+    return challenge.error if _ERROR_CODE.fullmatch(challenge.error) else "invalid challenge"
+
 
 __all__ = [
     "Challenge",
@@ -80,6 +92,10 @@ class Challenge:
     scope: str | None = None
     resource_metadata: str | None = None
     params: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        # Only the well-formed error code: descriptions and params are the server's words.
+        return f"Challenge(scheme={self.scheme!r}, error={_safe_error(self)!r})"
 
 
 class MCPConnError(Exception):
@@ -131,8 +147,9 @@ class ReauthRequired(MCPConnError):
             where.append(f"server={self.server!r}")
         if self.principal is not None:
             where.append(f"principal={self.principal!r}")
-        if self.challenge is not None and self.challenge.error:
-            where.append(f"error={self.challenge.error!r}")
+        error = _safe_error(self.challenge)
+        if error:
+            where.append(f"error={error!r}")
         base = super().__str__()
         return f"{base} ({', '.join(where)})" if where else base
 
@@ -223,8 +240,8 @@ class Unauthorized(HTTPStatusError):
     """401: the server rejected our token (after the one forced refresh)."""
 
     def __init__(self, challenge: Challenge | None = None) -> None:
-        error = f" ({challenge.error})" if challenge and challenge.error else ""
-        super().__init__(401, f"401 Unauthorized{error}")
+        code = _safe_error(challenge)
+        super().__init__(401, f"401 Unauthorized ({code})" if code else "401 Unauthorized")
         self.challenge = challenge
 
 
@@ -232,8 +249,8 @@ class Forbidden(HTTPStatusError):
     """403: ``insufficient_scope`` means a human must grant more scope."""
 
     def __init__(self, challenge: Challenge | None = None) -> None:
-        error = f" ({challenge.error})" if challenge and challenge.error else ""
-        super().__init__(403, f"403 Forbidden{error}")
+        code = _safe_error(challenge)
+        super().__init__(403, f"403 Forbidden ({code})" if code else "403 Forbidden")
         self.challenge = challenge
 
     @property

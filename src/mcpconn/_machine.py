@@ -182,6 +182,7 @@ class Machine:
     _pending: _Pending = _Pending.NOTHING
     _pending_refresh: bool = False
     _backing_off_for_auth: bool = False
+    _published_during_attempt: bool = False
     _failing_since: float | None = None
     _last_delay: float | None = None
 
@@ -207,7 +208,15 @@ class Machine:
             return [Sleep(self.start_delay)]
         return [Connect()]
 
+    def _published_while_connecting(
+        self, fact: Fact, now: float, rng: random.Random
+    ) -> list[Action]:
+        """Remember it: a 401 to the attempt in flight must not park the connection."""
+        self._published_during_attempt = True
+        return []
+
     def _opened(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
+        self._published_during_attempt = False
         self.state = State.READY
         self.has_session = True
         self.auth_attempt = 0
@@ -279,6 +288,9 @@ class Machine:
         if self.has_session:
             actions.append(DropSession(polite=False))
             self.has_session = False
+        if self._published_during_attempt:
+            # The attempt carried the old token; the user has logged in since: try the new one.
+            return actions + self._wake(rng)
         self.auth_attempt += 1
         if self.auth_attempt > self.backoff.auth_attempts:
             return actions + self._park()
@@ -310,6 +322,7 @@ class Machine:
             return [Listen()]
         if pending is _Pending.CONNECT:
             self.state = State.CONNECTING
+            self._published_during_attempt = False  # this attempt takes the newest token
             return [Connect(refresh_token=self._pending_refresh)]
         raise InvalidTransition(f"TIMER_FIRED with nothing pending in {self.state.name}")
 
@@ -339,6 +352,7 @@ class Machine:
     # ---- helpers ----------------------------------------------------------------
 
     def _wake(self, rng: random.Random) -> list[Action]:
+        self._published_during_attempt = False
         self.auth_attempt = 0
         self._backing_off_for_auth = False
         self.state = State.CONNECTING
@@ -392,7 +406,7 @@ _TABLE: dict[tuple[State, Input], _Handler] = {
     (S.CONNECTING, In.REAUTH_REQUIRED): Machine._park_now,
     (S.CONNECTING, In.PERMANENT_FAILURE): Machine._permanent,
     (S.CONNECTING, In.TIMER_FIRED): Machine._timer,
-    (S.CONNECTING, In.TOKEN_PUBLISHED): Machine._ignore,
+    (S.CONNECTING, In.TOKEN_PUBLISHED): Machine._published_while_connecting,
     (S.CONNECTING, In.PROBE_DUE): Machine._ignore,
     (S.CONNECTING, In.PRODUCTIVE): Machine._ignore,
     (S.CONNECTING, In.LISTENER_FAILED): Machine._ignore,

@@ -22,7 +22,7 @@ the stream is the cancellation) and a late response is ignored and counted.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -51,7 +51,14 @@ from ._transports import (
     Transport,
 )
 from ._transports._base import Era, describe, notification_dict
-from ._transports._eras import SESSION_VERSIONS, EraCache, NotModern, is_fallback, plan
+from ._transports._eras import (
+    SESSION_VERSIONS,
+    EraCache,
+    NotModern,
+    is_fallback,
+    negotiate,
+    plan,
+)
 from ._transports.stateless import LISTEN_FILTER
 
 __all__ = [
@@ -60,6 +67,7 @@ __all__ = [
     "Session",
     "SessionHandlers",
     "SessionStatistics",
+    "client_capabilities",
     "open_session",
 ]
 
@@ -69,15 +77,36 @@ ProgressCallback = Callable[[dict[str, Any]], None]
 #: JSON-RPC code for HeaderMismatch (2026-07-28): mirrored headers disagree with the body.
 HEADER_MISMATCH = -32020
 _MAX_PAGES = 100
+#: Server-to-client request method -> the client capability that announces it.
+_CAPABILITY_FOR = {
+    "elicitation/create": "elicitation",
+    "sampling/createMessage": "sampling",
+    "roots/list": "roots",
+}
+
+
+def client_capabilities(methods: Iterable[str]) -> dict[str, Any]:
+    """The client capabilities to declare for the server requests the embedder answers.
+
+    A server only sends ``elicitation/create``, ``sampling/createMessage`` or
+    ``roots/list`` to a client that declared the matching capability, so we
+    declare exactly those we can answer (an empty object: no sub-features).
+    """
+    return {_CAPABILITY_FOR[m]: {} for m in sorted(set(methods)) if m in _CAPABILITY_FOR}
 
 
 @dataclass
 class SessionHandlers:
-    """What the session calls back into; ``on_notification`` is sync and must not block."""
+    """What the session calls back into; ``on_notification`` is sync and must not block.
+
+    ``capabilities`` is what ``initialize`` and every 2026-07-28 request declare
+    (see `client_capabilities`); ``None`` declares none.
+    """
 
     on_notification: Callable[[dict[str, Any]], None]
     on_request: Callable[[str, dict[str, Any] | None], Awaitable[dict[str, Any]]] | None = None
     on_reinitialized: Callable[[], None] | None = None
+    capabilities: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -448,7 +477,12 @@ class Session:
         config, channel = self._config, self._channel
         transport: Transport
         if era == "stateless":
-            transport = StatelessTransport(channel, config.url, client_info=self._client_info())
+            transport = StatelessTransport(
+                channel,
+                config.url,
+                client_info=self._client_info(),
+                capabilities=self._client_capabilities(),
+            )
         elif era == "streamable-http":
             transport = StreamableHTTPTransport(channel, config.url)
         else:
@@ -457,8 +491,8 @@ class Session:
         try:
             with anyio.fail_after(config.timeouts.request):
                 await transport.start(self._dispatch)
-                if era == "stateless":
-                    await self._discover()
+                if isinstance(transport, StatelessTransport):
+                    await self._discover(transport)
                 else:
                     await self._initialize(transport)
         except TimeoutError:
@@ -471,13 +505,32 @@ class Session:
             self._transport = None
             raise
 
-    async def _discover(self) -> None:
-        result = await self._roundtrip("server/discover", {}, None)
+    async def _discover(self, transport: StatelessTransport) -> None:
+        try:
+            result = await self._roundtrip("server/discover", {}, None)
+        except JSONRPCError as exc:
+            # SEP-2575: retry once with the newest version both sides speak when
+            # that is a modern one; otherwise `is_fallback` decides (initialize).
+            version = negotiate(exc)
+            if version is None or version in SESSION_VERSIONS:
+                if version is not None and self._config.protocol_version == STATELESS_VERSION:
+                    logger.warning(
+                        "%s speaks only session protocol versions (newest we share: %s), "
+                        "but protocol_version is pinned to %s",
+                        self._config.name,
+                        version,
+                        STATELESS_VERSION,
+                    )
+                raise
+            logger.debug("server/discover refused our version; retrying with %s", version)
+            transport.protocol_version = version
+            result = await self._roundtrip("server/discover", {}, None)
         versions = result.get("supportedVersions")
-        if not isinstance(versions, list) or STATELESS_VERSION not in versions:
+        version = transport.protocol_version or STATELESS_VERSION
+        if not isinstance(versions, list) or version not in versions:
             # A discover answer without a modern version is a legacy advertisement.
             raise NotModern("server/discover advertised no modern protocol version")
-        self.protocol_version = STATELESS_VERSION
+        self.protocol_version = version
         meta = result.get("_meta")
         info = meta.get("io.modelcontextprotocol/serverInfo") if isinstance(meta, dict) else None
         self._adopt(result, info)
@@ -486,7 +539,7 @@ class Session:
         offered = self._config.protocol_version or LATEST_SESSION_VERSION
         params = {
             "protocolVersion": offered,
-            "capabilities": {},
+            "capabilities": self._client_capabilities(),
             "clientInfo": self._client_info(),
         }
         result = await self._roundtrip("initialize", params, None)
@@ -499,6 +552,9 @@ class Session:
         self.protocol_version = transport.protocol_version = str(version)
         self._adopt(result, result.get("serverInfo"))
         await transport.send_message(_jsonrpc.Notification("notifications/initialized", None))
+
+    def _client_capabilities(self) -> dict[str, Any]:
+        return dict(self._handlers.capabilities or {})
 
     def _client_info(self) -> dict[str, Any]:
         return {"name": self._config.client_name, "version": self._config.client_version}

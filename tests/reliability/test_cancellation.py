@@ -228,13 +228,6 @@ async def test_a_refresh_that_ends_after_its_caller_left_still_serves_the_next_c
 # ---- shutdown races --------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Connection._drop_session() sends 'close' to a session task that already "
-    "stopped reading (BrokenResourceError) when Shutdown follows a listener failure; the "
-    "connection task crashes (asyncio: logged 'crashed'; trio: the error escapes the "
-    "supervisor because Cancelled makes it a BaseExceptionGroup)",
-)
 async def test_closing_right_after_a_listener_failure_never_crashes(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

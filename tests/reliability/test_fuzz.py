@@ -219,12 +219,6 @@ def test_parked_means_silent_until_a_token_is_published(inputs: list[Input], see
     assert m.state is not State.NEEDS_REAUTH or actions  # a publish wakes it (maybe jittered)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a token published while an attempt is in flight (CONNECTING) is ignored "
-    "(_machine._TABLE[(CONNECTING, TOKEN_PUBLISHED)] = _ignore), so the 401 that attempt "
-    "gets with the OLD token parks the connection although a new token is there",
-)
 def test_a_publish_during_the_last_attempt_is_not_lost() -> None:
     rng = random.Random(0)
     m = Machine(backoff=Backoff(auth_attempts=1))

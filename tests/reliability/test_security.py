@@ -139,13 +139,6 @@ async def test_a_provider_exception_quoting_the_token_does_not_leak_it(leak_guar
         assert server.stats().requests_total == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a hostile server that echoes the token in WWW-Authenticate error= gets it "
-    "into str(Unauthorized) ('401 Unauthorized (<token>)'), the state-change reason and the "
-    "WARNING 'parked in NEEDS_REAUTH after ...' log line (_exceptions.Unauthorized/Forbidden "
-    "quote challenge.error unchecked)",
-)
 async def test_a_server_echoing_the_token_back_does_not_get_it_logged(
     leak_guard: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -49,6 +49,16 @@ def test_header_map_follows_the_properties_chain() -> None:
         {"properties": {"a": {"type": "string", "x-mcp-header": ""}}},
         {"properties": {"a": {"type": "string", "x-mcp-header": 7}}},
         {"properties": {"a": {"type": "number", "x-mcp-header": "A"}}},
+        {"properties": {"o": {"properties": {"n": {"type": "number", "x-mcp-header": "N"}}}}},
+        {"properties": {"a": {"type": ["integer", "number"], "x-mcp-header": "A"}}},
+        {"properties": {"a": {"type": "object", "x-mcp-header": "A"}}},
+        {"properties": {"a": {"type": "array", "x-mcp-header": "A"}}},
+        {"properties": {"a": {"type": "null", "x-mcp-header": "A"}}},
+        {"properties": {"a": {"$ref": "#/$defs/s", "x-mcp-header": "A"}}},
+        {"properties": {"a": {"type": "string", "x-mcp-header": "Region:Primary"}}},
+        {"properties": {"a": {"type": "string", "x-mcp-header": "R\u00e9gion"}}},
+        {"properties": {"a": {"type": "string", "x-mcp-header": "Region\t1"}}},
+        {"properties": {"a": {"type": "string", "x-mcp-header": "Region\n"}}},
         {"properties": {"a": {"x-mcp-header": "A"}}},
         {
             "properties": {

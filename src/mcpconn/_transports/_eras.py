@@ -12,10 +12,17 @@ SDK's probe this is a denylist: only positive modern evidence keeps us modern.
 verdict is cached per URL in `EraCache`; when the cached era later fails with
 a fallback signal it is forgotten and detection runs again.
 
+An ``UnsupportedProtocolVersion`` whose newest common version (`negotiate`) is
+modern is retried once in the stateless era by the session; one whose common
+versions are all session versions falls back to ``initialize``; none in common
+surfaces the error.
+
 A pinned ``protocol_version`` or ``transport`` narrows the plan: 2026-07-28
-means stateless only; a session version means ``initialize`` (then legacy SSE
-under "auto"); ``transport="sse"`` means legacy only; ``"streamable-http"``
-never tries legacy SSE.
+means stateless only (a server that speaks only session versions is then an
+error, not a fallback: the pin is what the embedder asked for); a session
+version means ``initialize`` (then legacy SSE under "auto");
+``transport="sse"`` means legacy only; ``"streamable-http"`` never tries
+legacy SSE.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ __all__ = [
     "EraCache",
     "NotModern",
     "is_fallback",
+    "negotiate",
     "plan",
 ]
 
@@ -82,6 +90,20 @@ def plan(config: ServerConfig, cached: Era | None) -> list[Era]:
 
 class NotModern(ProtocolError):
     """A ``server/discover`` answer that names no modern version: a legacy server."""
+
+
+def negotiate(exc: JSONRPCError) -> str | None:
+    """The newest version we speak among an ``UnsupportedProtocolVersion`` error's ``supported``.
+
+    SEP-2575: the client retries with a mutually supported version, or surfaces
+    the error when there is none (``None`` here).
+    """
+    if exc.code != UNSUPPORTED_PROTOCOL_VERSION or not isinstance(exc.data, dict):
+        return None
+    supported = exc.data.get("supported")
+    if not isinstance(supported, list):
+        return None
+    return next((v for v in SUPPORTED_PROTOCOL_VERSIONS if v in supported), None)
 
 
 def is_fallback(exc: MCPConnError, era: Era) -> bool:
