@@ -112,6 +112,7 @@ class Connection:
             logger, {"mcp_server": config.name, "principal": principal}
         )
         self._changed = anyio.Event()
+        self._finished = anyio.Event()
         self._inbox_send: MemoryObjectSendStream[tuple[int | None, Fact]]
         self._inbox: MemoryObjectReceiveStream[tuple[int | None, Fact]]
         self._inbox_send, self._inbox = anyio.create_memory_object_stream[tuple[int | None, Fact]](
@@ -150,7 +151,8 @@ class Connection:
 
     @property
     def state(self) -> State:
-        return self._machine.state
+        # a connection whose task has ended is closed, however it ended
+        return State.CLOSED if self._finished.is_set() else self._machine.state
 
     async def wait_for(self, state: State) -> None:
         """Wait until the connection is in ``state``. Bound it with ``anyio.fail_after``."""
@@ -226,8 +228,8 @@ class Connection:
     async def aclose(self) -> None:
         """Close politely (DELETE for a session) and wait until the connection is CLOSED."""
         self.post(Fact(Input.CLOSE_REQUESTED, reason="closed by the embedder"))
-        with anyio.CancelScope(shield=True):
-            await self.wait_for(State.CLOSED)
+        with anyio.move_on_after(self.server.timeouts.close + 2.0, shield=True):
+            await self._finished.wait()
 
     # ---- supervisor hooks -------------------------------------------------------
 
@@ -272,6 +274,8 @@ class Connection:
             self._inbox_send.close()
             self._inbox.close()
             self._notes.close()
+            self._finished.set()
+            self._changed.set()
 
     # ---- the loop ---------------------------------------------------------------
 

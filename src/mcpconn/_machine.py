@@ -41,7 +41,6 @@ from ._exceptions import (
     Forbidden,
     HTTPStatusError,
     InsecureTransportError,
-    InvalidMessage,
     JSONRPCError,
     MethodNotAllowed,
     RateLimited,
@@ -176,6 +175,8 @@ class Machine:
     transient_attempt: int = 0
     auth_attempt: int = 0
     park_count: int = 0
+    #: Whether the embedder wants a listener; `listening` is this session's answer.
+    listen: bool = True
     listening: bool = True
     has_session: bool = False
     last_reason: str = ""
@@ -217,6 +218,7 @@ class Machine:
 
     def _opened(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
         self._published_during_attempt = False
+        self.listening = self.listen  # a new session may offer what the old one did not
         self.state = State.READY
         self.has_session = True
         self.auth_attempt = 0
@@ -488,12 +490,12 @@ def classify(error: BaseException, *, during: str) -> Fact:
 def _classify_listener(error: BaseException, reason: str) -> Fact:
     """A listener failure that is not about auth or the session.
 
-    A server that answers the listener with another 4xx, the wrong content type
-    or garbage offers no usable listener: that is never retried (like a 405).
-    Anything a later attempt can fix (network, 5xx, 429/503, timeouts, limits)
-    retries the listener on the same session.
+    A server that answers the listener with 405, another 4xx or the wrong
+    content type offers no listener on this session: not retried until the next
+    session. Anything a later attempt can fix (network, 5xx, 429/503, timeouts,
+    garbage, oversized events) retries the listener on the same session.
     """
-    if isinstance(error, MethodNotAllowed | UnexpectedContentType | InvalidMessage) or (
+    if isinstance(error, MethodNotAllowed | UnexpectedContentType) or (
         isinstance(error, HTTPStatusError)
         and 400 <= error.status_code < 500
         and not isinstance(error, RateLimited)

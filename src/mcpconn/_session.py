@@ -500,7 +500,7 @@ class Session:
             self._transport = None
             raise RequestTimeout(f"the {era} handshake got no answer in time") from None
         except BaseException:
-            with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(config.timeouts.close, shield=True):
                 await transport.aclose()
             self._transport = None
             raise
@@ -598,7 +598,7 @@ async def open_session(
         except Exception as exc:  # re-raised below, outside the group: no ExceptionGroup
             error = exc
         finally:
-            with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(config.timeouts.close + 1.0, shield=True):
                 await session._aclose()
             tg.cancel_scope.cancel()
     if error is not None:

@@ -150,7 +150,7 @@ class Supervisor:
             backoff=server.backoff or self.backoff,
             wake_jitter=self._wake_jitter,
             start_delay=start_delay,
-            listening=server.listen,
+            listen=server.listen,
         )
         conn = Connection(self._context_for(server), server, principal, machine)
         self._connections[key] = conn

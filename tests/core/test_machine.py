@@ -13,6 +13,7 @@ from mcpconn._exceptions import (
     Forbidden,
     HTTPStatusError,
     InsecureTransportError,
+    InvalidMessage,
     JSONRPCError,
     MethodNotAllowed,
     NetworkError,
@@ -247,11 +248,15 @@ def test_session_lost_reconnects_once_immediately_then_backs_off() -> None:
     assert m.state is State.BACKOFF and isinstance(actions[-1], Sleep)
 
 
-def test_no_listener_is_never_retried() -> None:
+def test_no_listener_is_not_retried_on_the_same_session() -> None:
     m = machine_in(State.READY)
     assert feed(m, Input.NO_LISTENER) == []
+    assert feed(m, Input.PRODUCTIVE) == []  # nothing reopens it on this session
     feed(m, Input.TRANSIENT_FAILURE, Input.TIMER_FIRED)
-    assert feed(m, Input.OPENED) == []  # reconnects do not reopen a listener that is not there
+    assert feed(m, Input.OPENED) == [Listen()]  # a new session is asked once more
+    m = Machine(listen=False)
+    feed(m, Input.STARTED)
+    assert feed(m, Input.OPENED) == []  # the embedder asked for no listener at all
 
 
 def test_close_from_anywhere_and_closed_is_absorbing() -> None:
@@ -286,6 +291,7 @@ def test_probe_reconnects_once_and_a_401_parks_again_at_once() -> None:
         (HTTPStatusError(404), "listen", Input.NO_LISTENER),
         (HTTPStatusError(400), "listen", Input.NO_LISTENER),
         (UnexpectedContentType("application/json"), "listen", Input.NO_LISTENER),
+        (InvalidMessage("garbage"), "listen", Input.LISTENER_FAILED),
         (NetworkError("reset"), "listen", Input.LISTENER_FAILED),
         (ServerError(500), "listen", Input.LISTENER_FAILED),
         (RateLimited(503, 2.0), "listen", Input.LISTENER_FAILED),
