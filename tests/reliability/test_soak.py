@@ -24,7 +24,6 @@ import time
 from collections import defaultdict
 
 import anyio
-import pytest
 
 from mcpconn import (
     Backoff,
