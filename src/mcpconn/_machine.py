@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING
 from ._backoff import Backoff
 from ._exceptions import (
     Forbidden,
-    HTTPStatusError,
     InsecureTransportError,
     JSONRPCError,
     MethodNotAllowed,
@@ -48,7 +47,6 @@ from ._exceptions import (
     SessionExpired,
     StreamEnded,
     Unauthorized,
-    UnexpectedContentType,
 )
 
 if TYPE_CHECKING:
@@ -490,16 +488,13 @@ def classify(error: BaseException, *, during: str) -> Fact:
 def _classify_listener(error: BaseException, reason: str) -> Fact:
     """A listener failure that is not about auth or the session.
 
-    A server that answers the listener with 405, another 4xx or the wrong
-    content type offers no listener on this session: not retried until the next
-    session. Anything a later attempt can fix (network, 5xx, 429/503, timeouts,
-    garbage, oversized events) retries the listener on the same session.
+    Only a 405 is the spec's "no listener here": not retried on this session.
+    Everything else (network, 5xx, 429/503, timeouts, garbage, another 4xx, a
+    wrong content type) retries the listener on the same session with backoff,
+    so one bad answer never silences a long-lived session for good, and a
+    server without a GET endpoint costs at most one request per backoff cap.
     """
-    if isinstance(error, MethodNotAllowed | UnexpectedContentType) or (
-        isinstance(error, HTTPStatusError)
-        and 400 <= error.status_code < 500
-        and not isinstance(error, RateLimited)
-    ):
+    if isinstance(error, MethodNotAllowed):
         return Fact(Input.NO_LISTENER, reason=reason)
     retry_after = error.retry_after if isinstance(error, RateLimited) else None
     return Fact(Input.LISTENER_FAILED, retry_after=retry_after, reason=reason)
