@@ -337,11 +337,14 @@ class Machine:
         return self._wake(rng)
 
     def _probe(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
-        """A slow re-check while parked: one more 401 parks again at once."""
+        """A slow re-check while parked: one more 401 parks again at once.
+
+        Spread like a wake-up: the supervisor probes every parked connection together.
+        """
         self.auth_attempt = self.backoff.auth_attempts
         self.state = State.CONNECTING
-        self._pending = _Pending.NOTHING
-        return [Connect(refresh_token=True)]
+        self._pending, self._pending_refresh = _Pending.CONNECT, True
+        return [Sleep(rng.uniform(0.0, self.wake_jitter) if self.wake_jitter > 0 else 0.0)]
 
     def _close(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
         self.state = State.CLOSED

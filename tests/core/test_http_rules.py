@@ -445,3 +445,27 @@ def test_loopback_never_raises(host: str) -> None:
 def test_module_exports() -> None:
     for name in _http_rules.__all__:
         assert hasattr(_http_rules, name)
+
+
+_header_alphabet = st.sampled_from(
+    list('Bearer Basic error=",\\ \t=;/+-_.~abcXYZ0189\x00\u00ff\u4e2d')
+)
+
+
+@given(st.lists(st.text(alphabet=_header_alphabet), max_size=5))
+def test_www_authenticate_never_raises_on_several_values(headers: list[str]) -> None:
+    result = _http_rules.parse_www_authenticate(headers)
+    assert result is None or isinstance(result, Challenge)
+
+
+@given(
+    error=st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E)),
+    scope=st.from_regex(r"[a-z:]{1,10}( [a-z:]{1,10}){0,3}", fullmatch=True),
+)
+def test_quoted_values_round_trip(error: str, scope: str) -> None:
+    quoted = error.replace("\\", "\\\\").replace('"', '\\"')
+    header = f'Basic realm="r", Bearer error="{quoted}", scope="{scope}"'
+    chosen = _http_rules.parse_www_authenticate(header)
+    assert chosen is not None
+    assert chosen.error == error
+    assert chosen.scope == scope

@@ -271,7 +271,9 @@ def test_close_from_anywhere_and_closed_is_absorbing() -> None:
 
 def test_probe_reconnects_once_and_a_401_parks_again_at_once() -> None:
     m = machine_in(State.NEEDS_REAUTH)
-    assert feed(m, Input.PROBE_DUE) == [Connect(refresh_token=True)]
+    (sleep,) = feed(m, Input.PROBE_DUE)
+    assert isinstance(sleep, Sleep) and 0 <= sleep.seconds <= m.wake_jitter  # spread out
+    assert feed(m, Input.TIMER_FIRED) == [Connect(refresh_token=True)]
     feed(m, Input.UNAUTHORIZED)
     assert m.state is State.NEEDS_REAUTH
 
