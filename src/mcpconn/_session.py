@@ -362,7 +362,6 @@ class Session:
             if self._generation != generation:
                 return
             transport = self._require_transport()
-            transport.reset()
             with anyio.fail_after(self._config.timeouts.request):
                 await self._initialize(transport)
             self._generation += 1

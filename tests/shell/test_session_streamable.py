@@ -377,6 +377,37 @@ async def test_concurrent_404s_reinitialize_once() -> None:
     assert len(fake.posted("initialize")) == 2
 
 
+async def test_failed_reinitialize_keeps_the_old_session_so_the_next_request_retries_it() -> None:
+    # Regression (chaos soak): a failed re-initialize used to leave the session with no
+    # id at all, so every later request and listener GET got 400 "missing session" for good.
+    fake = Fake()
+    inits = 0
+
+    async def second_init_fails(request: httpx.Request, body: dict[str, Any]) -> Any:
+        nonlocal inits
+        inits += 1
+        return httpx.Response(502) if inits == 2 else None
+
+    async def s1_is_gone(request: httpx.Request, body: dict[str, Any]) -> Any:
+        return httpx.Response(404) if request.headers.get("mcp-session-id") == "s1" else None
+
+    fake.routes["initialize"] = second_init_fails
+    fake.routes["tools/list"] = s1_is_gone
+    async with opened(fake) as session:
+        with pytest.raises(ServerError):
+            await session.request("tools/list")
+        assert session.session_id == "s1"  # still the old one: its 404 retries the re-init
+        assert await session.request("tools/list") == {"echo": "tools/list"}
+        assert session.session_id == "s2"
+    posts = [r for r in fake.requests if r.method == "POST"]
+    for body, request in zip(fake.bodies, posts, strict=True):
+        carried = request.headers.get("mcp-session-id")
+        if body["method"] == "initialize":
+            assert carried is None and "mcp-protocol-version" not in request.headers
+        else:
+            assert carried in {"s1", "s2"}, (body, carried)
+
+
 # ---- statuses, content types, bodies -------------------------------------------------------
 
 

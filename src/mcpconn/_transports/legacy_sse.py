@@ -80,9 +80,6 @@ class LegacySSETransport:
     def skipped(self) -> int:
         return self._skipped
 
-    def reset(self) -> None:
-        """A legacy session cannot be re-initialized in place; nothing to forget."""
-
     async def start(self, dispatch: Dispatch) -> None:
         """Open the SSE stream and wait for its ``endpoint`` event."""
         self._tg.start_soon(self._read, dispatch)

@@ -98,9 +98,6 @@ class StatelessTransport:
     def skipped(self) -> int:
         return self._skipped[0]
 
-    def reset(self) -> None:
-        """Nothing to forget: there is no session."""
-
     async def start(self, dispatch: Dispatch) -> None:
         """Nothing to open: every request stands alone."""
 

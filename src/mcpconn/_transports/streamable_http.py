@@ -130,21 +130,15 @@ class StreamableHTTPTransport:
     def skipped(self) -> int:
         return self._skipped[0]
 
-    def _headers(self, accept: str, *, body: bool = False) -> dict[str, str]:
+    def _headers(self, accept: str, *, body: bool = False, session: bool = True) -> dict[str, str]:
         headers = {"Accept": accept}
         if body:
             headers["Content-Type"] = JSON
-        if self.session_id is not None:
+        if session and self.session_id is not None:
             headers["Mcp-Session-Id"] = self.session_id
-        if self.protocol_version is not None:
+        if session and self.protocol_version is not None:
             headers["MCP-Protocol-Version"] = self.protocol_version
         return headers
-
-    def reset(self) -> None:
-        """Forget the session: the next request must be ``initialize``."""
-        self.session_id = None
-        self.protocol_version = None
-        self.listen_state = StreamState()
 
     async def start(self, dispatch: Dispatch) -> None:
         """Nothing to open before the first POST."""
@@ -153,15 +147,18 @@ class StreamableHTTPTransport:
         self, request: _jsonrpc.Request, *, done: Any, dispatch: Dispatch
     ) -> None:
         """POST ``request`` and pump its reply until ``done()`` (the response arrived)."""
-        had_session = self.session_id is not None
+        # initialize opens a new session, so it never carries the old one: until it
+        # succeeds, concurrent requests keep the old id and meet its 404 themselves.
+        initialize = request.method == "initialize"
+        headers = self._headers(ACCEPT_BOTH, body=True, session=not initialize)
+        had_session = "Mcp-Session-Id" in headers
         state = StreamState()
         cause: MCPConnError | None = None
-        headers = self._headers(ACCEPT_BOTH, body=True)
         async with self.channel.open(
             "POST", self.url, headers=headers, content=_jsonrpc.encode(request)
         ) as response:
             await check_rpc_status(self.channel, response, had_session=had_session, era=self.era)
-            if request.method == "initialize":
+            if initialize:
                 self._capture_session_id(response)
             if response.status_code == 202:
                 raise ProtocolError("the server answered a request with 202 and no response")
@@ -188,7 +185,9 @@ class StreamableHTTPTransport:
             return
         if not _valid_session_id(value):
             raise ProtocolError("the server sent an Mcp-Session-Id that is not visible ASCII")
-        self.session_id = value
+        if value != self.session_id:
+            self.session_id = value
+            self.listen_state = StreamState()  # event ids of the old session mean nothing
 
     async def _resume(
         self, state: StreamState, dispatch: Dispatch, done: Any, cause: MCPConnError | None
@@ -201,13 +200,11 @@ class StreamableHTTPTransport:
             self.resumptions += 1
             headers = self._headers(ACCEPT_SSE)
             headers["Last-Event-ID"] = state.last_event_id
+            had_session = "Mcp-Session-Id" in headers
             try:
                 async with self.channel.open("GET", self.url, headers=headers) as response:
                     await check_rpc_status(
-                        self.channel,
-                        response,
-                        had_session=self.session_id is not None,
-                        era=self.era,
+                        self.channel, response, had_session=had_session, era=self.era
                     )
                     _http_rules.check_content_type(response.headers.get("content-type"), (SSE,))
                     if await pump(self.channel, response, state, dispatch, strict=True, done=done):
@@ -220,8 +217,8 @@ class StreamableHTTPTransport:
 
     async def send_message(self, message: _jsonrpc.Message) -> None:
         """POST a notification or a response; the server acknowledges with 202."""
-        had_session = self.session_id is not None
         headers = self._headers(ACCEPT_BOTH, body=True)
+        had_session = "Mcp-Session-Id" in headers
         async with self.channel.open(
             "POST", self.url, headers=headers, content=_jsonrpc.encode(message)
         ) as response:
@@ -231,12 +228,11 @@ class StreamableHTTPTransport:
         """Run the GET listener once; see `Session.listen` for what it raises."""
         state = self.listen_state
         headers = self._headers(ACCEPT_SSE)
+        had_session = "Mcp-Session-Id" in headers
         if state.last_event_id:
             headers["Last-Event-ID"] = state.last_event_id
         async with self.channel.open("GET", self.url, headers=headers) as response:
-            self.channel.raise_for_status(
-                response, had_session=self.session_id is not None, era=self.era
-            )
+            self.channel.raise_for_status(response, had_session=had_session, era=self.era)
             _http_rules.check_content_type(response.headers.get("content-type"), (SSE,))
             await pump(self.channel, response, state, dispatch, strict=False, counter=self._skipped)
         raise StreamEnded("the listener stream ended", retry=state.retry)
