@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from typing import Any
@@ -100,3 +101,52 @@ async def retry_loop_listener(
             )
         counts["log_lines"] += 1
         await anyio.sleep(1.0)
+
+
+STATELESS = "2026-07-28"
+
+
+def _stateless_message(rid: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": STATELESS,
+        "io.modelcontextprotocol/clientInfo": {"name": "floor", "version": "0"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    return {"jsonrpc": "2.0", "id": rid, "method": method, "params": {**params, "_meta": meta}}
+
+
+def open_listen_stream(
+    client: httpx.AsyncClient, url: str, token: str
+) -> contextlib.AbstractAsyncContextManager[httpx.Response]:
+    """A bare 2026-era ``subscriptions/listen`` POST stream (the response, headers in)."""
+    headers = {
+        "authorization": f"Bearer {token}",
+        "accept": ACCEPT,
+        "mcp-protocol-version": STATELESS,
+        "mcp-method": "subscriptions/listen",
+    }
+    listen = _stateless_message(
+        next(_ids), "subscriptions/listen", {"notifications": {"toolsListChanged": True}}
+    )
+    return client.stream("POST", url, json=listen, headers=headers)
+
+
+async def bare_reconnect(
+    client: httpx.AsyncClient, url: str, token: str, started: float, out: list[float]
+) -> None:
+    """The least a 2026-era listener can do to come back: ``server/discover``, then open
+    ``subscriptions/listen`` (its response headers). No state machine, no checks: the
+    floor httpx itself sets on this machine. Appends the seconds from ``started``."""
+    headers = {
+        "authorization": f"Bearer {token}",
+        "accept": ACCEPT,
+        "mcp-protocol-version": STATELESS,
+    }
+    discover = _stateless_message(next(_ids), "server/discover", {})
+    response = await client.post(
+        url, json=discover, headers={**headers, "mcp-method": "server/discover"}
+    )
+    await response.aread()
+    out.append(anyio.current_time() - started)
+    async with open_listen_stream(client, url, token):
+        pass  # headers in: listening

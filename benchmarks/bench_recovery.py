@@ -15,7 +15,17 @@ import time
 from collections import Counter
 
 import anyio
-from _harness import LogCounter, MockProcess, Result, percentile, progress, run_scenario
+import httpx
+from _baselines import bare_reconnect
+from _harness import (
+    LogCounter,
+    MockProcess,
+    Result,
+    ShardedTransport,
+    percentile,
+    progress,
+    run_scenario,
+)
 
 from mcpconn import Backoff, ServerConfig, State, Supervisor, TokenSource
 from mcpconn.testing import JWTIssuer, JWTProvider
@@ -67,6 +77,8 @@ async def scenario(args: argparse.Namespace) -> Result:
                 mock.control_url + "records", params={"since": str(wall_start)}
             )
             records = response.json()
+            progress(f"the floor: {n} bare httpx reconnects at once (discover + listen)")
+            floor = await bare_floor(mock.url, issuer.mint(PRINCIPAL, lifetime=600), n, bound)
     handshakes = ("initialize", "server/discover")  # session era, 2026-07-28 era
     connects = sorted(r["at"] for r in records if r.get("rpc_method") in handshakes)
     bins = Counter(int((t - wall_start) * 100) for t in connects)  # 10 ms bins
@@ -85,11 +97,28 @@ async def scenario(args: argparse.Namespace) -> Result:
     result.row("connects spread over (s)", span)
     result.row("max connects in one 10 ms bin", worst_bin)
     result.row("mean connects per non-empty 10 ms bin", len(connects) / max(1, len(bins)))
+    floor_p99 = percentile(floor, 99) if len(floor) == n else float("nan")
+    result.row("the floor, bare httpx: discover answered p99 (s)", floor_p99)
+    result.row("p99 to READY / the floor's p99", p99 / floor_p99 if floor_p99 else float("nan"))
     result.target("p99 time to READY", "<= 1 s", p99, p99 <= 1.0)
     result.target("connects spread", f"max per 10 ms << {n}", worst_bin, worst_bin <= n / 10)
     histogram = [bins.get(i, 0) for i in range(max(bins, default=0) + 1)]
     result.figures.update(ready_after_s=sorted(ready_after), connects_per_10ms=histogram)
     return result
+
+
+async def bare_floor(url: str, token: str, n: int, bound: float) -> list[float]:
+    """N plain-httpx reconnects started at once on fresh connections (the same shards
+    of 32 the supervisor uses): what the same requests cost without mcpconn."""
+    answered: list[float] = []
+    transport = ShardedTransport(max(1, n // 32))
+    async with httpx.AsyncClient(transport=transport, timeout=bound) as client:
+        with anyio.move_on_after(bound):
+            async with anyio.create_task_group() as tg:
+                started = anyio.current_time()
+                for _ in range(n):
+                    tg.start_soon(bare_reconnect, client, url, token, started, answered)
+    return answered
 
 
 if __name__ == "__main__":

@@ -19,7 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from _harness import MockProcess, Result, cpu_seconds, open_fds, progress, rss_bytes, run_scenario
+import httpx
+from _baselines import open_listen_stream
+from _harness import (
+    MockProcess,
+    Result,
+    ShardedTransport,
+    cpu_seconds,
+    open_fds,
+    progress,
+    rss_bytes,
+    run_scenario,
+)
 
 from mcpconn import ServerConfig, State, Supervisor, TokenSource
 from mcpconn._supervisor import StormControl
@@ -95,6 +106,17 @@ async def scenario(args: argparse.Namespace) -> Result:
         result.row(f"{n:,} listeners: client KiB per listener", run["kib_per_listener"])
         result.row(f"{n:,} listeners: client idle CPU %", run["idle_cpu_percent"])
         result.row(f"{n:,} listeners: server idle CPU %", run["server_idle_cpu_percent"])
+        floor = await anyio.run_process(
+            [sys.executable, str(Path(__file__)), "--floor", str(n)], check=False
+        )
+        if floor.returncode == 0:
+            bare = json.loads(floor.stdout.decode().strip().splitlines()[-1])
+            run["floor_kib_per_stream"] = bare["kib_per_stream"]
+            result.row(f"{n:,}: the floor, a bare open httpx stream (KiB)", bare["kib_per_stream"])
+            ratio = run["kib_per_listener"] / bare["kib_per_stream"]
+            result.row(f"{n:,}: mcpconn listener / bare stream", f"{ratio:.2f}x")
+        else:
+            result.notes.append(f"floor {n} failed: {floor.stderr.decode()[-300:]}")
     if runs:
         worst = max(r["kib_per_listener"] for r in runs)
         result.target("client memory per listener", "<= 20 KiB", worst, worst <= 20)
@@ -106,7 +128,48 @@ async def scenario(args: argparse.Namespace) -> Result:
     return result
 
 
+async def measure_floor(n: int) -> dict[str, Any]:
+    """N bare httpx streams held open (``subscriptions/listen``, one token each, the
+    same 32-connection shards): what an idle listener costs before mcpconn adds anything."""
+    async with MockProcess() as mock:
+        issuer = JWTIssuer(mock.secret)
+        transport = ShardedTransport(max(1, n // 32))
+        opened: list[int] = []
+        all_open = anyio.Event()
+
+        async def hold(i: int) -> None:
+            token = issuer.mint(f"u{i:05d}", lifetime=3600)
+            async with open_listen_stream(client, mock.url, token) as response:
+                if response.status_code == 200:
+                    opened.append(i)
+                if len(opened) == n:
+                    all_open.set()
+                async for _ in response.aiter_bytes():
+                    pass
+
+        async with httpx.AsyncClient(transport=transport, timeout=None) as client:
+            gc.collect()
+            rss0 = rss_bytes()
+            async with anyio.create_task_group() as tg:
+                for i in range(n):
+                    tg.start_soon(hold, i)
+                with anyio.move_on_after(CONNECT_BOUND_S):
+                    await all_open.wait()
+                await anyio.sleep(1.0)
+                gc.collect()
+                rss1 = rss_bytes()
+                tg.cancel_scope.cancel()
+    return {"n": n, "listening": len(opened), "kib_per_stream": (rss1 - rss0) / n / 1024}
+
+
 def main() -> None:
+    if "--floor" in sys.argv:
+        from mcpconn._cli import raise_fd_limit
+
+        raise_fd_limit()
+        n = int(sys.argv[sys.argv.index("--floor") + 1])
+        print(json.dumps(anyio.run(measure_floor, n)))
+        return
     if "--size" in sys.argv:
         from mcpconn._cli import raise_fd_limit
 

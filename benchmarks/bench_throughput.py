@@ -118,6 +118,19 @@ async def _calls_ours(mock: MockProcess, tokens: TokenSource, k: int) -> float:
         return 1e6 * (_cpu() - cpu0) / k
 
 
+async def _calls_bare(mock: MockProcess, issuer: JWTIssuer, k: int) -> float:
+    """The floor: one plain httpx POST per call, a fixed token, no checks at all."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        session = NaiveSession(client, mock.url, issuer.mint("tc-bare", lifetime=3600))
+        await session.initialize()
+        for _ in range(20):
+            await session.call_tool("echo", {"text": "warm"})
+        cpu0 = _cpu()
+        for _ in range(k):
+            await session.call_tool("echo", {"text": "x"})
+        return 1e6 * (_cpu() - cpu0) / k
+
+
 async def _calls_sdk(mock: MockProcess, issuer: JWTIssuer, k: int) -> float:
     import httpx2
     from mcp import ClientSession
@@ -150,6 +163,7 @@ async def scenario(args: argparse.Namespace) -> Result:
             sse = await _plain(mock, issuer, "tp-sse", m, sse=True)
             raw = await _plain(mock, issuer, "tp-raw", m, sse=False)
             calls_ours = await _calls_ours(mock, tokens, k)
+            calls_bare = await _calls_bare(mock, issuer, k)
         try:
             calls_sdk: float | str = await _calls_sdk(mock, issuer, k)
         except Exception as exc:  # report, do not hide, an SDK that cannot talk to the mock
@@ -161,6 +175,8 @@ async def scenario(args: argparse.Namespace) -> Result:
     result.row("client CPU us per notification, raw bytes", "", raw["cpu_us"])
     result.row("notifications dropped by a slow consumer", ours["dropped"], "")
     result.row("client CPU us per tool call (vs official SDK)", calls_ours, calls_sdk)
+    result.row("client CPU us per tool call, bare httpx POST", "", calls_bare)
+    result.row("CPU per tool call, mcpconn / bare httpx", f"{calls_ours / calls_bare:.2f}x", "")
     result.target("notification rate vs httpx-sse bare", ">= 0.8x", ratio, ratio >= 0.8)
     cpu_ratio = ours["cpu_us"] / sse["cpu_us"]
     result.row("CPU per notification, mcpconn / httpx-sse", f"{cpu_ratio:.2f}x", "")
@@ -175,6 +191,7 @@ async def scenario(args: argparse.Namespace) -> Result:
         httpx_sse=sse,
         raw=raw,
         calls_ours_us=calls_ours,
+        calls_bare_us=calls_bare,
         calls_sdk_us=calls_sdk,
         accept=ACCEPT,
     )

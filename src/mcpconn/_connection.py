@@ -111,7 +111,9 @@ class Connection:
         self._log = logging.LoggerAdapter(
             logger, {"mcp_server": config.name, "principal": principal}
         )
-        self._changed = anyio.Event()
+        # Events are made on demand: thousands of idle connections should not carry
+        # a waiter queue each for nobody.
+        self._changed: anyio.Event | None = None
         self._finished = anyio.Event()
         self._inbox_send: MemoryObjectSendStream[tuple[int | None, Fact]]
         self._inbox: MemoryObjectReceiveStream[tuple[int | None, Fact]]
@@ -122,15 +124,16 @@ class Connection:
         self._timer_id = 0
         self._timer_scope: anyio.CancelScope | None = None
         self._session: Session | None = None
-        self._session_cmds: MemoryObjectSendStream[str] | None = None
+        self._session_epoch = 0
+        self._session_tg: anyio.abc.TaskGroup | None = None
+        self._session_close: anyio.Event | None = None
         self._session_done: anyio.Event | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._notes: Broadcast[dict[str, Any]] = Broadcast(config.limits.notification_buffer)
         self._cache: dict[str, list[dict[str, Any]]] = {}
         self._cache_generation = 0
         self._inflight = 0
-        self._idle = anyio.Event()
-        self._idle.set()
+        self._idle: anyio.Event | None = None  # set while calls are in flight
         self.last_used = anyio.current_time()
         self._auth: BearerAuth | None = None
         if config.forward_token:
@@ -159,7 +162,7 @@ class Connection:
         while self.state is not state:
             if self.state is State.CLOSED:
                 raise ConnectionClosed(f"{self!r} closed while waiting for {state.name}")
-            await self._changed.wait()
+            await self._next_change()
 
     def notifications(self) -> Subscription[dict[str, Any]]:
         """Every notification the server sends from now on, on whichever stream carried it.
@@ -241,7 +244,8 @@ class Connection:
 
     async def drain(self) -> None:
         """Wait until no call is in flight (used when replacing a connection)."""
-        await self._idle.wait()
+        if self._idle is not None:
+            await self._idle.wait()
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -275,7 +279,7 @@ class Connection:
             self._inbox.close()
             self._notes.close()
             self._finished.set()
-            self._changed.set()
+            self._signal_change()
 
     # ---- the loop ---------------------------------------------------------------
 
@@ -284,8 +288,7 @@ class Connection:
         actions = self._machine.feed(fact, now=anyio.current_time(), rng=self._ctx.rng)
         new = self._machine.state
         if new is not old:
-            self._changed.set()
-            self._changed = anyio.Event()
+            self._signal_change()
             self._ctx.on_state_change(self, old, new)
             self._ctx.state_changes.publish(
                 StateChange(self.server.name, self.principal, old, new, fact.reason)
@@ -304,8 +307,9 @@ class Connection:
             self._ctx.counters.connects += 1
             self._tg.start_soon(self._session_task, self._epoch, action.refresh_token)
         elif isinstance(action, Listen):
-            if self._session_cmds is not None:
-                self._session_cmds.send_nowait("listen")
+            if self._session_tg is not None and self._session is not None:
+                # tagged with its session's epoch: a session being dropped reports nothing
+                self._session_tg.start_soon(self._listener, self._session, self._session_epoch)
         elif isinstance(action, DropSession):
             self._cancel_timer()
             self._drop_session(polite=action.polite)
@@ -347,8 +351,7 @@ class Connection:
     # ---- the session task -------------------------------------------------------
 
     async def _session_task(self, epoch: int, refresh_token: bool) -> None:
-        cmds_send, cmds = anyio.create_memory_object_stream[str](math.inf)
-        done = anyio.Event()
+        close, done = anyio.Event(), anyio.Event()
         handlers = SessionHandlers(
             on_notification=lambda msg: self._on_notification(msg, epoch),
             on_request=self._on_server_request,
@@ -372,19 +375,19 @@ class Connection:
                     return
                 if self._auth is not None:
                     self._auth.retry_on_401 = True  # the server took our token: back to normal
-                self._session, self._session_cmds, self._session_done = session, cmds_send, done
-                self._invalidate_cache()
-                self.post(Fact(Input.OPENED, reason=f"opened ({session.era})"), epoch)
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._productive_timer, epoch)
+                    self._session, self._session_epoch = session, epoch
+                    self._session_tg, self._session_close, self._session_done = tg, close, done
+                    self._invalidate_cache()
+                    self.post(Fact(Input.OPENED, reason=f"opened ({session.era})"), epoch)
                     if self.server.ping_interval:
                         tg.start_soon(self._pinger, session, epoch)
-                    async with cmds:
-                        async for cmd in cmds:
-                            if cmd == "listen":
-                                tg.start_soon(self._listener, session, epoch)
-                            elif cmd == "close":
-                                break
+                    # this task doubles as the "connected long enough" timer
+                    with anyio.move_on_after(self._ctx.productive_after):
+                        await close.wait()
+                    if not close.is_set():
+                        self.post(Fact(Input.PRODUCTIVE, reason="connected long enough"), epoch)
+                        await close.wait()
                     tg.cancel_scope.cancel()
         except MCPConnError as exc:
             self._fail_epoch(exc, epoch, "connect")
@@ -393,10 +396,9 @@ class Connection:
             self._fail_epoch(exc, epoch, "connect")
         finally:
             if self._session_done is done:
-                self._session = self._session_cmds = self._session_done = None
+                self._session = self._session_tg = None
+                self._session_close = self._session_done = None
             done.set()
-            cmds_send.close()
-            cmds.close()
 
     async def _listener(self, session: Session, epoch: int) -> None:
         try:
@@ -419,10 +421,6 @@ class Connection:
                 self._fail_epoch(exc, epoch, "ping")
                 return
 
-    async def _productive_timer(self, epoch: int) -> None:
-        await anyio.sleep(self._ctx.productive_after)
-        self.post(Fact(Input.PRODUCTIVE, reason="connected long enough"), epoch)
-
     def _fail_epoch(self, exc: BaseException, epoch: int, during: str) -> None:
         fact = classify(exc, during=during)
         if epoch == self._epoch and fact.input is not Input.NO_LISTENER:
@@ -444,12 +442,12 @@ class Connection:
                 )
 
     def _drop_session(self, *, polite: bool) -> None:
-        cmds = self._session_cmds
+        close = self._session_close
         self._epoch += 1  # whatever the old session still reports is now stale
-        if cmds is not None:
+        if close is not None:
             if not polite and self._session is not None:
                 self._session.discard()
-            cmds.send_nowait("close")
+            close.set()
 
     async def _shutdown(self) -> None:
         done = self._session_done
@@ -510,7 +508,7 @@ class Connection:
                 raise self._reauth_error(self.last_error)
             if state in (State.CLOSED, State.FAILED):
                 raise ConnectionClosed(f"{self!r} is {state.name}: {self.last_error!r}")
-            await self._changed.wait()
+            await self._next_change()
 
     def _report(self, exc: BaseException, epoch: int) -> None:
         fact = classify(exc, during="call")
@@ -519,14 +517,26 @@ class Connection:
 
     def _begin_call(self) -> None:
         self._inflight += 1
-        self._idle = anyio.Event() if self._inflight == 1 else self._idle
+        if self._idle is None:
+            self._idle = anyio.Event()
         self.last_used = anyio.current_time()
 
     def _end_call(self) -> None:
         self._inflight -= 1
         self.last_used = anyio.current_time()
-        if self._inflight == 0:
+        if self._inflight == 0 and self._idle is not None:
             self._idle.set()
+            self._idle = None
+
+    def _signal_change(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    async def _next_change(self) -> None:
+        if self._changed is None:
+            self._changed = anyio.Event()
+        await self._changed.wait()
 
     async def _list(self, kind: str, refresh: bool) -> list[dict[str, Any]]:
         cached = self._cache.get(kind)
