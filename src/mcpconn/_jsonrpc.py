@@ -147,6 +147,14 @@ def _params(obj: dict[Any, Any]) -> dict[str, Any] | None:
 
 def parse_object(obj: object) -> Message:
     """Classify one decoded JSON value; raise `InvalidMessage` if it is not a message."""
+    if type(obj) is dict and obj.get("jsonrpc") == "2.0":
+        # The hot path (a listener's notifications): a well-formed notification passes
+        # these checks and nothing else; anything unusual takes the full path below.
+        method = obj.get("method")
+        if type(method) is str and "id" not in obj and "result" not in obj and "error" not in obj:
+            params = obj.get("params")
+            if params is None or type(params) is dict:
+                return Notification(method, params)
     if isinstance(obj, list):
         raise InvalidMessage("JSON-RPC batches are not supported")
     if not isinstance(obj, dict):

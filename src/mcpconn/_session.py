@@ -378,7 +378,9 @@ class Session:
 
     def _dispatch(self, message: _jsonrpc.Message) -> None:
         """Route one inbound message; sync, never raises for the server's sake."""
-        if isinstance(message, _jsonrpc.Response | _jsonrpc.ErrorResponse):
+        if isinstance(message, _jsonrpc.Notification):  # the common case first
+            self._notification(message)
+        elif isinstance(message, (_jsonrpc.Response, _jsonrpc.ErrorResponse)):
             pending = self._pending.get(message.id) if message.id is not None else None
             if pending is None:
                 self._counts["unknown"] += 1
@@ -391,8 +393,6 @@ class Session:
                 else:
                     pending.error = message.error
                 pending.done.set()
-        elif isinstance(message, _jsonrpc.Notification):
-            self._notification(message)
         elif getattr(self, "era", None) == "stateless":
             self._counts["skipped"] += 1
             logger.debug("ignored %s: no server requests in the stateless era", describe(message))

@@ -211,7 +211,10 @@ class HTTPChannel:
             state.last_event_id = decoder.last_event_id
             if decoder.retry is not None:
                 state.retry_ms = decoder.retry
-            return any(on_event(event) for event in events)
+            for event in events:  # noqa: SIM110 - a plain loop: no generator per chunk
+                if on_event(event):
+                    return True
+            return False
 
         if await iterate(response, on_chunk):
             return True

@@ -181,7 +181,7 @@ class StatelessTransport:
         ended: list[_jsonrpc.Message] = []
 
         def route(message: _jsonrpc.Message) -> None:
-            is_reply = isinstance(message, _jsonrpc.Response | _jsonrpc.ErrorResponse)
+            is_reply = isinstance(message, (_jsonrpc.Response, _jsonrpc.ErrorResponse))
             if is_reply and getattr(message, "id", None) == listen_id:
                 ended.append(message)
                 return
