@@ -29,6 +29,7 @@ from ._exceptions import (
     TransportError,
     Unauthorized,
     UnexpectedContentType,
+    UnsupportedProtocolVersion,
 )
 from ._machine import State
 from ._notifications import Subscription
@@ -83,4 +84,5 @@ __all__ = [
     "TransportError",
     "Unauthorized",
     "UnexpectedContentType",
+    "UnsupportedProtocolVersion",
 ]

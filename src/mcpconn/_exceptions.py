@@ -18,6 +18,7 @@ token: no ``str()`` or ``repr()`` here may contain a credential.
         ├── StreamEnded              a stream closed cleanly (carries `retry`)
         ├── ProtocolError            bytes that are not MCP
         │   ├── UnexpectedContentType
+        │   ├── UnsupportedProtocolVersion  the server chose a version we do not speak
         │   ├── SSELimitExceeded
         │   └── InvalidMessage       non-JSON, or JSON that is not JSON-RPC
         └── HTTPStatusError          an unexpected HTTP status
@@ -205,6 +206,10 @@ class StreamEnded(TransportError):
 
 class ProtocolError(TransportError):
     """The server sent something that is not valid MCP."""
+
+
+class UnsupportedProtocolVersion(ProtocolError):
+    """The server settled on a protocol version we do not speak: no retry can fix that."""
 
 
 class UnexpectedContentType(ProtocolError):

@@ -47,6 +47,7 @@ from ._exceptions import (
     SessionExpired,
     StreamEnded,
     Unauthorized,
+    UnsupportedProtocolVersion,
 )
 
 if TYPE_CHECKING:
@@ -477,6 +478,8 @@ def classify(error: BaseException, *, during: str) -> Fact:
         return Fact(Input.SESSION_LOST, reason=reason)
     if isinstance(error, StreamEnded):
         return Fact(Input.STREAM_ENDED, retry=error.retry, reason=reason)
+    if isinstance(error, UnsupportedProtocolVersion):  # on a connect or a re-initialize
+        return Fact(Input.PERMANENT_FAILURE, reason=reason)
     if during == "listen":
         return _classify_listener(error, reason)
     if isinstance(error, RateLimited):

@@ -37,10 +37,10 @@ from ._exceptions import (
     ConnectionClosed,
     JSONRPCError,
     MCPConnError,
-    ProtocolError,
     RequestTimeout,
     SessionExpired,
     StreamEnded,
+    UnsupportedProtocolVersion,
 )
 from ._transports import (
     HTTPChannel,
@@ -544,7 +544,7 @@ class Session:
         result = await self._roundtrip("initialize", params, None)
         version = result.get("protocolVersion")
         if version not in SESSION_VERSIONS:
-            raise ProtocolError(
+            raise UnsupportedProtocolVersion(
                 f"the server chose protocol version {str(version)[:40]!r}, which we do not speak "
                 f"(we offered {offered})"
             )

@@ -17,6 +17,7 @@ from mcpconn._exceptions import (
     JSONRPCError,
     MethodNotAllowed,
     NetworkError,
+    ProtocolError,
     RateLimited,
     ReauthRequired,
     ServerError,
@@ -24,6 +25,7 @@ from mcpconn._exceptions import (
     StreamEnded,
     Unauthorized,
     UnexpectedContentType,
+    UnsupportedProtocolVersion,
 )
 from mcpconn._machine import (
     Connect,
@@ -302,6 +304,9 @@ def test_probe_reconnects_once_and_a_401_parks_again_at_once() -> None:
         (MethodNotAllowed(), "connect", Input.TRANSIENT_FAILURE),
         (InsecureTransportError("http"), "connect", Input.PERMANENT_FAILURE),
         (JSONRPCError(-32602, "unsupported version"), "connect", Input.PERMANENT_FAILURE),
+        (UnsupportedProtocolVersion("1999-01-01"), "connect", Input.PERMANENT_FAILURE),
+        (UnsupportedProtocolVersion("1999-01-01"), "listen", Input.PERMANENT_FAILURE),
+        (ProtocolError("garbage"), "connect", Input.TRANSIENT_FAILURE),
         (RuntimeError("bug"), "connect", Input.TRANSIENT_FAILURE),
     ],
 )

@@ -31,6 +31,7 @@ from mcpconn import (
     Timeouts,
     Unauthorized,
     UnexpectedContentType,
+    UnsupportedProtocolVersion,
 )
 from mcpconn._config import Limits
 from mcpconn._session import EraCache, Session, SessionHandlers, open_session
@@ -204,7 +205,7 @@ async def test_unsupported_version_is_a_protocol_error_and_the_session_is_delete
     answer: str | None,
 ) -> None:
     fake = Fake(version=answer)  # type: ignore[arg-type]
-    with pytest.raises(ProtocolError, match="protocol version"):
+    with pytest.raises(UnsupportedProtocolVersion, match="protocol version"):
         async with opened(fake):
             pass
     assert [r.method for r in fake.requests] == ["POST", "DELETE"]
