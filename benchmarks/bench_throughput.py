@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -104,18 +105,23 @@ async def _plain(
     return {"rate": m / elapsed, "cpu_us": 1e6 * cpu / m, "received": received}
 
 
+async def _cpu_per_call(call_tool: Callable[..., Awaitable[Any]], k: int) -> float:
+    """Client CPU microseconds per ``echo`` call, after 20 warm-up calls."""
+    for _ in range(20):
+        await call_tool("echo", {"text": "warm"})
+    cpu0 = _cpu()
+    for _ in range(k):
+        await call_tool("echo", {"text": "x"})
+    return 1e6 * (_cpu() - cpu0) / k
+
+
 async def _calls_ours(mock: MockProcess, tokens: TokenSource, k: int) -> float:
     async with Supervisor(tokens) as sup:
         config = ServerConfig("mock", mock.url, transport="streamable-http", listen=False)
         conn = await sup.connect(config, "tc-ours")
         with anyio.fail_after(20):
             await conn.wait_for(State.READY)
-        for _ in range(20):
-            await conn.call_tool("echo", {"text": "warm"})
-        cpu0 = _cpu()
-        for _ in range(k):
-            await conn.call_tool("echo", {"text": "x"})
-        return 1e6 * (_cpu() - cpu0) / k
+        return await _cpu_per_call(conn.call_tool, k)
 
 
 async def _calls_bare(mock: MockProcess, issuer: JWTIssuer, k: int) -> float:
@@ -123,12 +129,7 @@ async def _calls_bare(mock: MockProcess, issuer: JWTIssuer, k: int) -> float:
     async with httpx.AsyncClient(timeout=60) as client:
         session = NaiveSession(client, mock.url, issuer.mint("tc-bare", lifetime=3600))
         await session.initialize()
-        for _ in range(20):
-            await session.call_tool("echo", {"text": "warm"})
-        cpu0 = _cpu()
-        for _ in range(k):
-            await session.call_tool("echo", {"text": "x"})
-        return 1e6 * (_cpu() - cpu0) / k
+        return await _cpu_per_call(session.call_tool, k)
 
 
 async def _calls_sdk(mock: MockProcess, issuer: JWTIssuer, k: int) -> float:
@@ -144,12 +145,7 @@ async def _calls_sdk(mock: MockProcess, issuer: JWTIssuer, k: int) -> float:
         ClientSession(read, write) as session,
     ):
         await session.initialize()
-        for _ in range(20):
-            await session.call_tool("echo", {"text": "warm"})
-        cpu0 = _cpu()
-        for _ in range(k):
-            await session.call_tool("echo", {"text": "x"})
-        return 1e6 * (_cpu() - cpu0) / k
+        return await _cpu_per_call(session.call_tool, k)
 
 
 async def scenario(args: argparse.Namespace) -> Result:
