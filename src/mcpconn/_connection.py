@@ -37,6 +37,7 @@ from ._exceptions import (
     SessionExpired,
     Unauthorized,
 )
+from ._lists import ListCache
 from ._machine import (
     Action,
     Connect,
@@ -62,11 +63,6 @@ logger = logging.getLogger("mcpconn")
 RequestHandler = Callable[[dict[str, Any] | None], Awaitable[dict[str, Any]]]
 ReauthCallback = Callable[[ReauthRequired], Awaitable[None] | None]
 
-_LIST_CHANGED = {
-    "notifications/tools/list_changed": "tools",
-    "notifications/resources/list_changed": "resources",
-    "notifications/prompts/list_changed": "prompts",
-}
 _AUTH_INPUTS = (Input.UNAUTHORIZED, Input.SCOPE_DENIED, Input.REAUTH_REQUIRED)
 
 
@@ -130,8 +126,7 @@ class Connection:
         self._session_done: anyio.Event | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._notes: Broadcast[dict[str, Any]] = Broadcast(config.limits.notification_buffer)
-        self._cache: dict[str, list[dict[str, Any]]] = {}
-        self._cache_generation = 0
+        self._lists = ListCache()
         self._inflight = 0
         self._idle: anyio.Event | None = None  # set while calls are in flight
         self.last_used = anyio.current_time()
@@ -355,7 +350,7 @@ class Connection:
         handlers = SessionHandlers(
             on_notification=lambda msg: self._on_notification(msg, epoch),
             on_request=self._on_server_request,
-            on_reinitialized=self._invalidate_cache,
+            on_reinitialized=self._lists.invalidate,
             capabilities=client_capabilities(self._ctx.request_handlers),
         )
         try:
@@ -378,7 +373,7 @@ class Connection:
                 async with anyio.create_task_group() as tg:
                     self._session, self._session_epoch = session, epoch
                     self._session_tg, self._session_close, self._session_done = tg, close, done
-                    self._invalidate_cache()
+                    self._lists.invalidate()
                     self.post(Fact(Input.OPENED, reason=f"opened ({session.era})"), epoch)
                     if self.server.ping_interval:
                         tg.start_soon(self._pinger, session, epoch)
@@ -539,38 +534,17 @@ class Connection:
         await self._changed.wait()
 
     async def _list(self, kind: str, refresh: bool) -> list[dict[str, Any]]:
-        cached = self._cache.get(kind)
-        if cached is not None and not refresh:
-            return list(cached)
+        cached = None if refresh else self._lists.cached(kind)
+        if cached is not None:
+            return cached
         with anyio.move_on_after(self.server.timeouts.request):
             await self._usable_session()  # a new session clears the cache: wait for it first
-        generation = self._cache_generation
-        items: list[dict[str, Any]] = []
-        cursor: str | None = None
-        for _ in range(10_000):  # a server whose cursors never end must not hang us
-            result = await self.request(f"{kind}/list", {"cursor": cursor} if cursor else None)
-            page = result.get(kind, [])
-            items.extend(item for item in page if isinstance(item, dict))
-            next_cursor = result.get("nextCursor")
-            if not isinstance(next_cursor, str) or not next_cursor:
-                break
-            cursor = next_cursor
-        if generation == self._cache_generation:
-            self._cache[kind] = items
-        return list(items)
-
-    def _invalidate_cache(self) -> None:
-        self._cache.clear()
-        self._cache_generation += 1
+        return await self._lists.fetch(kind, self.request)
 
     # ---- server-to-client traffic ----------------------------------------------
 
     def _on_notification(self, message: dict[str, Any], epoch: int) -> None:
-        method = message.get("method")
-        kind = _LIST_CHANGED.get(method) if isinstance(method, str) else None
-        if kind is not None:
-            self._cache.pop(kind, None)
-            self._cache_generation += 1
+        self._lists.on_notification(message.get("method"))
         if epoch == self._epoch:
             self._ctx.counters.notifications += 1
             if self._machine.transient_attempt:

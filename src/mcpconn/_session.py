@@ -5,11 +5,8 @@
 (bounded by ``timeouts.close``). The session owns a task group (entered and
 exited in the task that enters `open_session`) for answering server requests
 and, in the legacy era, for reading the SSE stream; nothing in it ever raises
-into that group.
-
-Era detection (``transport="auto"``, no pinned version) is in
-`_transports._eras`: ``server/discover`` first, then ``initialize``, then the
-legacy SSE GET, remembered per URL in an `EraCache`.
+into that group. Choosing the era and its handshake are in `_handshake`;
+notifications and server requests are handled in `_inbound`.
 
 Rules carried out here: a 404 on a request that carried ``Mcp-Session-Id``
 re-initializes once and re-issues once (single-flight across concurrent
@@ -22,7 +19,7 @@ the stream is the cancellation) and a late response is ignored and counted.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -31,8 +28,8 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from . import _jsonrpc
-from ._config import LATEST_SESSION_VERSION, STATELESS_VERSION, ServerConfig
+from . import _handshake, _inbound, _jsonrpc
+from ._config import ServerConfig
 from ._exceptions import (
     ConnectionClosed,
     JSONRPCError,
@@ -40,25 +37,12 @@ from ._exceptions import (
     RequestTimeout,
     SessionExpired,
     StreamEnded,
-    UnsupportedProtocolVersion,
 )
-from ._transports import (
-    HTTPChannel,
-    LegacySSETransport,
-    StatelessTransport,
-    StreamableHTTPTransport,
-    StreamLost,
-    Transport,
-)
-from ._transports._base import Era, describe, notification_dict
-from ._transports._eras import (
-    SESSION_VERSIONS,
-    EraCache,
-    NotModern,
-    is_fallback,
-    negotiate,
-    plan,
-)
+from ._handshake import ServerHello, client_capabilities
+from ._inbound import ProgressCallback
+from ._transports import HTTPChannel, StatelessTransport, StreamLost, Transport
+from ._transports._base import Era, describe
+from ._transports._eras import EraCache
 from ._transports.stateless import LISTEN_FILTER
 
 __all__ = [
@@ -73,26 +57,9 @@ __all__ = [
 
 logger = logging.getLogger("mcpconn.session")
 
-ProgressCallback = Callable[[dict[str, Any]], None]
 #: JSON-RPC code for HeaderMismatch (2026-07-28): mirrored headers disagree with the body.
 HEADER_MISMATCH = -32020
 _MAX_PAGES = 100
-#: Server-to-client request method -> the client capability that announces it.
-_CAPABILITY_FOR = {
-    "elicitation/create": "elicitation",
-    "sampling/createMessage": "sampling",
-    "roots/list": "roots",
-}
-
-
-def client_capabilities(methods: Iterable[str]) -> dict[str, Any]:
-    """The client capabilities to declare for the server requests the embedder answers.
-
-    A server only sends ``elicitation/create``, ``sampling/createMessage`` or
-    ``roots/list`` to a client that declared the matching capability, so we
-    declare exactly those we can answer (an empty object: no sub-features).
-    """
-    return {_CAPABILITY_FOR[m]: {} for m in sorted(set(methods)) if m in _CAPABILITY_FOR}
 
 
 @dataclass
@@ -232,7 +199,7 @@ class Session:
     async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
         if self._closed:
             raise ConnectionClosed("the session is closed")
-        await self._require_transport().send_message(_jsonrpc.Notification(method, params))
+        await self._send(_jsonrpc.Notification(method, params))
 
     async def listen(self) -> None:
         """Run the server-to-client stream once; it always ends in an exception.
@@ -312,7 +279,7 @@ class Session:
         self,
         method: str,
         params: dict[str, Any] | None,
-        on_progress: ProgressCallback | None,
+        on_progress: ProgressCallback | None = None,
         sent: list[_jsonrpc.RequestId] | None = None,
     ) -> dict[str, Any]:
         transport = self._require_transport()
@@ -350,9 +317,7 @@ class Session:
         params = {"requestId": rid, "reason": reason}
         with anyio.move_on_after(self._config.timeouts.close):
             try:
-                await self._require_transport().send_message(
-                    _jsonrpc.Notification("notifications/cancelled", params)
-                )
+                await self._send(_jsonrpc.Notification("notifications/cancelled", params))
             except MCPConnError as exc:
                 logger.debug("could not send notifications/cancelled: %s", type(exc).__name__)
 
@@ -379,7 +344,7 @@ class Session:
     def _dispatch(self, message: _jsonrpc.Message) -> None:
         """Route one inbound message; sync, never raises for the server's sake."""
         if isinstance(message, _jsonrpc.Notification):  # the common case first
-            self._notification(message)
+            _inbound.deliver_notification(message, self._progress, self._handlers.on_notification)
         elif isinstance(message, (_jsonrpc.Response, _jsonrpc.ErrorResponse)):
             pending = self._pending.get(message.id) if message.id is not None else None
             if pending is None:
@@ -399,45 +364,9 @@ class Session:
         else:
             self._tg.start_soon(self._answer, message)
 
-    def _notification(self, message: _jsonrpc.Notification) -> None:
-        params = message.params or {}
-        if message.method == "notifications/progress":
-            callback = self._progress.get(params.get("progressToken"))  # type: ignore[arg-type]
-            if callback is not None:
-                try:
-                    callback(params)
-                except Exception:
-                    logger.exception("an on_progress callback raised")
-        try:
-            self._handlers.on_notification(notification_dict(message))
-        except Exception:
-            logger.exception("on_notification raised")
-
     async def _answer(self, request: _jsonrpc.Request) -> None:
-        reply: _jsonrpc.Message
-        handler = self._handlers.on_request
-        try:
-            if request.method == "ping":
-                reply = _jsonrpc.Response(request.id, {})
-            elif handler is None:
-                missing = f"Method not found: {request.method}"
-                reply = _jsonrpc.ErrorResponse(
-                    request.id, JSONRPCError(_jsonrpc.METHOD_NOT_FOUND, missing)
-                )
-            else:
-                with anyio.fail_after(self._config.timeouts.request):
-                    result = await handler(request.method, request.params)
-                reply = _jsonrpc.Response(request.id, result)
-        except JSONRPCError as exc:
-            reply = _jsonrpc.ErrorResponse(request.id, exc)
-        except Exception:
-            logger.exception("the handler for a server request raised")
-            error = JSONRPCError(_jsonrpc.INTERNAL_ERROR, "internal error in the client")
-            reply = _jsonrpc.ErrorResponse(request.id, error)
-        try:
-            await self._require_transport().send_message(reply)
-        except MCPConnError as exc:
-            logger.debug("could not answer a server request: %s", type(exc).__name__)
+        timeout = self._config.timeouts.request
+        await _inbound.answer(request, self._handlers.on_request, timeout, self._send)
 
     def _fail_all(self, error: MCPConnError) -> None:
         for pending in self._pending.values():
@@ -452,46 +381,28 @@ class Session:
             raise ConnectionClosed("the session is not open")
         return self._transport
 
+    async def _send(self, message: _jsonrpc.Message) -> None:
+        await self._require_transport().send_message(message)
+
     async def _open(self, era_cache: EraCache | None) -> None:
-        url = self._config.url
-        cached = era_cache.get(url) if era_cache is not None else None
-        eras = plan(self._config, cached)
-        for index, era in enumerate(eras):
-            try:
-                await self._open_era(era)
-            except MCPConnError as exc:
-                if index + 1 == len(eras) or not is_fallback(exc, era):
-                    if era == cached and era_cache is not None:
-                        era_cache.forget(url)
-                    raise
-                logger.debug("%s: not %s (%s); trying the next era", url, era, type(exc).__name__)
-                if era == cached and era_cache is not None:
-                    era_cache.forget(url)
-                continue
-            if era_cache is not None and len(eras) > 1:
-                era_cache.set(url, era)
-            return
+        await _handshake.open_first_era(self._config, era_cache, self._open_era)
 
     async def _open_era(self, era: Era) -> None:
-        config, channel = self._config, self._channel
-        transport: Transport
-        if era == "stateless":
-            transport = StatelessTransport(
-                channel,
-                config.url,
-                client_info=self._client_info(),
-                capabilities=self._client_capabilities(),
-            )
-        elif era == "streamable-http":
-            transport = StreamableHTTPTransport(channel, config.url)
-        else:
-            transport = LegacySSETransport(channel, config.url, self._tg, self._fail_all)
+        config = self._config
+        transport = _handshake.make_transport(
+            era,
+            self._channel,
+            config,
+            task_group=self._tg,
+            on_lost=self._fail_all,
+            capabilities=self._client_capabilities(),
+        )
         self._transport, self.era = transport, era
         try:
             with anyio.fail_after(config.timeouts.request):
                 await transport.start(self._dispatch)
                 if isinstance(transport, StatelessTransport):
-                    await self._discover(transport)
+                    self._adopt(await _handshake.discover(transport, self._roundtrip, config))
                 else:
                     await self._initialize(transport)
         except TimeoutError:
@@ -504,66 +415,20 @@ class Session:
             self._transport = None
             raise
 
-    async def _discover(self, transport: StatelessTransport) -> None:
-        try:
-            result = await self._roundtrip("server/discover", {}, None)
-        except JSONRPCError as exc:
-            # SEP-2575: retry once with the newest version both sides speak when
-            # that is a modern one; otherwise `is_fallback` decides (initialize).
-            version = negotiate(exc)
-            if version is None or version in SESSION_VERSIONS:
-                if version is not None and self._config.protocol_version == STATELESS_VERSION:
-                    logger.warning(
-                        "%s speaks only session protocol versions (newest we share: %s), "
-                        "but protocol_version is pinned to %s",
-                        self._config.name,
-                        version,
-                        STATELESS_VERSION,
-                    )
-                raise
-            logger.debug("server/discover refused our version; retrying with %s", version)
-            transport.protocol_version = version
-            result = await self._roundtrip("server/discover", {}, None)
-        versions = result.get("supportedVersions")
-        version = transport.protocol_version or STATELESS_VERSION
-        if not isinstance(versions, list) or version not in versions:
-            # A discover answer without a modern version is a legacy advertisement.
-            raise NotModern("server/discover advertised no modern protocol version")
-        self.protocol_version = version
-        meta = result.get("_meta")
-        info = meta.get("io.modelcontextprotocol/serverInfo") if isinstance(meta, dict) else None
-        self._adopt(result, info)
-
     async def _initialize(self, transport: Transport) -> None:
-        offered = self._config.protocol_version or LATEST_SESSION_VERSION
-        params = {
-            "protocolVersion": offered,
-            "capabilities": self._client_capabilities(),
-            "clientInfo": self._client_info(),
-        }
-        result = await self._roundtrip("initialize", params, None)
-        version = result.get("protocolVersion")
-        if version not in SESSION_VERSIONS:
-            raise UnsupportedProtocolVersion(
-                f"the server chose protocol version {str(version)[:40]!r}, which we do not speak "
-                f"(we offered {offered})"
-            )
-        self.protocol_version = transport.protocol_version = str(version)
-        self._adopt(result, result.get("serverInfo"))
+        capabilities = self._client_capabilities()
+        hello = await _handshake.initialize(transport, self._roundtrip, self._config, capabilities)
+        self._adopt(hello)
         await transport.send_message(_jsonrpc.Notification("notifications/initialized", None))
 
     def _client_capabilities(self) -> dict[str, Any]:
         return dict(self._handlers.capabilities or {})
 
-    def _client_info(self) -> dict[str, Any]:
-        return {"name": self._config.client_name, "version": self._config.client_version}
-
-    def _adopt(self, result: dict[str, Any], server_info: Any) -> None:
-        self.server_info = server_info if isinstance(server_info, dict) else {}
-        capabilities = result.get("capabilities")
-        self.capabilities = capabilities if isinstance(capabilities, dict) else {}
-        instructions = result.get("instructions")
-        self.instructions = instructions if isinstance(instructions, str) else None
+    def _adopt(self, hello: ServerHello) -> None:
+        self.protocol_version = hello.protocol_version
+        self.server_info = hello.server_info
+        self.capabilities = hello.capabilities
+        self.instructions = hello.instructions
 
     async def _aclose(self) -> None:
         self._closed = True

@@ -26,25 +26,21 @@ Who runs the flight (and why there are two modes):
   the flight ends (at most ``provider_timeout`` later). In the stale window
   ``get()`` just serves the token; it is refreshed when it reaches the margin.
 
-Failures: anything the provider raises becomes `TokenProviderError` chained to
-it (`ReauthRequired` passes through, with the principal filled in); a timeout,
-or a result that is not a usable unexpired token, is one too. For
-``failure_cooldown`` seconds afterwards the key answers with a copy of that
-error instead of calling the provider again; ``publish`` and ``invalidate`` end
-the cooldown. A provider that hands back the credential we already hold has
-not produced a new token: the generation does not move, listeners are not
-called, and no further refresh-ahead runs for it (no hammering).
+Failures (``_provider.py`` says what counts as one; `ReauthRequired` gets the
+principal filled in): for ``failure_cooldown`` seconds afterwards the key
+answers with a copy of that error instead of calling the provider again;
+``publish`` and ``invalidate`` end the cooldown. A provider that hands back the
+credential we already hold has not produced a new token: the generation does
+not move, listeners are not called, and no further refresh-ahead runs for it
+(no hammering).
 
 All state changes happen between awaits, so no lock is needed and none is held
 while the provider runs.
 
 Where tokens live: a `TokenStore` (``_store.py``; default `MemoryTokenStore`).
-The token source does all the deciding; the store holds the local view and,
-when it is shared (``mcpconn.redis_store``), runs each flight through
-``exchange`` (is there already a usable token another replica got? if not, one
-replica fleet-wide calls the provider) and reports other replicas' publish,
-refresh and invalidate through `_remote_change`. A shared store needs
-``async with``.
+The token source does all the deciding; a shared store (``mcpconn.redis_store``,
+needs ``async with``) runs each flight through ``exchange`` (one provider call
+fleet-wide) and reports other replicas' changes through `_remote_change`.
 """
 
 from __future__ import annotations
@@ -52,9 +48,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
 from typing import Self
 
@@ -62,8 +59,18 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from ._exceptions import ConnectionClosed, MCPConnError, ReauthRequired, TokenProviderError
-from ._freshness import Freshness, FreshnessPolicy, freshness, refresh_timer_at
+from ._exceptions import ConnectionClosed, MCPConnError, ReauthRequired
+from ._freshness import Freshness, FreshnessPolicy, freshness
+from ._provider import (
+    Flight,
+    KeyState,
+    Provider,
+    TokenRequest,
+    call_provider,
+    check_timeout,
+    fresh_copy,
+    refresh_ahead_timer,
+)
 from ._store import Key, MemoryTokenStore, StoredToken, TokenStore
 from ._token import Token
 
@@ -72,23 +79,6 @@ __all__ = ["Provider", "TokenListener", "TokenRequest", "TokenSource", "TokenSou
 logger = logging.getLogger("mcpconn.tokens")
 
 
-@dataclass(frozen=True)
-class TokenRequest:
-    """What the provider is asked for.
-
-    ``force`` is True when a server rejected the current token or it expired:
-    the provider must not answer from its own cache. ``audience`` names the
-    downstream server for a per-server token exchange (RFC 8693); ``None``
-    means the principal's own token.
-    """
-
-    principal: str
-    force: bool = False
-    reason: str = ""
-    audience: str | None = None
-
-
-Provider = Callable[[TokenRequest], Awaitable["str | Token"]]
 TokenListener = Callable[[str, "str | None"], None]
 
 
@@ -101,58 +91,6 @@ class TokenSourceStatistics:
     failures: int
     keys: int
     in_flight: int
-
-
-class _Flight:
-    """One provider call and everyone waiting for it."""
-
-    def __init__(self, request: TokenRequest, generation: int, avoid: Token | None) -> None:
-        self.request = request
-        self.generation = generation
-        # The token this flight replaces: another replica's copy of it will not do.
-        self.avoid = avoid
-        self.done = anyio.Event()
-        self.token: Token | None = None
-        self.error: MCPConnError | None = None
-
-    def outcome(self) -> Token:
-        if self.token is not None:
-            return self.token
-        assert self.error is not None
-        raise _fresh_copy(self.error)
-
-
-@dataclass
-class _KeyState:
-    generation: int = 0
-    flight: _Flight | None = None
-    failure: MCPConnError | None = None
-    failed_at: float = -math.inf
-    changed: anyio.Event | None = None
-    # The credential a refresh-ahead (background or timer) already ran for: the
-    # provider handed the same one back, so do not ask again before the margin.
-    ahead_for: str | None = None
-    timer: anyio.CancelScope | None = None
-
-
-def _fresh_copy(error: MCPConnError) -> MCPConnError:
-    """A new exception per raiser: one instance raised by many tasks grows a huge traceback."""
-    copy: MCPConnError
-    if isinstance(error, ReauthRequired):
-        copy = ReauthRequired(
-            error.args[0] if error.args else "re-authentication required",
-            server=error.server,
-            principal=error.principal,
-            challenge=error.challenge,
-        )
-        copy.__cause__ = error
-    elif isinstance(error, TokenProviderError):
-        copy = TokenProviderError(str(error), principal=error.principal, audience=error.audience)
-        copy.__cause__ = error.__cause__
-    else:
-        copy = type(error)(*error.args)
-        copy.__cause__ = error.__cause__
-    return copy
 
 
 class TokenSource:
@@ -183,12 +121,7 @@ class TokenSource:
         clock: Callable[[], float] | None = None,
         store: TokenStore | None = None,
     ) -> None:
-        if isinstance(provider_timeout, bool) or not (
-            isinstance(provider_timeout, int | float)
-            and math.isfinite(provider_timeout)
-            and provider_timeout > 0
-        ):
-            raise ValueError("provider_timeout must be a finite number > 0")
+        check_timeout(provider_timeout)
         if not (math.isfinite(failure_cooldown) and failure_cooldown >= 0):
             raise ValueError("failure_cooldown must be a finite number >= 0")
         if clock is None:
@@ -202,7 +135,7 @@ class TokenSource:
         if store is not None and not isinstance(store, TokenStore):
             raise TypeError("store must be a TokenStore")
         self._cache: TokenStore = store if store is not None else MemoryTokenStore()
-        self._states: dict[Key, _KeyState] = {}
+        self._states: dict[Key, KeyState] = {}
         self._listeners: list[TokenListener] = []
         self._tg: anyio.abc.TaskGroup | None = None
         self._stack: AsyncExitStack | None = None
@@ -265,8 +198,7 @@ class TokenSource:
         flight = self._states[key].flight if key in self._states else None
         if flight is not None and flight.request.force:
             # A server rejected the cached token: wait for its replacement.
-            await flight.done.wait()
-            return flight.outcome()
+            return await flight.wait()
         if entry is not None:
             state = freshness(
                 entry.token, self._clock(), self._policy, obtained_at=entry.obtained_at
@@ -336,9 +268,7 @@ class TokenSource:
         if state is not None:
             state.failure = None
             state.ahead_for = None
-            if state.timer is not None:
-                state.timer.cancel()
-                state.timer = None
+            state.cancel_timer()
 
     def generation(self, principal: str, audience: str | None = None) -> int:
         """Increments on every new token for the key (publish or refresh)."""
@@ -388,10 +318,10 @@ class TokenSource:
             raise TypeError("audience must be a str or None")
         return (principal, audience)
 
-    def _state(self, key: Key) -> _KeyState:
+    def _state(self, key: Key) -> KeyState:
         state = self._states.get(key)
         if state is None:
-            state = self._states[key] = _KeyState()
+            state = self._states[key] = KeyState()
         return state
 
     def _require_entered(self) -> None:
@@ -412,25 +342,22 @@ class TokenSource:
         state = self._state(key)
         flight = state.flight
         if flight is None:
-            if state.failure is not None and (
-                self._clock() - state.failed_at < self._failure_cooldown
-            ):
+            if (failure := state.recent_failure(self._clock, self._failure_cooldown)) is not None:
                 await anyio.lowlevel.checkpoint()
-                raise _fresh_copy(state.failure)
+                raise fresh_copy(failure)
             flight = self._start_flight(key, state, force=force, reason=reason, avoid=avoid)
             if self._tg is None:
                 # Not entered: this caller leads, shielded (see the module docstring).
                 await self._fly(key, flight, shield=True)
                 await anyio.lowlevel.checkpoint_if_cancelled()
                 return flight.outcome()
-        await flight.done.wait()
-        return flight.outcome()
+        return await flight.wait()
 
     def _start_flight(
-        self, key: Key, state: _KeyState, *, force: bool, reason: str, avoid: Token | None
-    ) -> _Flight:
+        self, key: Key, state: KeyState, *, force: bool, reason: str, avoid: Token | None
+    ) -> Flight:
         request = TokenRequest(principal=key[0], force=force, reason=reason, audience=key[1])
-        flight = _Flight(request, state.generation, avoid)
+        flight = Flight(request, state.generation, avoid)
         state.flight = flight
         if self._tg is not None:
             self._tg.start_soon(self._fly, key, flight, False)
@@ -443,27 +370,24 @@ class TokenSource:
         state = self._state(key)
         if state.flight is not None or state.ahead_for == token.raw:
             return
-        if state.failure is not None and self._clock() - state.failed_at < self._failure_cooldown:
+        if state.recent_failure(self._clock, self._failure_cooldown) is not None:
             return
         self._start_flight(key, state, force=False, reason="refresh ahead of expiry", avoid=token)
 
-    async def _fly(self, key: Key, flight: _Flight, shield: bool) -> None:
+    async def _fly(self, key: Key, flight: Flight, shield: bool) -> None:
         """Run the provider once and settle ``flight`` whatever happens."""
         state = self._state(key)
-
-        def usable(shared: StoredToken | None) -> bool:
-            # Another replica's token will do unless it is the one we replace or expired.
-            return (
-                shared is not None
-                and not shared.token.same_credential(flight.avoid)
-                and freshness(
-                    shared.token, self._clock(), self._policy, obtained_at=shared.obtained_at
-                )
-                is not Freshness.EXPIRED
-            )
+        usable = partial(flight.usable, clock=self._clock, policy=self._policy)
 
         async def fetch() -> StoredToken:
-            fetched = await self._call_provider(flight.request)
+            self._provider_calls += 1
+            fetched = await call_provider(
+                self._provider,
+                flight.request,
+                timeout=self._provider_timeout,
+                clock=self._clock,
+                policy=self._policy,
+            )
             return StoredToken(fetched, self._clock())
 
         try:
@@ -504,44 +428,9 @@ class TokenSource:
                 state.failed_at = self._clock()
                 flight.error = exc
         finally:
-            if flight.token is None and flight.error is None:
-                flight.error = ConnectionClosed("the token source closed during a refresh")
             if state.flight is flight:
                 state.flight = None
-            flight.done.set()
-
-    async def _call_provider(self, request: TokenRequest) -> Token:
-        self._provider_calls += 1
-
-        def failure(message: str) -> TokenProviderError:
-            return TokenProviderError(
-                f"token provider {message}", principal=request.principal, audience=request.audience
-            )
-
-        try:
-            with anyio.move_on_after(self._provider_timeout) as scope:
-                result = await self._provider(request)
-        except ReauthRequired:
-            raise
-        except Exception as exc:
-            raise failure(f"raised {type(exc).__name__}") from exc
-        if scope.cancelled_caught:
-            raise failure(f"timed out after {self._provider_timeout:g}s")
-        now = self._clock()
-        if isinstance(result, str):
-            if not result.strip():
-                raise failure("returned an empty token")
-            try:
-                token = Token.from_jwt(result, now=now)
-            except ValueError as exc:  # MalformedTokenError is a ValueError
-                raise failure("returned a malformed token") from exc
-        elif isinstance(result, Token):
-            token = result
-        else:
-            raise failure(f"returned {type(result).__name__}, not a token")
-        if freshness(token, now, self._policy, obtained_at=now) is Freshness.EXPIRED:
-            raise failure("returned an expired token")
-        return token
+            flight.finish()
 
     def _remote_change(self, key: Key, entry: StoredToken | None, published: bool) -> None:
         """Another replica published, refreshed or invalidated ``key``."""
@@ -592,40 +481,19 @@ class TokenSource:
 
     # -- the no-traffic refresh-ahead timer ------------------------------------------
 
-    def _schedule_timer(self, key: Key, state: _KeyState) -> None:
-        if state.timer is not None:
-            state.timer.cancel()
-            state.timer = None
-        if not self._refresh_ahead or self._tg is None:
-            return
-        scope = anyio.CancelScope()
-        state.timer = scope
-        self._tg.start_soon(self._run_timer, key, scope)
+    def _schedule_timer(self, key: Key, state: KeyState) -> None:
+        state.cancel_timer()
+        if self._refresh_ahead and self._tg is not None:
+            state.timer = anyio.CancelScope()
+            self._tg.start_soon(self._run_timer, key, state.timer)
 
     async def _run_timer(self, key: Key, scope: anyio.CancelScope) -> None:
-        with scope:
-            while True:
-                entry = self._cache.get(key)
-                if entry is None or self._state(key).ahead_for == entry.token.raw:
-                    return
-                fire_at = refresh_timer_at(entry.token, self._policy, obtained_at=entry.obtained_at)
-                if fire_at is None:
-                    return
-                delay = fire_at - self._clock()
-                if delay > 0:
-                    await anyio.sleep(delay)
-                    continue
-                try:
-                    # A new token cancels this scope (and schedules a new timer).
-                    await self._obtain(
-                        key, force=False, reason="refresh-ahead timer", avoid=entry.token
-                    )
-                except MCPConnError:
-                    now = self._clock()
-                    if freshness(entry.token, now, self._policy, obtained_at=entry.obtained_at) is (
-                        Freshness.EXPIRED
-                    ):
-                        return  # the next get() will try (and report) again
-                    await anyio.sleep(max(self._failure_cooldown, 1.0))
-                else:
-                    return
+        def current() -> StoredToken | None:  # None once a refresh-ahead ran for it
+            entry = self._cache.get(key)
+            return None if entry is None or self._state(key).ahead_for == entry.token.raw else entry
+
+        obtain = partial(self._obtain, key, force=False, reason="refresh-ahead timer")
+        with scope:  # a new token cancels this scope (and schedules a new timer)
+            await refresh_ahead_timer(
+                current, obtain, self._policy, self._clock, self._failure_cooldown
+            )

@@ -17,17 +17,17 @@ publishing an event that carries the sealed token. Replicas that find the lock
 taken wait for that event, polling as a fallback and waking when the lease
 runs out; a live holder renews its lease every third of it.
 
-Values are AES-GCM blobs bound to their Redis key (`_sealed`) with a TTL from
-``exp``; key names and events carry a hash of (principal, audience), never the
-names. Every Redis call is bounded and a failure means local fallback
-(`_redis_health`). redis-py's asyncio client needs anyio's asyncio backend:
-under trio `run` raises a clear RuntimeError.
+The lock and its fence live in `_redis_lock`, the event channel in
+`_redis_pubsub`. Values are AES-GCM blobs bound to their Redis key (`_sealed`)
+with a TTL from ``exp``; key names and events carry a hash of (principal,
+audience), never the names. Every Redis call is bounded and a failure means
+local fallback (`_redis_health`). redis-py's asyncio client needs anyio's
+asyncio backend: under trio `run` raises a clear RuntimeError.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import json
@@ -50,28 +50,15 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from . import _redis_lua as lua
 from ._exceptions import MCPConnError, ReauthRequired, TokenProviderError
-from ._redis_health import ERRORS, Health, Unavailable
+from ._redis_health import Health, Unavailable
+from ._redis_lock import Lease, LeaseLock
+from ._redis_pubsub import Listener, Opened, encode
 from ._sealed import Sealer, SealError
 from ._store import ChangeCallback, Key, MemoryTokenStore, StoredToken, UsablePredicate
 
 __all__ = ["RedisTokenStore"]
 
 logger = logging.getLogger("mcpconn.redis_store")
-
-
-class _Lease:
-    def __init__(self, fence: int, value: str, blob: bytes | None) -> None:
-        self.fence = fence
-        self.value = value
-        self.blob = blob  # the shared token when the lock was taken
-
-
-class _Wakeup:
-    """A waiting replica's alarm; ``entry`` is the token the event carried, if any."""
-
-    def __init__(self) -> None:
-        self.event = anyio.Event()
-        self.entry: StoredToken | None = None
 
 
 def _positive(value: float, name: str) -> float:
@@ -151,17 +138,9 @@ class RedisTokenStore(MemoryTokenStore):
         self._replica = uuid.uuid4().hex
         self._scripts = {
             name: self._redis.register_script(text)
-            for name, text in [
-                ("acquire", lua.ACQUIRE),
-                ("renew", lua.RENEW),
-                ("release", lua.RELEASE),
-                ("write", lua.WRITE),
-                ("publish", lua.PUBLISH),
-                ("delete", lua.DELETE),
-            ]
+            for name, text in [("publish", lua.PUBLISH), ("delete", lua.DELETE)]
         }
         self._known: dict[str, Key] = {}
-        self._wakeups: dict[str, _Wakeup] = {}
         self._outbox: list[tuple[Key, StoredToken | None, bool]] = []
         self._outbox_ready = anyio.Event()
         self._pending: dict[Key, int] = {}
@@ -176,8 +155,24 @@ class RedisTokenStore(MemoryTokenStore):
             queue_timeout=self._wait_timeout,
         )
         self._call = self._health.call
+        self._lock = LeaseLock(
+            self._redis,
+            self._health,
+            owner=self._replica,
+            lease=self._lease,
+            channel=self._channel,
+            name=self._name,
+        )
+        self._listener = Listener(
+            self._redis,
+            self._health,
+            channel=self._channel,
+            replica=self._replica,
+            unseal=self._open,
+            on_event=self._on_event,
+            on_resubscribe=self._start_resync,
+        )
         self._running = False
-        self._subscribed = False
 
     def __repr__(self) -> str:
         state = "up" if self._health.healthy else "down"
@@ -201,11 +196,7 @@ class RedisTokenStore(MemoryTokenStore):
         return f"{self._ns}:{{{digest}}}:{part}"
 
     def _event(self, kind: str, digest: str, blob: bytes | None = None) -> str:
-        """An event on the channel: the blob rides along, so nobody has to GET it."""
-        event = {"r": self._replica, "k": kind, "h": digest}
-        if blob is not None:
-            event["b"] = base64.b64encode(blob).decode()
-        return json.dumps(event, separators=(",", ":"))
+        return encode(self._replica, kind, digest, blob)
 
     # -- sharing ---------------------------------------------------------------------
 
@@ -226,7 +217,7 @@ class RedisTokenStore(MemoryTokenStore):
         try:
             return await self._exchange(key, digest, usable, fetch)
         finally:
-            self._wakeups.pop(digest, None)
+            self._listener.disarm(digest)
 
     async def _exchange(
         self,
@@ -237,9 +228,9 @@ class RedisTokenStore(MemoryTokenStore):
     ) -> StoredToken:
         deadline = anyio.current_time() + self._wait_timeout
         # Events wake us; polling is the fallback, brisk only while pub/sub is down.
-        poll = 0.25 if self._subscribed else 0.02
+        poll = 0.25 if self._listener.subscribed else 0.02
         while True:
-            wakeup = self._wakeups[digest] = _Wakeup()
+            wakeup = self._listener.arm(digest)
             try:
                 shared, failed = await self._load(digest, with_failure=True)
                 if usable(shared):
@@ -271,7 +262,7 @@ class RedisTokenStore(MemoryTokenStore):
     async def _fetch_holding(
         self,
         digest: str,
-        lease: _Lease,
+        lease: Lease,
         usable: UsablePredicate,
         fetch: Callable[[], Awaitable[StoredToken]],
     ) -> StoredToken:
@@ -280,7 +271,7 @@ class RedisTokenStore(MemoryTokenStore):
         released = False
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._keep_lease, digest, lease)
+                tg.start_soon(self._lock.keep, digest, lease)
                 try:
                     opened = None if lease.blob is None else self._open(digest, lease.blob)
                     shared = None if opened is None else opened[1]
@@ -297,63 +288,32 @@ class RedisTokenStore(MemoryTokenStore):
         finally:
             if not released:
                 with anyio.CancelScope(shield=True):
-                    await self._release(digest, lease)
+                    await self._lock.release(digest, lease, self._event("released", digest))
         if error is not None:
             raise error
         assert result is not None
         return result
 
-    async def _write(self, digest: str, lease: _Lease, entry: StoredToken) -> bool:
+    async def _write(self, digest: str, lease: Lease, entry: StoredToken) -> bool:
         """Fenced write of our new token plus release; True when the script ran."""
         ttl = self._ttl_ms(entry)
         if ttl is None:
             return False
         blob = self._seal(digest, entry, published=False)
-        names = [self._name(digest, part) for part in ("token", "fence", "failed", "lock")]
-        args: list[str | int | bytes] = [lease.fence, blob, ttl, self._channel]
-        args += [self._event("token", digest, blob), lease.value, self._event("released", digest)]
+        token_event = self._event("token", digest, blob)
+        released_event = self._event("released", digest)
         try:
-            written = await self._call(lambda: self._scripts["write"](keys=names, args=args))
+            written = await self._lock.write(
+                digest, lease, blob, ttl, written=token_event, released=released_event
+            )
         except Unavailable:
             return False
         if not written:
             logger.info("a newer token landed during this refresh; not overwriting it")
         return True
 
-    async def _keep_lease(self, digest: str, lease: _Lease) -> None:
-        lock = self._name(digest, "lock")
-        lease_ms = int(self._lease * 1000)
-        while True:
-            await anyio.sleep(self._lease / 3)
-            try:
-                renewed = await self._call(
-                    lambda: self._scripts["renew"](keys=[lock], args=[lease.value, lease_ms])
-                )
-            except Unavailable:
-                continue
-            if not renewed:
-                return  # lost it: the fenced write will refuse our result
-
-    async def _acquire(self, digest: str) -> tuple[_Lease | None, int]:
-        owner = self._replica
-        keys = [self._name(digest, part) for part in ("lock", "fence", "token")]
-        args: list[str | int] = [owner, int(self._lease * 1000), lua.FENCE_TTL_MS]
-        reply = await self._call(lambda: self._scripts["acquire"](keys=keys, args=args))
-        fence, pttl = int(reply[0]), int(reply[1])
-        if fence == 0:
-            return None, pttl
-        blob = reply[2] if len(reply) > 2 and reply[2] else None
-        return _Lease(fence, f"{owner}:{fence}", blob), 0
-
-    async def _release(self, digest: str, lease: _Lease) -> None:
-        lock = self._name(digest, "lock")
-        event = self._event("released", digest)
-        with contextlib.suppress(Unavailable):  # else the lease runs out on its own
-            await self._call(
-                lambda: self._scripts["release"](
-                    keys=[lock], args=[lease.value, self._channel, event]
-                )
-            )
+    async def _acquire(self, digest: str) -> tuple[Lease | None, int]:
+        return await self._lock.acquire(digest)
 
     async def _load(
         self, digest: str, *, with_failure: bool = False
@@ -376,7 +336,7 @@ class RedisTokenStore(MemoryTokenStore):
         with anyio.CancelScope(shield=True), contextlib.suppress(Unavailable):
             await self._call(lambda: self._redis.set(name, kind, px=ttl))
 
-    def _open(self, digest: str, blob: Any) -> tuple[Key, StoredToken, bool] | None:
+    def _open(self, digest: str, blob: Any) -> Opened | None:
         name = self._name(digest, "token")
         try:
             key, entry, published = self._sealer.open(bytes(blob), bound_to=name.encode())
@@ -428,7 +388,7 @@ class RedisTokenStore(MemoryTokenStore):
                 self._tg = tg
                 tg.start_soon(self._write_outbox)
                 tg.start_soon(self._health.probe, self._redis.ping)
-                await tg.start(self._listen)
+                await tg.start(self._listener.run)
                 task_status.started()
         finally:
             self._tg = None
@@ -481,58 +441,8 @@ class RedisTokenStore(MemoryTokenStore):
             )
         )
 
-    async def _listen(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        """Follow the event channel forever, reconnecting with backoff."""
-        started = False
-        delay = 0.05
-        resync = False
-        while True:
-            pubsub = self._redis.pubsub()
-            try:
-                with anyio.fail_after(self._op_timeout):
-                    await pubsub.subscribe(self._channel)
-                self._subscribed = True
-                self._health.mark_up()
-                delay = 0.05
-                if resync and self._tg is not None:
-                    self._tg.start_soon(self._resync)
-                if not started:
-                    started = True
-                    task_status.started()
-                while True:
-                    with anyio.fail_after(self._op_timeout + 1.0):
-                        message = await pubsub.get_message(
-                            ignore_subscribe_messages=True, timeout=1.0
-                        )
-                    if message is not None:
-                        self._handle(message.get("data"))
-            except ERRORS as exc:
-                self._health.mark_down(exc)
-                resync = True
-            finally:
-                self._subscribed = False
-                with anyio.move_on_after(self._op_timeout, shield=True):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-            if not started:
-                started = True
-                task_status.started()
-            await anyio.sleep(delay)
-            delay = min(delay * 2, self._health.retry_interval)
-
-    def _handle(self, data: Any) -> None:
-        try:
-            event = json.loads(data)
-            kind, digest, replica = str(event["k"]), str(event["h"]), event["r"]
-            blob = base64.b64decode(event["b"]) if "b" in event else None
-        except (ValueError, TypeError, KeyError):
-            return
-        if replica == self._replica:
-            return
-        opened = None if blob is None else self._open(digest, blob)
-        wakeup = self._wakeups.pop(digest, None)
-        if wakeup is not None:
-            wakeup.entry = None if opened is None else opened[1]
-            wakeup.event.set()
+    def _on_event(self, kind: str, digest: str, opened: Opened | None) -> None:
+        """Another replica's event, after the waiters for its key were woken."""
         if kind == "deleted":
             key = self._known.get(digest)
             if key is not None and self._on_change is not None:
@@ -540,11 +450,15 @@ class RedisTokenStore(MemoryTokenStore):
         elif opened is not None and (kind == "published" or digest in self._known):
             self._deliver(digest, opened, kind == "published")
 
-    def _deliver(self, digest: str, opened: tuple[Key, StoredToken, bool], published: bool) -> None:
+    def _deliver(self, digest: str, opened: Opened, published: bool) -> None:
         key, entry, was_published = opened
         self._known[digest] = key
         if self._on_change is not None:
             self._on_change(key, entry, published or was_published)
+
+    def _start_resync(self) -> None:
+        if self._tg is not None:
+            self._tg.start_soon(self._resync)
 
     async def _resync(self) -> None:
         """After a lost subscription: catch up on the keys this replica uses."""
