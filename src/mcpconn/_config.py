@@ -21,7 +21,6 @@ SUPPORTED_PROTOCOL_VERSIONS: tuple[str, ...] = (
 #: The newest session-based version: what ``initialize`` offers by default.
 LATEST_SESSION_VERSION = "2025-11-25"
 STATELESS_VERSION = "2026-07-28"
-LEGACY_SSE_VERSION = "2024-11-05"
 
 
 @dataclass(frozen=True)

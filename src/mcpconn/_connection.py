@@ -52,6 +52,7 @@ from ._machine import (
     Sleep,
     State,
     classify,
+    worth_logging,
 )
 from ._notifications import Broadcast, Subscription
 from ._session import EraCache, Session, SessionHandlers, client_capabilities, open_session
@@ -82,8 +83,6 @@ class ConnectionContext:
     request_handlers: Mapping[str, RequestHandler] = field(default_factory=dict)
     #: Seconds READY after which the attempt counter resets even with no event.
     productive_after: float = 60.0
-    #: Seconds between probes of a parked connection; None: never (the default).
-    probe_interval: float | None = None
 
 
 class Connection:
@@ -431,7 +430,7 @@ class Connection:
         elif fact.input in (Input.TRANSIENT_FAILURE, Input.LISTENER_FAILED):
             counters.transient_failures += 1
             attempt = self._machine.transient_attempt + 1
-            if attempt & (attempt - 1) == 0:
+            if worth_logging(attempt):
                 self._log.warning(
                     "%s: %s; backing off (attempt %d)", self._who(), fact.reason, attempt
                 )

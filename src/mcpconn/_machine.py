@@ -368,8 +368,7 @@ class Machine:
         self.park_count += 1
         self._pending = _Pending.NOTHING
         self._backing_off_for_auth = False
-        count = self.park_count
-        return [Park(log=count & (count - 1) == 0, count=count)]
+        return [Park(log=worth_logging(self.park_count), count=self.park_count)]
 
     def _fail(self) -> list[Action]:
         self.state = State.FAILED
@@ -459,6 +458,12 @@ _TABLE: dict[tuple[State, Input], _Handler] = {
 }
 # CLOSED is absorbing: late facts from a task that is winding down mean nothing.
 _TABLE.update({(S.CLOSED, i): Machine._ignore for i in Input})
+
+
+def worth_logging(count: int) -> bool:
+    """The 1st, 2nd, 4th, 8th... occurrence: a connection failing for hours logs a
+    handful of lines, not one per attempt (the seed's flood)."""
+    return count > 0 and count & (count - 1) == 0
 
 
 def classify(error: BaseException, *, during: str) -> Fact:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 
@@ -162,7 +162,7 @@ class KeyState:
     changed: anyio.Event | None = None
     # The credential a refresh-ahead (background or timer) already ran for: the
     # provider handed the same one back, so do not ask again before the margin.
-    ahead_for: str | None = None
+    ahead_for: str | None = field(default=None, repr=False)  # a raw credential
     timer: anyio.CancelScope | None = None
 
     def recent_failure(self, clock: Callable[[], float], cooldown: float) -> MCPConnError | None:

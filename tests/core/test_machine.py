@@ -41,6 +41,7 @@ from mcpconn._machine import (
     Sleep,
     State,
     classify,
+    worth_logging,
 )
 
 NOW = 1000.0
@@ -332,3 +333,8 @@ def test_a_failed_listener_keeps_the_session_and_backs_off_before_listening_agai
     actions = feed(m, Input.TRANSIENT_FAILURE)
     assert actions[0] == DropSession(polite=False) and not m.has_session
     assert feed(m, Input.TIMER_FIRED) == [Connect()]
+
+
+def test_log_lines_thin_out_as_failures_repeat() -> None:
+    logged = [n for n in range(1025) if worth_logging(n)]
+    assert logged == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]

@@ -212,6 +212,35 @@ async def test_shutdown_with_connections_in_every_state_is_bounded(caplog: Any) 
             await ready[0].call_tool("echo", {})
 
 
+async def test_close_server_closes_only_that_servers_connections() -> None:
+    async with MockServer() as server, running(server, JWTProvider(server.issuer)) as (_, sup):
+        gone = await sup.connect(ServerConfig("gone", server.url, listen=False), "ann")
+        kept = await sup.connect(config(server), "ann")
+        with anyio.fail_after(10):
+            await gone.wait_for(State.READY)
+            await kept.wait_for(State.READY)
+            await sup.close_server("gone")
+        assert gone.state is State.CLOSED and kept.state is State.READY
+        assert sup.connections(server="gone") == []
+        assert sup.connections(principal="ann") == [kept]
+
+
+async def test_resources_and_prompts_are_listed_and_cached() -> None:
+    async with MockServer() as server, running(server, JWTProvider(server.issuer)) as (_, sup):
+        conn = await sup.connect(config(server, listen=False), "ann")  # only our requests
+        with anyio.fail_after(10):
+            resources = await conn.list_resources()
+            prompts = await conn.list_prompts()
+            assert [r["uri"] for r in resources] == ["mock://readme"]
+            assert [p["name"] for p in prompts] == ["greet"]
+            before = server.stats().requests_total
+            assert await conn.list_resources() == resources  # from the cache
+            assert await conn.list_prompts() == prompts
+            assert server.stats().requests_total == before
+            assert await conn.list_prompts(refresh=True) == prompts
+            assert server.stats().requests_total == before + 1
+
+
 async def test_close_principal_closes_only_that_principals_connections() -> None:
     async with MockServer() as server, running(server, JWTProvider(server.issuer)) as (_, sup):
         a = await sup.connect(config(server), "ann")

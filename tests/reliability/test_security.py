@@ -28,6 +28,7 @@ from mcpconn import (
     TokenRequest,
     TokenSource,
 )
+from mcpconn._provider import KeyState
 from mcpconn.testing import Fault, JWTProvider, MockServer, Tool
 
 from ._raw import FAST, RawRequest, head, no_leaks, raw_server
@@ -325,3 +326,5 @@ def test_reprs_of_token_values_never_show_the_credential() -> None:
         assert raw not in text
     err = mcpconn.TokenProviderError("provider failed", principal="alice")
     assert raw not in repr(err)
+    # the token source's per-key bookkeeping remembers a raw credential, never shows it
+    assert raw not in repr(KeyState(ahead_for=raw))
