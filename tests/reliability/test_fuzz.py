@@ -12,7 +12,6 @@ streams, the secrecy of error messages, and the machine's parking rules.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import random
 
@@ -23,7 +22,7 @@ from hypothesis import strategies as st
 from mcpconn import Backoff, InvalidMessage, MalformedTokenError, SSELimitExceeded
 from mcpconn._exceptions import HTTPStatusError, Unauthorized
 from mcpconn._http_rules import error_for_status
-from mcpconn._jsonrpc import parse_message
+from mcpconn._jsonrpc import ErrorResponse, Request, Response, parse_message
 from mcpconn._jwt import read_claims
 from mcpconn._machine import Connect, Fact, Input, InvalidTransition, Machine, State
 from mcpconn._sse import SSEDecoder
@@ -70,8 +69,15 @@ def test_any_id_is_a_message_or_an_invalid_message(ident: object) -> None:
         {"jsonrpc": "2.0", "id": ident, "method": "x"},
         {"jsonrpc": "2.0", "id": ident, "error": {"code": 1, "message": "m"}},
     ):
-        with contextlib.suppress(InvalidMessage):
-            parse_message(json.dumps(body))
+        try:
+            message = parse_message(json.dumps(body))
+        except InvalidMessage:
+            continue
+        # what passes carries a usable id: an int or a string (None only on an error)
+        if isinstance(message, ErrorResponse) and message.id is None:
+            continue
+        assert isinstance(message, Request | Response | ErrorResponse)
+        assert type(message.id) in (int, str), message
 
 
 # ---- JWT reader: JOSE-looking tokens with garbage inside --------------------------------
