@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from sdkpeer import Inbox, SDKServers, StaticBearer, mint
+from sdkpeer import Inbox, Peer, SDKServers, StaticBearer, mint
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +37,9 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def inbox() -> Inbox:
     return Inbox()
+
+
+@pytest.fixture
+def peer(sdk: SDKServers, client: httpx.AsyncClient, bearer: StaticBearer, inbox: Inbox) -> Peer:
+    """Opens sessions against the SDK peer with this test's client, bearer and inbox."""
+    return Peer(sdk, client, bearer, inbox)

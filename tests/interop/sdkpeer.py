@@ -1,9 +1,9 @@
 """Helpers for the interop tests: run the official SDK server (sdk_server.py) in a subprocess.
 
-One subprocess per mode per test module (module-scoped, so sync: the
-``anyio_backend`` fixture is function-scoped). Readiness is the port the
-script prints once uvicorn has started, read under a deadline; the process
-is always killed at the end of the module.
+One subprocess per mode for the whole test session, started on first use
+(so sync: the ``anyio_backend`` fixture is function-scoped). Readiness is the
+port the script prints once uvicorn has started, read under a deadline; every
+process is killed at the end of the session.
 """
 
 from __future__ import annotations
@@ -14,15 +14,19 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Generator
+from collections.abc import AsyncIterator, Callable, Generator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import jwt
 
-from mcpconn._session import Session
+from mcpconn import ServerConfig, Timeouts
+from mcpconn._config import TransportKind
+from mcpconn._session import EraCache, Session, SessionHandlers, open_session
 
 SECRET = "mcpconn-interop-shared-test-secret-0123456789"
 SUBJECT = "alice"
@@ -138,8 +142,6 @@ class Inbox:
     """Collects notifications; waits for one by method."""
 
     def __init__(self) -> None:
-        import anyio
-
         self.items: list[dict[str, Any]] = []
         self._changed = anyio.Event()
 
@@ -151,14 +153,86 @@ class Inbox:
         return [m["method"] for m in self.items]
 
     async def wait_for(self, method: str) -> dict[str, Any]:
-        import anyio
-
         while True:
             for item in self.items:
                 if item["method"] == method:
                     return item
             self._changed = anyio.Event()
             await self._changed.wait()
+
+
+TIMEOUTS = Timeouts(connect=5.0, request=10.0, read=10.0, close=2.0)
+#: What one session may take in all, opening and closing included.
+DEADLINE = 20.0
+
+
+class Peer:
+    """Opens our client's sessions against the SDK peer: the set-up every interop test shares.
+
+    Built from the ``sdk``, ``client``, ``bearer`` and ``inbox`` fixtures, so a
+    test that asks for ``bearer`` or ``inbox`` too sees what its sessions did.
+    """
+
+    def __init__(
+        self, sdk: SDKServers, client: httpx.AsyncClient, bearer: StaticBearer, inbox: Inbox
+    ) -> None:
+        self.sdk = sdk
+        self.client = client
+        self.bearer = bearer
+        self.inbox = inbox
+
+    def url(self, mode: str) -> str:
+        return self.sdk(mode).url
+
+    @asynccontextmanager
+    async def session(
+        self,
+        mode: str,
+        *,
+        version: str | None = None,
+        transport: TransportKind = "auto",
+        auth: httpx.Auth | None = None,
+        on_reinitialized: Callable[[], None] | None = None,
+        era_cache: EraCache | None = None,
+    ) -> AsyncIterator[Session]:
+        """One session on ``mode`` (``auth`` defaults to ``bearer``), all under `DEADLINE`."""
+        config = ServerConfig(
+            name="sdk",
+            url=self.url(mode),
+            transport=transport,
+            protocol_version=version,
+            timeouts=TIMEOUTS,
+        )
+        handlers = SessionHandlers(self.inbox, on_reinitialized=on_reinitialized)
+        with anyio.fail_after(DEADLINE):
+            async with open_session(
+                self.client,
+                config,
+                auth=self.bearer if auth is None else auth,
+                handlers=handlers,
+                era_cache=era_cache,
+            ) as session:
+                yield session
+
+    @asynccontextmanager
+    async def listening(self, mode: str, *, version: str | None = None) -> AsyncIterator[Session]:
+        """A session whose listener runs in the background until the block ends."""
+        async with self.session(mode, version=version) as session, anyio.create_task_group() as tg:
+            tg.start_soon(session.listen)
+            yield session
+            tg.cancel_scope.cancel()
+
+
+async def work(
+    session: Session, steps: int, *, meta: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Call the peer's ``work`` tool (a progress notification per step): result, progress seen."""
+    progress: list[dict[str, Any]] = []
+    call: dict[str, Any] = {"name": "work", "arguments": {"steps": steps}}
+    if meta is not None:
+        call["_meta"] = meta
+    result = await session.request("tools/call", call, on_progress=progress.append)
+    return result, progress
 
 
 async def list_all_tools(session: Session) -> list[dict[str, Any]]:
