@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from redis_server import RedisServer
@@ -24,25 +25,27 @@ def _binary() -> str:
     return binary
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
+@contextmanager
+def _running_server() -> Iterator[RedisServer]:
     server = RedisServer(_binary())
     server.start()
     try:
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with _running_server() as server:
+        yield server
 
 
 @pytest.fixture
 def own_redis_server() -> Iterator[RedisServer]:
     """A private server a test may kill and restart."""
-    server = RedisServer(_binary())
-    server.start()
-    try:
+    with _running_server() as server:
         yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture

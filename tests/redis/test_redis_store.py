@@ -10,7 +10,7 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import anyio
@@ -52,25 +52,53 @@ def namespace() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
 
 
-@asynccontextmanager
-async def replica(
-    url: str, ns: str, clock: Clock, provider: Provider, **kwargs: object
-) -> AsyncIterator[tuple[TokenSource, RedisTokenStore]]:
-    key = kwargs.pop("key", KEY)
-    store = RedisTokenStore(url, key=key, namespace=ns, **kwargs)  # type: ignore[arg-type]
-    async with TokenSource(provider, store=store, clock=clock) as source:
-        yield source, store
+class Deployment:
+    """Replicas of one deployment: one Redis namespace, one clock, one counting provider."""
+
+    def __init__(self, url: str, **options: object) -> None:
+        self.url = url
+        self.options = options  # RedisTokenStore options for every replica
+        self.ns = namespace()
+        self.clock = Clock()
+        self.provider = Provider(self.clock)
+
+    @asynccontextmanager
+    async def replica(
+        self, provider: Callable[[TokenRequest], Awaitable[Token]] | None = None, **options: object
+    ) -> AsyncIterator[tuple[TokenSource, RedisTokenStore]]:
+        """One replica: a token source on its own store (by default, the shared provider)."""
+        options = {"key": KEY, **self.options, **options}
+        store = RedisTokenStore(self.url, namespace=self.ns, **options)  # type: ignore[arg-type]
+        provider = self.provider if provider is None else provider
+        async with TokenSource(provider, store=store, clock=self.clock) as source:
+            yield source, store
+
+
+@pytest.fixture
+def deployment(redis_server: RedisServer) -> Deployment:
+    return Deployment(redis_server.url)
+
+
+def failing_redis(
+    server: RedisServer, caplog: pytest.LogCaptureFixture, *, op_timeout: float
+) -> Deployment:
+    """A deployment on a Redis the test will break, with the store's log lines captured."""
+    caplog.set_level(logging.INFO, logger="mcpconn.redis_store")
+    return Deployment(server.url, op_timeout=op_timeout, retry_interval=0.05)
+
+
+async def until_available(store: RedisTokenStore) -> None:
+    """Wait (bounded) until the store has noticed on its own that Redis answers again."""
+    with anyio.fail_after(10):
+        while not store.available:  # noqa: ASYNC110 (the store notices on its own)
+            await anyio.sleep(0.02)
 
 
 async def test_a_token_is_shared_and_compare_and_refresh_works_across_replicas(
-    redis_server: RedisServer,
+    deployment: Deployment,
 ) -> None:
-    ns, clock = namespace(), Clock()
-    provider = Provider(clock)
-    async with (
-        replica(redis_server.url, ns, clock, provider) as (a, _),
-        replica(redis_server.url, ns, clock, provider) as (b, _),
-    ):
+    provider = deployment.provider
+    async with deployment.replica() as (a, _), deployment.replica() as (b, _):
         t1 = await a.get("alice")
         assert (await b.get("alice")).raw == t1.raw
         assert provider.calls == 1
@@ -85,13 +113,9 @@ async def test_a_token_is_shared_and_compare_and_refresh_works_across_replicas(
         assert provider.calls == 3
 
 
-async def test_an_expired_shared_token_is_never_served(redis_server: RedisServer) -> None:
-    ns, clock = namespace(), Clock()
-    provider = Provider(clock)
-    async with (
-        replica(redis_server.url, ns, clock, provider) as (a, _),
-        replica(redis_server.url, ns, clock, provider) as (b, _),
-    ):
+async def test_an_expired_shared_token_is_never_served(deployment: Deployment) -> None:
+    clock, provider = deployment.clock, deployment.provider
+    async with deployment.replica() as (a, _), deployment.replica() as (b, _):
         old = await a.get("alice")
         clock.offset += 7200  # Redis still holds it (TTL by real time), but it is expired
         new = await b.get("alice")
@@ -100,14 +124,10 @@ async def test_an_expired_shared_token_is_never_served(redis_server: RedisServer
         assert provider.calls == 2
 
 
-async def test_publish_wakes_listeners_on_every_replica(redis_server: RedisServer) -> None:
-    ns, clock = namespace(), Clock()
-    provider = Provider(clock)
+async def test_publish_wakes_listeners_on_every_replica(deployment: Deployment) -> None:
+    clock, provider = deployment.clock, deployment.provider
     heard = anyio.Event()
-    async with (
-        replica(redis_server.url, ns, clock, provider) as (a, _),
-        replica(redis_server.url, ns, clock, provider) as (b, _),
-    ):
+    async with deployment.replica() as (a, _), deployment.replica() as (b, _):
         b.add_listener(lambda p, aud: heard.set() if p == "alice" else None)
         generation = b.generation("alice")
         a.publish("alice", Token("SECRET-published", expires_at=clock() + 600))
@@ -126,14 +146,10 @@ async def test_publish_wakes_listeners_on_every_replica(redis_server: RedisServe
 
 
 async def test_a_late_lock_holder_cannot_overwrite_a_newer_token(
-    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+    redis_server: RedisServer, deployment: Deployment, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ns, clock = namespace(), Clock()
-    provider = Provider(clock)
-    async with (
-        replica(redis_server.url, ns, clock, provider, lease=0.5) as (_, late),
-        replica(redis_server.url, ns, clock, provider) as (b, _),
-    ):
+    clock = deployment.clock
+    async with deployment.replica(lease=0.5) as (_, late), deployment.replica() as (b, _):
         digest = late._hash(("alice", None))
         lease, _ = await late._acquire(digest)
         assert lease is not None
@@ -149,13 +165,14 @@ async def test_a_late_lock_holder_cannot_overwrite_a_newer_token(
         redis.close()
 
 
-async def test_tokens_are_encrypted_and_bound_to_their_key(redis_server: RedisServer) -> None:
-    ns, clock = namespace(), Clock()
-    provider = Provider(clock)
-    async with replica(redis_server.url, ns, clock, provider) as (a, store):
+async def test_tokens_are_encrypted_and_bound_to_their_key(
+    redis_server: RedisServer, deployment: Deployment
+) -> None:
+    ns, clock = deployment.ns, deployment.clock
+    async with deployment.replica() as (a, store):
         alice = await a.get("alice")
         await a.get("bob")
-        async with replica(redis_server.url, ns, clock, provider) as (witness, _):
+        async with deployment.replica() as (witness, _):
             heard = anyio.Event()
             witness.add_listener(lambda p, aud: heard.set())
             a.publish("carol", Token("SECRET-carol", expires_at=clock() + 600))
@@ -178,18 +195,14 @@ async def test_tokens_are_encrypted_and_bound_to_their_key(redis_server: RedisSe
         redis.close()
 
 
-async def test_rotated_keys_still_read_old_blobs(redis_server: RedisServer) -> None:
-    ns, clock = namespace(), Clock()
-    provider = Provider(clock)
-    async with replica(redis_server.url, ns, clock, provider, key=KEY) as (old, _):
+async def test_rotated_keys_still_read_old_blobs(deployment: Deployment) -> None:
+    provider = deployment.provider
+    async with deployment.replica(key=KEY) as (old, _):
         token = await old.get("alice")
-    async with replica(redis_server.url, ns, clock, provider, key=OTHER_KEY, old_keys=[KEY]) as (
-        rotated,
-        _,
-    ):
+    async with deployment.replica(key=OTHER_KEY, old_keys=[KEY]) as (rotated, _):
         assert (await rotated.get("alice")).raw == token.raw
     assert provider.calls == 1
-    async with replica(redis_server.url, ns, clock, provider, key=OTHER_KEY) as (forgot, _):
+    async with deployment.replica(key=OTHER_KEY) as (forgot, _):
         assert (await forgot.get("alice")).raw != token.raw  # unreadable: asks the provider
     assert provider.calls == 2
 
@@ -197,12 +210,9 @@ async def test_rotated_keys_still_read_old_blobs(redis_server: RedisServer) -> N
 async def test_redis_outage_falls_back_with_one_log_line_and_recovers(
     own_redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="mcpconn.redis_store")
-    ns, clock = namespace(), Clock()
-    provider = Provider(clock)
-    url = own_redis_server.url
-    options = {"op_timeout": 0.3, "retry_interval": 0.05}
-    async with replica(url, ns, clock, provider, **options) as (a, store):
+    deployment = failing_redis(own_redis_server, caplog, op_timeout=0.3)
+    clock, provider = deployment.clock, deployment.provider
+    async with deployment.replica() as (a, store):
         first = await a.get("alice")
         own_redis_server.kill()
         for _ in range(3):
@@ -218,10 +228,8 @@ async def test_redis_outage_falls_back_with_one_log_line_and_recovers(
         assert "SECRET" not in caplog.text
 
         own_redis_server.start()
-        with anyio.fail_after(10):
-            while not store.available:  # noqa: ASYNC110 (Redis comes back on its own)
-                await anyio.sleep(0.02)
-        async with replica(url, ns, clock, provider, **options) as (b, _):
+        await until_available(store)
+        async with deployment.replica() as (b, _):
             heard = anyio.Event()
             a.add_listener(lambda p, aud: heard.set())
             b.publish("alice", Token("SECRET-after", expires_at=clock() + 600))
@@ -232,8 +240,7 @@ async def test_redis_outage_falls_back_with_one_log_line_and_recovers(
         assert any("reachable again" in r.getMessage() for r in caplog.records)
 
 
-async def test_a_provider_failure_reaches_the_waiting_replicas(redis_server: RedisServer) -> None:
-    ns, clock = namespace(), Clock()
+async def test_a_provider_failure_reaches_the_waiting_replicas(deployment: Deployment) -> None:
     entered, fail = anyio.Event(), anyio.Event()
 
     async def failing(request: TokenRequest) -> Token:
@@ -241,7 +248,7 @@ async def test_a_provider_failure_reaches_the_waiting_replicas(redis_server: Red
         await fail.wait()
         raise ValueError("the identity provider is down")
 
-    counting = Provider(clock)
+    counting = deployment.provider
     errors: dict[str, BaseException] = {}
 
     async def get(name: str, source: TokenSource) -> None:
@@ -249,10 +256,9 @@ async def test_a_provider_failure_reaches_the_waiting_replicas(redis_server: Red
             await source.get("alice")
         errors[name] = info.value
 
-    store_a = RedisTokenStore(redis_server.url, key=KEY, namespace=ns)
     async with (
-        TokenSource(failing, store=store_a, clock=clock) as a,
-        replica(redis_server.url, ns, clock, counting) as (b, _),
+        deployment.replica(failing) as (a, _),
+        deployment.replica() as (b, _),
         anyio.create_task_group() as tg,
     ):
         tg.start_soon(get, "a", a)
@@ -268,12 +274,9 @@ async def test_a_provider_failure_reaches_the_waiting_replicas(redis_server: Red
 async def test_a_slow_redis_is_cut_off_and_recovers(
     own_redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="mcpconn.redis_store")
-    ns, clock = namespace(), Clock()
-    provider = Provider(clock)
-    url = own_redis_server.url
-    options = {"op_timeout": 0.2, "retry_interval": 0.05}
-    async with replica(url, ns, clock, provider, **options) as (a, store):
+    deployment = failing_redis(own_redis_server, caplog, op_timeout=0.2)
+    clock, provider = deployment.clock, deployment.provider
+    async with deployment.replica() as (a, store):
         first = await a.get("alice")
         assert own_redis_server.proc is not None
         own_redis_server.proc.send_signal(signal.SIGSTOP)  # alive but answers nothing
@@ -285,13 +288,11 @@ async def test_a_slow_redis_is_cut_off_and_recovers(
             assert not store.available
         finally:
             own_redis_server.proc.send_signal(signal.SIGCONT)
-        with anyio.fail_after(10):
-            while not store.available:  # noqa: ASYNC110 (the store notices on its own)
-                await anyio.sleep(0.02)
+        await until_available(store)
         clock.offset += 7200
         third = await a.get("alice")  # Redis answers again: shared again
         assert store.available
-        async with replica(url, ns, clock, provider, **options) as (b, _):
+        async with deployment.replica() as (b, _):
             assert (await b.get("alice")).raw == third.raw
         assert provider.calls == 3
         assert len([r for r in caplog.records if "unavailable" in r.getMessage()]) == 1

@@ -43,7 +43,8 @@ class FakeSharedStore(MemoryTokenStore):
         if usable(shared):
             assert shared is not None
             return shared
-        entry = await fetch()
+        # Nothing usable shared: fetch as an unshared store does, then share the result.
+        entry = await super().exchange(key, usable=usable, fetch=fetch)
         self.shared[key] = entry
         return entry
 

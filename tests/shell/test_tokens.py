@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -51,7 +51,7 @@ class FakeClock:
 
 
 class FakeProvider:
-    """Mints a JWT per call; ``gate`` (when set) holds every call until it fires."""
+    """Mints a JWT per call; after ``hold()``, every call waits for ``release()``."""
 
     def __init__(self, clock: FakeClock, lifetime: int = 3600) -> None:
         self.clock = clock
@@ -74,6 +74,15 @@ class FakeProvider:
             exp=now + self.lifetime,
         )
 
+    def hold(self) -> None:
+        """Hold the calls from now on; ``started`` fires when the next one begins."""
+        self.gate = anyio.Event()
+        self.started = anyio.Event()
+
+    def release(self) -> None:
+        assert self.gate is not None
+        self.gate.set()
+
 
 @pytest.fixture(params=["entered", "unentered"])
 def mode(request: pytest.FixtureRequest) -> str:
@@ -83,6 +92,11 @@ def mode(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def provider(clock: FakeClock) -> FakeProvider:
+    return FakeProvider(clock)
 
 
 @asynccontextmanager
@@ -95,8 +109,34 @@ async def open_source(mode: str, provider: Any, **kwargs: Any) -> AsyncIterator[
         yield source
 
 
-async def test_get_caches_a_fresh_token(mode: str, clock: FakeClock) -> None:
-    provider = FakeProvider(clock)
+@asynccontextmanager
+async def crowd(
+    provider: FakeProvider, call: Callable[[], Awaitable[Token]], size: int = 1000
+) -> AsyncIterator[list[Token]]:
+    """``size`` concurrent ``call()``s on a held provider; the body runs once all of them wait.
+
+    Leaving the block releases the provider and waits for every call: the list
+    then holds their results.
+    """
+    provider.hold()
+    results: list[Token] = []
+
+    async def one() -> None:
+        results.append(await call())
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for _ in range(size):
+                tg.start_soon(one)
+            await provider.started.wait()
+            await anyio.wait_all_tasks_blocked()
+            yield results
+            provider.release()
+
+
+async def test_get_caches_a_fresh_token(
+    mode: str, clock: FakeClock, provider: FakeProvider
+) -> None:
     async with open_source(mode, provider, clock=clock) as source:
         first = await source.get("alice")
         clock.advance(60)
@@ -106,10 +146,9 @@ async def test_get_caches_a_fresh_token(mode: str, clock: FakeClock) -> None:
 
 
 async def test_seed_regression_expired_id_token_is_never_returned(
-    mode: str, clock: FakeClock
+    mode: str, clock: FakeClock, provider: FakeProvider
 ) -> None:
     # The seed stored an ID-only token with no ExpiresAt and forwarded it forever.
-    provider = FakeProvider(clock)
     expired_id_token = mint(sub="alice", aud="muster", exp=int(T0) - 60)
     async with open_source(mode, provider, clock=clock) as source:
         source.publish("alice", expired_id_token)
@@ -122,9 +161,8 @@ async def test_seed_regression_expired_id_token_is_never_returned(
 
 
 async def test_seed_regression_token_that_expires_while_idle_is_refreshed_first(
-    mode: str, clock: FakeClock
+    mode: str, clock: FakeClock, provider: FakeProvider
 ) -> None:
-    provider = FakeProvider(clock)
     async with open_source(mode, provider, clock=clock) as source:
         before = await source.get("alice")
         clock.advance(80 * 60)  # the seed's 80-minute idle gap; tokens live 60
@@ -136,8 +174,9 @@ async def test_seed_regression_token_that_expires_while_idle_is_refreshed_first(
     assert provider.calls[1].force
 
 
-async def test_token_inside_the_margin_is_not_served(mode: str, clock: FakeClock) -> None:
-    provider = FakeProvider(clock)
+async def test_token_inside_the_margin_is_not_served(
+    mode: str, clock: FakeClock, provider: FakeProvider
+) -> None:
     async with open_source(mode, provider, clock=clock, margin=30) as source:
         before = await source.get("alice")
         clock.advance(3600 - 30)  # exactly at the margin
@@ -145,26 +184,13 @@ async def test_token_inside_the_margin_is_not_served(mode: str, clock: FakeClock
 
 
 async def test_1000_concurrent_gets_on_an_expired_token_make_one_call(
-    mode: str, clock: FakeClock
+    mode: str, clock: FakeClock, provider: FakeProvider
 ) -> None:
-    provider = FakeProvider(clock)
-    results: list[Token] = []
     async with open_source(mode, provider, clock=clock) as source:
         source.publish("alice", Token("old-credential", expires_at=T0 + 10))
         clock.advance(60)
-        provider.gate = anyio.Event()
-
-        async def one() -> None:
-            results.append(await source.get("alice"))
-
-        with anyio.fail_after(10):
-            async with anyio.create_task_group() as tg:
-                for _ in range(1000):
-                    tg.start_soon(one)
-                await provider.started.wait()
-                await anyio.wait_all_tasks_blocked()
-                assert source.statistics().in_flight == 1
-                provider.gate.set()
+        async with crowd(provider, partial(source.get, "alice")) as results:
+            assert source.statistics().in_flight == 1
     assert len(provider.calls) == 1
     assert len(results) == 1000
     assert len({t.raw for t in results}) == 1
@@ -172,24 +198,12 @@ async def test_1000_concurrent_gets_on_an_expired_token_make_one_call(
 
 
 async def test_1000_concurrent_refreshes_replacing_the_same_token_make_one_call(
-    mode: str, clock: FakeClock
+    mode: str, clock: FakeClock, provider: FakeProvider
 ) -> None:
-    provider = FakeProvider(clock)
-    results: list[Token] = []
     async with open_source(mode, provider, clock=clock) as source:
         rejected = await source.get("alice")
-        provider.gate = anyio.Event()
-
-        async def one() -> None:
-            results.append(await source.refresh("alice", replacing=rejected))
-
-        with anyio.fail_after(10):
-            async with anyio.create_task_group() as tg:
-                for _ in range(1000):
-                    tg.start_soon(one)
-                await provider.started.wait()
-                await anyio.wait_all_tasks_blocked()
-                provider.gate.set()
+        async with crowd(provider, partial(source.refresh, "alice", replacing=rejected)) as results:
+            pass  # all of them wait on the one held refresh
         # Compare-and-refresh: the old token is gone, so no further call.
         late = await source.refresh("alice", replacing=rejected)
     assert len(provider.calls) == 2  # the first get, then one shared refresh
@@ -199,9 +213,8 @@ async def test_1000_concurrent_refreshes_replacing_the_same_token_make_one_call(
 
 
 async def test_refresh_replacing_an_old_token_returns_the_new_one_without_a_call(
-    mode: str, clock: FakeClock
+    mode: str, clock: FakeClock, provider: FakeProvider
 ) -> None:
-    provider = FakeProvider(clock)
     async with open_source(mode, provider, clock=clock) as source:
         old = await source.get("alice")
         new = await source.refresh("alice", replacing=old)
@@ -215,14 +228,12 @@ async def test_refresh_replacing_an_old_token_returns_the_new_one_without_a_call
 
 
 async def test_get_waits_for_a_forced_refresh_instead_of_serving_the_rejected_token(
-    mode: str, clock: FakeClock
+    mode: str, clock: FakeClock, provider: FakeProvider
 ) -> None:
-    provider = FakeProvider(clock)
     got: list[Token] = []
     async with open_source(mode, provider, clock=clock) as source:
         rejected = await source.get("alice")
-        provider.gate = anyio.Event()
-        provider.started = anyio.Event()
+        provider.hold()
 
         async def getter() -> None:
             got.append(await source.get("alice"))
@@ -234,7 +245,7 @@ async def test_get_waits_for_a_forced_refresh_instead_of_serving_the_rejected_to
                 tg.start_soon(getter)
                 await anyio.wait_all_tasks_blocked()
                 assert got == []
-                provider.gate.set()
+                provider.release()
     assert len(got) == 1
     assert not got[0].same_credential(rejected)
     assert len(provider.calls) == 2
@@ -400,10 +411,9 @@ async def test_publish_ends_the_cooldown(mode: str, clock: FakeClock) -> None:
 
 
 async def test_cancelling_a_waiter_mid_refresh_spares_the_others(
-    mode: str, clock: FakeClock
+    mode: str, clock: FakeClock, provider: FakeProvider
 ) -> None:
-    provider = FakeProvider(clock)
-    provider.gate = anyio.Event()
+    provider.hold()
     results: list[Token] = []
     cancelled_waiter_done = anyio.Event()
     async with open_source(mode, provider, clock=clock) as source:
@@ -432,7 +442,7 @@ async def test_cancelling_a_waiter_mid_refresh_spares_the_others(
                     # Waiters only wait: cancellation is immediate.
                     await cancelled_waiter_done.wait()
                     assert source.statistics().in_flight == 1
-                provider.gate.set()
+                provider.release()
     assert scope.cancelled_caught
     assert len(results) == 3
     assert len({t.raw for t in results}) == 1
@@ -461,8 +471,7 @@ async def test_a_hanging_provider_for_one_principal_does_not_delay_another(mode:
                 release_alice.set()
 
 
-async def test_tokens_never_cross_keys(mode: str, clock: FakeClock) -> None:
-    provider = FakeProvider(clock)
+async def test_tokens_never_cross_keys(mode: str, clock: FakeClock, provider: FakeProvider) -> None:
     keys = [
         ("alice", None),
         ("alice", "srv-a"),
@@ -485,15 +494,13 @@ async def test_tokens_never_cross_keys(mode: str, clock: FakeClock) -> None:
 
 
 async def test_refresh_ahead_serves_the_current_token_and_refreshes_once_in_the_background(
-    clock: FakeClock,
+    clock: FakeClock, provider: FakeProvider
 ) -> None:
-    provider = FakeProvider(clock)
     async with TokenSource(provider, clock=clock) as source:
         current = await source.get("alice")
         generation = source.generation("alice")
         clock.advance(3600 - 30 - 299)  # inside the 5-minute window
-        provider.gate = anyio.Event()
-        provider.started = anyio.Event()
+        provider.hold()
         for _ in range(50):
             assert await source.get("alice") is current  # no waiting
         with anyio.fail_after(5):
@@ -504,7 +511,7 @@ async def test_refresh_ahead_serves_the_current_token_and_refreshes_once_in_the_
         assert provider.calls[1] == TokenRequest(
             "alice", force=False, reason="refresh ahead of expiry"
         )
-        provider.gate.set()
+        provider.release()
         with anyio.fail_after(5):
             await source.wait_for_new_token("alice", after=generation)
         new = await source.get("alice")
@@ -513,9 +520,8 @@ async def test_refresh_ahead_serves_the_current_token_and_refreshes_once_in_the_
 
 
 async def test_unentered_source_serves_the_stale_window_and_refreshes_at_the_margin(
-    clock: FakeClock,
+    clock: FakeClock, provider: FakeProvider
 ) -> None:
-    provider = FakeProvider(clock)
     source = TokenSource(provider, clock=clock)
     current = await source.get("alice")
     clock.advance(3600 - 30 - 100)
@@ -640,9 +646,10 @@ async def test_a_failing_listener_does_not_break_publish(
     assert "listener" in caplog.text
 
 
-async def test_publish_during_a_refresh_wins(mode: str, clock: FakeClock) -> None:
-    provider = FakeProvider(clock)
-    provider.gate = anyio.Event()
+async def test_publish_during_a_refresh_wins(
+    mode: str, clock: FakeClock, provider: FakeProvider
+) -> None:
+    provider.hold()
     results: list[Token] = []
     async with open_source(mode, provider, clock=clock) as source:
 
@@ -655,13 +662,14 @@ async def test_publish_during_a_refresh_wins(mode: str, clock: FakeClock) -> Non
                 tg.start_soon(one)
                 await provider.started.wait()
                 source.publish("alice", Token("published", expires_at=T0 + 3600))
-                provider.gate.set()
+                provider.release()
         assert (await source.get("alice")).raw == "published"
     assert [t.raw for t in results] == ["published", "published"]
 
 
-async def test_invalidate_forgets_the_token(mode: str, clock: FakeClock) -> None:
-    provider = FakeProvider(clock)
+async def test_invalidate_forgets_the_token(
+    mode: str, clock: FakeClock, provider: FakeProvider
+) -> None:
     async with open_source(mode, provider, clock=clock) as source:
         first = await source.get("alice")
         source.invalidate("alice")
@@ -696,9 +704,10 @@ async def test_a_closed_source_refuses_calls(clock: FakeClock) -> None:
             pass  # pragma: no cover
 
 
-async def test_closing_during_a_refresh_releases_the_waiters(clock: FakeClock) -> None:
-    provider = FakeProvider(clock)
-    provider.gate = anyio.Event()
+async def test_closing_during_a_refresh_releases_the_waiters(
+    clock: FakeClock, provider: FakeProvider
+) -> None:
+    provider.hold()
     errors: list[BaseException] = []
     source = TokenSource(provider, clock=clock)
 
