@@ -26,6 +26,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .._config import ServerConfig
 from .._core.budget import TokenBucket
+from .._core.classify import Operation, classify
 from .._core.machine import (
     Action,
     Connect,
@@ -39,7 +40,6 @@ from .._core.machine import (
     Shutdown,
     Sleep,
     State,
-    classify,
     worth_logging,
 )
 from .._exceptions import (
@@ -415,7 +415,7 @@ class Connection:
                 self._fail_epoch(exc, epoch, "ping")
                 return
 
-    def _fail_epoch(self, exc: BaseException, epoch: int, during: str) -> None:
+    def _fail_epoch(self, exc: BaseException, epoch: int, during: Operation) -> None:
         fact = classify(exc, during=during)
         if epoch == self._epoch and fact.input is not Input.NO_LISTENER:
             self.last_error = exc
