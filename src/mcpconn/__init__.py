@@ -6,6 +6,7 @@ from ._core.machine import State
 from ._core.token import Token
 from ._exceptions import (
     Challenge,
+    ConnectError,
     ConnectionClosed,
     Forbidden,
     HTTPStatusError,
@@ -23,6 +24,7 @@ from ._exceptions import (
     RequestTimeout,
     ServerError,
     SessionExpired,
+    SessionLost,
     SSELimitExceeded,
     StreamEnded,
     TokenProviderError,
@@ -43,6 +45,7 @@ __all__ = [
     "Backoff",
     "BearerAuth",
     "Challenge",
+    "ConnectError",
     "Connection",
     "ConnectionClosed",
     "Forbidden",
@@ -66,6 +69,7 @@ __all__ = [
     "ServerError",
     "ServerStatistics",
     "SessionExpired",
+    "SessionLost",
     "State",
     "StateChange",
     "StoredToken",

@@ -14,8 +14,11 @@ token: no ``str()`` or ``repr()`` here may contain a credential.
     ├── JSONRPCError                 the server answered with a JSON-RPC error
     └── TransportError               anything between us and the server
         ├── NetworkError             refused, reset, DNS, TLS
+        │   └── ConnectError         never connected: the request did not leave
         ├── ReadTimeout              a stalled stream or response
         ├── StreamEnded              a stream closed cleanly (carries `retry`)
+        ├── SessionLost              the server's side of the session is gone
+        │   └── SessionExpired       (also an HTTPStatusError, below)
         ├── ProtocolError            bytes that are not MCP
         │   ├── UnexpectedContentType
         │   ├── UnsupportedProtocolVersion  the server chose a version we do not speak
@@ -24,13 +27,14 @@ token: no ``str()`` or ``repr()`` here may contain a credential.
         └── HTTPStatusError          an unexpected HTTP status
             ├── Unauthorized         401 (carries the parsed challenge)
             ├── Forbidden            403 (insufficient_scope parks)
-            ├── SessionExpired       404/410 on a request that carried a session
+            ├── SessionExpired       404/410 on a request that carried a session (a SessionLost)
             ├── MethodNotAllowed     405 (no GET listener here)
             ├── RateLimited          429 / 503 with optional Retry-After
             └── ServerError          other 5xx
 
-The supervisor classifies these (`transient`, `auth`, `permanent`) in its
-sans-IO state machine; the transports only raise them.
+The transports raise what happened (a status, a stream end, the server's own
+JSON-RPC error); `mcpconn._core.classify` alone turns an error into a fact for
+the sans-IO state machine (transient, auth, session lost, permanent).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ def _safe_error(challenge: Challenge | None) -> str | None:
 
 __all__ = [
     "Challenge",
+    "ConnectError",
     "ConnectionClosed",
     "Forbidden",
     "HTTPStatusError",
@@ -71,6 +76,7 @@ __all__ = [
     "SSELimitExceeded",
     "ServerError",
     "SessionExpired",
+    "SessionLost",
     "StreamEnded",
     "TokenProviderError",
     "TransportError",
@@ -192,6 +198,13 @@ class NetworkError(TransportError):
     """Connection refused, reset, or another socket-level failure."""
 
 
+class ConnectError(NetworkError):
+    """The connection could not be opened (refused, DNS, TLS, connect timeout).
+
+    The request never reached the server, so it is safe to send again.
+    """
+
+
 class ReadTimeout(TransportError):
     """The server stopped sending: a stalled stream or a slow response."""
 
@@ -202,6 +215,15 @@ class StreamEnded(TransportError):
     def __init__(self, message: str = "stream ended", *, retry: float | None = None) -> None:
         super().__init__(message)
         self.retry = retry
+
+
+class SessionLost(TransportError):
+    """The server's side of the session is gone; only a new session helps.
+
+    Raised as is when the legacy SSE stream that *was* the session ends or
+    breaks (its own error, if any, is the ``__cause__``); an HTTP 404/410 that
+    says so is the more specific `SessionExpired`.
+    """
 
 
 class ProtocolError(TransportError):
@@ -263,7 +285,7 @@ class Forbidden(HTTPStatusError):
         return self.challenge is not None and self.challenge.error == "insufficient_scope"
 
 
-class SessionExpired(HTTPStatusError):
+class SessionExpired(HTTPStatusError, SessionLost):
     """404/410 on a request that carried ``Mcp-Session-Id``: the session is gone."""
 
 

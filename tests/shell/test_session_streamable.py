@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from mcpconn import (
+    ConnectError,
     HTTPStatusError,
     InvalidMessage,
     JSONRPCError,
@@ -517,7 +518,9 @@ async def test_oversized_sse_line_fails_the_request() -> None:
 @pytest.mark.parametrize(
     ("exc", "error"),
     [
-        (httpx.ConnectError("refused"), NetworkError),
+        (httpx.ConnectError("refused"), ConnectError),
+        (httpx.ConnectTimeout("slow"), ConnectError),
+        (httpx.WriteTimeout("slow"), NetworkError),
         (httpx.RemoteProtocolError("reset"), NetworkError),
         (httpx.ReadError("reset"), NetworkError),
         (httpx.ReadTimeout("stalled"), ReadTimeout),
@@ -535,6 +538,7 @@ async def test_httpx_errors_are_translated_once_with_cause(
     async with opened(fake) as session:
         with pytest.raises(error) as info:
             await session.request("tools/list")
+    assert type(info.value) is error  # the most specific class
     assert info.value.__cause__ is exc
 
 

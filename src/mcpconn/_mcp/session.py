@@ -207,9 +207,10 @@ class Session:
         """Run the server-to-client stream once; it always ends in an exception.
 
         `StreamEnded` (sleep ``retry`` if given, call again: it resumes),
-        `MethodNotAllowed` (no listener here: never retry), `SessionExpired`
-        (legacy SSE: the stream was the session), or another typed error. In the
-        session era a 404 re-initializes the session and raises `StreamEnded`.
+        `MethodNotAllowed` or a -32601 `JSONRPCError` (no listener here),
+        `SessionLost` (legacy SSE: the stream was the session), or another typed
+        error; `mcpconn._core.classify` says what each means. In the session era
+        a 404 re-initializes the session and raises `StreamEnded`.
         """
         transport = self._require_transport()
         request = None

@@ -17,7 +17,7 @@ import math
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
@@ -26,7 +26,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .._config import ServerConfig
 from .._core.budget import TokenBucket
-from .._core.classify import Operation, classify
+from .._core.classify import classify
 from .._core.machine import (
     Action,
     Connect,
@@ -44,13 +44,10 @@ from .._core.machine import (
 )
 from .._exceptions import (
     ConnectionClosed,
-    Forbidden,
     JSONRPCError,
     MCPConnError,
     ReauthRequired,
     RequestTimeout,
-    SessionExpired,
-    Unauthorized,
 )
 from .._mcp.lists import ListCache
 from .._mcp.session import EraCache, Session, SessionHandlers, client_capabilities, open_session
@@ -63,8 +60,6 @@ logger = logging.getLogger("mcpconn")
 
 RequestHandler = Callable[[dict[str, Any] | None], Awaitable[dict[str, Any]]]
 ReauthCallback = Callable[[ReauthRequired], Awaitable[None] | None]
-
-_AUTH_INPUTS = (Input.UNAUTHORIZED, Input.SCOPE_DENIED, Input.REAUTH_REQUIRED)
 
 
 @dataclass
@@ -193,9 +188,12 @@ class Connection:
                 timeout=max(0.001, deadline - anyio.current_time()),
                 on_progress=on_progress,
             )
-        except (Unauthorized, Forbidden, ReauthRequired, SessionExpired) as exc:
-            self._report(exc, epoch)
-            if isinstance(exc, ReauthRequired):
+        except MCPConnError as exc:
+            fact = classify(exc, during="call")
+            if fact is None:
+                raise  # the caller's business, not the connection's
+            self._post_failure(exc, fact, epoch)
+            if fact.input is Input.REAUTH_REQUIRED:
                 raise self._reauth_error(exc) from exc
             raise
         finally:
@@ -415,8 +413,12 @@ class Connection:
                 self._fail_epoch(exc, epoch, "ping")
                 return
 
-    def _fail_epoch(self, exc: BaseException, epoch: int, during: Operation) -> None:
-        fact = classify(exc, during=during)
+    def _fail_epoch(
+        self, exc: BaseException, epoch: int, during: Literal["connect", "listen", "ping"]
+    ) -> None:
+        self._post_failure(exc, classify(exc, during=during), epoch)
+
+    def _post_failure(self, exc: BaseException, fact: Fact, epoch: int) -> None:
         if epoch == self._epoch and fact.input is not Input.NO_LISTENER:
             self.last_error = exc
             self._note_failure(exc, fact)
@@ -424,9 +426,9 @@ class Connection:
 
     def _note_failure(self, exc: BaseException, fact: Fact) -> None:
         counters = self._ctx.counters
-        if isinstance(exc, Unauthorized | Forbidden):
+        if fact.input in (Input.UNAUTHORIZED, Input.SCOPE_DENIED):
             counters.unauthorized += 1
-            self.challenge = exc.challenge
+            self.challenge = getattr(exc, "challenge", None)
         elif fact.input in (Input.TRANSIENT_FAILURE, Input.LISTENER_FAILED):
             counters.transient_failures += 1
             attempt = self._machine.transient_attempt + 1
@@ -503,11 +505,6 @@ class Connection:
             if state in (State.CLOSED, State.FAILED):
                 raise ConnectionClosed(f"{self!r} is {state.name}: {self.last_error!r}")
             await self._next_change()
-
-    def _report(self, exc: BaseException, epoch: int) -> None:
-        fact = classify(exc, during="call")
-        if fact.input in _AUTH_INPUTS or fact.input is Input.SESSION_LOST:
-            self._fail_epoch(exc, epoch, "call")
 
     def _begin_call(self) -> None:
         self._inflight += 1

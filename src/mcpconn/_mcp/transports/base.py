@@ -29,6 +29,7 @@ from ..._core import http_rules as _http_rules
 from ..._core import jsonrpc as _jsonrpc
 from ..._core.sse import SSEDecoder
 from ..._exceptions import (
+    ConnectError,
     HTTPStatusError,
     JSONRPCError,
     MCPConnError,
@@ -75,12 +76,15 @@ def map_httpx_errors() -> Iterator[None]:
     """Translate httpx's exceptions into ours, once, at the boundary."""
     try:
         yield
-    except httpx.TimeoutException as exc:
-        # Connect/write/pool timeouts are network failures; a read timeout is a stall.
-        if isinstance(exc, httpx.ReadTimeout):
-            raise ReadTimeout(f"no data within the read timeout ({type(exc).__name__})") from exc
+    except httpx.ReadTimeout as exc:
+        raise ReadTimeout(f"no data within the read timeout ({type(exc).__name__})") from exc
+    except httpx.ConnectTimeout as exc:
+        raise ConnectError(f"timed out connecting or sending ({type(exc).__name__})") from exc
+    except httpx.TimeoutException as exc:  # write and pool timeouts
         raise NetworkError(f"timed out connecting or sending ({type(exc).__name__})") from exc
-    except (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.CloseError) as exc:
+    except httpx.ConnectError as exc:
+        raise ConnectError(f"network error ({type(exc).__name__})") from exc
+    except (httpx.ReadError, httpx.WriteError, httpx.CloseError) as exc:
         raise NetworkError(f"network error ({type(exc).__name__})") from exc
     except httpx.RemoteProtocolError as exc:
         raise NetworkError(f"connection broken ({type(exc).__name__})") from exc
