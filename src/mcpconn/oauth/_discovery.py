@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .._core.http_rules import canonical_uri
 from .._exceptions import Challenge, OAuthError
 
 __all__ = [
@@ -98,12 +99,8 @@ def _origin_and_path(url: str) -> tuple[str, str]:
 
 
 def canonical_resource(server_url: str) -> str:
-    """The server's canonical URI (RFC 8707, MCP): lower-case scheme and host, no
-    fragment, no trailing slash (a bare origin stays without one)."""
-    parts = urlsplit(server_url)
-    netloc = parts.netloc.lower()
-    path = parts.path.rstrip("/")
-    return urlunsplit((parts.scheme.lower(), netloc, path, parts.query, ""))
+    """The server's canonical URI (RFC 8707): see `canonical_uri`."""
+    return canonical_uri(server_url)
 
 
 def _unique(urls: list[str]) -> list[str]:
@@ -186,7 +183,8 @@ def parse_protected_resource(data: Mapping[str, Any], *, server_url: str) -> Pro
     if not _covers(resource, server_url):
         raise OAuthError("protected resource metadata names a different resource")
     servers = tuple(
-        url for url in (_http_url(v) for v in _strings(data.get("authorization_servers")) or ())
+        url
+        for url in (_http_url(v) for v in _strings(data.get("authorization_servers")) or ())
         if url
     )
     if not servers:

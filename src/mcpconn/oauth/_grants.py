@@ -118,9 +118,7 @@ async def jwt_bearer(
     auth_methods_supported: tuple[str, ...] | None = None,
 ) -> TokenResponse:
     """RFC 7523 section 2.1: an assertion as the grant."""
-    form = _with(
-        {"grant_type": JWT_BEARER, "assertion": assertion}, resource=resource, scope=scope
-    )
+    form = _with({"grant_type": JWT_BEARER, "assertion": assertion}, resource=resource, scope=scope)
     return await request_token(
         http, token_endpoint, form, client=client, auth_methods_supported=auth_methods_supported
     )

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
+from .._core.http_rules import parse_www_authenticate
 from .._exceptions import Challenge, OAuthError
-from .._http_rules import parse_www_authenticate
 from ._responses import MAX_BODY_BYTES, parse_json_object
 
 __all__ = ["get_json", "post", "probe_challenge"]
@@ -39,7 +39,9 @@ async def _send(
         async with http.stream(method, url, **kwargs) as response:
             return response, await _read(response)
     except httpx.HTTPError as exc:
-        raise OAuthError(f"{method} to the authorization service failed: {type(exc).__name__}") from exc
+        raise OAuthError(
+            f"{method} to the authorization service failed: {type(exc).__name__}"
+        ) from exc
 
 
 async def get_json(http: httpx.AsyncClient, url: str) -> dict[str, Any] | None:

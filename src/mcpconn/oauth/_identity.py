@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
+from .._core.http_rules import is_loopback_host
 from .._exceptions import OAuthError
-from .._http_rules import is_loopback_host
 from ._responses import parse_json_object
 
 __all__ = [
@@ -64,7 +64,7 @@ class ClientRegistration:
         offered = supported if supported is not None else ("client_secret_basic",)
         for method in ("client_secret_basic", "client_secret_post"):
             if method in offered:
-                return method  # type: ignore[return-value]
+                return method
         return "none" if "none" in offered else "client_secret_basic"
 
     def to_json(self) -> str:
@@ -83,7 +83,9 @@ class ClientRegistration:
         try:
             data = json.loads(text)
             return cls(
-                data["client_id"], data.get("client_secret"), data.get("auth_method"),
+                data["client_id"],
+                data.get("client_secret"),
+                data.get("auth_method"),
                 data.get("issuer"),
             )
         except (ValueError, KeyError, TypeError):

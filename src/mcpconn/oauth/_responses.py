@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._core.token import Token
 from .._exceptions import OAuthError
-from .._token import Token
 
 __all__ = [
     "MAX_BODY_BYTES",
