@@ -9,6 +9,7 @@ token: no ``str()`` or ``repr()`` here may contain a credential.
     ├── TokenProviderError           the provider raised, hung or returned garbage
     ├── ReauthRequired               only a human can fix this (parked connection)
     ├── InsecureTransportError       bearer token over plain http to a remote host
+    ├── OAuthError                   an authorization server refused or sent garbage
     ├── ConnectionClosed             a call on a closed connection or supervisor
     ├── RequestTimeout               a request got no response in time
     ├── JSONRPCError                 the server answered with a JSON-RPC error
@@ -68,6 +69,7 @@ __all__ = [
     "MalformedTokenError",
     "MethodNotAllowed",
     "NetworkError",
+    "OAuthError",
     "ProtocolError",
     "RateLimited",
     "ReadTimeout",
@@ -163,6 +165,22 @@ class ReauthRequired(MCPConnError):
 
 class InsecureTransportError(MCPConnError):
     """Refused to send a bearer token over plain http to a non-loopback host."""
+
+
+class OAuthError(MCPConnError):
+    """An OAuth step failed (``mcpconn.oauth``): metadata, registration, redirect or token.
+
+    ``error`` is the OAuth error code when the server sent a well-formed one
+    (``invalid_grant``...); the server's description is never kept.
+    """
+
+    def __init__(
+        self, message: str, *, error: str | None = None, status_code: int | None = None
+    ) -> None:
+        code = error if error is None or _ERROR_CODE.fullmatch(error) else "invalid error code"
+        super().__init__(f"{message} ({code})" if code else message)
+        self.error = code
+        self.status_code = status_code
 
 
 class ConnectionClosed(MCPConnError):

@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from email.utils import parsedate_tz
+from urllib.parse import urlsplit, urlunsplit
 
 from .._exceptions import (
     Challenge,
@@ -32,6 +33,7 @@ from .._exceptions import (
 __all__ = [
     "MAX_HEADER_CHARS",
     "MAX_PARAMS",
+    "canonical_uri",
     "check_content_type",
     "error_for_status",
     "header",
@@ -240,6 +242,15 @@ def check_content_type(content_type: str | None, allowed: tuple[str, ...]) -> st
     if kind is not None and kind in (item.lower() for item in allowed):
         return kind
     raise UnexpectedContentType(content_type)
+
+
+def canonical_uri(url: str) -> str:
+    """A server's canonical URI (RFC 8707, MCP): lower-case scheme and host, no
+    fragment, no trailing slash. What `TokenRequest.resource` carries."""
+    parts = urlsplit(url)
+    return urlunsplit(
+        (parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), parts.query, "")
+    )
 
 
 def is_loopback_host(host: str) -> bool:

@@ -27,6 +27,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .._config import ServerConfig
 from .._core.budget import TokenBucket
 from .._core.classify import classify
+from .._core.http_rules import canonical_uri
 from .._core.machine import (
     Action,
     Connect,
@@ -131,6 +132,7 @@ class Connection:
                 principal,
                 config.audience,
                 allow_insecure_http=config.allow_insecure_http,
+                resource=canonical_uri(config.url),
             )
 
     def __repr__(self) -> str:
@@ -454,10 +456,15 @@ class Connection:
 
     async def _force_refresh(self) -> None:
         tokens, audience = self._ctx.tokens, self.server.audience
-        rejected = self._auth.last_rejected if self._auth is not None else None
+        auth = self._auth
+        rejected = auth.last_rejected if auth is not None else None
+        resource = auth.resource if auth is not None else None
         if rejected is None:
-            rejected = await tokens.get(self.principal, audience)
-        await tokens.refresh(self.principal, audience, replacing=rejected)
+            rejected = await tokens.get(self.principal, audience, resource=resource)
+        challenge = auth.last_challenge if auth is not None else None
+        await tokens.refresh(
+            self.principal, audience, replacing=rejected, challenge=challenge, resource=resource
+        )
         self._ctx.counters.forced_refreshes += 1
 
     # ---- parking ----------------------------------------------------------------

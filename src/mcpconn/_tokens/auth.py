@@ -42,10 +42,13 @@ class BearerAuth(httpx.Auth):
         *,
         retry_on_401: bool = True,
         allow_insecure_http: bool = False,
+        resource: str | None = None,
     ) -> None:
         self.source = source
         self.principal = principal
         self.audience = audience
+        #: The server's canonical URI, for the provider (`TokenRequest.resource`).
+        self.resource = resource
         self.retry_on_401 = retry_on_401
         self.allow_insecure_http = allow_insecure_http
         self.last_challenge: Challenge | None = None
@@ -65,6 +68,13 @@ class BearerAuth(httpx.Auth):
                 "use https or allow_insecure_http=True"
             )
 
+    def _step_up(self, response: httpx.Response) -> bool:
+        """A 403 insufficient_scope, and a provider that can widen scope (``step_up``)."""
+        if response.status_code != 403 or not self.source.step_up:
+            return False
+        challenge = parse_www_authenticate(response.headers.get_list("www-authenticate"))
+        return challenge is not None and challenge.error == "insufficient_scope"
+
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
         raise RuntimeError("BearerAuth is async-only: use it with httpx.AsyncClient")
 
@@ -72,16 +82,22 @@ class BearerAuth(httpx.Auth):
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         self._check_transport(request.url)
-        sent = await self.source.get(self.principal, self.audience)
+        sent = await self.source.get(self.principal, self.audience, resource=self.resource)
         request.headers["Authorization"] = f"Bearer {sent.raw}"
         response = yield request
-        if response.status_code != 401:
+        if response.status_code != 401 and not self._step_up(response):
             return
         self.last_challenge = parse_www_authenticate(response.headers.get_list("www-authenticate"))
         self.last_rejected = sent
         if not self.retry_on_401:
             return
-        fresh = await self.source.refresh(self.principal, self.audience, replacing=sent)
+        fresh = await self.source.refresh(
+            self.principal,
+            self.audience,
+            replacing=sent,
+            challenge=self.last_challenge,
+            resource=self.resource,
+        )
         if fresh.same_credential(sent):
             return  # the provider has nothing better: the 401 is the caller's signal
         request.headers["Authorization"] = f"Bearer {fresh.raw}"

@@ -24,7 +24,13 @@ import anyio
 
 from .._core.freshness import Freshness, FreshnessPolicy, freshness, refresh_timer_at
 from .._core.token import Token
-from .._exceptions import ConnectionClosed, MCPConnError, ReauthRequired, TokenProviderError
+from .._exceptions import (
+    Challenge,
+    ConnectionClosed,
+    MCPConnError,
+    ReauthRequired,
+    TokenProviderError,
+)
 from .store import StoredToken
 
 __all__ = [
@@ -46,13 +52,18 @@ class TokenRequest:
     ``force`` is True when a server rejected the current token or it expired:
     the provider must not answer from its own cache. ``audience`` names the
     downstream server for a per-server token exchange (RFC 8693); ``None``
-    means the principal's own token.
+    means the principal's own token. ``challenge`` is the parsed
+    ``WWW-Authenticate`` of the 401/403 that caused a forced refresh.
+    ``resource`` is the server's canonical URI (RFC 8707) on every request made
+    for a connection; ``None`` for a direct `TokenSource.get()`.
     """
 
     principal: str
     force: bool = False
     reason: str = ""
     audience: str | None = None
+    challenge: Challenge | None = None
+    resource: str | None = None
 
 
 Provider = Callable[[TokenRequest], Awaitable["str | Token"]]
@@ -164,6 +175,9 @@ class KeyState:
     # provider handed the same one back, so do not ask again before the margin.
     ahead_for: str | None = field(default=None, repr=False)  # a raw credential
     timer: anyio.CancelScope | None = None
+    #: The server (canonical URI) the key's tokens were last asked for: background
+    #: refreshes name it too.
+    resource: str | None = None
 
     def recent_failure(self, clock: Callable[[], float], cooldown: float) -> MCPConnError | None:
         """The failure to answer with, within ``cooldown``, instead of calling the provider."""

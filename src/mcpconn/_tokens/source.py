@@ -61,7 +61,7 @@ import anyio.lowlevel
 
 from .._core.freshness import Freshness, FreshnessPolicy, freshness
 from .._core.token import Token
-from .._exceptions import ConnectionClosed, MCPConnError, ReauthRequired
+from .._exceptions import Challenge, ConnectionClosed, MCPConnError, ReauthRequired
 from .provider import (
     Flight,
     KeyState,
@@ -143,6 +143,16 @@ class TokenSource:
         self._provider_calls = 0
         self._refreshes = 0
         self._failures = 0
+        #: After a 403 insufficient_scope, ask the provider again (it can widen scope).
+        self.step_up = getattr(provider, "step_up", False) is True
+        bind = getattr(provider, "_bind_token_source", None)
+        if callable(bind):  # mcpconn.oauth: finished logins are published here
+            bind(self)
+
+    @property
+    def store(self) -> TokenStore:
+        """Where this source keeps its tokens (and providers their records)."""
+        return self._cache
 
     def __repr__(self) -> str:
         mode = "closed" if self._closed else "entered" if self._tg else "unentered"
@@ -186,14 +196,18 @@ class TokenSource:
 
     # -- the public calls ----------------------------------------------------------
 
-    async def get(self, principal: str, audience: str | None = None) -> Token:
+    async def get(
+        self, principal: str, audience: str | None = None, *, resource: str | None = None
+    ) -> Token:
         """A token that is not expired: the cached one, or a new one from the provider.
 
         While a forced refresh (after a rejection) runs, callers wait for its result
-        rather than send the token a server just rejected.
+        rather than send the token a server just rejected. ``resource``: the server
+        the token is for (`TokenRequest.resource`).
         """
         key = self._key(principal, audience)
         self._require_entered()
+        self._note_resource(key, resource)
         entry = self._cache.get(key)
         flight = self._states[key].flight if key in self._states else None
         if flight is not None and flight.request.force:
@@ -217,17 +231,25 @@ class TokenSource:
         )
 
     async def refresh(
-        self, principal: str, audience: str | None = None, *, replacing: Token | None
+        self,
+        principal: str,
+        audience: str | None = None,
+        *,
+        replacing: Token | None,
+        challenge: Challenge | None = None,
+        resource: str | None = None,
     ) -> Token:
         """Forced refresh after ``replacing`` was rejected (compare-and-refresh).
 
         If the cached token is no longer ``replacing`` (another task already
         replaced it) and is not expired, it is returned with no provider call.
         ``replacing=None`` refreshes whatever is cached. Concurrent calls share
-        one provider call.
+        one provider call. ``challenge``: the rejection's parsed WWW-Authenticate,
+        handed to the provider (`TokenRequest.challenge`).
         """
         key = self._key(principal, audience)
         self._require_entered()
+        self._note_resource(key, resource)
         state = self._state(key)
         entry = self._cache.get(key)
         if (
@@ -241,7 +263,9 @@ class TokenSource:
             return entry.token
         if replacing is None and entry is not None:
             replacing = entry.token
-        return await self._obtain(key, force=True, reason="token rejected", avoid=replacing)
+        return await self._obtain(
+            key, force=True, reason="token rejected", avoid=replacing, challenge=challenge
+        )
 
     def publish(self, principal: str, token: Token | str, audience: str | None = None) -> None:
         """Push a new token (e.g. the user logged in again); wakes everyone waiting on the key."""
@@ -318,6 +342,10 @@ class TokenSource:
             raise TypeError("audience must be a str or None")
         return (principal, audience)
 
+    def _note_resource(self, key: Key, resource: str | None) -> None:
+        if resource is not None:
+            self._state(key).resource = resource
+
     def _state(self, key: Key) -> KeyState:
         state = self._states.get(key)
         if state is None:
@@ -336,7 +364,13 @@ class TokenSource:
             )
 
     async def _obtain(
-        self, key: Key, *, force: bool, reason: str, avoid: Token | None = None
+        self,
+        key: Key,
+        *,
+        force: bool,
+        reason: str,
+        avoid: Token | None = None,
+        challenge: Challenge | None = None,
     ) -> Token:
         """Join the key's flight, or fail fast in the cooldown, or start a flight."""
         state = self._state(key)
@@ -345,7 +379,9 @@ class TokenSource:
             if (failure := state.recent_failure(self._clock, self._failure_cooldown)) is not None:
                 await anyio.lowlevel.checkpoint()
                 raise fresh_copy(failure)
-            flight = self._start_flight(key, state, force=force, reason=reason, avoid=avoid)
+            flight = self._start_flight(
+                key, state, force=force, reason=reason, avoid=avoid, challenge=challenge
+            )
             if self._tg is None:
                 # Not entered: this caller leads, shielded (see the module docstring).
                 await self._fly(key, flight, shield=True)
@@ -354,9 +390,23 @@ class TokenSource:
         return await flight.wait()
 
     def _start_flight(
-        self, key: Key, state: KeyState, *, force: bool, reason: str, avoid: Token | None
+        self,
+        key: Key,
+        state: KeyState,
+        *,
+        force: bool,
+        reason: str,
+        avoid: Token | None,
+        challenge: Challenge | None = None,
     ) -> Flight:
-        request = TokenRequest(principal=key[0], force=force, reason=reason, audience=key[1])
+        request = TokenRequest(
+            principal=key[0],
+            force=force,
+            reason=reason,
+            audience=key[1],
+            challenge=challenge,
+            resource=state.resource,
+        )
         flight = Flight(request, state.generation, avoid)
         state.flight = flight
         if self._tg is not None:
