@@ -38,7 +38,7 @@ from ._supervision.connection import Connection
 from ._supervision.notifications import Subscription
 from ._supervision.stats import ServerStatistics, StateChange, SupervisorStatistics
 from ._supervision.supervisor import StormControl, Supervisor
-from ._tokens.auth import BearerAuth
+from ._tokens.auth import BearerAuth, Rejection
 from ._tokens.source import TokenRequest, TokenSource, TokenSourceStatistics
 from ._tokens.store import MemoryTokenStore, StoredToken, TokenStore
 
@@ -65,6 +65,7 @@ __all__ = [
     "RateLimited",
     "ReadTimeout",
     "ReauthRequired",
+    "Rejection",
     "RequestTimeout",
     "SSELimitExceeded",
     "ServerConfig",

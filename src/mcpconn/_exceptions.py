@@ -43,7 +43,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._core.token import Token
 
 # RFC 6750 error codes are short lowercase words; anything else a server puts there
 # is never echoed (a hostile server could put our own token in it).
@@ -282,12 +285,20 @@ class HTTPStatusError(TransportError):
 
 
 class Unauthorized(HTTPStatusError):
-    """401: the server rejected our token (after the one forced refresh)."""
+    """401: the server rejected our token (after the one forced refresh).
 
-    def __init__(self, challenge: Challenge | None = None) -> None:
+    ``challenge`` is the parsed ``WWW-Authenticate``; ``rejected`` the `Token`
+    the server refused, when mcpconn sent it (what a forced refresh replaces).
+    Neither ever shows the credential: the message names only the error code.
+    """
+
+    def __init__(
+        self, challenge: Challenge | None = None, *, rejected: Token | None = None
+    ) -> None:
         code = _safe_error(challenge)
         super().__init__(401, f"401 Unauthorized ({code})" if code else "401 Unauthorized")
         self.challenge = challenge
+        self.rejected = rejected
 
 
 class Forbidden(HTTPStatusError):

@@ -14,6 +14,7 @@ import pytest
 import mcpconn._mcp.transports.eras  # noqa: F401 - its private errors have rows too
 from mcpconn._core.classify import Operation, classify, describe
 from mcpconn._core.machine import Input
+from mcpconn._core.token import Token
 from mcpconn._exceptions import (
     Challenge,
     ConnectError,
@@ -148,3 +149,17 @@ def test_a_session_expiry_is_a_lost_session_and_an_http_status() -> None:
     assert isinstance(error, SessionLost) and isinstance(error, HTTPStatusError)
     assert error.status_code == 404
     assert not isinstance(SessionLost("stream ended"), HTTPStatusError)  # no fabricated status
+
+
+@pytest.mark.parametrize("during", OPERATIONS)
+def test_an_auth_fact_carries_the_refused_token_and_the_challenge(during: Operation) -> None:
+    challenge = Challenge(error="invalid_token")
+    token = Token("the-refused-credential", expires_at=2_000_000_000.0)
+    fact = classify(Unauthorized(challenge, rejected=token), during=during)
+    assert fact is not None and fact.rejected is token and fact.challenge is challenge
+    assert "the-refused-credential" not in repr(fact) + fact.reason
+    scope = Challenge(error="insufficient_scope")
+    denied = classify(Forbidden(scope), during=during)
+    assert denied is not None and denied.challenge is scope and denied.rejected is None
+    parked = classify(ReauthRequired(challenge=scope), during=during)
+    assert parked is not None and parked.challenge is scope

@@ -72,13 +72,22 @@ def classify(error: BaseException, *, during: Operation) -> Fact | None:
 
 
 def _about_the_connection(error: BaseException) -> Fact | None:
-    """What means the same whatever was being done: auth and a lost session."""
+    """What means the same whatever was being done: auth and a lost session.
+
+    An auth fact carries the rejection's data (challenge, refused token) so the
+    shell never has to look inside the error or the auth object for it.
+    """
     if isinstance(error, Unauthorized):
-        return Fact(Input.UNAUTHORIZED, reason=describe(error))
+        return Fact(
+            Input.UNAUTHORIZED,
+            reason=describe(error),
+            challenge=error.challenge,
+            rejected=error.rejected,
+        )
     if isinstance(error, Forbidden):
-        return Fact(Input.SCOPE_DENIED, reason=describe(error))
+        return Fact(Input.SCOPE_DENIED, reason=describe(error), challenge=error.challenge)
     if isinstance(error, ReauthRequired):
-        return Fact(Input.REAUTH_REQUIRED, reason=describe(error))
+        return Fact(Input.REAUTH_REQUIRED, reason=describe(error), challenge=error.challenge)
     if isinstance(error, SessionLost):  # SessionExpired included
         return Fact(Input.SESSION_LOST, reason=describe(error))
     return None

@@ -41,6 +41,9 @@ from .backoff import Backoff
 if TYPE_CHECKING:
     import random
 
+    from .._exceptions import Challenge
+    from .token import Token
+
 
 class State(enum.Enum):
     """Where a connection is. Calls go straight through only in READY."""
@@ -86,6 +89,10 @@ class Fact:
     #: The server's ``Retry-After`` in seconds (TRANSIENT_FAILURE): honoured, capped.
     retry_after: float | None = None
     reason: str = ""
+    #: The parsed ``WWW-Authenticate`` (UNAUTHORIZED, SCOPE_DENIED, REAUTH_REQUIRED).
+    challenge: Challenge | None = None
+    #: The token the server refused (UNAUTHORIZED): what a forced refresh replaces.
+    rejected: Token | None = None
 
 
 # ---- actions --------------------------------------------------------------------

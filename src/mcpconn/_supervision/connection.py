@@ -43,7 +43,9 @@ from .._core.machine import (
     State,
     worth_logging,
 )
+from .._core.token import Token
 from .._exceptions import (
+    Challenge,
     ConnectionClosed,
     JSONRPCError,
     MCPConnError,
@@ -95,7 +97,8 @@ class Connection:
         self.server = config
         self.principal = principal
         self.last_error: MCPConnError | BaseException | None = None
-        self.challenge: Any = None
+        self.challenge: Challenge | None = None
+        self._rejected: Token | None = None
         self._ctx = context
         self._machine = machine
         #: Every record carries the server and principal (``record.mcp_server``/``.principal``).
@@ -430,7 +433,8 @@ class Connection:
         counters = self._ctx.counters
         if fact.input in (Input.UNAUTHORIZED, Input.SCOPE_DENIED):
             counters.unauthorized += 1
-            self.challenge = getattr(exc, "challenge", None)
+            self.challenge = fact.challenge
+            self._rejected = fact.rejected or self._rejected
         elif fact.input in (Input.TRANSIENT_FAILURE, Input.LISTENER_FAILED):
             counters.transient_failures += 1
             attempt = self._machine.transient_attempt + 1
@@ -457,13 +461,16 @@ class Connection:
     async def _force_refresh(self) -> None:
         tokens, audience = self._ctx.tokens, self.server.audience
         auth = self._auth
-        rejected = auth.last_rejected if auth is not None else None
+        rejected = self._rejected  # the token the last 401 refused, from its error
         resource = auth.resource if auth is not None else None
         if rejected is None:
             rejected = await tokens.get(self.principal, audience, resource=resource)
-        challenge = auth.last_challenge if auth is not None else None
         await tokens.refresh(
-            self.principal, audience, replacing=rejected, challenge=challenge, resource=resource
+            self.principal,
+            audience,
+            replacing=rejected,
+            challenge=self.challenge,
+            resource=resource,
         )
         self._ctx.counters.forced_refreshes += 1
 

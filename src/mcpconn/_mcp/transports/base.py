@@ -30,6 +30,7 @@ from ..._core import jsonrpc as _jsonrpc
 from ..._core.sse import SSEDecoder
 from ..._exceptions import (
     ConnectError,
+    Forbidden,
     HTTPStatusError,
     JSONRPCError,
     MCPConnError,
@@ -37,7 +38,9 @@ from ..._exceptions import (
     ProtocolError,
     ReadTimeout,
     TransportError,
+    Unauthorized,
 )
+from ..._tokens.auth import BearerAuth
 
 __all__ = [
     "ACCEPT_BOTH",
@@ -153,6 +156,11 @@ class HTTPChannel:
         status = response.status_code
         if 200 <= status < 300:
             return
+        rejection = BearerAuth.rejection(response)  # read (and parsed) by the auth flow
+        if rejection is not None:
+            if status == 401:
+                raise Unauthorized(rejection.challenge, rejected=rejection.token)
+            raise Forbidden(rejection.challenge)
         error = _http_rules.error_for_status(
             status, response.headers, had_session=had_session, era=era, now=time.time()
         )
