@@ -26,7 +26,7 @@ Who runs the flight (and why there are two modes):
   the flight ends (at most ``provider_timeout`` later). In the stale window
   ``get()`` just serves the token; it is refreshed when it reaches the margin.
 
-Failures (``_provider.py`` says what counts as one; `ReauthRequired` gets the
+Failures (``provider.py`` says what counts as one; `ReauthRequired` gets the
 principal filled in): for ``failure_cooldown`` seconds afterwards the key
 answers with a copy of that error instead of calling the provider again;
 ``publish`` and ``invalidate`` end the cooldown. A provider that hands back the
@@ -37,7 +37,11 @@ not move, listeners are not called, and no further refresh-ahead runs for it
 All state changes happen between awaits, so no lock is needed and none is held
 while the provider runs.
 
-Where tokens live: a `TokenStore` (``_store.py``; default `MemoryTokenStore`).
+Freshness is judged in one place, `FreshnessJudge` (``judge.py``, the core's
+rules with this source's clock and policy); ``flights.py`` holds the per-key
+bookkeeping. Neither, nor the provider module, calls back into the source.
+
+Where tokens live: a `TokenStore` (``store.py``; default `MemoryTokenStore`).
 The token source does all the deciding; a shared store (``mcpconn.redis_store``,
 needs ``async with``) runs each flight through ``exchange`` (one provider call
 fleet-wide) and reports other replicas' changes through `_remote_change`.
@@ -51,7 +55,6 @@ import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from functools import partial
 from types import TracebackType
 from typing import Self
 
@@ -59,19 +62,12 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from .._core.freshness import Freshness, FreshnessPolicy, freshness
+from .._core.freshness import Freshness, FreshnessPolicy
 from .._core.token import Token
 from .._exceptions import Challenge, ConnectionClosed, MCPConnError, ReauthRequired
-from .provider import (
-    Flight,
-    KeyState,
-    Provider,
-    TokenRequest,
-    call_provider,
-    check_timeout,
-    fresh_copy,
-    refresh_ahead_timer,
-)
+from .flights import Flight, KeyState, fresh_copy
+from .judge import FreshnessJudge
+from .provider import Provider, TokenRequest, call_provider, check_timeout, provider_failure
 from .store import Key, MemoryTokenStore, StoredToken, TokenStore
 
 __all__ = ["Provider", "TokenListener", "TokenRequest", "TokenSource", "TokenSourceStatistics"]
@@ -127,7 +123,9 @@ class TokenSource:
         if clock is None:
             clock = time.time
         self._provider = provider
-        self._policy = FreshnessPolicy(margin=margin, stale_window=stale_window, max_age=max_age)
+        policy = FreshnessPolicy(margin=margin, stale_window=stale_window, max_age=max_age)
+        #: The one place this source asks whether a token may be served.
+        self._judge = FreshnessJudge(policy, clock)
         self._refresh_ahead = refresh_ahead
         self._provider_timeout = float(provider_timeout)
         self._failure_cooldown = float(failure_cooldown)
@@ -214,9 +212,7 @@ class TokenSource:
             # A server rejected the cached token: wait for its replacement.
             return await flight.wait()
         if entry is not None:
-            state = freshness(
-                entry.token, self._clock(), self._policy, obtained_at=entry.obtained_at
-            )
+            state = self._judge(entry)
             if state is Freshness.FRESH:
                 return entry.token
             if state is Freshness.REFRESH_AHEAD:
@@ -257,8 +253,7 @@ class TokenSource:
             and entry is not None
             and replacing is not None
             and not entry.token.same_credential(replacing)
-            and freshness(entry.token, self._clock(), self._policy, obtained_at=entry.obtained_at)
-            is not Freshness.EXPIRED
+            and self._judge.servable(entry)
         ):
             return entry.token
         if replacing is None and entry is not None:
@@ -427,18 +422,20 @@ class TokenSource:
     async def _fly(self, key: Key, flight: Flight, shield: bool) -> None:
         """Run the provider once and settle ``flight`` whatever happens."""
         state = self._state(key)
-        usable = partial(flight.usable, clock=self._clock, policy=self._policy)
+
+        def usable(shared: StoredToken | None) -> bool:
+            """Another replica's token will do unless it is the one we replace or expired."""
+            return shared is not None and flight.replaces(shared) and self._judge.servable(shared)
 
         async def fetch() -> StoredToken:
             self._provider_calls += 1
             fetched = await call_provider(
-                self._provider,
-                flight.request,
-                timeout=self._provider_timeout,
-                clock=self._clock,
-                policy=self._policy,
+                self._provider, flight.request, timeout=self._provider_timeout, clock=self._clock
             )
-            return StoredToken(fetched, self._clock())
+            stored = StoredToken(fetched, self._clock())
+            if not self._judge.servable(stored):  # never cache what we could not serve
+                raise provider_failure(flight.request, "returned an expired token")
+            return stored
 
         try:
             with anyio.CancelScope(shield=shield):
@@ -538,12 +535,29 @@ class TokenSource:
             self._tg.start_soon(self._run_timer, key, state.timer)
 
     async def _run_timer(self, key: Key, scope: anyio.CancelScope) -> None:
-        def current() -> StoredToken | None:  # None once a refresh-ahead ran for it
-            entry = self._cache.get(key)
-            return None if entry is None or self._state(key).ahead_for == entry.token.raw else entry
+        """The ``refresh_ahead=True`` timer: ask the provider before anyone needs the token.
 
-        obtain = partial(self._obtain, key, force=False, reason="refresh-ahead timer")
+        Sleeps until the stale window opens, then refreshes once. After a failure
+        it retries, no faster than the cooldown, while the token is still usable.
+        """
         with scope:  # a new token cancels this scope (and schedules a new timer)
-            await refresh_ahead_timer(
-                current, obtain, self._policy, self._clock, self._failure_cooldown
-            )
+            while True:
+                entry = self._cache.get(key)
+                if entry is None or self._state(key).ahead_for == entry.token.raw:
+                    return  # nothing (more) to refresh ahead
+                delay = self._judge.refresh_ahead_in(entry)
+                if delay is None:
+                    return
+                if delay > 0:
+                    await anyio.sleep(delay)
+                    continue
+                try:
+                    await self._obtain(
+                        key, force=False, reason="refresh-ahead timer", avoid=entry.token
+                    )
+                except MCPConnError:
+                    if not self._judge.servable(entry):
+                        return  # the next get() will try (and report) again
+                    await anyio.sleep(max(self._failure_cooldown, 1.0))
+                else:
+                    return
