@@ -42,6 +42,7 @@ from . import handshake as _handshake
 from . import inbound as _inbound
 from .handshake import ServerHello, client_capabilities
 from .inbound import ProgressCallback
+from .lists import paginate
 from .transports import HTTPChannel, StatelessTransport, StreamLost, Transport
 from .transports.base import Era, describe
 from .transports.eras import EraCache
@@ -61,7 +62,6 @@ logger = logging.getLogger("mcpconn.session")
 
 #: JSON-RPC code for HeaderMismatch (2026-07-28): mirrored headers disagree with the body.
 HEADER_MISMATCH = -32020
-_MAX_PAGES = 100
 
 
 @dataclass
@@ -198,11 +198,6 @@ class Session:
             await self._send_cancelled(sent[-1], "timeout")
         raise RequestTimeout(f"{method} got no response within {timeout:g}s")
 
-    async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
-        if self._closed:
-            raise ConnectionClosed("the session is closed")
-        await self._send(_jsonrpc.Notification(method, params))
-
     async def listen(self) -> None:
         """Run the server-to-client stream once; it always ends in an exception.
 
@@ -270,13 +265,7 @@ class Session:
 
     async def _list_tools(self, transport: StatelessTransport) -> None:
         """Every page of tools/list, to learn the tools' ``x-mcp-header`` maps."""
-        params: dict[str, Any] | None = None
-        for _ in range(_MAX_PAGES):
-            page = transport.learn_tools(await self._roundtrip("tools/list", params, None))
-            cursor = page.get("nextCursor")
-            if not isinstance(cursor, str) or not cursor:
-                return
-            params = {"cursor": cursor}
+        await paginate(self._roundtrip, "tools/list", transport.learn_tools)
 
     async def _roundtrip(
         self,

@@ -115,7 +115,6 @@ class Connection:
             math.inf
         )
         self._epoch = 0
-        self._timer_id = 0
         self._timer_scope: anyio.CancelScope | None = None
         self._session: Session | None = None
         self._session_epoch = 0
@@ -327,7 +326,6 @@ class Connection:
     def _start_timer(self, sleep: Sleep) -> None:
         assert self._tg is not None
         self._cancel_timer()
-        self._timer_id += 1
         scope = anyio.CancelScope()
         self._timer_scope = scope
         extra = 0.0

@@ -13,12 +13,12 @@ per-key bookkeeping around the calls.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio
 
+from .._core.settings import number
 from .._core.token import Token
 from .._exceptions import Challenge, ReauthRequired, TokenProviderError
 
@@ -49,12 +49,9 @@ class TokenRequest:
 Provider = Callable[[TokenRequest], Awaitable["str | Token"]]
 
 
-def check_timeout(timeout: object) -> None:
+def check_timeout(timeout: object) -> float:
     """A hanging provider is cut off after ``timeout`` seconds: it must be a real bound."""
-    if isinstance(timeout, bool) or not (
-        isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0
-    ):
-        raise ValueError("provider_timeout must be a finite number > 0")
+    return number(timeout, "provider_timeout", above=True)
 
 
 def provider_failure(request: TokenRequest, message: str) -> TokenProviderError:

@@ -50,7 +50,6 @@ fleet-wide) and reports other replicas' changes through `_remote_change`.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -63,6 +62,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from .._core.freshness import Freshness, FreshnessPolicy
+from .._core.settings import number
 from .._core.token import Token
 from .._exceptions import Challenge, ConnectionClosed, MCPConnError, ReauthRequired
 from .flights import Flight, KeyState, fresh_copy
@@ -117,9 +117,8 @@ class TokenSource:
         clock: Callable[[], float] | None = None,
         store: TokenStore | None = None,
     ) -> None:
-        check_timeout(provider_timeout)
-        if not (math.isfinite(failure_cooldown) and failure_cooldown >= 0):
-            raise ValueError("failure_cooldown must be a finite number >= 0")
+        provider_timeout = check_timeout(provider_timeout)
+        failure_cooldown = number(failure_cooldown, "failure_cooldown")
         if clock is None:
             clock = time.time
         self._provider = provider

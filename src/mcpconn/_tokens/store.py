@@ -150,9 +150,6 @@ class MemoryTokenStore(TokenStore):
     def discard(self, key: Key) -> None:
         self._entries.pop(key, None)
 
-    def keys(self) -> list[Key]:
-        return list(self._entries)
-
     def __len__(self) -> int:
         return len(self._entries)
 
