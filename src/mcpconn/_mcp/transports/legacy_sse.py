@@ -22,10 +22,9 @@ from typing import Any
 import anyio
 import httpx
 from anyio.abc import TaskGroup
-from httpx_sse import ServerSentEvent
 
-from ..._core import http_rules as _http_rules
 from ..._core import jsonrpc as _jsonrpc
+from ..._core.sse import ServerSentEvent
 from ..._exceptions import InvalidMessage, MCPConnError, ProtocolError, SessionExpired
 from .base import ACCEPT_BOTH, ACCEPT_SSE, JSON, SSE, Dispatch, Era, HTTPChannel, StreamState
 
@@ -109,7 +108,7 @@ class LegacySSETransport:
     async def _run(self, dispatch: Dispatch) -> None:
         async with self.channel.open("GET", self.url, headers={"Accept": ACCEPT_SSE}) as resp:
             self.channel.raise_for_status(resp, had_session=False, era=self.era)
-            _http_rules.check_content_type(resp.headers.get("content-type"), (SSE,))
+            self.channel.content_type(resp, (SSE,))
             await self._pump(resp, dispatch)
 
     async def _pump(self, response: httpx.Response, dispatch: Dispatch) -> None:
@@ -124,7 +123,7 @@ class LegacySSETransport:
             if event.event not in ("", "message") or not event.data:
                 return False
             try:
-                message = _jsonrpc.parse_message(event.data)
+                message = self.channel.parse(event.data)
             except InvalidMessage:
                 self._skipped += 1
                 logger.debug("skipped an SSE event that is not JSON-RPC")
