@@ -77,7 +77,8 @@ class BearerAuth(httpx.Auth):
         response = yield request
         if response.status_code != 401:
             return
-        self.last_challenge = parse_www_authenticate(response.headers.get_list("www-authenticate"))
+        challenges = response.headers.get_list("www-authenticate")
+        self.last_challenge = parse_www_authenticate(challenges, (sent.raw,))
         self.last_rejected = sent
         if not self.retry_on_401:
             return
@@ -89,5 +90,5 @@ class BearerAuth(httpx.Auth):
         if response.status_code == 401:
             self.last_rejected = fresh
             self.last_challenge = parse_www_authenticate(
-                response.headers.get_list("www-authenticate")
+                response.headers.get_list("www-authenticate"), (fresh.raw,)
             )
