@@ -35,20 +35,30 @@ sans-IO state machine; the transports only raise them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# RFC 6750 error codes are short lowercase words; anything else a server puts there
-# is never echoed (a hostile server could put our own token in it).
-_ERROR_CODE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+# The registered error codes of a bearer challenge (RFC 6750, RFC 9470 step-up, RFC 9449
+# DPoP): only these are quoted in a message. Anything else a server puts in ``error=``
+# is its own text, which may be our token shaped like a code (a UUID starting with a
+# letter passes any "short lowercase word" test); the challenge keeps it, sanitized.
+_ERROR_CODES = frozenset(
+    (
+        "invalid_request",
+        "invalid_token",
+        "insufficient_scope",
+        "insufficient_user_authentication",
+        "invalid_dpop_proof",
+        "use_dpop_nonce",
+    )
+)
 
 
 def _safe_error(challenge: Challenge | None) -> str | None:
     if challenge is None or not challenge.error:
         return None
-    return challenge.error if _ERROR_CODE.fullmatch(challenge.error) else "invalid challenge"
+    return challenge.error if challenge.error in _ERROR_CODES else "unregistered error code"
 
 
 __all__ = [
@@ -84,7 +94,9 @@ class Challenge:
     """A parsed ``WWW-Authenticate: Bearer`` challenge (RFC 6750, RFC 9728).
 
     Unknown or malformed parts are dropped, never raised: a hostile server must
-    not be able to crash us with a header.
+    not be able to crash us with a header. Values are the server's text after the
+    sanitizer (`mcpconn._core.sanitize`): bounded, no control characters, the
+    credential we sent and anything JWT-shaped redacted.
     """
 
     scheme: str = "Bearer"
@@ -95,7 +107,7 @@ class Challenge:
     params: Mapping[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
-        # Only the well-formed error code: descriptions and params are the server's words.
+        # Only a registered error code: descriptions and params are the server's words.
         return f"Challenge(scheme={self.scheme!r}, error={_safe_error(self)!r})"
 
 

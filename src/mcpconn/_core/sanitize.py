@@ -59,12 +59,16 @@ def _strip_controls(text: str) -> str:
     return "".join(ch for ch in text if unicodedata.category(ch) not in _DROPPED)
 
 
-def _render(value: object, out: list[str], budget: int, depth: int = 0) -> int:
-    """Append a repr-like rendering of ``value`` to ``out``; return the budget left."""
+def _render(value: object, out: list[str], budget: int, secrets: list[str], depth: int = 0) -> int:
+    """Append a repr-like rendering of ``value`` to ``out``; return the budget left.
+
+    String leaves are redacted before ``repr`` quotes them: a secret holding a quote
+    would otherwise come out escaped, past the final search, yet readable.
+    """
     if budget <= 0:
         return 0
     if isinstance(value, str):
-        piece = repr(value[:budget])
+        piece = repr(redact(_strip_controls(value[:budget]), secrets))
     elif value is None or isinstance(value, bool | int | float):
         piece = repr(value) if not isinstance(value, int) or value.bit_length() < 256 else "<int>"
     elif isinstance(value, dict | list | tuple) and depth < _JSON_DEPTH:
@@ -79,11 +83,11 @@ def _render(value: object, out: list[str], budget: int, depth: int = 0) -> int:
                 out.append(", ")
                 budget -= 2
             if is_dict:
-                budget = _render(item[0], out, budget, depth + 1)
+                budget = _render(item[0], out, budget, secrets, depth + 1)
                 out.append(": ")
-                budget = _render(item[1], out, budget - 2, depth + 1)
+                budget = _render(item[1], out, budget - 2, secrets, depth + 1)
             else:
-                budget = _render(item, out, budget, depth + 1)
+                budget = _render(item, out, budget, secrets, depth + 1)
         out.append("}" if is_dict else "]")
         return budget - 1
     else:
@@ -100,7 +104,8 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """
     for secret in secrets:
         if len(secret) >= _MIN_SECRET and secret in text:
-            text = text.replace(secret, REDACTED)
+            # A "secret" inside the marker would survive it: use one too short to hold it.
+            text = text.replace(secret, REDACTED if secret not in REDACTED else "***")
     return _JWT.sub(REDACTED, text) if "eyJ" in text else text
 
 
@@ -111,15 +116,16 @@ def sanitize(value: object, secrets: Iterable[str] = (), *, limit: int = MAX_CHA
     values are rendered repr-like. ``secrets`` are the credentials sent on the
     request this text answers. Never raises.
     """
+    cleaned = [_strip_controls(secret) for secret in secrets]
     if isinstance(value, str):
         text = value[:_SCAN]
     elif isinstance(value, bytes | bytearray):
         text = bytes(value[:_SCAN]).decode("utf-8", "replace")
     else:
         out: list[str] = []
-        _render(value, out, _SCAN)
+        _render(value, out, _SCAN, cleaned)
         text = "".join(out)[:_SCAN]
-    return _finish(text, [_strip_controls(secret) for secret in secrets], limit)
+    return _finish(text, cleaned, limit)
 
 
 def _finish(text: str, secrets: list[str], limit: int) -> str:
