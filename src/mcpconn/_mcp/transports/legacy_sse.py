@@ -44,9 +44,11 @@ def resolve_endpoint(sse_url: str, data: str) -> str:
     base = httpx.URL(sse_url)
     try:
         target = base.join(data.strip())
-    except httpx.InvalidURL as exc:
+        # .host decodes punycode: "http://xn--a/" raises idna's UnicodeError here
+        origin = _origin(target)
+    except (httpx.InvalidURL, ValueError) as exc:
         raise ProtocolError("the endpoint event is not a valid URI") from exc
-    if _origin(target) != _origin(base):
+    if origin != _origin(base):
         raise ProtocolError("the endpoint event names another origin; refusing to post there")
     return str(target)
 
