@@ -40,7 +40,6 @@ the sans-IO state machine (transient, auth, session lost, permanent).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -48,15 +47,53 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._core.token import Token
 
-# RFC 6750 error codes are short lowercase words; anything else a server puts there
-# is never echoed (a hostile server could put our own token in it).
-_ERROR_CODE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+# The registered error codes of a bearer challenge (RFC 6750, RFC 9470 step-up, RFC 9449
+# DPoP): only these are quoted in a message. Anything else a server puts in ``error=``
+# is its own text, which may be our token shaped like a code (a UUID starting with a
+# letter passes any "short lowercase word" test); the challenge keeps it, sanitized.
+_ERROR_CODES = frozenset(
+    (
+        "invalid_request",
+        "invalid_token",
+        "insufficient_scope",
+        "insufficient_user_authentication",
+        "invalid_dpop_proof",
+        "use_dpop_nonce",
+    )
+)
+
+
+# The registered OAuth error codes (RFC 6749 5.2 and 4.1.2.1, RFC 7591, RFC 8628,
+# RFC 8707, OIDC): the only ones an `OAuthError` quotes, for the same reason.
+_OAUTH_ERROR_CODES = frozenset(
+    (
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+        "access_denied",
+        "unsupported_response_type",
+        "server_error",
+        "temporarily_unavailable",
+        "invalid_redirect_uri",
+        "invalid_client_metadata",
+        "invalid_target",
+        "interaction_required",
+        "login_required",
+        "consent_required",
+        "authorization_pending",
+        "slow_down",
+        "expired_token",
+    )
+)
 
 
 def _safe_error(challenge: Challenge | None) -> str | None:
     if challenge is None or not challenge.error:
         return None
-    return challenge.error if _ERROR_CODE.fullmatch(challenge.error) else "invalid challenge"
+    return challenge.error if challenge.error in _ERROR_CODES else "unregistered error code"
 
 
 __all__ = [
@@ -95,7 +132,9 @@ class Challenge:
     """A parsed ``WWW-Authenticate: Bearer`` challenge (RFC 6750, RFC 9728).
 
     Unknown or malformed parts are dropped, never raised: a hostile server must
-    not be able to crash us with a header.
+    not be able to crash us with a header. Values are the server's text after the
+    sanitizer (`mcpconn._core.sanitize`): bounded, no control characters, the
+    credential we sent and anything JWT-shaped redacted.
     """
 
     scheme: str = "Bearer"
@@ -106,7 +145,7 @@ class Challenge:
     params: Mapping[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
-        # Only the well-formed error code: descriptions and params are the server's words.
+        # Only a registered error code: descriptions and params are the server's words.
         return f"Challenge(scheme={self.scheme!r}, error={_safe_error(self)!r})"
 
 
@@ -180,7 +219,7 @@ class OAuthError(MCPConnError):
     def __init__(
         self, message: str, *, error: str | None = None, status_code: int | None = None
     ) -> None:
-        code = error if error is None or _ERROR_CODE.fullmatch(error) else "invalid error code"
+        code = error if error is None or error in _OAUTH_ERROR_CODES else "invalid error code"
         super().__init__(f"{message} ({code})" if code else message)
         self.error = code
         self.status_code = status_code

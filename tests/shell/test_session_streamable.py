@@ -468,9 +468,9 @@ async def test_a_401_through_bearer_auth_carries_the_refused_token_and_one_parse
     parsed: list[object] = []
     real = http_rules.parse_www_authenticate
 
-    def counting(value: Any) -> Any:
+    def counting(value: Any, *args: Any) -> Any:
         parsed.append(value)
-        return real(value)
+        return real(value, *args)
 
     monkeypatch.setattr(auth_module, "parse_www_authenticate", counting)
     monkeypatch.setattr(http_rules, "parse_www_authenticate", counting)

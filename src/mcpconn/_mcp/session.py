@@ -341,7 +341,8 @@ class Session:
             pending = self._pending.get(message.id) if message.id is not None else None
             if pending is None:
                 self._counts["unknown"] += 1
-                logger.debug("ignored a response to unknown or finished id %r", message.id)
+                shown = self._channel.clean(message.id)
+                logger.debug("ignored a response to unknown or finished id %s", shown)
             elif pending.done.is_set():
                 self._counts["duplicate"] += 1
             else:
@@ -352,7 +353,8 @@ class Session:
                 pending.done.set()
         elif getattr(self, "era", None) == "stateless":
             self._counts["skipped"] += 1
-            logger.debug("ignored %s: no server requests in the stateless era", describe(message))
+            shown = describe(message, self._channel.secrets)
+            logger.debug("ignored %s: no server requests in the stateless era", shown)
         else:
             self._tg.start_soon(self._answer, message)
 

@@ -102,7 +102,10 @@ class BearerAuth(httpx.Auth):
         status = response.status_code
         if status not in (401, 403) or (status == 403 and not self.source.step_up):
             return None
-        challenge = parse_www_authenticate(response.headers.get_list("www-authenticate"))
+        # the token we sent is a secret the parser redacts, should the server echo it
+        challenge = parse_www_authenticate(
+            response.headers.get_list("www-authenticate"), (token.raw,)
+        )
         if status == 403 and (challenge is None or challenge.error != "insufficient_scope"):
             return None
         found = Rejection(token, challenge)

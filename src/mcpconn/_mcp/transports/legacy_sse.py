@@ -22,10 +22,9 @@ from typing import Any
 import anyio
 import httpx
 from anyio.abc import TaskGroup
-from httpx_sse import ServerSentEvent
 
-from ..._core import http_rules as _http_rules
 from ..._core import jsonrpc as _jsonrpc
+from ..._core.sse import ServerSentEvent
 from ..._exceptions import InvalidMessage, MCPConnError, ProtocolError, SessionLost
 from .base import ACCEPT_BOTH, ACCEPT_SSE, JSON, SSE, Dispatch, Era, HTTPChannel, StreamState
 
@@ -45,9 +44,11 @@ def resolve_endpoint(sse_url: str, data: str) -> str:
     base = httpx.URL(sse_url)
     try:
         target = base.join(data.strip())
-    except httpx.InvalidURL as exc:
+        # .host decodes punycode: "http://xn--a/" raises idna's UnicodeError here
+        origin = _origin(target)
+    except (httpx.InvalidURL, ValueError) as exc:
         raise ProtocolError("the endpoint event is not a valid URI") from exc
-    if _origin(target) != _origin(base):
+    if origin != _origin(base):
         raise ProtocolError("the endpoint event names another origin; refusing to post there")
     return str(target)
 
@@ -109,7 +110,7 @@ class LegacySSETransport:
     async def _run(self, dispatch: Dispatch) -> None:
         async with self.channel.open("GET", self.url, headers={"Accept": ACCEPT_SSE}) as resp:
             self.channel.raise_for_status(resp, had_session=False, era=self.era)
-            _http_rules.check_content_type(resp.headers.get("content-type"), (SSE,))
+            self.channel.content_type(resp, (SSE,))
             await self._pump(resp, dispatch)
 
     async def _pump(self, response: httpx.Response, dispatch: Dispatch) -> None:
@@ -124,7 +125,7 @@ class LegacySSETransport:
             if event.event not in ("", "message") or not event.data:
                 return False
             try:
-                message = _jsonrpc.parse_message(event.data)
+                message = self.channel.parse(event.data)
             except InvalidMessage:
                 self._skipped += 1
                 logger.debug("skipped an SSE event that is not JSON-RPC")

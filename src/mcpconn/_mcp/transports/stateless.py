@@ -24,7 +24,6 @@ from typing import Any
 import httpx
 
 from ..._config import STATELESS_VERSION
-from ..._core import http_rules as _http_rules
 from ..._core import jsonrpc as _jsonrpc
 from ..._exceptions import ConnectError, NetworkError, StreamEnded
 from .base import ACCEPT_BOTH, JSON, SSE, Dispatch, Era, HTTPChannel, StreamLost, StreamState
@@ -92,7 +91,8 @@ class StatelessTransport:
             try:
                 self.tool_headers[name] = param_header_map(tool.get("inputSchema"))
             except ValueError as exc:
-                logger.warning("left out tool %r from tools/list: %s", name[:100], exc)
+                clean = self.channel.clean
+                logger.warning("left out tool %r from tools/list: %s", clean(name), clean(exc))
                 continue
             kept.append(tool)
         return {**result, "tools": kept}
@@ -137,9 +137,7 @@ class StatelessTransport:
                 "POST", self.url, headers=headers, content=_jsonrpc.encode(stamped)
             ) as response:
                 await self._check(response)
-                kind = _http_rules.check_content_type(
-                    response.headers.get("content-type"), (JSON, SSE)
-                )
+                kind = self.channel.content_type(response, (JSON, SSE))
                 if kind == JSON:
                     message = await self.channel.read_message(response)
                     if isinstance(message, _jsonrpc.ErrorResponse) and message.id is None:
@@ -194,7 +192,7 @@ class StatelessTransport:
             "POST", self.url, headers=headers, content=_jsonrpc.encode(stamped)
         ) as response:
             await self._check(response)
-            _http_rules.check_content_type(response.headers.get("content-type"), (SSE,))
+            self.channel.content_type(response, (SSE,))
             await pump(
                 self.channel,
                 response,
