@@ -50,8 +50,9 @@ class Timeouts:
     close: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("connect", "request", "read", "close"):
-            number(getattr(self, name), name, above=True)
+        for name in ("connect", "request", "read"):
+            number(getattr(self, name), name, above=True)  # 0 would fail every request
+        number(self.close, "close")  # 0: give up the polite close at once
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,7 @@ def test_the_supervisor_accepts_its_defaults_and_sane_values() -> None:
     [
         lambda: Timeouts(read=0),
         lambda: Timeouts(connect=math.nan),
+        lambda: Timeouts(close=-1),
         lambda: Limits(max_sse_line_bytes=0),
         lambda: Limits(notification_buffer=-1),
         lambda: ServerConfig("s", "https://mcp.example.com/", ping_interval=0),
@@ -104,6 +105,10 @@ def test_the_supervisor_accepts_its_defaults_and_sane_values() -> None:
 def test_config_classes_reject_nonsense_numbers_at_construction(build: Any) -> None:
     with pytest.raises(ValueError, match="must be"):
         build()
+
+
+def test_a_zero_close_timeout_is_allowed() -> None:
+    assert Timeouts(close=0).close == 0
 
 
 def test_config_classes_reject_bools_and_strings_as_numbers() -> None:
