@@ -224,3 +224,31 @@ async def test_plain_http_is_allowed_only_to_loopback(host: str, allowed: bool) 
 def test_repr_shows_no_token() -> None:
     auth = BearerAuth(TokenSource(Issuer()), "alice", audience="srv")
     assert repr(auth) == "<BearerAuth principal='alice' audience='srv' retry_on_401=True>"
+
+
+async def test_a_challenge_echoing_either_refused_token_does_not_carry_it() -> None:
+    seen: list[str] = []
+
+    async def handler(
+        method: str, path: str, headers: Headers, body: bytes
+    ) -> tuple[int, Headers, bytes]:
+        seen.append(bearer(headers) or "")
+        # the second answer echoes the token of the *first* request back
+        return 401, [("www-authenticate", f'Bearer error="{seen[0]}", scope="{seen[0]}"')], b""
+
+    minted: list[str] = []
+
+    async def opaque(request: TokenRequest) -> Token:  # not JWT-shaped: only we know it
+        minted.append(f"opaque{len(minted)}credential")
+        return Token(minted[-1], expires_at=T0 + 3600)
+
+    source = TokenSource(opaque, clock=lambda: T0)
+    auth = BearerAuth(source, "alice")
+    async with serve(handler) as server, httpx.AsyncClient(auth=auth, timeout=10) as client:
+        response = await client.get(server.url + "/mcp")
+    assert seen == minted and len(seen) == 2
+    rejection = BearerAuth.rejection(response)
+    assert rejection is not None and rejection.token.raw == seen[1]
+    assert rejection.challenge is not None
+    shown = f"{rejection.challenge.params} {rejection.challenge!r} {rejection!r}"
+    assert seen[0] not in shown and seen[1] not in shown

@@ -96,16 +96,17 @@ class BearerAuth(httpx.Auth):
                 "use https or allow_insecure_http=True"
             )
 
-    def _rejected(self, response: httpx.Response, token: Token) -> Rejection | None:
+    def _rejected(
+        self, response: httpx.Response, token: Token, earlier: Token | None = None
+    ) -> Rejection | None:
         """The `Rejection` of a 401, or of a 403 insufficient_scope when the provider
         can widen scope (``step_up``); attached to ``response``. Parsed here, once."""
         status = response.status_code
         if status not in (401, 403) or (status == 403 and not self.source.step_up):
             return None
-        # the token we sent is a secret the parser redacts, should the server echo it
-        challenge = parse_www_authenticate(
-            response.headers.get_list("www-authenticate"), (token.raw,)
-        )
+        # what we sent is secret: the parser redacts it, should the server echo it back
+        secrets = (token.raw,) if earlier is None else (token.raw, earlier.raw)
+        challenge = parse_www_authenticate(response.headers.get_list("www-authenticate"), secrets)
         if status == 403 and (challenge is None or challenge.error != "insufficient_scope"):
             return None
         found = Rejection(token, challenge)
@@ -137,4 +138,4 @@ class BearerAuth(httpx.Auth):
         request.headers["Authorization"] = f"Bearer {fresh.raw}"
         response = yield request
         if response.status_code == 401:
-            self._rejected(response, fresh)
+            self._rejected(response, fresh, sent)
