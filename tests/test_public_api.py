@@ -77,7 +77,7 @@ ORDER = [
 INNER = {
     "_supervision": [{"supervisor"}, {"connection"}, {"notifications", "stats"}],
     "_mcp": [{"session"}, {"handshake", "inbound", "lists"}, {"transports"}],
-    "_tokens": [{"auth"}, {"source"}, {"flights", "judge"}, {"provider"}, {"store"}],
+    "_tokens": [{"auth"}, {"source"}, {"flights"}, {"view", "judge"}, {"provider"}, {"store"}],
     "oauth": [
         {"_provider"},
         {"_metadata", "_grants"},
