@@ -26,7 +26,7 @@ token: no ``str()`` or ``repr()`` here may contain a credential.
         │   ├── SSELimitExceeded
         │   └── InvalidMessage       non-JSON, or JSON that is not JSON-RPC
         └── HTTPStatusError          an unexpected HTTP status
-            ├── Unauthorized         401 (carries the parsed challenge)
+            ├── Unauthorized         401 (carries the parsed challenge and the refused Token)
             ├── Forbidden            403 (insufficient_scope parks)
             ├── SessionExpired       404/410 on a request that carried a session (a SessionLost)
             ├── MethodNotAllowed     405 (no GET listener here)
