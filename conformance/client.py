@@ -21,12 +21,13 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, cast
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import anyio
 import httpx
 
 import mcpconn
+import mcpconn.oauth
 
 JSON = dict[str, Any]
 TransportKind = Literal["auto", "streamable-http", "sse"]
@@ -296,10 +297,63 @@ SCENARIOS: dict[str, Callable[[Any, JSON], Awaitable[None]]] = {
 
 
 # --------------------------------------------------------------------------------------
-# Tokens. mcpconn takes bearer tokens from the embedder's provider and has no OAuth
-# client of its own; the suite's non-interactive grant scenarios are answered here
+# Tokens. Interactive scenarios (authorization code + PKCE) use mcpconn.oauth's
+# OAuthProvider; the suite's authorization endpoints auto-approve, so the user agent
+# only follows the redirect. The non-interactive grant scenarios are answered below
 # the way an aggregator would: discover (RFC 9728 / RFC 8414), then one grant.
 # --------------------------------------------------------------------------------------
+
+NON_INTERACTIVE = {
+    "auth/client-credentials-basic",
+    "auth/client-credentials-jwt",
+    "auth/wif-jwt-bearer",
+    "auth/enterprise-managed-authorization",
+}
+CIMD_URL = "https://conformance-test.local/client-metadata.json"
+
+
+async def follow_redirect(prompt: mcpconn.oauth.AuthorizationPrompt) -> str:
+    """The test user agent: the suite approves at once; return where it redirects."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        resp = await http.get(prompt.url)
+    location = resp.headers.get("location")
+    if resp.status_code not in (301, 302, 303, 307, 308) or not location:
+        raise RuntimeError(f"authorization endpoint answered {resp.status_code}, no redirect")
+    log("user agent: approved, scope", prompt.scope)
+    return urljoin(prompt.url, location)
+
+
+class LoginProvider:
+    """mcpconn.oauth for the interactive scenarios; a refusal ends the run at once."""
+
+    def __init__(self, ctx: JSON) -> None:
+        clients = []
+        if ctx.get("client_id") and ctx.get("client_secret"):  # auth/pre-registration
+            clients.append(
+                mcpconn.oauth.ClientRegistration(
+                    ctx["client_id"], ctx["client_secret"], issuer=ctx.get("issuer")
+                )
+            )
+        self.oauth = mcpconn.oauth.OAuthProvider(
+            user_agent=follow_redirect, clients=clients, client_metadata_url=CIMD_URL
+        )
+        self.step_up = True
+        self.refused = anyio.Event()
+        self.calls = 0
+
+    def _bind_token_source(self, source: mcpconn.TokenSource) -> None:
+        self.oauth._bind_token_source(source)
+
+    async def __call__(self, req: mcpconn.TokenRequest) -> mcpconn.Token:
+        self.calls += 1
+        challenge = req.challenge
+        log(f"provider call {self.calls}: force={req.force} error={challenge and challenge.error}")
+        try:
+            return await self.oauth(req)
+        except (mcpconn.OAuthError, mcpconn.ReauthRequired) as exc:
+            log("provider refused:", type(exc).__name__, exc)
+            self.refused.set()
+            raise
 
 
 async def no_token(req: Any) -> str:
@@ -460,7 +514,9 @@ async def main(url: str) -> int:
     ctx: JSON = json.loads(os.environ.get("MCP_CONFORMANCE_CONTEXT") or "{}")
     run = SCENARIOS.get(scenario, basic)
     auth = scenario.startswith("auth/")
-    provider = GrantProvider(scenario, url, ctx)
+    provider: GrantProvider | LoginProvider = (
+        GrantProvider(scenario, url, ctx) if scenario in NON_INTERACTIVE else LoginProvider(ctx)
+    )
     cfg = server_config(url, version, auth=auth)
     log(f"scenario={scenario} version={cfg.protocol_version} transport={cfg.transport} url={url}")
     with anyio.fail_after(SCENARIO_TIMEOUT):

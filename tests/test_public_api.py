@@ -60,7 +60,7 @@ def test_every_error_is_ours() -> None:
 
 # The sans-IO core: stdlib, pyjwt, tenacity's strategies and our own errors/config only.
 CORE_PACKAGES = {"_core", "_exceptions", "_config"}
-CORE_ALLOWED = {"jwt", "tenacity", "httpx_sse"}
+CORE_ALLOWED = {"jwt", "tenacity"}
 # The layers, top to bottom: a module may import only from its own layer or one below.
 # A layer is a package (or a top-level module) of src/mcpconn; the package tree is the
 # architecture, so this list is the one place that draws it.
@@ -68,7 +68,7 @@ ORDER = [
     {"_cli", "testing", "contrib"},
     {"_supervision"},
     {"_mcp"},
-    {"redis_store", "_redis"},
+    {"redis_store", "_redis", "oauth"},
     {"_tokens"},
     {"_http"},
     CORE_PACKAGES,
@@ -77,8 +77,17 @@ ORDER = [
 INNER = {
     "_supervision": [{"supervisor"}, {"connection"}, {"notifications", "stats"}],
     "_mcp": [{"session"}, {"handshake", "inbound", "lists"}, {"transports"}],
-    "_tokens": [{"auth"}, {"source"}, {"provider"}, {"store"}],
+    "_tokens": [{"auth"}, {"source"}, {"flights"}, {"view", "judge"}, {"provider"}, {"store"}],
+    "oauth": [
+        {"_provider"},
+        {"_metadata", "_grants"},
+        {"_http"},
+        {"_authorization", "_identity"},
+        {"_discovery", "_responses"},
+    ],
 }
+# mcpconn.oauth's deciding modules are sans-IO too (its shell is _http, _grants, ...).
+OAUTH_SANS_IO = {"_authorization", "_discovery", "_identity", "_responses"}
 
 
 def _module_name(path: pathlib.Path) -> list[str]:
@@ -138,6 +147,20 @@ def test_the_core_does_no_io() -> None:
                 assert dep[0] in CORE_PACKAGES, f"{path} imports mcpconn.{'.'.join(dep)}"
             else:
                 assert dep[0] not in stdlib_io, f"{path} imports {dep[0]}"
+
+
+def test_the_oauth_decisions_do_no_io() -> None:
+    stdlib_io = {"anyio", "httpx", "trio", "asyncio", "socket", "time", "random", "logging"}
+    for name in OAUTH_SANS_IO:
+        path = SRC / "oauth" / f"{name}.py"
+        for dep in _imports(path):
+            if _ours(dep):
+                allowed = dep[0] in CORE_PACKAGES or (
+                    dep[0] == "oauth" and dep[1:2] and dep[1] in OAUTH_SANS_IO
+                )
+                assert allowed, f"{path} imports mcpconn.{'.'.join(dep)}"
+            else:
+                assert dep[0] not in stdlib_io | {"secrets"}, f"{path} imports {dep[0]}"
 
 
 def test_imports_point_downward_only() -> None:

@@ -6,6 +6,7 @@ from ._core.machine import State
 from ._core.token import Token
 from ._exceptions import (
     Challenge,
+    ConnectError,
     ConnectionClosed,
     Forbidden,
     HTTPStatusError,
@@ -16,6 +17,7 @@ from ._exceptions import (
     MCPConnError,
     MethodNotAllowed,
     NetworkError,
+    OAuthError,
     ProtocolError,
     RateLimited,
     ReadTimeout,
@@ -23,6 +25,7 @@ from ._exceptions import (
     RequestTimeout,
     ServerError,
     SessionExpired,
+    SessionLost,
     SSELimitExceeded,
     StreamEnded,
     TokenProviderError,
@@ -35,7 +38,7 @@ from ._supervision.connection import Connection
 from ._supervision.notifications import Subscription
 from ._supervision.stats import ServerStatistics, StateChange, SupervisorStatistics
 from ._supervision.supervisor import StormControl, Supervisor
-from ._tokens.auth import BearerAuth
+from ._tokens.auth import BearerAuth, Rejection
 from ._tokens.source import TokenRequest, TokenSource, TokenSourceStatistics
 from ._tokens.store import MemoryTokenStore, StoredToken, TokenStore
 
@@ -43,6 +46,7 @@ __all__ = [
     "Backoff",
     "BearerAuth",
     "Challenge",
+    "ConnectError",
     "Connection",
     "ConnectionClosed",
     "Forbidden",
@@ -56,16 +60,19 @@ __all__ = [
     "MemoryTokenStore",
     "MethodNotAllowed",
     "NetworkError",
+    "OAuthError",
     "ProtocolError",
     "RateLimited",
     "ReadTimeout",
     "ReauthRequired",
+    "Rejection",
     "RequestTimeout",
     "SSELimitExceeded",
     "ServerConfig",
     "ServerError",
     "ServerStatistics",
     "SessionExpired",
+    "SessionLost",
     "State",
     "StateChange",
     "StoredToken",

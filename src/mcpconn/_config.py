@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ._core.backoff import Backoff
+from ._core.settings import number, whole_number
 
 TransportKind = Literal["auto", "streamable-http", "sse"]
 
@@ -33,6 +34,11 @@ class Limits:
     #: Notifications buffered per ``notifications()`` subscriber before the oldest are dropped.
     notification_buffer: int = 1024
 
+    def __post_init__(self) -> None:
+        for name in ("max_sse_line_bytes", "max_sse_event_bytes", "max_json_response_bytes"):
+            whole_number(getattr(self, name), name)
+        whole_number(self.notification_buffer, "notification_buffer")
+
 
 @dataclass(frozen=True)
 class Timeouts:
@@ -42,6 +48,11 @@ class Timeouts:
     request: float = 60.0
     read: float = 300.0
     close: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "request", "read"):
+            number(getattr(self, name), name, above=True)  # 0 would fail every request
+        number(self.close, "close")  # 0: give up the polite close at once
 
 
 @dataclass(frozen=True)
@@ -84,3 +95,5 @@ class ServerConfig:
             and self.protocol_version not in SUPPORTED_PROTOCOL_VERSIONS
         ):
             raise ValueError(f"unsupported protocol_version {self.protocol_version!r}")
+        if self.ping_interval is not None:
+            number(self.ping_interval, "ping_interval", above=True)

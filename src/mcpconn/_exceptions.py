@@ -9,50 +9,96 @@ token: no ``str()`` or ``repr()`` here may contain a credential.
     ├── TokenProviderError           the provider raised, hung or returned garbage
     ├── ReauthRequired               only a human can fix this (parked connection)
     ├── InsecureTransportError       bearer token over plain http to a remote host
+    ├── OAuthError                   an authorization server refused or sent garbage
     ├── ConnectionClosed             a call on a closed connection or supervisor
     ├── RequestTimeout               a request got no response in time
     ├── JSONRPCError                 the server answered with a JSON-RPC error
     └── TransportError               anything between us and the server
         ├── NetworkError             refused, reset, DNS, TLS
+        │   └── ConnectError         never connected: the request did not leave
         ├── ReadTimeout              a stalled stream or response
         ├── StreamEnded              a stream closed cleanly (carries `retry`)
+        ├── SessionLost              the server's side of the session is gone
+        │   └── SessionExpired       (also an HTTPStatusError, below)
         ├── ProtocolError            bytes that are not MCP
         │   ├── UnexpectedContentType
         │   ├── UnsupportedProtocolVersion  the server chose a version we do not speak
         │   ├── SSELimitExceeded
         │   └── InvalidMessage       non-JSON, or JSON that is not JSON-RPC
         └── HTTPStatusError          an unexpected HTTP status
-            ├── Unauthorized         401 (carries the parsed challenge)
+            ├── Unauthorized         401 (carries the parsed challenge and the refused Token)
             ├── Forbidden            403 (insufficient_scope parks)
-            ├── SessionExpired       404/410 on a request that carried a session
+            ├── SessionExpired       404/410 on a request that carried a session (a SessionLost)
             ├── MethodNotAllowed     405 (no GET listener here)
             ├── RateLimited          429 / 503 with optional Retry-After
             └── ServerError          other 5xx
 
-The supervisor classifies these (`transient`, `auth`, `permanent`) in its
-sans-IO state machine; the transports only raise them.
+The transports raise what happened (a status, a stream end, the server's own
+JSON-RPC error); `mcpconn._core.classify` alone turns an error into a fact for
+the sans-IO state machine (transient, auth, session lost, permanent).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-# RFC 6750 error codes are short lowercase words; anything else a server puts there
-# is never echoed (a hostile server could put our own token in it).
-_ERROR_CODE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+if TYPE_CHECKING:
+    from ._core.token import Token
+
+# The registered error codes of a bearer challenge (RFC 6750, RFC 9470 step-up, RFC 9449
+# DPoP): only these are quoted in a message. Anything else a server puts in ``error=``
+# is its own text, which may be our token shaped like a code (a UUID starting with a
+# letter passes any "short lowercase word" test); the challenge keeps it, sanitized.
+_ERROR_CODES = frozenset(
+    (
+        "invalid_request",
+        "invalid_token",
+        "insufficient_scope",
+        "insufficient_user_authentication",
+        "invalid_dpop_proof",
+        "use_dpop_nonce",
+    )
+)
+
+
+# The registered OAuth error codes (RFC 6749 5.2 and 4.1.2.1, RFC 7591, RFC 8628,
+# RFC 8707, OIDC): the only ones an `OAuthError` quotes, for the same reason.
+_OAUTH_ERROR_CODES = frozenset(
+    (
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+        "access_denied",
+        "unsupported_response_type",
+        "server_error",
+        "temporarily_unavailable",
+        "invalid_redirect_uri",
+        "invalid_client_metadata",
+        "invalid_target",
+        "interaction_required",
+        "login_required",
+        "consent_required",
+        "authorization_pending",
+        "slow_down",
+        "expired_token",
+    )
+)
 
 
 def _safe_error(challenge: Challenge | None) -> str | None:
     if challenge is None or not challenge.error:
         return None
-    return challenge.error if _ERROR_CODE.fullmatch(challenge.error) else "invalid challenge"
+    return challenge.error if challenge.error in _ERROR_CODES else "unregistered error code"
 
 
 __all__ = [
     "Challenge",
+    "ConnectError",
     "ConnectionClosed",
     "Forbidden",
     "HTTPStatusError",
@@ -63,6 +109,7 @@ __all__ = [
     "MalformedTokenError",
     "MethodNotAllowed",
     "NetworkError",
+    "OAuthError",
     "ProtocolError",
     "RateLimited",
     "ReadTimeout",
@@ -71,6 +118,7 @@ __all__ = [
     "SSELimitExceeded",
     "ServerError",
     "SessionExpired",
+    "SessionLost",
     "StreamEnded",
     "TokenProviderError",
     "TransportError",
@@ -84,7 +132,9 @@ class Challenge:
     """A parsed ``WWW-Authenticate: Bearer`` challenge (RFC 6750, RFC 9728).
 
     Unknown or malformed parts are dropped, never raised: a hostile server must
-    not be able to crash us with a header.
+    not be able to crash us with a header. Values are the server's text after the
+    sanitizer (`mcpconn._core.sanitize`): bounded, no control characters, the
+    credential we sent and anything JWT-shaped redacted.
     """
 
     scheme: str = "Bearer"
@@ -95,7 +145,7 @@ class Challenge:
     params: Mapping[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
-        # Only the well-formed error code: descriptions and params are the server's words.
+        # Only a registered error code: descriptions and params are the server's words.
         return f"Challenge(scheme={self.scheme!r}, error={_safe_error(self)!r})"
 
 
@@ -159,6 +209,22 @@ class InsecureTransportError(MCPConnError):
     """Refused to send a bearer token over plain http to a non-loopback host."""
 
 
+class OAuthError(MCPConnError):
+    """An OAuth step failed (``mcpconn.oauth``): metadata, registration, redirect or token.
+
+    ``error`` is the OAuth error code when the server sent a well-formed one
+    (``invalid_grant``...); the server's description is never kept.
+    """
+
+    def __init__(
+        self, message: str, *, error: str | None = None, status_code: int | None = None
+    ) -> None:
+        code = error if error is None or error in _OAUTH_ERROR_CODES else "invalid error code"
+        super().__init__(f"{message} ({code})" if code else message)
+        self.error = code
+        self.status_code = status_code
+
+
 class ConnectionClosed(MCPConnError):
     """The connection (or its supervisor) is closed; the call was not sent."""
 
@@ -192,6 +258,13 @@ class NetworkError(TransportError):
     """Connection refused, reset, or another socket-level failure."""
 
 
+class ConnectError(NetworkError):
+    """The connection could not be opened (refused, DNS, TLS, connect timeout).
+
+    The request never reached the server, so it is safe to send again.
+    """
+
+
 class ReadTimeout(TransportError):
     """The server stopped sending: a stalled stream or a slow response."""
 
@@ -202,6 +275,15 @@ class StreamEnded(TransportError):
     def __init__(self, message: str = "stream ended", *, retry: float | None = None) -> None:
         super().__init__(message)
         self.retry = retry
+
+
+class SessionLost(TransportError):
+    """The server's side of the session is gone; only a new session helps.
+
+    Raised as is when the legacy SSE stream that *was* the session ends or
+    breaks (its own error, if any, is the ``__cause__``); an HTTP 404/410 that
+    says so is the more specific `SessionExpired`.
+    """
 
 
 class ProtocolError(TransportError):
@@ -242,12 +324,20 @@ class HTTPStatusError(TransportError):
 
 
 class Unauthorized(HTTPStatusError):
-    """401: the server rejected our token (after the one forced refresh)."""
+    """401: the server rejected our token (after the one forced refresh).
 
-    def __init__(self, challenge: Challenge | None = None) -> None:
+    ``challenge`` is the parsed ``WWW-Authenticate``; ``rejected`` the `Token`
+    the server refused, when mcpconn sent it (what a forced refresh replaces).
+    Neither ever shows the credential: the message names only the error code.
+    """
+
+    def __init__(
+        self, challenge: Challenge | None = None, *, rejected: Token | None = None
+    ) -> None:
         code = _safe_error(challenge)
         super().__init__(401, f"401 Unauthorized ({code})" if code else "401 Unauthorized")
         self.challenge = challenge
+        self.rejected = rejected
 
 
 class Forbidden(HTTPStatusError):
@@ -263,7 +353,7 @@ class Forbidden(HTTPStatusError):
         return self.challenge is not None and self.challenge.error == "insufficient_scope"
 
 
-class SessionExpired(HTTPStatusError):
+class SessionExpired(HTTPStatusError, SessionLost):
     """404/410 on a request that carried ``Mcp-Session-Id``: the session is gone."""
 
 

@@ -32,7 +32,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -48,6 +47,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "mcpconn.redis_store needs the 'redis' extra: pip install 'mcpconn[redis]'"
     ) from exc
 
+from ._core.settings import number, whole_number
 from ._exceptions import MCPConnError, ReauthRequired, TokenProviderError
 from ._redis import lua
 from ._redis.health import Health, Unavailable
@@ -59,20 +59,6 @@ from ._tokens.store import ChangeCallback, Key, MemoryTokenStore, StoredToken, U
 __all__ = ["RedisTokenStore"]
 
 logger = logging.getLogger("mcpconn.redis_store")
-
-
-def _positive(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0")
-    return float(value)
-
-
-def _count(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1")
-    return value
 
 
 class RedisTokenStore(MemoryTokenStore):
@@ -115,11 +101,11 @@ class RedisTokenStore(MemoryTokenStore):
         self._sealer = Sealer(key, old_keys)
         if not isinstance(namespace, str) or not namespace:
             raise ValueError("namespace must be a non-empty str")
-        self._lease = _positive(lease, "lease")
-        self._op_timeout = _positive(op_timeout, "op_timeout")
-        self._wait_timeout = _positive(wait_timeout, "wait_timeout")
-        self._failure_ttl = _positive(failure_ttl, "failure_ttl")
-        self._ttl_without_expiry = _positive(ttl_without_expiry, "ttl_without_expiry")
+        self._lease = number(lease, "lease", above=True)
+        self._op_timeout = number(op_timeout, "op_timeout", above=True)
+        self._wait_timeout = number(wait_timeout, "wait_timeout", above=True)
+        self._failure_ttl = number(failure_ttl, "failure_ttl", above=True)
+        self._ttl_without_expiry = number(ttl_without_expiry, "ttl_without_expiry", above=True)
         if isinstance(redis, str):
             self._redis: aioredis.Redis = aioredis.Redis.from_url(
                 redis,
@@ -149,9 +135,9 @@ class RedisTokenStore(MemoryTokenStore):
         self._tg: anyio.abc.TaskGroup | None = None
         self._health = Health(
             op_timeout=self._op_timeout,
-            retry_interval=_positive(retry_interval, "retry_interval"),
-            log_interval=_positive(log_interval, "log_interval"),
-            concurrency=_count(max_concurrency, "max_concurrency"),
+            retry_interval=number(retry_interval, "retry_interval", above=True),
+            log_interval=number(log_interval, "log_interval", above=True),
+            concurrency=whole_number(max_concurrency, "max_concurrency"),
             queue_timeout=self._wait_timeout,
         )
         self._call = self._health.call

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcpconn._core import http_rules as _http_rules
+from mcpconn._core.bounds import MAX_HINT_SECONDS
 from mcpconn._core.http_rules import (
     MAX_HEADER_CHARS,
     MAX_PARAMS,
@@ -239,11 +240,23 @@ NOW = float(calendar.timegm((2026, 11, 27, 12, 0, 0)))
     [
         ("120", 120.0),
         (" 7 ", 7.0),
-        ("0", 0.0),
         ("1.5", 1.5),
-        ("-3", 0.0),
         ("+4", 4.0),
-        ("86400000", 86400000.0),  # uncapped
+        ("86400000", 86400000.0),  # uncapped: capping is the policy's job
+        (str(int(MAX_HINT_SECONDS)), MAX_HINT_SECONDS),
+        # no hint, so the backoff curve applies: nothing that cannot mean "wait longer"
+        ("0", None),
+        ("000", None),
+        ("0.0", None),
+        ("-3", None),
+        ("-0", None),
+        (str(int(MAX_HINT_SECONDS) + 1), None),  # beyond a century: absurd
+        ("1" + "0" * 12, None),
+        ("\u00b2", None),  # passes str.isdigit, fails int()
+        ("Thu, 01 Jan 1970 00:00:00 GMT", None),  # the epoch: long past
+        ("Fri, 27 Nov 2026 12:00:00 GMT", None),  # exactly now
+        ("Fri, 27 Nov 9999 12:00:00 GMT", None),  # beyond a century
+        ("Fri, 27 Nov 2026 12:00:00 GMT" + " " * 100 + "x", None),
         (None, None),
         ("", None),
         ("soon", None),
@@ -253,7 +266,7 @@ NOW = float(calendar.timegm((2026, 11, 27, 12, 0, 0)))
         ("inf", None),
         ("9" * 400, None),  # not finite
         ("Fri, 27 Nov 2026 12:00:30 GMT", 30.0),
-        ("Fri, 27 Nov 2026 11:00:00 GMT", 0.0),  # in the past
+        ("Fri, 27 Nov 2026 11:00:00 GMT", None),  # in the past
         ("Friday, 27-Nov-26 12:01:00 GMT", 60.0),  # RFC 850
         ("Fri Nov 27 12:00:10 2026", 10.0),  # asctime
         ("Fri, 27 Nov 2026 13:00:05 +0100", 5.0),
@@ -268,14 +281,14 @@ def test_retry_after_date_is_relative_to_now() -> None:
     when = format_datetime(datetime(2030, 1, 1, tzinfo=UTC), usegmt=True)
     epoch = calendar.timegm((2030, 1, 1, 0, 0, 0))
     assert parse_retry_after(when, now=epoch - 90) == 90.0
-    assert parse_retry_after(when, now=epoch + 90) == 0.0
+    assert parse_retry_after(when, now=epoch + 90) is None
 
 
 @settings(max_examples=300, deadline=None)
 @given(value=st.text(max_size=60), now=st.floats(min_value=0, max_value=4e9))
 def test_retry_after_never_raises(value: str, now: float) -> None:
     result = parse_retry_after(value, now=now)
-    assert result is None or result >= 0.0
+    assert result is None or 0.0 < result <= MAX_HINT_SECONDS
 
 
 # --- status -> error ----------------------------------------------------------------

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcpconn._core import jsonrpc as _jsonrpc
+from mcpconn._core.bounds import INT64_MAX, INT64_MIN
 from mcpconn._core.jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -279,7 +280,22 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=3) | st.dictionaries(keys, children, max_size=3),
     max_leaves=6,
 )
-ids = st.one_of(st.integers(), st.text(max_size=6))
+ids = st.one_of(st.integers(INT64_MIN, INT64_MAX), st.text(max_size=6))
+# What a sanitized error keeps as is: text without control characters, 64-bit codes.
+clean_text = st.text(
+    st.characters(blacklist_categories=("Cc", "Cf", "Zl", "Zp", "Cs")), max_size=16
+)
+clean_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(INT64_MIN, INT64_MAX)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | clean_text,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(clean_text, children, max_size=3)
+    ),
+    max_leaves=6,
+)
 params = st.none() | st.dictionaries(keys, json_values, max_size=3)
 messages = st.one_of(
     st.builds(Request, ids, st.text(max_size=16), params),
@@ -288,7 +304,7 @@ messages = st.one_of(
     st.builds(
         ErrorResponse,
         st.none() | ids,
-        st.builds(JSONRPCError, st.integers(), st.text(max_size=16), json_values),
+        st.builds(JSONRPCError, st.integers(INT64_MIN, INT64_MAX), clean_text, clean_json),
     ),
 )
 message_like = st.dictionaries(

@@ -7,12 +7,11 @@ import re
 import tracemalloc
 
 import pytest
-from httpx_sse import ServerSentEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcpconn._core import sse as _sse
-from mcpconn._core.sse import SSEDecoder
+from mcpconn._core.sse import MAX_RETRY_MS, ServerSentEvent, SSEDecoder
 from mcpconn._exceptions import ProtocolError, SSELimitExceeded
 
 Ev = tuple[str, str, str, int | None]
@@ -68,7 +67,8 @@ def reference(
             id_buffer = value
         elif name == "retry" and value and all("0" <= c <= "9" for c in value):
             with contextlib.suppress(ValueError):  # too many digits for int()
-                retry = event_retry = int(value)
+                if int(value) <= MAX_RETRY_MS:  # our one bound on top of the spec
+                    retry = event_retry = int(value)
     return events, last_id, retry
 
 
@@ -217,6 +217,11 @@ def test_initial_last_event_id() -> None:
         (b"retry:  15", None),  # a second space is part of the value
         ("retry: \u0661\u0662".encode(), None),  # Arabic-Indic digits are not ASCII digits
         (b"retry: " + b"9" * 5000, None),  # too many digits for int(): ignored
+        (b"retry: " + b"9" * 400, None),  # an int, but no float: ignored, not an overflow
+        (b"retry: %d" % MAX_RETRY_MS, MAX_RETRY_MS),
+        (b"retry: %d" % (MAX_RETRY_MS + 1), None),  # beyond the longest hint we believe
+        (b"retry: " + b"0" * 400 + b"25", 25),  # leading zeros do not count as digits
+        ("retry: \u00b2".encode(), None),  # passes str.isdigit, fails int()
     ],
 )
 def test_retry_field(value: bytes, expected: int | None) -> None:
@@ -348,7 +353,7 @@ def test_bad_limits_rejected() -> None:
 
 
 def test_module_exports() -> None:
-    assert _sse.__all__ == ["SSEDecoder"]
+    assert _sse.__all__ == ["MAX_RETRY_MS", "SSEDecoder", "ServerSentEvent"]
 
 
 # --- properties ----------------------------------------------------------------

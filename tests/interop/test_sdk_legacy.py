@@ -6,7 +6,7 @@ import anyio
 import pytest
 from sdkpeer import Inbox, Peer, StaticBearer, list_all_tools, work
 
-from mcpconn import JSONRPCError, SessionExpired
+from mcpconn import JSONRPCError, SessionLost
 from mcpconn._mcp.session import EraCache
 
 pytestmark = pytest.mark.interop
@@ -49,5 +49,5 @@ async def test_listen_reports_the_session_gone_when_the_stream_closes(peer: Peer
             tg.cancel_scope.cancel()
         # Closing the SSE stream ends the session (the stream *is* the session).
         await session._transport.aclose()  # type: ignore[union-attr]
-        with pytest.raises(SessionExpired):
+        with pytest.raises(SessionLost):
             await session.listen()

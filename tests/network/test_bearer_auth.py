@@ -64,7 +64,7 @@ async def setup(
 
 
 async def test_stale_token_gets_one_refresh_and_one_retry() -> None:
-    async with setup() as (server, issuer, source, client, auth):
+    async with setup() as (server, issuer, source, client, _auth):
         # The token is fresh by its exp, but the server has revoked it.
         stale = jwt.encode({"sub": "alice", "exp": T0 + 3600, "revoked": True}, KEY)
         source.publish("alice", stale)
@@ -73,10 +73,14 @@ async def test_stale_token_gets_one_refresh_and_one_retry() -> None:
     assert response.content == b"ok:payload"  # the body was sent again on the retry
     assert [bearer(h) for _, _, h in server.requests] == [stale, *issuer.valid]
     assert [(c.force, c.reason) for c in issuer.calls] == [(True, "token rejected")]
-    assert auth.last_challenge is not None
-    assert auth.last_challenge.error == "invalid_token"
-    assert auth.last_challenge.error_description == "expired"
+    # the refresh was told what the server said
+    assert issuer.calls[0].challenge is not None
+    assert issuer.calls[0].challenge.error == "invalid_token"
+    assert issuer.calls[0].challenge.error_description == "expired"
     assert [r.status_code for r in response.history] == [401]
+    rejected = BearerAuth.rejection(response.history[0])
+    assert rejected is not None and rejected.token.raw == stale
+    assert BearerAuth.rejection(response) is None  # the retry was accepted
 
 
 async def test_a_server_that_rejects_everything_gets_exactly_two_requests() -> None:
@@ -88,17 +92,25 @@ async def test_a_server_that_rejects_everything_gets_exactly_two_requests() -> N
     assert issuer.calls[1].force
     sent = [bearer(h) for _, _, h in server.requests]
     assert sent[0] != sent[1]
-    assert auth.last_challenge is not None
-    assert auth.last_challenge.error == "invalid_token"
+    # the response says what was refused last: the refreshed token, and why
+    rejection = BearerAuth.rejection(response)
+    assert rejection is not None
+    assert rejection.token.raw == sent[1]
+    assert rejection.challenge is not None
+    assert rejection.challenge.error == "invalid_token"
+    assert sent[1] not in repr(rejection)  # a fingerprint, never the credential
+    assert not hasattr(auth, "last_rejected") and not hasattr(auth, "last_challenge")
 
 
 async def test_retry_on_401_off_sends_exactly_one_request() -> None:
-    async with setup(reject_all=True, retry_on_401=False) as (server, issuer, _, client, auth):
+    async with setup(reject_all=True, retry_on_401=False) as (server, issuer, _, client, _auth):
         response = await client.get(server.url + "/mcp")
     assert response.status_code == 401
     assert len(server.requests) == 1
     assert len(issuer.calls) == 1
-    assert auth.last_challenge is not None
+    rejection = BearerAuth.rejection(response)
+    assert rejection is not None and rejection.token.raw == bearer(server.requests[0][2])
+    assert rejection.challenge is not None
 
 
 async def test_retry_on_401_is_a_switch_that_can_be_flipped() -> None:
@@ -212,3 +224,31 @@ async def test_plain_http_is_allowed_only_to_loopback(host: str, allowed: bool) 
 def test_repr_shows_no_token() -> None:
     auth = BearerAuth(TokenSource(Issuer()), "alice", audience="srv")
     assert repr(auth) == "<BearerAuth principal='alice' audience='srv' retry_on_401=True>"
+
+
+async def test_a_challenge_echoing_either_refused_token_does_not_carry_it() -> None:
+    seen: list[str] = []
+
+    async def handler(
+        method: str, path: str, headers: Headers, body: bytes
+    ) -> tuple[int, Headers, bytes]:
+        seen.append(bearer(headers) or "")
+        # the second answer echoes the token of the *first* request back
+        return 401, [("www-authenticate", f'Bearer error="{seen[0]}", scope="{seen[0]}"')], b""
+
+    minted: list[str] = []
+
+    async def opaque(request: TokenRequest) -> Token:  # not JWT-shaped: only we know it
+        minted.append(f"opaque{len(minted)}credential")
+        return Token(minted[-1], expires_at=T0 + 3600)
+
+    source = TokenSource(opaque, clock=lambda: T0)
+    auth = BearerAuth(source, "alice")
+    async with serve(handler) as server, httpx.AsyncClient(auth=auth, timeout=10) as client:
+        response = await client.get(server.url + "/mcp")
+    assert seen == minted and len(seen) == 2
+    rejection = BearerAuth.rejection(response)
+    assert rejection is not None and rejection.token.raw == seen[1]
+    assert rejection.challenge is not None
+    shown = f"{rejection.challenge.params} {rejection.challenge!r} {rejection!r}"
+    assert seen[0] not in shown and seen[1] not in shown

@@ -94,6 +94,30 @@ async def test_a_rejected_principal_parks_silently_and_resumes_on_publish() -> N
             assert stats.parks == 1 and stats.by_state[State.READY] == 1
 
 
+async def test_every_forced_refresh_replaces_the_token_the_server_refused() -> None:
+    """The refused token and the challenge come from the 401's error, not the auth object."""
+    async with MockServer() as server:
+        jwt_provider = JWTProvider(server.issuer, lifetime=60)
+        requests: list[mcpconn.TokenRequest] = []
+
+        async def provider(request: mcpconn.TokenRequest) -> Any:
+            requests.append(request)
+            return await jwt_provider(request)
+
+        server.revoke("bob")
+        async with running(server, provider) as (_, sup):
+            conn = await sup.connect(config(server, listen=False), "bob")
+            with anyio.fail_after(10):
+                await conn.wait_for(State.NEEDS_REAUTH)
+    forced = [r for r in requests if r.force]
+    # the auth flow's one refresh, then one per auth attempt: each replaced the token
+    # just refused (compare-and-refresh with a stale token would skip the provider)
+    assert len(forced) == 1 + FAST.auth_attempts
+    assert all(r.challenge is not None and r.challenge.error == "invalid_token" for r in forced)
+    assert isinstance(conn.last_error, mcpconn.Unauthorized)
+    assert conn.last_error.rejected is not None
+
+
 async def test_insufficient_scope_parks_at_once() -> None:
     async with MockServer() as server:
         server.faults.add(Fault.insufficient_scope(), times=1)

@@ -21,6 +21,7 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
+import mcpconn
 from mcpconn import Backoff, Connection, Limits, ServerConfig, State, Timeouts
 
 FAST = Backoff(initial=0.01, max_delay=0.05, auth_attempts=2)
@@ -268,3 +269,18 @@ async def no_leaks() -> AsyncIterator[None]:
     fds, tasks = open_fds(), task_count()
     yield
     await settle_to(fds, tasks)
+
+
+def surfaces(*objects: Any) -> list[str]:
+    """Every text a token could leak through for these objects (and exception chains)."""
+    texts: list[str] = []
+    for obj in objects:
+        texts += [str(obj), repr(obj)]
+        seen: set[int] = set()
+        exc = obj if isinstance(obj, BaseException) else None
+        while exc is not None and id(exc) not in seen:
+            seen.add(id(exc))
+            if isinstance(exc, mcpconn.MCPConnError):
+                texts += [str(exc), repr(exc), repr(vars(exc))]
+            exc = exc.__cause__ or exc.__context__
+    return texts

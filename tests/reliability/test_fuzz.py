@@ -16,7 +16,7 @@ import json
 import random
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mcpconn import Backoff, InvalidMessage, MalformedTokenError, SSELimitExceeded
@@ -25,7 +25,8 @@ from mcpconn._core.jsonrpc import ErrorResponse, Request, Response, parse_messag
 from mcpconn._core.jwt import read_claims
 from mcpconn._core.machine import Connect, Fact, Input, InvalidTransition, Machine, State
 from mcpconn._core.sse import SSEDecoder
-from mcpconn._exceptions import HTTPStatusError, Unauthorized
+from mcpconn._exceptions import HTTPStatusError, ProtocolError, Unauthorized
+from mcpconn._mcp.transports.legacy_sse import resolve_endpoint
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -188,6 +189,27 @@ def test_any_status_maps_to_none_or_a_typed_error_that_prints(
         desc = error.challenge.error_description
         if desc and len(desc) > 3 and desc not in (error.challenge.error or ""):
             assert desc not in str(error)  # descriptions stay out of messages
+
+
+# ---- a legacy endpoint event: any text -------------------------------------------------
+
+
+@FUZZ
+@given(
+    data=st.one_of(
+        st.text(max_size=40),
+        st.from_regex(r"(https?:)?//[^/]{0,16}(:[0-9a-z]{0,6})?/.{0,8}", fullmatch=True),
+    )
+)
+@example(data="http://xn--a/")  # punycode that idna refuses when httpx decodes .host
+@example(data="//127.0.0.1:8000/\x00")
+def test_any_endpoint_event_is_our_origin_or_a_protocol_error(data: str) -> None:
+    base = "http://127.0.0.1:8000/sse"
+    try:
+        url = resolve_endpoint(base, data)
+    except ProtocolError:
+        return
+    assert url.startswith("http://127.0.0.1:8000/")
 
 
 # ---- the machine's parking rules ------------------------------------------------------

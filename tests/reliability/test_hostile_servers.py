@@ -436,15 +436,28 @@ async def test_a_retry_after_of_a_year_is_capped(value: str) -> None:
     await against({"on_initialize": busy}, check, backoff=backoff)
 
 
-@pytest.mark.parametrize("value", ["soon", "-5", "1e999", "", "Mon, 99 Foo 20xx"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "soon",
+        "-5",
+        "0",
+        "1e999",
+        "9" * 400,
+        "",
+        "Mon, 99 Foo 20xx",
+        "Thu, 01 Jan 1970 00:00:00 GMT",
+    ],
+)
 async def test_a_garbage_retry_after_is_ignored(value: str) -> None:
     async def busy(stream: Stream, req: RawRequest) -> None:
         await stream.send(head(429, {"retry-after": value, "content-length": "0"}))
 
     async def check(raw: RawServer, sup: Supervisor, bad: Connection) -> None:
-        # the default cap is 300 s: only an ignored (or zero) hint lets retries come this fast
+        # the default cap is 300 s: only an ignored hint lets retries come this fast;
+        # a past date, 0 or a negative is no hint (None), so the backoff curve applies
         await raw.wait(lambda r: r.count("POST", "initialize") >= 3)
         assert isinstance(bad.last_error, mcpconn.RateLimited)
-        assert bad.last_error.retry_after in (None, 0.0)
+        assert bad.last_error.retry_after is None
 
     await against({"on_initialize": busy}, check)

@@ -28,31 +28,16 @@ from mcpconn import (
     TokenRequest,
     TokenSource,
 )
-from mcpconn._tokens.provider import KeyState
+from mcpconn._tokens.view import KeyState
 from mcpconn.testing import Fault, JWTProvider, MockServer, Tool
 
-from ._raw import FAST, RawRequest, head, no_leaks, raw_server
+from ._raw import FAST, RawRequest, head, no_leaks, raw_server, surfaces
 
 
 def cfg(server: MockServer, name: str = "mock", **kwargs: Any) -> ServerConfig:
     kwargs.setdefault("transport", "streamable-http")
     kwargs.setdefault("protocol_version", "2025-11-25")
     return ServerConfig(name, server.url, **kwargs)
-
-
-def surfaces(*objects: Any) -> list[str]:
-    """Every text a token could leak through for these objects (and exception chains)."""
-    texts: list[str] = []
-    for obj in objects:
-        texts += [str(obj), repr(obj)]
-        seen: set[int] = set()
-        exc = obj if isinstance(obj, BaseException) else None
-        while exc is not None and id(exc) not in seen:
-            seen.add(id(exc))
-            if isinstance(exc, mcpconn.MCPConnError):
-                texts += [str(exc), repr(exc), repr(vars(exc))]
-            exc = exc.__cause__ or exc.__context__
-    return texts
 
 
 async def test_no_token_in_any_surface_through_expiry_rejection_parking_and_recovery(

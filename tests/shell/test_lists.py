@@ -74,3 +74,18 @@ async def test_endless_cursors_stop_after_max_pages(monkeypatch: pytest.MonkeyPa
 
     assert len(await ListCache().fetch("tools", endless)) == 5
     assert calls == 5
+
+
+async def test_paginate_is_the_one_loop_and_stops_on_any_unusable_cursor() -> None:
+    seen: list[dict[str, Any] | None] = []
+
+    async def server(method: str, params: dict[str, Any] | None) -> dict[str, Any]:
+        assert method == "tools/list"
+        seen.append(params)
+        cursors: list[object] = ["c1", 7, None]
+        return {"page": len(seen), "nextCursor": cursors[len(seen) - 1]}
+
+    pages: list[dict[str, Any]] = []
+    await _lists.paginate(server, "tools/list", pages.append)
+    assert seen == [None, {"cursor": "c1"}]  # a non-string cursor ends it
+    assert [p["page"] for p in pages] == [1, 2]

@@ -23,14 +23,16 @@ from test_session_streamable import (
 )
 
 from mcpconn import (
+    ConnectError,
     JSONRPCError,
-    MethodNotAllowed,
     ProtocolError,
     RequestTimeout,
-    SessionExpired,
+    SessionLost,
     StreamEnded,
     Unauthorized,
 )
+from mcpconn._core.classify import classify
+from mcpconn._core.machine import Input
 from mcpconn._mcp.session import EraCache, SessionHandlers
 from mcpconn._mcp.transports.legacy_sse import resolve_endpoint
 from mcpconn._mcp.transports.params import encode_header_value
@@ -136,6 +138,24 @@ async def test_stateless_lost_stream_is_reissued_once_with_a_new_id() -> None:
     assert attempts[0] != attempts[1]
 
 
+@pytest.mark.parametrize("refused", [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow")])
+async def test_stateless_request_that_never_left_is_not_reissued(refused: Exception) -> None:
+    fake = Modern()
+    attempts: list[Any] = []
+
+    async def unreachable(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        attempts.append(body["id"])
+        raise refused
+
+    fake.routes["tools/call"] = unreachable
+    async with opened(fake, protocol_version="2026-07-28") as session:
+        with pytest.raises(ConnectError) as info:
+            await session.request("tools/call", {"name": "x"})
+        assert session.statistics().reissued == 0
+    assert info.value.__cause__ is refused
+    assert len(attempts) == 1
+
+
 async def test_stateless_lost_twice_fails() -> None:
     from mcpconn import TransportError
 
@@ -199,12 +219,15 @@ async def test_subscriptions_listen_stream() -> None:
     ]
 
 
-async def test_subscriptions_listen_unknown_is_method_not_allowed() -> None:
+async def test_subscriptions_listen_unknown_raises_the_servers_method_not_found() -> None:
+    # What happened, not a fabricated 405: the classifier reads -32601 as "no listener".
     fake = Modern()
     fake.routes["subscriptions/listen"] = fake.routes["no/such"]
     async with opened(fake, protocol_version="2026-07-28") as session:
-        with pytest.raises(MethodNotAllowed):
+        with pytest.raises(JSONRPCError) as info:
             await session.listen()
+    assert info.value.code == -32601
+    assert classify(info.value, during="listen").input is Input.NO_LISTENER
 
 
 # ---- era detection -------------------------------------------------------------------------
@@ -391,15 +414,15 @@ async def test_legacy_stream_end_fails_pending_requests_and_listen(legacies: Any
         async with anyio.create_task_group() as tg:
 
             async def call() -> None:
-                with pytest.raises(SessionExpired):
+                with pytest.raises(SessionLost):
                     await session.request("tools/call")
 
             tg.start_soon(call)
             await gate.wait()
             fake.send.close()
-        with pytest.raises(SessionExpired):
+        with pytest.raises(SessionLost):
             await session.listen()
-        with pytest.raises(SessionExpired):
+        with pytest.raises(SessionLost):
             await session.request("ping")
 
 

@@ -15,7 +15,10 @@ import anyio
 import httpx
 import pytest
 
+import mcpconn._tokens.auth as auth_module
 from mcpconn import (
+    BearerAuth,
+    ConnectError,
     HTTPStatusError,
     InvalidMessage,
     JSONRPCError,
@@ -29,11 +32,13 @@ from mcpconn import (
     SessionExpired,
     SSELimitExceeded,
     Timeouts,
+    TokenSource,
     Unauthorized,
     UnexpectedContentType,
     UnsupportedProtocolVersion,
 )
 from mcpconn._config import Limits
+from mcpconn._core import http_rules
 from mcpconn._mcp.session import EraCache, Session, SessionHandlers, open_session
 
 URL = "http://127.0.0.1:9/mcp"
@@ -457,6 +462,44 @@ async def test_request_failures_are_typed(response: httpx.Response, error: type[
     assert all(r.url == httpx.URL(URL) for r in fake.requests)
 
 
+async def test_a_401_through_bearer_auth_carries_the_refused_token_and_one_parsed_challenge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parsed: list[object] = []
+    real = http_rules.parse_www_authenticate
+
+    def counting(value: Any, *args: Any) -> Any:
+        parsed.append(value)
+        return real(value, *args)
+
+    monkeypatch.setattr(auth_module, "parse_www_authenticate", counting)
+    monkeypatch.setattr(http_rules, "parse_www_authenticate", counting)
+    fake = Fake()
+    seen: list[str] = []
+
+    async def refuse(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        seen.append(request.headers["authorization"].removeprefix("Bearer "))
+        challenge = 'Bearer error="invalid_token", error_description="revoked"'
+        return httpx.Response(401, headers={"www-authenticate": challenge})
+
+    fake.routes["tools/list"] = refuse
+    source = TokenSource(lambda request: _token(f"credential-{request.force}"))
+    auth = BearerAuth(source, "alice", retry_on_401=False)
+    async with opened(fake, auth=auth) as session:
+        parsed.clear()
+        with pytest.raises(Unauthorized) as info:
+            await session.request("tools/list")
+    error = info.value
+    assert error.rejected is not None and error.rejected.raw == seen[-1]
+    assert error.challenge is not None and error.challenge.error == "invalid_token"
+    assert len(parsed) == 1  # by the auth flow; the transport reused it
+    assert seen[-1] not in str(error) and seen[-1] not in repr(error)
+
+
+async def _token(raw: str) -> str:
+    return raw
+
+
 async def test_400_with_a_jsonrpc_error_body_is_that_error() -> None:
     fake = Fake()
 
@@ -517,7 +560,9 @@ async def test_oversized_sse_line_fails_the_request() -> None:
 @pytest.mark.parametrize(
     ("exc", "error"),
     [
-        (httpx.ConnectError("refused"), NetworkError),
+        (httpx.ConnectError("refused"), ConnectError),
+        (httpx.ConnectTimeout("slow"), ConnectError),
+        (httpx.WriteTimeout("slow"), NetworkError),
         (httpx.RemoteProtocolError("reset"), NetworkError),
         (httpx.ReadError("reset"), NetworkError),
         (httpx.ReadTimeout("stalled"), ReadTimeout),
@@ -535,6 +580,7 @@ async def test_httpx_errors_are_translated_once_with_cause(
     async with opened(fake) as session:
         with pytest.raises(error) as info:
             await session.request("tools/list")
+    assert type(info.value) is error  # the most specific class
     assert info.value.__cause__ is exc
 
 

@@ -30,9 +30,9 @@ with the same refresh-ahead window before that.
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass
 
+from .settings import number
 from .token import Token
 
 __all__ = [
@@ -62,15 +62,6 @@ class Freshness(enum.Enum):
     EXPIRED = "expired"
 
 
-def _non_negative(value: float | None, name: str, *, allow_zero: bool = True) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0")
-
-
 @dataclass(frozen=True)
 class FreshnessPolicy:
     """``margin``: seconds before expiry a token counts as expired.
@@ -83,9 +74,11 @@ class FreshnessPolicy:
     max_age: float | None = None
 
     def __post_init__(self) -> None:
-        _non_negative(self.margin, "margin")
-        _non_negative(self.stale_window, "stale_window")
-        _non_negative(self.max_age, "max_age", allow_zero=False)
+        number(self.margin, "margin")
+        if self.stale_window is not None:
+            number(self.stale_window, "stale_window")
+        if self.max_age is not None:
+            number(self.max_age, "max_age", above=True)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,10 @@
 Sans-IO: the shell passes a status, headers and ``now``; these functions decide
 what it means. Header parsers never raise on garbage: a hostile or broken
 server must not crash us with a header, so what cannot be read is dropped.
+Numbers are read with `bounds` (a ``Retry-After`` that cannot mean "wait this
+long" is no hint), and header text that ends up in an error (challenge schemes
+and parameters, a content type) passes `sanitize` with ``secrets``: the
+credentials sent on the request the response answers.
 
 This module owns the one WWW-Authenticate parser of mcpconn (the token layer's
 `BearerAuth` uses it too).
@@ -12,10 +16,10 @@ from __future__ import annotations
 
 import calendar
 import ipaddress
-import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from email.utils import parsedate_tz
+from urllib.parse import urlsplit, urlunsplit
 
 from .._exceptions import (
     Challenge,
@@ -28,10 +32,13 @@ from .._exceptions import (
     Unauthorized,
     UnexpectedContentType,
 )
+from .bounds import wait_hint
+from .sanitize import redact, sanitize
 
 __all__ = [
     "MAX_HEADER_CHARS",
     "MAX_PARAMS",
+    "canonical_uri",
     "check_content_type",
     "error_for_status",
     "header",
@@ -46,6 +53,8 @@ __all__ = [
 MAX_HEADER_CHARS = 8192
 #: Parameters kept per challenge.
 MAX_PARAMS = 32
+#: Characters kept of one challenge parameter value (a scope, a metadata URL).
+MAX_PARAM_CHARS = 2048
 
 # RFC 9110 section 11: challenge = auth-scheme [ 1*SP ( token68 / #auth-param ) ].
 # Commas separate both parameters and challenges, so we scan: at each position
@@ -64,7 +73,8 @@ _SEPARATORS = re.compile(r"[\s,]*")
 _GARBAGE = re.compile(rf'"(?:[^"\\]|\\.)*"?|[^{_TCHAR}\s,]+[{_TCHAR}]*|.', re.DOTALL)
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 
-_DELTA = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+# RFC 9110 delta-seconds is 1*DIGIT; a leading "+" and a fraction are read leniently.
+_DELTA = re.compile(r"\+?[0-9]{1,12}(?:\.[0-9]{1,9})?")
 
 
 def _skip(pattern: re.Pattern[str], value: str, pos: int) -> int:
@@ -117,18 +127,27 @@ def _join(value: str | Iterable[str] | None) -> str:
     return text[:MAX_HEADER_CHARS]
 
 
-def parse_challenges(value: str | Iterable[str] | None) -> list[Challenge]:
+def parse_challenges(
+    value: str | Iterable[str] | None, secrets: Collection[str] = ()
+) -> list[Challenge]:
     """Every challenge in one or more WWW-Authenticate values, in order. Never raises.
 
     Work is bounded: the text is cut at `MAX_HEADER_CHARS` and each challenge
-    keeps its first `MAX_PARAMS` parameters.
+    keeps its first `MAX_PARAMS` parameters. Schemes and parameter names have
+    ``secrets`` and JWT-shaped strings redacted; parameter values are sanitized
+    (at most `MAX_PARAM_CHARS` each): a server that echoes our token in
+    ``error=`` gets the `REDACTED` marker there instead.
     """
     challenges = []
-    for scheme, params in _challenges(_join(value)):
+    for scheme, raw in _challenges(_join(value)):
         bearer = scheme.lower() == "bearer"
+        params = {
+            redact(name, secrets): sanitize(text, secrets, limit=MAX_PARAM_CHARS)
+            for name, text in raw.items()
+        }
         challenges.append(
             Challenge(
-                scheme="Bearer" if bearer else scheme,
+                scheme="Bearer" if bearer else sanitize(scheme, secrets),
                 error=params.get("error"),
                 error_description=params.get("error_description"),
                 scope=params.get("scope"),
@@ -139,7 +158,9 @@ def parse_challenges(value: str | Iterable[str] | None) -> list[Challenge]:
     return challenges
 
 
-def parse_www_authenticate(value: str | Iterable[str] | None) -> Challenge | None:
+def parse_www_authenticate(
+    value: str | Iterable[str] | None, secrets: Collection[str] = ()
+) -> Challenge | None:
     """The first ``Bearer`` challenge; else the first challenge of any scheme; else ``None``.
 
     ``value`` is one header value or several (``headers.get_list(...)``); one value
@@ -148,7 +169,7 @@ def parse_www_authenticate(value: str | Iterable[str] | None) -> Challenge | Non
     skipped. A non-Bearer challenge is still returned so the caller can see that
     the server wants a scheme we do not speak.
     """
-    challenges = parse_challenges(value)
+    challenges = parse_challenges(value, secrets)
     for challenge in challenges:
         if challenge.scheme == "Bearer":
             return challenge
@@ -158,18 +179,18 @@ def parse_www_authenticate(value: str | Iterable[str] | None) -> Challenge | Non
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
     """Seconds to wait from ``now`` (epoch seconds): delta-seconds or an HTTP-date.
 
-    A date in the past, or a negative delta, is 0. Garbage, and values too large
-    to be finite, are ``None``. Not capped: a server-given wait is honoured as is;
-    capping is the caller's policy.
+    ``None`` unless the value can mean "wait this long" (`bounds.wait_hint`): a
+    date in the past or now, ``0``, a negative, garbage and absurd values are no
+    hint, so the caller's backoff curve applies. Not capped: a valid hint is
+    honoured as is; capping is the caller's policy.
     """
     if value is None:
         return None
     text = value.strip()
-    if not text:
+    if not text or len(text) > 64:  # the longest HTTP-date form is 29 characters
         return None
     if _DELTA.fullmatch(text):
-        seconds = float(text)
-        return max(0.0, seconds) if math.isfinite(seconds) else None
+        return wait_hint(float(text))
     try:
         parts = parsedate_tz(text)
         if parts is None:
@@ -178,7 +199,7 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
         when = calendar.timegm(parts[:6]) - (parts[9] or 0)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, float(when) - now)
+    return wait_hint(float(when) - now)
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -200,8 +221,11 @@ def error_for_status(
     had_session: bool,
     era: str,
     now: float,
+    secrets: Collection[str] = (),
 ) -> HTTPStatusError | None:
     """The typed error an HTTP status means, or ``None`` for 2xx.
+
+    ``secrets``: the credentials sent on the request (see the module docstring).
 
     404/410 means "session gone" only when the request carried a session id and
     the era has sessions: in the stateless era (2026-07-28) a 404 is a missing
@@ -210,9 +234,9 @@ def error_for_status(
     if 200 <= status < 300:
         return None
     if status == 401:
-        return Unauthorized(parse_www_authenticate(header(headers, "www-authenticate")))
+        return Unauthorized(parse_www_authenticate(header(headers, "www-authenticate"), secrets))
     if status == 403:
-        return Forbidden(parse_www_authenticate(header(headers, "www-authenticate")))
+        return Forbidden(parse_www_authenticate(header(headers, "www-authenticate"), secrets))
     if status in (404, 410):
         if had_session and era != "stateless":
             return SessionExpired(status, f"HTTP {status}: the MCP session is gone")
@@ -234,12 +258,24 @@ def media_type(content_type: str | None) -> str | None:
     return kind or None
 
 
-def check_content_type(content_type: str | None, allowed: tuple[str, ...]) -> str:
-    """The media type if it is one of ``allowed``; otherwise `UnexpectedContentType`."""
+def check_content_type(
+    content_type: str | None, allowed: tuple[str, ...], secrets: Collection[str] = ()
+) -> str:
+    """The media type if it is one of ``allowed``; otherwise `UnexpectedContentType`
+    carrying the sanitized header (``secrets``: the credentials sent on the request)."""
     kind = media_type(content_type)
     if kind is not None and kind in (item.lower() for item in allowed):
         return kind
-    raise UnexpectedContentType(content_type)
+    raise UnexpectedContentType(None if content_type is None else sanitize(content_type, secrets))
+
+
+def canonical_uri(url: str) -> str:
+    """A server's canonical URI (RFC 8707, MCP): lower-case scheme and host, no
+    fragment, no trailing slash. What `TokenRequest.resource` carries."""
+    parts = urlsplit(url)
+    return urlunsplit(
+        (parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), parts.query, "")
+    )
 
 
 def is_loopback_host(host: str) -> bool:

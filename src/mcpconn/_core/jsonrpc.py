@@ -15,6 +15,13 @@ real servers are sloppy but the meaning is clear:
   that request with the error instead of leaving it to time out.
 * An ``error`` member never makes a message invalid: `error_from_object` turns
   any garbage into a `JSONRPCError` with code `INTERNAL_ERROR`.
+* Numbers are read with bounds (`bounds.json_int`): an id or an error code
+  outside the signed 64-bit range is not one.
+
+Server text that reaches an error (a JSON-RPC error's ``message`` and ``data``,
+a quoted ``jsonrpc`` member or id) passes `sanitize` with ``secrets``, the
+credentials sent on the request this message answers: bounded, no control
+characters, no secret and nothing JWT-shaped.
 
 `parse_message` raises `InvalidMessage` and nothing else. It does not bound the
 input's size: the shell caps bodies and SSE events (`Limits`) before they get
@@ -25,10 +32,13 @@ here. Deep nesting is bounded by Python's recursion limit and reported as
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from .._exceptions import InvalidMessage, JSONRPCError
+from .bounds import json_int
+from .sanitize import sanitize, sanitize_json
 
 __all__ = [
     "INTERNAL_ERROR",
@@ -58,7 +68,10 @@ INTERNAL_ERROR = -32603
 
 RequestId = int | str
 
-_MAX_QUOTED = 200  # characters of a garbage member quoted in an error message
+_MAX_QUOTED = 64  # characters of a garbage member quoted in an error message
+#: Characters kept of a server's error message and of each string in its data.
+MAX_ERROR_TEXT = 512
+Secrets = Collection[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,36 +119,43 @@ class IdAllocator:
         return self._last
 
 
-def _quote(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= _MAX_QUOTED else text[:_MAX_QUOTED] + "..."
+def _quote(value: object, secrets: Secrets) -> str:
+    if isinstance(value, str):
+        return repr(sanitize(value, secrets, limit=_MAX_QUOTED))
+    return sanitize(value, secrets, limit=_MAX_QUOTED)
 
 
-def error_from_object(obj: object) -> JSONRPCError:
-    """The `JSONRPCError` an ``error`` member means; never raises, whatever it holds."""
+def error_from_object(obj: object, secrets: Secrets = ()) -> JSONRPCError:
+    """The `JSONRPCError` an ``error`` member means; never raises, whatever it holds.
+
+    Its message and data are sanitized (``secrets``: the credentials we sent).
+    """
     if not isinstance(obj, dict):
-        return JSONRPCError(INTERNAL_ERROR, f"malformed JSON-RPC error: {_quote(obj)}", obj)
-    code = obj.get("code")
-    if isinstance(code, float) and code.is_integer():
-        code = int(code)
-    if not isinstance(code, int) or isinstance(code, bool):
+        text = f"malformed JSON-RPC error: {_quote(obj, secrets)}"
+        return JSONRPCError(INTERNAL_ERROR, text, sanitize_json(obj, secrets))
+    code = json_int(obj.get("code"))
+    if code is None:
         code = INTERNAL_ERROR
     message = obj.get("message")
-    if not isinstance(message, str):
-        message = "(no message)" if message is None else _quote(message)
-    return JSONRPCError(code, message, obj.get("data"))
+    if isinstance(message, str):
+        message = sanitize(message, secrets, limit=MAX_ERROR_TEXT)
+    else:
+        message = "(no message)" if message is None else _quote(message, secrets)
+    data = sanitize_json(obj.get("data"), secrets, limit=MAX_ERROR_TEXT)
+    return JSONRPCError(code, message, data)
 
 
-def _id(value: object) -> RequestId:
+def _id(value: object, secrets: Secrets) -> RequestId:
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
         raise InvalidMessage(f"JSON-RPC id must be a number or string, not {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise InvalidMessage(f"JSON-RPC id must be an integer or string, not {_quote(value)}")
+    number = json_int(value)
+    if number is not None:
+        return number
+    raise InvalidMessage(
+        f"JSON-RPC id must be a 64-bit integer or a string, not {_quote(value, secrets)}"
+    )
 
 
 def _params(obj: dict[Any, Any]) -> dict[str, Any] | None:
@@ -145,8 +165,11 @@ def _params(obj: dict[Any, Any]) -> dict[str, Any] | None:
     raise InvalidMessage(f"JSON-RPC params must be an object, not {type(params).__name__}")
 
 
-def parse_object(obj: object) -> Message:
-    """Classify one decoded JSON value; raise `InvalidMessage` if it is not a message."""
+def parse_object(obj: object, secrets: Secrets = ()) -> Message:
+    """Classify one decoded JSON value; raise `InvalidMessage` if it is not a message.
+
+    ``secrets``: the credentials sent on the request this answers (see `sanitize`).
+    """
     if type(obj) is dict and obj.get("jsonrpc") == "2.0":
         # The hot path (a listener's notifications): a well-formed notification passes
         # these checks and nothing else; anything unusual takes the full path below.
@@ -160,7 +183,7 @@ def parse_object(obj: object) -> Message:
     if not isinstance(obj, dict):
         raise InvalidMessage(f"a JSON-RPC message must be an object, not {type(obj).__name__}")
     if obj.get("jsonrpc") != "2.0":
-        raise InvalidMessage(f"not JSON-RPC 2.0 (jsonrpc={_quote(obj.get('jsonrpc'))})")
+        raise InvalidMessage(f"not JSON-RPC 2.0 (jsonrpc={_quote(obj.get('jsonrpc'), secrets)})")
     has_result = "result" in obj
     has_error = "error" in obj
     if "method" in obj:
@@ -171,18 +194,19 @@ def parse_object(obj: object) -> Message:
             raise InvalidMessage("a JSON-RPC message cannot be both a request and a response")
         if "id" not in obj:
             return Notification(method, _params(obj))
-        return Request(_id(obj["id"]), method, _params(obj))
+        return Request(_id(obj["id"], secrets), method, _params(obj))
     if has_result and has_error:
         raise InvalidMessage("a JSON-RPC response cannot have both result and error")
     if has_error:
         error_id = obj.get("id")
         return ErrorResponse(
-            None if error_id is None else _id(error_id), error_from_object(obj["error"])
+            None if error_id is None else _id(error_id, secrets),
+            error_from_object(obj["error"], secrets),
         )
     if has_result:
         if "id" not in obj:
             raise InvalidMessage("a JSON-RPC response needs an id")
-        response_id = _id(obj["id"])
+        response_id = _id(obj["id"], secrets)
         result = obj["result"]
         if result is None:
             result = {}
@@ -194,15 +218,19 @@ def parse_object(obj: object) -> Message:
     raise InvalidMessage("JSON-RPC message has neither method, result nor error")
 
 
-def parse_message(data: str | bytes) -> Message:
-    """Decode and classify one JSON-RPC message; raises `InvalidMessage` only."""
+def parse_message(data: str | bytes, secrets: Secrets = ()) -> Message:
+    """Decode and classify one JSON-RPC message; raises `InvalidMessage` only.
+
+    ``secrets``: the credentials sent on the request this answers (see `sanitize`).
+    """
     try:
         obj = json.loads(data)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise InvalidMessage(f"not JSON: {exc}") from None
+        # The reader's own words (a position, a byte value), bounded all the same.
+        raise InvalidMessage(f"not JSON: {sanitize(str(exc), secrets)}") from None
     except TypeError as exc:
         raise InvalidMessage(f"not JSON text: {type(data).__name__}") from exc
-    return parse_object(obj)
+    return parse_object(obj, secrets)
 
 
 def to_object(message: Message) -> dict[str, Any]:

@@ -36,22 +36,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .._exceptions import (
-    Forbidden,
-    InsecureTransportError,
-    JSONRPCError,
-    MethodNotAllowed,
-    RateLimited,
-    ReauthRequired,
-    SessionExpired,
-    StreamEnded,
-    Unauthorized,
-    UnsupportedProtocolVersion,
-)
 from .backoff import Backoff
 
 if TYPE_CHECKING:
     import random
+
+    from .._exceptions import Challenge
+    from .token import Token
 
 
 class State(enum.Enum):
@@ -98,6 +89,10 @@ class Fact:
     #: The server's ``Retry-After`` in seconds (TRANSIENT_FAILURE): honoured, capped.
     retry_after: float | None = None
     reason: str = ""
+    #: The parsed ``WWW-Authenticate`` (UNAUTHORIZED, SCOPE_DENIED, REAUTH_REQUIRED).
+    challenge: Challenge | None = None
+    #: The token the server refused (UNAUTHORIZED): what a forced refresh replaces.
+    rejected: Token | None = None
 
 
 # ---- actions --------------------------------------------------------------------
@@ -464,54 +459,3 @@ def worth_logging(count: int) -> bool:
     """The 1st, 2nd, 4th, 8th... occurrence: a connection failing for hours logs a
     handful of lines, not one per attempt (the seed's flood)."""
     return count > 0 and count & (count - 1) == 0
-
-
-def classify(error: BaseException, *, during: str) -> Fact:
-    """Turn what went wrong into a fact. ``during`` is "connect", "listen" or "call".
-
-    Only auth-shaped failures are auth facts; everything that a later attempt can
-    fix is transient; what no retry can fix (our own configuration, a server that
-    refuses every protocol version we speak) is permanent.
-    """
-    reason = _describe(error)
-    if isinstance(error, Unauthorized):
-        return Fact(Input.UNAUTHORIZED, reason=reason)
-    if isinstance(error, Forbidden | ReauthRequired):
-        kind = Input.SCOPE_DENIED if isinstance(error, Forbidden) else Input.REAUTH_REQUIRED
-        return Fact(kind, reason=reason)
-    if isinstance(error, SessionExpired):
-        return Fact(Input.SESSION_LOST, reason=reason)
-    if isinstance(error, StreamEnded):
-        return Fact(Input.STREAM_ENDED, retry=error.retry, reason=reason)
-    if isinstance(error, UnsupportedProtocolVersion):  # on a connect or a re-initialize
-        return Fact(Input.PERMANENT_FAILURE, reason=reason)
-    if during == "listen":
-        return _classify_listener(error, reason)
-    if isinstance(error, RateLimited):
-        return Fact(Input.TRANSIENT_FAILURE, retry_after=error.retry_after, reason=reason)
-    if isinstance(error, InsecureTransportError) or (
-        isinstance(error, JSONRPCError) and during == "connect"
-    ):
-        return Fact(Input.PERMANENT_FAILURE, reason=reason)
-    return Fact(Input.TRANSIENT_FAILURE, reason=reason)
-
-
-def _classify_listener(error: BaseException, reason: str) -> Fact:
-    """A listener failure that is not about auth or the session.
-
-    Only a 405 is the spec's "no listener here": not retried on this session.
-    Everything else (network, 5xx, 429/503, timeouts, garbage, another 4xx, a
-    wrong content type) retries the listener on the same session with backoff,
-    so one bad answer never silences a long-lived session for good, and a
-    server without a GET endpoint costs at most one request per backoff cap.
-    """
-    if isinstance(error, MethodNotAllowed):
-        return Fact(Input.NO_LISTENER, reason=reason)
-    retry_after = error.retry_after if isinstance(error, RateLimited) else None
-    return Fact(Input.LISTENER_FAILED, retry_after=retry_after, reason=reason)
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error)
-    name = type(error).__name__
-    return f"{name}: {text}" if text else name

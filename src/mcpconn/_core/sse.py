@@ -1,11 +1,12 @@
 """A bounded, incremental ``text/event-stream`` decoder: bytes in, events out.
 
-Sans-IO: the shell feeds whatever chunks the socket gives it and gets back the
-events those bytes completed. httpx-sse has no size limit of its own, so a
-hostile server could make it buffer without end; this decoder refuses a line
-longer than ``max_line_bytes`` (checked as the bytes arrive, before any newline)
-and an event whose data exceeds ``max_event_bytes``, by raising
-`SSELimitExceeded`. After that the decoder is broken for good: close the stream.
+Sans-IO and stdlib-only: the shell feeds whatever chunks the socket gives it
+and gets back the `ServerSentEvent` values those bytes completed. Decoders such
+as httpx-sse have no size limit of their own, so a hostile server could make
+them buffer without end; this decoder refuses a line longer than
+``max_line_bytes`` (checked as the bytes arrive, before any newline) and an
+event whose data exceeds ``max_event_bytes``, by raising `SSELimitExceeded`.
+After that the decoder is broken for good: close the stream.
 
 Theory of operation (WHATWG HTML, "Interpreting an event stream"):
 
@@ -17,8 +18,9 @@ Theory of operation (WHATWG HTML, "Interpreting an event stream"):
   ``:`` and space are ASCII, so decoding per value gives the same text as
   decoding the whole stream first, as the spec does.
 * ``data`` lines are joined with LF; ``id`` containing NUL is ignored; ``retry``
-  counts only if it is all ASCII digits (digit strings too long for ``int`` are
-  ignored too); unknown fields and ``:`` comments are ignored.
+  counts only if it is all ASCII digits and at most `MAX_RETRY_MS` (read with
+  `bounds.parse_digits`: 400 digits are ignored like any garbage, not an
+  overflow); unknown fields and ``:`` comments are ignored.
 * A blank line dispatches. First the "last event ID buffer" becomes
   `last_event_id`, *even when no event is dispatched*: this is how an MCP
   "priming event" (an id with no data) gives us a ``Last-Event-ID`` to resume
@@ -31,22 +33,36 @@ event). Such an event is never an MCP message, so by default it is not
 dispatched either; its id still updates `last_event_id`. Pass
 ``dispatch_empty_data=True`` for the exact WHATWG behaviour.
 
-`retry` is the last ``retry:`` seen on the stream (milliseconds); a dispatched
-event's own ``retry`` is the one seen within that event, as in httpx-sse.
+`retry` is the last valid ``retry:`` seen on the stream (milliseconds; ``0`` is
+valid SSE, and whether it is a usable wait hint is `bounds.wait_hint`'s call); a
+dispatched event's own ``retry`` is the one seen within that event, as in httpx-sse.
 At the end of the stream (`close`) an unterminated line or event is discarded.
 """
 
 from __future__ import annotations
 
-from httpx_sse import ServerSentEvent
+from typing import NamedTuple
 
 from .._exceptions import SSELimitExceeded
+from .bounds import MAX_HINT_SECONDS, parse_digits
 
-__all__ = ["SSEDecoder"]
+__all__ = ["MAX_RETRY_MS", "SSEDecoder", "ServerSentEvent"]
+
+#: The largest ``retry:`` taken (milliseconds): the longest wait hint we believe.
+MAX_RETRY_MS = int(MAX_HINT_SECONDS * 1000)
 
 _BOM = b"\xef\xbb\xbf"
 _LF = 0x0A
 _CR = 0x0D
+
+
+class ServerSentEvent(NamedTuple):
+    """One dispatched event. ``event`` is ``"message"`` when the stream named none."""
+
+    event: str
+    data: str
+    id: str = ""
+    retry: int | None = None
 
 
 class SSEDecoder:
@@ -187,9 +203,7 @@ class SSEDecoder:
                 self.last_event_id = id_buffer
                 if data_len > min_dispatch:
                     text = (data if more is None else more).decode("utf-8", "replace")
-                    if not event:
-                        kind = None
-                    elif event == b"message":
+                    if not event or event == b"message":
                         kind = "message"
                     else:
                         kind = event.decode("utf-8", "replace")
@@ -223,12 +237,10 @@ class SSEDecoder:
             elif name == b"id":
                 if b"\0" not in value:
                     id_buffer = value.decode("utf-8", "replace")
-            elif name == b"retry" and value.isdigit():  # bytes.isdigit: ASCII only
-                try:
-                    event_retry = int(value)
-                except ValueError:  # more digits than int() accepts from text
-                    continue
-                self.retry = event_retry
+            elif name == b"retry":
+                retry = parse_digits(value, high=MAX_RETRY_MS)
+                if retry is not None:
+                    self.retry = event_retry = retry
         self._data = data
         self._more = more
         self._data_len = data_len

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from .._exceptions import MalformedTokenError
 from .jwt import read_claims
+from .settings import number
 
 __all__ = ["Token"]
 
@@ -34,17 +35,7 @@ def _check_raw(raw: object) -> str:
 
 
 def _check_time(value: object, name: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    try:
-        as_float = float(value)
-    except OverflowError:
-        as_float = math.inf
-    if not math.isfinite(as_float):
-        raise ValueError(f"{name} must be finite")
-    return as_float
+    return None if value is None else number(value, name, low=-math.inf)
 
 
 def _iso(ts: float) -> str:

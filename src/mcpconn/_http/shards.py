@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import anyio
 import httpx
 
+from .._core.settings import whole_number
+
 
 @dataclass
 class _Shard:
@@ -26,8 +28,7 @@ class ClientShards:
     """Hands out `httpx.AsyncClient` shards; each carries at most ``shard_size`` connections."""
 
     def __init__(self, shard_size: int = 32) -> None:
-        if shard_size < 1:
-            raise ValueError("shard_size must be >= 1")
+        whole_number(shard_size, "shard_size")
         self._shard_size = shard_size
         self._shards: list[_Shard] = []
         self._ssl: ssl.SSLContext | None = None
@@ -54,10 +55,6 @@ class ClientShards:
             if shard.client is client:
                 shard.users -= 1
                 return
-
-    @property
-    def shards(self) -> int:
-        return len(self._shards)
 
     async def aclose(self) -> None:
         shards, self._shards = self._shards, []

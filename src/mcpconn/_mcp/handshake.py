@@ -10,6 +10,7 @@ and adopts the `ServerHello` they return.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,7 @@ logger = logging.getLogger("mcpconn.session")
 
 #: Sends one request and returns its ``result`` (the session's request matching).
 Roundtrip = Callable[[str, dict[str, Any] | None], Awaitable[dict[str, Any]]]
+_VERSION = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 #: Server-to-client request method -> the client capability that announces it.
 _CAPABILITY_FOR = {
     "elicitation/create": "elicitation",
@@ -187,8 +189,10 @@ async def initialize(
     result = await roundtrip("initialize", params)
     version = result.get("protocolVersion")
     if version not in SESSION_VERSIONS:
+        # Quoted only when it looks like a version: it is the server's text.
+        shown = repr(version) if isinstance(version, str) and _VERSION.fullmatch(version) else "?"
         raise UnsupportedProtocolVersion(
-            f"the server chose protocol version {str(version)[:40]!r}, which we do not speak "
+            f"the server chose protocol version {shown}, which we do not speak "
             f"(we offered {offered})"
         )
     transport.protocol_version = str(version)

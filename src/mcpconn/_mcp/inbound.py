@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 
 from .._core import jsonrpc as _jsonrpc
+from .._core.bounds import json_number
 from .._exceptions import JSONRPCError, MCPConnError
 from .transports.base import notification_dict
 
@@ -32,11 +33,18 @@ def deliver_notification(
     progress: Mapping[_jsonrpc.RequestId, ProgressCallback],
     on_notification: Callable[[dict[str, Any]], None],
 ) -> None:
-    """Route progress to its request's callback, then hand every notification on."""
+    """Route progress to its request's callback, then hand every notification on.
+
+    A progress notification reaches its callback only with a usable token and a
+    finite ``progress`` number (`bounds.json_number`); either way it is handed on.
+    """
     params = message.params or {}
     if message.method == "notifications/progress":
-        callback = progress.get(params.get("progressToken"))  # type: ignore[arg-type]
-        if callback is not None:
+        token = params.get("progressToken")
+        # A token is an int or a string (ours are ints); a list would not even hash.
+        known = isinstance(token, int | str) and not isinstance(token, bool)
+        callback = progress.get(token) if known else None  # type: ignore[arg-type]
+        if callback is not None and json_number(params.get("progress")) is not None:
             try:
                 callback(params)
             except Exception:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["LIST_CHANGED", "MAX_PAGES", "ListCache"]
+__all__ = ["LIST_CHANGED", "MAX_PAGES", "ListCache", "paginate"]
 
 LIST_CHANGED = {
     "notifications/tools/list_changed": "tools",
@@ -21,6 +21,25 @@ LIST_CHANGED = {
 MAX_PAGES = 10_000
 
 Request = Callable[[str, dict[str, Any] | None], Awaitable[dict[str, Any]]]
+
+
+async def paginate(
+    request: Request, method: str, on_page: Callable[[dict[str, Any]], object]
+) -> None:
+    """Every page of the paginated ``method``: ``on_page(result)`` for each, in order.
+
+    Follows ``nextCursor`` until the server stops sending one (or sends a
+    non-string or empty one), for at most `MAX_PAGES` pages: the one pagination
+    loop of mcpconn (the list cache and the stateless era's tools re-read).
+    """
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        result = await request(method, {"cursor": cursor} if cursor else None)
+        on_page(result)
+        next_cursor = result.get("nextCursor")
+        if not isinstance(next_cursor, str) or not next_cursor:
+            return
+        cursor = next_cursor
 
 
 class ListCache:
@@ -51,16 +70,13 @@ class ListCache:
         """Every page of ``<kind>/list``; entries that are not objects are dropped."""
         generation = self._generation
         items: list[dict[str, Any]] = []
-        cursor: str | None = None
-        for _ in range(MAX_PAGES):
-            result = await request(f"{kind}/list", {"cursor": cursor} if cursor else None)
+
+        def on_page(result: dict[str, Any]) -> None:
             page = result.get(kind)
             if isinstance(page, list):
                 items.extend(item for item in page if isinstance(item, dict))
-            next_cursor = result.get("nextCursor")
-            if not isinstance(next_cursor, str) or not next_cursor:
-                break
-            cursor = next_cursor
+
+        await paginate(request, f"{kind}/list", on_page)
         if generation == self._generation:
             self._items[kind] = items
         return list(items)

@@ -42,6 +42,7 @@ from . import handshake as _handshake
 from . import inbound as _inbound
 from .handshake import ServerHello, client_capabilities
 from .inbound import ProgressCallback
+from .lists import paginate
 from .transports import HTTPChannel, StatelessTransport, StreamLost, Transport
 from .transports.base import Era, describe
 from .transports.eras import EraCache
@@ -61,7 +62,6 @@ logger = logging.getLogger("mcpconn.session")
 
 #: JSON-RPC code for HeaderMismatch (2026-07-28): mirrored headers disagree with the body.
 HEADER_MISMATCH = -32020
-_MAX_PAGES = 100
 
 
 @dataclass
@@ -198,18 +198,14 @@ class Session:
             await self._send_cancelled(sent[-1], "timeout")
         raise RequestTimeout(f"{method} got no response within {timeout:g}s")
 
-    async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
-        if self._closed:
-            raise ConnectionClosed("the session is closed")
-        await self._send(_jsonrpc.Notification(method, params))
-
     async def listen(self) -> None:
         """Run the server-to-client stream once; it always ends in an exception.
 
         `StreamEnded` (sleep ``retry`` if given, call again: it resumes),
-        `MethodNotAllowed` (no listener here: never retry), `SessionExpired`
-        (legacy SSE: the stream was the session), or another typed error. In the
-        session era a 404 re-initializes the session and raises `StreamEnded`.
+        `MethodNotAllowed` or a -32601 `JSONRPCError` (no listener here),
+        `SessionLost` (legacy SSE: the stream was the session), or another typed
+        error; `mcpconn._core.classify` says what each means. In the session era
+        a 404 re-initializes the session and raises `StreamEnded`.
         """
         transport = self._require_transport()
         request = None
@@ -269,13 +265,7 @@ class Session:
 
     async def _list_tools(self, transport: StatelessTransport) -> None:
         """Every page of tools/list, to learn the tools' ``x-mcp-header`` maps."""
-        params: dict[str, Any] | None = None
-        for _ in range(_MAX_PAGES):
-            page = transport.learn_tools(await self._roundtrip("tools/list", params, None))
-            cursor = page.get("nextCursor")
-            if not isinstance(cursor, str) or not cursor:
-                return
-            params = {"cursor": cursor}
+        await paginate(self._roundtrip, "tools/list", transport.learn_tools)
 
     async def _roundtrip(
         self,
@@ -351,7 +341,8 @@ class Session:
             pending = self._pending.get(message.id) if message.id is not None else None
             if pending is None:
                 self._counts["unknown"] += 1
-                logger.debug("ignored a response to unknown or finished id %r", message.id)
+                shown = self._channel.clean(message.id)
+                logger.debug("ignored a response to unknown or finished id %s", shown)
             elif pending.done.is_set():
                 self._counts["duplicate"] += 1
             else:
@@ -362,7 +353,8 @@ class Session:
                 pending.done.set()
         elif getattr(self, "era", None) == "stateless":
             self._counts["skipped"] += 1
-            logger.debug("ignored %s: no server requests in the stateless era", describe(message))
+            shown = describe(message, self._channel.secrets)
+            logger.debug("ignored %s: no server requests in the stateless era", shown)
         else:
             self._tg.start_soon(self._answer, message)
 

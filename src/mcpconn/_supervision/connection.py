@@ -17,7 +17,7 @@ import math
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
@@ -26,6 +26,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .._config import ServerConfig
 from .._core.budget import TokenBucket
+from .._core.classify import classify
+from .._core.http_rules import canonical_uri
 from .._core.machine import (
     Action,
     Connect,
@@ -39,18 +41,16 @@ from .._core.machine import (
     Shutdown,
     Sleep,
     State,
-    classify,
     worth_logging,
 )
+from .._core.token import Token
 from .._exceptions import (
+    Challenge,
     ConnectionClosed,
-    Forbidden,
     JSONRPCError,
     MCPConnError,
     ReauthRequired,
     RequestTimeout,
-    SessionExpired,
-    Unauthorized,
 )
 from .._mcp.lists import ListCache
 from .._mcp.session import EraCache, Session, SessionHandlers, client_capabilities, open_session
@@ -63,8 +63,6 @@ logger = logging.getLogger("mcpconn")
 
 RequestHandler = Callable[[dict[str, Any] | None], Awaitable[dict[str, Any]]]
 ReauthCallback = Callable[[ReauthRequired], Awaitable[None] | None]
-
-_AUTH_INPUTS = (Input.UNAUTHORIZED, Input.SCOPE_DENIED, Input.REAUTH_REQUIRED)
 
 
 @dataclass
@@ -99,7 +97,8 @@ class Connection:
         self.server = config
         self.principal = principal
         self.last_error: MCPConnError | BaseException | None = None
-        self.challenge: Any = None
+        self.challenge: Challenge | None = None
+        self._rejected: Token | None = None
         self._ctx = context
         self._machine = machine
         #: Every record carries the server and principal (``record.mcp_server``/``.principal``).
@@ -116,7 +115,6 @@ class Connection:
             math.inf
         )
         self._epoch = 0
-        self._timer_id = 0
         self._timer_scope: anyio.CancelScope | None = None
         self._session: Session | None = None
         self._session_epoch = 0
@@ -136,6 +134,7 @@ class Connection:
                 principal,
                 config.audience,
                 allow_insecure_http=config.allow_insecure_http,
+                resource=canonical_uri(config.url),
             )
 
     def __repr__(self) -> str:
@@ -193,9 +192,12 @@ class Connection:
                 timeout=max(0.001, deadline - anyio.current_time()),
                 on_progress=on_progress,
             )
-        except (Unauthorized, Forbidden, ReauthRequired, SessionExpired) as exc:
-            self._report(exc, epoch)
-            if isinstance(exc, ReauthRequired):
+        except MCPConnError as exc:
+            fact = classify(exc, during="call")
+            if fact is None:
+                raise  # the caller's business, not the connection's
+            self._post_failure(exc, fact, epoch)
+            if fact.input is Input.REAUTH_REQUIRED:
                 raise self._reauth_error(exc) from exc
             raise
         finally:
@@ -324,7 +326,6 @@ class Connection:
     def _start_timer(self, sleep: Sleep) -> None:
         assert self._tg is not None
         self._cancel_timer()
-        self._timer_id += 1
         scope = anyio.CancelScope()
         self._timer_scope = scope
         extra = 0.0
@@ -415,8 +416,12 @@ class Connection:
                 self._fail_epoch(exc, epoch, "ping")
                 return
 
-    def _fail_epoch(self, exc: BaseException, epoch: int, during: str) -> None:
-        fact = classify(exc, during=during)
+    def _fail_epoch(
+        self, exc: BaseException, epoch: int, during: Literal["connect", "listen", "ping"]
+    ) -> None:
+        self._post_failure(exc, classify(exc, during=during), epoch)
+
+    def _post_failure(self, exc: BaseException, fact: Fact, epoch: int) -> None:
         if epoch == self._epoch and fact.input is not Input.NO_LISTENER:
             self.last_error = exc
             self._note_failure(exc, fact)
@@ -424,9 +429,10 @@ class Connection:
 
     def _note_failure(self, exc: BaseException, fact: Fact) -> None:
         counters = self._ctx.counters
-        if isinstance(exc, Unauthorized | Forbidden):
+        if fact.input in (Input.UNAUTHORIZED, Input.SCOPE_DENIED):
             counters.unauthorized += 1
-            self.challenge = exc.challenge
+            self.challenge = fact.challenge
+            self._rejected = fact.rejected or self._rejected
         elif fact.input in (Input.TRANSIENT_FAILURE, Input.LISTENER_FAILED):
             counters.transient_failures += 1
             attempt = self._machine.transient_attempt + 1
@@ -452,10 +458,18 @@ class Connection:
 
     async def _force_refresh(self) -> None:
         tokens, audience = self._ctx.tokens, self.server.audience
-        rejected = self._auth.last_rejected if self._auth is not None else None
+        auth = self._auth
+        rejected = self._rejected  # the token the last 401 refused, from its error
+        resource = auth.resource if auth is not None else None
         if rejected is None:
-            rejected = await tokens.get(self.principal, audience)
-        await tokens.refresh(self.principal, audience, replacing=rejected)
+            rejected = await tokens.get(self.principal, audience, resource=resource)
+        await tokens.refresh(
+            self.principal,
+            audience,
+            replacing=rejected,
+            challenge=self.challenge,
+            resource=resource,
+        )
         self._ctx.counters.forced_refreshes += 1
 
     # ---- parking ----------------------------------------------------------------
@@ -503,11 +517,6 @@ class Connection:
             if state in (State.CLOSED, State.FAILED):
                 raise ConnectionClosed(f"{self!r} is {state.name}: {self.last_error!r}")
             await self._next_change()
-
-    def _report(self, exc: BaseException, epoch: int) -> None:
-        fact = classify(exc, during="call")
-        if fact.input in _AUTH_INPUTS or fact.input is Input.SESSION_LOST:
-            self._fail_epoch(exc, epoch, "call")
 
     def _begin_call(self) -> None:
         self._inflight += 1

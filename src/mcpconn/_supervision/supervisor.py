@@ -24,6 +24,7 @@ from .._config import ServerConfig
 from .._core.backoff import Backoff
 from .._core.budget import TokenBucket
 from .._core.machine import Fact, Input, Machine, State
+from .._core.settings import number
 from .._exceptions import ConnectionClosed
 from .._http.shards import ClientShards
 from .._mcp.session import EraCache
@@ -50,6 +51,12 @@ class StormControl:
     connect_rate: float = 200.0
     connect_burst: float = 100.0
 
+    def __post_init__(self) -> None:
+        number(self.retry_rate, "retry_rate", above=True)
+        number(self.connect_rate, "connect_rate", above=True)
+        number(self.retry_burst, "retry_burst", low=1)
+        number(self.connect_burst, "connect_burst", low=1)
+
 
 class Supervisor:
     """Keeps every (server, principal) connection alive, authenticated and quiet when it must be.
@@ -74,6 +81,13 @@ class Supervisor:
         shard_size: int = 32,
         rng: random.Random | None = None,
     ) -> None:
+        # Every number checked here, once: probe_interval=0 would spin, not probe.
+        number(wake_jitter, "wake_jitter")
+        for name, value in (("probe_interval", probe_interval), ("idle_timeout", idle_timeout)):
+            if value is not None:
+                number(value, name, above=True)
+        number(productive_after, "productive_after", above=True)
+        number(close_timeout, "close_timeout")
         self.tokens = tokens
         self.backoff = backoff or Backoff()
         self._client = client  # an embedder's client carries every connection

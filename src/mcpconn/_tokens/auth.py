@@ -7,11 +7,18 @@ different token, one retry; a second 401 is returned to the caller, whose
 signal it is. No lock is held across a ``yield``: the single-flight lives in
 the `TokenSource`, between awaits. The challenge parser and the loopback rule
 are `_http_rules`' (one of each in mcpconn).
+
+The auth object is driven, never reached into: what a rejection said (the
+token the server refused, its parsed ``WWW-Authenticate``) comes back *on the
+response* it returns (`BearerAuth.rejection`), parsed once here; the transports
+put it into the `Unauthorized` they raise. Nothing about a rejection is kept
+in this object, so one `BearerAuth` can serve concurrent requests.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator
+from dataclasses import dataclass
 
 import httpx
 
@@ -20,16 +27,31 @@ from .._core.token import Token
 from .._exceptions import Challenge, InsecureTransportError
 from .source import TokenSource
 
-__all__ = ["BearerAuth"]
+__all__ = ["BearerAuth", "Rejection"]
+
+#: Where a rejected response carries its `Rejection` (``httpx.Response.extensions``).
+_REJECTION = "mcpconn.rejection"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """What a 401 (or a step-up 403) said: the token it refused and its challenge.
+
+    ``token`` is what a forced refresh must replace (compare-and-refresh); its
+    repr is a fingerprint, never the credential. ``challenge`` is the parsed
+    ``WWW-Authenticate`` (``None`` when the server sent none).
+    """
+
+    token: Token
+    challenge: Challenge | None
 
 
 class BearerAuth(httpx.Auth):
     """Sets ``Authorization: Bearer`` from ``source.get(principal, audience)``.
 
     ``retry_on_401`` is public: a connection that counts 401s itself switches it
-    off. ``last_rejected`` is the last token answered with 401 (compare-and-refresh
-    needs it), ``last_challenge`` keeps the ``WWW-Authenticate`` of the last 401
-    (``None`` when it had none). Async only: use it with `httpx.AsyncClient`.
+    off. A 401 it returns carries its `Rejection` (see `rejection`). Async only:
+    use it with `httpx.AsyncClient`.
     """
 
     requires_request_body = True  # so a retry can resend the body
@@ -42,15 +64,24 @@ class BearerAuth(httpx.Auth):
         *,
         retry_on_401: bool = True,
         allow_insecure_http: bool = False,
+        resource: str | None = None,
     ) -> None:
         self.source = source
         self.principal = principal
         self.audience = audience
+        #: The server's canonical URI, for the provider (`TokenRequest.resource`).
+        self.resource = resource
         self.retry_on_401 = retry_on_401
         self.allow_insecure_http = allow_insecure_http
-        self.last_challenge: Challenge | None = None
-        #: The last token a server answered 401 to: what a forced refresh must replace.
-        self.last_rejected: Token | None = None
+
+    @staticmethod
+    def rejection(response: httpx.Response) -> Rejection | None:
+        """What the server said when it refused the token of ``response``'s request.
+
+        ``None`` unless ``response`` is a 401 (or a step-up 403) this auth returned.
+        """
+        found = response.extensions.get(_REJECTION)
+        return found if isinstance(found, Rejection) else None
 
     def __repr__(self) -> str:
         return (
@@ -65,6 +96,23 @@ class BearerAuth(httpx.Auth):
                 "use https or allow_insecure_http=True"
             )
 
+    def _rejected(
+        self, response: httpx.Response, token: Token, earlier: Token | None = None
+    ) -> Rejection | None:
+        """The `Rejection` of a 401, or of a 403 insufficient_scope when the provider
+        can widen scope (``step_up``); attached to ``response``. Parsed here, once."""
+        status = response.status_code
+        if status not in (401, 403) or (status == 403 and not self.source.step_up):
+            return None
+        # what we sent is secret: the parser redacts it, should the server echo it back
+        secrets = (token.raw,) if earlier is None else (token.raw, earlier.raw)
+        challenge = parse_www_authenticate(response.headers.get_list("www-authenticate"), secrets)
+        if status == 403 and (challenge is None or challenge.error != "insufficient_scope"):
+            return None
+        found = Rejection(token, challenge)
+        response.extensions[_REJECTION] = found
+        return found
+
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
         raise RuntimeError("BearerAuth is async-only: use it with httpx.AsyncClient")
 
@@ -72,22 +120,22 @@ class BearerAuth(httpx.Auth):
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         self._check_transport(request.url)
-        sent = await self.source.get(self.principal, self.audience)
+        sent = await self.source.get(self.principal, self.audience, resource=self.resource)
         request.headers["Authorization"] = f"Bearer {sent.raw}"
         response = yield request
-        if response.status_code != 401:
+        rejection = self._rejected(response, sent)
+        if rejection is None or not self.retry_on_401:
             return
-        self.last_challenge = parse_www_authenticate(response.headers.get_list("www-authenticate"))
-        self.last_rejected = sent
-        if not self.retry_on_401:
-            return
-        fresh = await self.source.refresh(self.principal, self.audience, replacing=sent)
+        fresh = await self.source.refresh(
+            self.principal,
+            self.audience,
+            replacing=sent,
+            challenge=rejection.challenge,
+            resource=self.resource,
+        )
         if fresh.same_credential(sent):
             return  # the provider has nothing better: the 401 is the caller's signal
         request.headers["Authorization"] = f"Bearer {fresh.raw}"
         response = yield request
         if response.status_code == 401:
-            self.last_rejected = fresh
-            self.last_challenge = parse_www_authenticate(
-                response.headers.get_list("www-authenticate")
-            )
+            self._rejected(response, fresh, sent)

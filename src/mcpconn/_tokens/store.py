@@ -101,6 +101,30 @@ class TokenStore(abc.ABC):
         """
         return await fetch()
 
+    # -- records: small secrets providers keep next to the tokens ---------------------
+
+    async def load_record(self, name: str) -> str | None:
+        """A provider's record (``mcpconn.oauth``: refresh tokens, client registrations).
+
+        The default keeps records in this process; a shared store overrides both
+        methods to share them (`RedisTokenStore` seals them like tokens).
+        """
+        return self._local_records().get(name)
+
+    async def save_record(self, name: str, value: str | None) -> None:
+        """Replace (``None``: delete) the record ``name``."""
+        records = self._local_records()
+        if value is None:
+            records.pop(name, None)
+        else:
+            records[name] = value
+
+    def _local_records(self) -> dict[str, str]:
+        records: dict[str, str] | None = self.__dict__.get("_records")
+        if records is None:
+            records = self.__dict__["_records"] = {}
+        return records
+
     async def run(
         self,
         on_change: ChangeCallback,
@@ -125,9 +149,6 @@ class MemoryTokenStore(TokenStore):
 
     def discard(self, key: Key) -> None:
         self._entries.pop(key, None)
-
-    def keys(self) -> list[Key]:
-        return list(self._entries)
 
     def __len__(self) -> int:
         return len(self._entries)

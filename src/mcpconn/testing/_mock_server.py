@@ -65,6 +65,7 @@ class MockServer:
         token_lifetime: float = 60.0,
         max_sessions: int = 100_000,
         clock: Callable[[], float] = time.time,
+        authorization_server: str | None = None,
     ) -> None:
         unknown = set(eras) - {"streamable-http", "sse", "stateless"}
         if unknown:
@@ -73,6 +74,8 @@ class MockServer:
         self.port = port
         self.issuer = issuer if issuer is not None else JWTIssuer(clock=clock)
         self.require_auth = require_auth
+        #: The issuer its protected-resource metadata names (None: the server itself).
+        self.authorization_server = authorization_server
         self.json_response = json_response
         self.eras = frozenset(eras)
         self.get_listener = get_listener
@@ -453,7 +456,7 @@ class MockServer:
             body = encode_json(
                 {
                     "resource": self.url,
-                    "authorization_servers": [self.base_url],
+                    "authorization_servers": [self.authorization_server or self.base_url],
                     "bearer_methods_supported": ["header"],
                 }
             )

@@ -1,7 +1,11 @@
 """What every HTTP transport shares: one error boundary, bounded reads, one send path.
 
 httpx errors are translated exactly once, in `map_httpx_errors` (the shape of
-httpx's own ``map_httpcore_exceptions``). Every request goes through
+httpx's own ``map_httpcore_exceptions``). Server text enters our errors only
+through the channel (`HTTPChannel.raise_for_status`, `HTTPChannel.parse`,
+`HTTPChannel.content_type`, `HTTPChannel.clean`), which hands the core's parsers
+the credentials it sent (`HTTPChannel.secrets`, read back from each response's
+request) so that the one sanitizer can redact an echoed token. Every request goes through
 `HTTPChannel.open`, which passes the caller's ``auth`` object to
 ``client.send`` on *every* request (GET streams and DELETE included), so the
 token is read per request, never frozen into a header at connect time. Every
@@ -22,13 +26,16 @@ from typing import Any, Literal
 
 import anyio
 import httpx
-from httpx_sse import ServerSentEvent
 
 from ..._config import ServerConfig
 from ..._core import http_rules as _http_rules
 from ..._core import jsonrpc as _jsonrpc
-from ..._core.sse import SSEDecoder
+from ..._core.bounds import parse_digits, wait_hint
+from ..._core.sanitize import sanitize
+from ..._core.sse import ServerSentEvent, SSEDecoder
 from ..._exceptions import (
+    ConnectError,
+    Forbidden,
     HTTPStatusError,
     JSONRPCError,
     MCPConnError,
@@ -36,7 +43,9 @@ from ..._exceptions import (
     ProtocolError,
     ReadTimeout,
     TransportError,
+    Unauthorized,
 )
+from ..._tokens.auth import BearerAuth
 
 __all__ = [
     "ACCEPT_BOTH",
@@ -59,6 +68,10 @@ ACCEPT_BOTH = "application/json, text/event-stream"
 ACCEPT_SSE = "text/event-stream"
 JSON = "application/json"
 SSE = "text/event-stream"
+#: Distinct credentials a channel remembers (newest first) to redact from server text.
+REMEMBERED_CREDENTIALS = 4
+#: The largest Content-Length read as one (8 EiB): beyond, the header is no number.
+_MAX_CONTENT_LENGTH = (1 << 63) - 1
 
 
 class StreamLost(TransportError):
@@ -75,12 +88,15 @@ def map_httpx_errors() -> Iterator[None]:
     """Translate httpx's exceptions into ours, once, at the boundary."""
     try:
         yield
-    except httpx.TimeoutException as exc:
-        # Connect/write/pool timeouts are network failures; a read timeout is a stall.
-        if isinstance(exc, httpx.ReadTimeout):
-            raise ReadTimeout(f"no data within the read timeout ({type(exc).__name__})") from exc
+    except httpx.ReadTimeout as exc:
+        raise ReadTimeout(f"no data within the read timeout ({type(exc).__name__})") from exc
+    except httpx.ConnectTimeout as exc:
+        raise ConnectError(f"timed out connecting or sending ({type(exc).__name__})") from exc
+    except httpx.TimeoutException as exc:  # write and pool timeouts
         raise NetworkError(f"timed out connecting or sending ({type(exc).__name__})") from exc
-    except (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.CloseError) as exc:
+    except httpx.ConnectError as exc:
+        raise ConnectError(f"network error ({type(exc).__name__})") from exc
+    except (httpx.ReadError, httpx.WriteError, httpx.CloseError) as exc:
         raise NetworkError(f"network error ({type(exc).__name__})") from exc
     except httpx.RemoteProtocolError as exc:
         raise NetworkError(f"connection broken ({type(exc).__name__})") from exc
@@ -101,7 +117,23 @@ class StreamState:
 
     @property
     def retry(self) -> float | None:
-        return None if self.retry_ms is None else self.retry_ms / 1000.0
+        """The server's ``retry:`` as a wait hint in seconds; ``retry: 0`` is no hint."""
+        return None if self.retry_ms is None else wait_hint(self.retry_ms / 1000.0)
+
+
+def sent_credentials(response: httpx.Response) -> list[str]:
+    """The credentials in the ``Authorization`` headers of the requests behind ``response``
+    (an auth flow's retried request and the first one it replaced), scheme removed."""
+    found: list[str] = []
+    for answered in (*response.history, response):
+        try:
+            value = answered.request.headers.get("authorization")
+        except RuntimeError:  # a response built without a request
+            continue
+        if value:
+            scheme, _, credential = value.strip().partition(" ")
+            found.append(credential.strip() or scheme)
+    return found
 
 
 class HTTPChannel:
@@ -115,6 +147,41 @@ class HTTPChannel:
         self.auth = auth
         t = config.timeouts
         self.timeout = httpx.Timeout(t.connect, read=t.read)
+        self._secrets: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"<HTTPChannel {self.config.name!r}>"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The last few credentials sent on this channel: what a server may echo back.
+
+        All of them, not only the one of the response at hand: on the legacy SSE
+        transport a POST's answer arrives on the GET stream, sent with another
+        token if it was refreshed in between.
+        """
+        return self._secrets
+
+    def _remember(self, response: httpx.Response) -> None:
+        sent = sent_credentials(response)
+        if not sent or (len(sent) == 1 and self._secrets[:1] == (sent[0],)):
+            return  # the common case: the same token as last time
+        newest_first = [*reversed(sent), *self._secrets]
+        self._secrets = tuple(dict.fromkeys(newest_first))[:REMEMBERED_CREDENTIALS]
+
+    def clean(self, value: object) -> str:
+        """Server text made safe for an error message or a log line (see `sanitize`)."""
+        return sanitize(value, self._secrets)
+
+    def parse(self, data: str | bytes) -> _jsonrpc.Message:
+        """One JSON-RPC message from the server; its error text is sanitized."""
+        return _jsonrpc.parse_message(data, self._secrets)
+
+    def content_type(self, response: httpx.Response, allowed: tuple[str, ...]) -> str:
+        """The response's media type if it is one of ``allowed``, else `UnexpectedContentType`."""
+        return _http_rules.check_content_type(
+            response.headers.get("content-type"), allowed, self._secrets
+        )
 
     def headers(self, extra: Mapping[str, str]) -> dict[str, str]:
         merged = dict(self.config.headers)
@@ -138,6 +205,7 @@ class HTTPChannel:
             response = await self.client.send(
                 request, auth=self.auth, stream=True, follow_redirects=False
             )
+        self._remember(response)
         try:
             yield response
         finally:
@@ -149,16 +217,28 @@ class HTTPChannel:
         status = response.status_code
         if 200 <= status < 300:
             return
+        rejection = BearerAuth.rejection(response)  # read (and parsed) by the auth flow
+        if rejection is not None:
+            if status == 401:
+                raise Unauthorized(rejection.challenge, rejected=rejection.token)
+            raise Forbidden(rejection.challenge)
         error = _http_rules.error_for_status(
-            status, response.headers, had_session=had_session, era=era, now=time.time()
+            status,
+            response.headers,
+            had_session=had_session,
+            era=era,
+            now=time.time(),
+            secrets=self._secrets,
         )
         raise error if error is not None else HTTPStatusError(status)
 
     async def read_body(self, response: httpx.Response) -> bytes:
         """Read a JSON body incrementally, refusing more than the configured limit."""
         limit = self.config.limits.max_json_response_bytes
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        declared = parse_digits(
+            response.headers.get("content-length", "").strip(), high=_MAX_CONTENT_LENGTH
+        )
+        if declared is not None and declared > limit:
             raise ProtocolError(f"JSON body of {declared} bytes exceeds the limit of {limit}")
         chunks: list[bytes] = []
         size = 0
@@ -175,14 +255,14 @@ class HTTPChannel:
         return b"".join(chunks)
 
     async def read_message(self, response: httpx.Response) -> _jsonrpc.Message:
-        return _jsonrpc.parse_message(await self.read_body(response))
+        return self.parse(await self.read_body(response))
 
     async def rpc_error_body(self, response: httpx.Response) -> JSONRPCError | None:
         """The JSON-RPC error a 4xx carries in its JSON body, if it carries one."""
         if _http_rules.media_type(response.headers.get("content-type")) != JSON:
             return None
         try:
-            message = _jsonrpc.parse_message(await self.read_body(response))
+            message = self.parse(await self.read_body(response))
         except (ProtocolError, NetworkError, ReadTimeout):
             return None
         if isinstance(message, _jsonrpc.ErrorResponse):
@@ -261,10 +341,12 @@ def notification_dict(message: _jsonrpc.Notification) -> dict[str, Any]:
     return out
 
 
-def describe(message: object) -> str:
-    """A log-safe description: the type and method, never the payload."""
+def describe(message: object, secrets: tuple[str, ...] = ()) -> str:
+    """A log-safe description: the type and the (sanitized) method, never the payload."""
     method = getattr(message, "method", None)
-    return f"{type(message).__name__}({method!r})" if method else type(message).__name__
+    if not method:
+        return type(message).__name__
+    return f"{type(message).__name__}({sanitize(method, secrets, limit=64)!r})"
 
 
 def dumps(obj: Any) -> bytes:

@@ -7,8 +7,8 @@ session's task group reads; that task owns the stream (enters and exits it)
 and never raises: its outcome is stored and reported through ``on_lost``.
 
 The stream *is* the session. When it ends or breaks, the session is gone:
-pending requests fail, later requests and `listen` raise
-`SessionExpired` (status 410, "gone", with the stream's own error as
+pending requests fail, later requests and `listen` raise `SessionLost`
+(no HTTP status: none was sent; the stream's own error, if any, is the
 ``__cause__``), and the connection opens a new session. A message on the
 stream that is not JSON-RPC is counted in ``skipped`` and dropped.
 """
@@ -22,11 +22,10 @@ from typing import Any
 import anyio
 import httpx
 from anyio.abc import TaskGroup
-from httpx_sse import ServerSentEvent
 
-from ..._core import http_rules as _http_rules
 from ..._core import jsonrpc as _jsonrpc
-from ..._exceptions import InvalidMessage, MCPConnError, ProtocolError, SessionExpired
+from ..._core.sse import ServerSentEvent
+from ..._exceptions import InvalidMessage, MCPConnError, ProtocolError, SessionLost
 from .base import ACCEPT_BOTH, ACCEPT_SSE, JSON, SSE, Dispatch, Era, HTTPChannel, StreamState
 
 __all__ = ["LegacySSETransport", "resolve_endpoint"]
@@ -45,9 +44,11 @@ def resolve_endpoint(sse_url: str, data: str) -> str:
     base = httpx.URL(sse_url)
     try:
         target = base.join(data.strip())
-    except httpx.InvalidURL as exc:
+        # .host decodes punycode: "http://xn--a/" raises idna's UnicodeError here
+        origin = _origin(target)
+    except (httpx.InvalidURL, ValueError) as exc:
         raise ProtocolError("the endpoint event is not a valid URI") from exc
-    if _origin(target) != _origin(base):
+    if origin != _origin(base):
         raise ProtocolError("the endpoint event names another origin; refusing to post there")
     return str(target)
 
@@ -90,12 +91,12 @@ class LegacySSETransport:
             raise self._error
 
     async def _read(self, dispatch: Dispatch) -> None:
-        error: MCPConnError = SessionExpired(410, "the legacy SSE session is closed")
+        error: MCPConnError = SessionLost("the legacy SSE session is closed")
         try:
             with self._scope:
                 await self._run(dispatch)
             if not self._scope.cancel_called:
-                error = SessionExpired(410, "the legacy SSE stream ended; the session is gone")
+                error = SessionLost("the legacy SSE stream ended; the session is gone")
         except MCPConnError as exc:
             error = exc
         finally:
@@ -109,7 +110,7 @@ class LegacySSETransport:
     async def _run(self, dispatch: Dispatch) -> None:
         async with self.channel.open("GET", self.url, headers={"Accept": ACCEPT_SSE}) as resp:
             self.channel.raise_for_status(resp, had_session=False, era=self.era)
-            _http_rules.check_content_type(resp.headers.get("content-type"), (SSE,))
+            self.channel.content_type(resp, (SSE,))
             await self._pump(resp, dispatch)
 
     async def _pump(self, response: httpx.Response, dispatch: Dispatch) -> None:
@@ -124,7 +125,7 @@ class LegacySSETransport:
             if event.event not in ("", "message") or not event.data:
                 return False
             try:
-                message = _jsonrpc.parse_message(event.data)
+                message = self.channel.parse(event.data)
             except InvalidMessage:
                 self._skipped += 1
                 logger.debug("skipped an SSE event that is not JSON-RPC")
@@ -139,9 +140,9 @@ class LegacySSETransport:
     def gone(self) -> MCPConnError:
         """The error every call gets once the stream is gone."""
         error = self._error
-        if isinstance(error, SessionExpired) or error is None:
-            return error or SessionExpired(410, "the legacy SSE session is closed")
-        gone = SessionExpired(410, f"the legacy SSE stream failed ({type(error).__name__})")
+        if isinstance(error, SessionLost) or error is None:
+            return error or SessionLost("the legacy SSE session is closed")
+        gone = SessionLost(f"the legacy SSE stream failed ({type(error).__name__})")
         gone.__cause__ = error
         return gone
 
@@ -166,7 +167,7 @@ class LegacySSETransport:
         await self._post(message)
 
     async def listen(self, dispatch: Dispatch, request: _jsonrpc.Request | None = None) -> None:
-        """Wait until the SSE stream ends, then raise `SessionExpired`."""
+        """Wait until the SSE stream ends, then raise `SessionLost`."""
         await self._closed.wait()
         raise self.gone()
 

@@ -5,10 +5,12 @@ No ``initialize`` and no session: every request is a self-contained POST whose
 mirrored into ``MCP-Protocol-Version``, ``Mcp-Method`` and ``Mcp-Name``
 headers (spec: basic/transports/streamable-http, "Request Metadata").
 There is no GET stream and no resumption: a response stream that breaks
-loses the request (`StreamLost`; the session re-issues it once with a new
-id). A 404 or 400 with a JSON-RPC error body is that error (404 is "method
-not found", never session expiry). The listener is the long-lived POST
-``subscriptions/listen`` stream (every notification on it is handed on, the
+after the request left loses it (`StreamLost`; the session re-issues it once
+with a new id); a `ConnectError` never sent it and is raised as is. A 404 or
+400 with a JSON-RPC error body is that error (404 is "method not found",
+never session expiry). The listener is the long-lived POST
+``subscriptions/listen`` stream (a server without it answers -32601, raised as
+the `JSONRPCError` it is; every notification on it is handed on, the
 ``notifications/subscriptions/acknowledged`` included: it tells the embedder
 the listener is live). Cancellation is closing the stream: no
 ``notifications/cancelled`` goes out in this era.
@@ -22,9 +24,8 @@ from typing import Any
 import httpx
 
 from ..._config import STATELESS_VERSION
-from ..._core import http_rules as _http_rules
 from ..._core import jsonrpc as _jsonrpc
-from ..._exceptions import JSONRPCError, MethodNotAllowed, NetworkError, StreamEnded
+from ..._exceptions import ConnectError, NetworkError, StreamEnded
 from .base import ACCEPT_BOTH, JSON, SSE, Dispatch, Era, HTTPChannel, StreamLost, StreamState
 from .params import encode_header_value, param_header_map, param_headers
 from .streamable_http import check_rpc_status, pump
@@ -90,7 +91,8 @@ class StatelessTransport:
             try:
                 self.tool_headers[name] = param_header_map(tool.get("inputSchema"))
             except ValueError as exc:
-                logger.warning("left out tool %r from tools/list: %s", name[:100], exc)
+                clean = self.channel.clean
+                logger.warning("left out tool %r from tools/list: %s", clean(name), clean(exc))
                 continue
             kept.append(tool)
         return {**result, "tools": kept}
@@ -135,9 +137,7 @@ class StatelessTransport:
                 "POST", self.url, headers=headers, content=_jsonrpc.encode(stamped)
             ) as response:
                 await self._check(response)
-                kind = _http_rules.check_content_type(
-                    response.headers.get("content-type"), (JSON, SSE)
-                )
+                kind = self.channel.content_type(response, (JSON, SSE))
                 if kind == JSON:
                     message = await self.channel.read_message(response)
                     if isinstance(message, _jsonrpc.ErrorResponse) and message.id is None:
@@ -150,9 +150,9 @@ class StatelessTransport:
                     self.channel, response, StreamState(), dispatch, strict=True, done=done
                 ):
                     return
+        except ConnectError:
+            raise  # never sent: nothing to re-issue
         except NetworkError as exc:
-            if not _sent(exc):
-                raise
             raise StreamLost("the response stream broke before the response") from exc
         raise StreamLost("the response stream ended before the response")
 
@@ -188,36 +188,23 @@ class StatelessTransport:
                 return
             dispatch(message)
 
-        try:
-            async with self.channel.open(
-                "POST", self.url, headers=headers, content=_jsonrpc.encode(stamped)
-            ) as response:
-                await self._check(response)
-                _http_rules.check_content_type(response.headers.get("content-type"), (SSE,))
-                await pump(
-                    self.channel,
-                    response,
-                    StreamState(),
-                    route,
-                    strict=False,
-                    done=lambda: bool(ended),
-                    counter=self._skipped,
-                )
-        except JSONRPCError as exc:
-            if exc.code == _jsonrpc.METHOD_NOT_FOUND:
-                raise MethodNotAllowed("the server has no subscriptions/listen") from exc
-            raise
+        async with self.channel.open(
+            "POST", self.url, headers=headers, content=_jsonrpc.encode(stamped)
+        ) as response:
+            await self._check(response)
+            self.channel.content_type(response, (SSE,))
+            await pump(
+                self.channel,
+                response,
+                StreamState(),
+                route,
+                strict=False,
+                done=lambda: bool(ended),
+                counter=self._skipped,
+            )
         if ended and isinstance(ended[0], _jsonrpc.ErrorResponse):
-            error = ended[0].error
-            if error.code == _jsonrpc.METHOD_NOT_FOUND:
-                raise MethodNotAllowed("the server has no subscriptions/listen") from error
-            raise error
+            raise ended[0].error  # -32601 is "no listener here": the classifier's call
         raise StreamEnded("the subscription stream ended", retry=None)
 
     async def aclose(self) -> None:
         """Nothing to close: no session, no DELETE."""
-
-
-def _sent(exc: NetworkError) -> bool:
-    """Whether the request may have reached the server (not a refused connect)."""
-    return not isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout)

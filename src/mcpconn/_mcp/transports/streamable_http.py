@@ -24,10 +24,9 @@ from typing import Any
 
 import anyio
 import httpx
-from httpx_sse import ServerSentEvent
 
-from ..._core import http_rules as _http_rules
 from ..._core import jsonrpc as _jsonrpc
+from ..._core.sse import ServerSentEvent
 from ..._exceptions import (
     InvalidMessage,
     MCPConnError,
@@ -98,13 +97,15 @@ async def pump(
         if not is_message_event(event):
             return False
         try:
-            message = _jsonrpc.parse_message(event.data)
+            message = channel.parse(event.data)
         except InvalidMessage:
             if strict:
                 raise
             if counter is not None:
                 counter[0] += 1
-            logger.debug("skipped an SSE event that is not JSON-RPC (id=%r)", event.id)
+            logger.debug(
+                "skipped an SSE event that is not JSON-RPC (id=%r)", channel.clean(event.id)
+            )
             return False
         dispatch(message)
         return done is not None and bool(done())
@@ -163,14 +164,14 @@ class StreamableHTTPTransport:
                 self._capture_session_id(response)
             if response.status_code == 202:
                 raise ProtocolError("the server answered a request with 202 and no response")
-            kind = _http_rules.check_content_type(response.headers.get("content-type"), (JSON, SSE))
+            kind = self.channel.content_type(response, (JSON, SSE))
             if kind == JSON:
                 message = await self.channel.read_message(response)
                 if isinstance(message, _jsonrpc.ErrorResponse) and message.id is None:
                     raise message.error  # e.g. a parse error the server could not attribute
                 dispatch(message)
                 if not done():
-                    got = describe(message)
+                    got = describe(message, self.channel.secrets)
                     raise InvalidMessage(f"the JSON reply was {got}, not the response")
                 return
             try:
@@ -207,7 +208,7 @@ class StreamableHTTPTransport:
                     await check_rpc_status(
                         self.channel, response, had_session=had_session, era=self.era
                     )
-                    _http_rules.check_content_type(response.headers.get("content-type"), (SSE,))
+                    self.channel.content_type(response, (SSE,))
                     if await pump(self.channel, response, state, dispatch, strict=True, done=done):
                         return
             except MethodNotAllowed as exc:
@@ -234,7 +235,7 @@ class StreamableHTTPTransport:
             headers["Last-Event-ID"] = state.last_event_id
         async with self.channel.open("GET", self.url, headers=headers) as response:
             self.channel.raise_for_status(response, had_session=had_session, era=self.era)
-            _http_rules.check_content_type(response.headers.get("content-type"), (SSE,))
+            self.channel.content_type(response, (SSE,))
             await pump(self.channel, response, state, dispatch, strict=False, counter=self._skipped)
         raise StreamEnded("the listener stream ended", retry=state.retry)
 

@@ -1,0 +1,173 @@
+"""The one sanitizer for server text: what a server says never carries a secret out.
+
+A hostile server can put anything in a challenge parameter, a JSON-RPC error, a
+content type or an id: megabytes of it, control characters that forge log lines,
+or the very credential we sent it, echoed back so that it lands in an exception,
+a state reason or a log record. Every piece of server text passes `sanitize`
+before it enters an `MCPConnError` (its message or attributes), a state reason,
+a statistic or a log line:
+
+1. work is bounded: only the first `_SCAN` characters are read (a non-string is
+   rendered repr-like, depth- and size-bounded, never by ``repr`` itself, which
+   recursion-errors on deep JSON);
+2. control and format characters (Unicode Cc, Cf, Zl, Zp) are removed, so a
+   secret split by a zero-width space is whole again for step 3;
+3. every occurrence of a credential sent on that request (``secrets``), and
+   anything JWT-shaped, becomes `REDACTED`;
+4. the result is cut to ``limit`` characters (with ``...``). Redaction comes
+   first, so a cut never leaves a secret's prefix behind.
+
+`sanitize_json` does the same to a decoded JSON value (JSON-RPC error ``data``):
+every string and key cleaned, depth and size bounded, structure kept.
+
+Which secrets are "the credential sent on that request" is the shell's to know:
+the transports collect the ``Authorization`` values of each response's requests.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["MAX_CHARS", "REDACTED", "redact", "sanitize", "sanitize_json"]
+
+#: What a secret or a JWT-shaped string is replaced by.
+REDACTED = "[redacted]"
+#: The default bound on one piece of sanitized text.
+MAX_CHARS = 200
+#: Characters of input looked at, whatever the limit.
+_SCAN = 16384
+#: Bounds of `sanitize_json`: nesting depth, and values (strings, items) in all.
+_JSON_DEPTH = 8
+_JSON_VALUES = 256
+#: Shorter "secrets" are not searched for (an empty one would match everywhere).
+_MIN_SECRET = 4
+
+# Three base64url segments, the first a JOSE header (``{"`` encodes as ``eyJ``); the
+# last may be empty (an unsigned JWT is still one). Wider than tests/conftest.py's guard.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_DROPPED = frozenset(("Cc", "Cf", "Zl", "Zp"))
+# Fast path: printable ASCII needs no per-character look-up.
+_PLAIN = re.compile(r"[\x20-\x7e]*")
+
+
+def _strip_controls(text: str) -> str:
+    if _PLAIN.fullmatch(text):
+        return text
+    return "".join(ch for ch in text if unicodedata.category(ch) not in _DROPPED)
+
+
+def _render(value: object, out: list[str], budget: int, secrets: list[str], depth: int = 0) -> int:
+    """Append a repr-like rendering of ``value`` to ``out``; return the budget left.
+
+    String leaves are redacted before ``repr`` quotes them: a secret holding a quote
+    would otherwise come out escaped, past the final search, yet readable.
+    """
+    if budget <= 0:
+        return 0
+    if isinstance(value, str):
+        piece = repr(redact(_strip_controls(value[:budget]), secrets))
+    elif value is None or isinstance(value, bool | int | float):
+        piece = repr(value) if not isinstance(value, int) or value.bit_length() < 256 else "<int>"
+    elif isinstance(value, dict | list | tuple) and depth < _JSON_DEPTH:
+        is_dict = isinstance(value, dict)
+        out.append("{" if is_dict else "[")
+        budget -= 1
+        items: Iterable[Any] = value.items() if is_dict else value  # type: ignore[union-attr]
+        for index, item in enumerate(items):
+            if budget <= 0:
+                break
+            if index:
+                out.append(", ")
+                budget -= 2
+            if is_dict:
+                budget = _render(item[0], out, budget, secrets, depth + 1)
+                out.append(": ")
+                budget = _render(item[1], out, budget - 2, secrets, depth + 1)
+            else:
+                budget = _render(item, out, budget, secrets, depth + 1)
+        out.append("}" if is_dict else "]")
+        return budget - 1
+    else:
+        piece = f"<{type(value).__name__}>"
+    out.append(piece)
+    return budget - len(piece)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with each secret and each JWT-shaped string replaced by `REDACTED`.
+
+    Nothing else changes (no bounding, no control-character removal): for text
+    that must keep its shape, such as a scope. `sanitize` is the full treatment.
+    """
+    for secret in secrets:
+        if len(secret) >= _MIN_SECRET and secret in text:
+            # A "secret" inside the marker would survive it: use one too short to hold it.
+            text = text.replace(secret, REDACTED if secret not in REDACTED else "***")
+    return _JWT.sub(REDACTED, text) if "eyJ" in text else text
+
+
+def sanitize(value: object, secrets: Iterable[str] = (), *, limit: int = MAX_CHARS) -> str:
+    """Server text (or any decoded JSON value) made safe to show; see the module docstring.
+
+    A string is taken as is; bytes are decoded as UTF-8 (errors replaced); other
+    values are rendered repr-like. ``secrets`` are the credentials sent on the
+    request this text answers. Never raises.
+    """
+    cleaned = [_strip_controls(secret) for secret in secrets]
+    if isinstance(value, str):
+        text = value[:_SCAN]
+    elif isinstance(value, bytes | bytearray):
+        text = bytes(value[:_SCAN]).decode("utf-8", "replace")
+    else:
+        out: list[str] = []
+        _render(value, out, _SCAN, cleaned)
+        text = "".join(out)[:_SCAN]
+    return _finish(text, cleaned, limit)
+
+
+def _finish(text: str, secrets: list[str], limit: int) -> str:
+    text = redact(_strip_controls(text), secrets)
+    return text if len(text) <= limit else text[: max(0, limit - 3)] + "..."
+
+
+def sanitize_json(value: object, secrets: Iterable[str] = (), *, limit: int = MAX_CHARS) -> Any:
+    """A copy of a decoded JSON value with every string and key sanitized.
+
+    Nesting deeper than `_JSON_DEPTH` becomes ``"..."``; after `_JSON_VALUES`
+    values in all, the rest of each list or object is dropped; integers beyond
+    256 bits and anything that is not JSON become ``None``.
+    """
+    cleaned = [_strip_controls(secret) for secret in secrets]
+    budget = [_JSON_VALUES]
+
+    def walk(node: object, depth: int) -> Any:
+        budget[0] -= 1
+        if isinstance(node, str):
+            return _finish(node[:_SCAN], cleaned, limit)
+        if node is None or isinstance(node, bool | float):
+            return node
+        if isinstance(node, int):
+            return node if node.bit_length() < 256 else None
+        if not isinstance(node, dict | list):
+            return None
+        if depth >= _JSON_DEPTH:
+            return "..."
+        if isinstance(node, list):
+            items = []
+            for item in node:
+                if budget[0] <= 0:
+                    break
+                items.append(walk(item, depth + 1))
+            return items
+        mapping = {}
+        for key, item in node.items():
+            if budget[0] <= 0:
+                break
+            name = _finish(key[:_SCAN], cleaned, limit) if isinstance(key, str) else sanitize(key)
+            mapping[name] = walk(item, depth + 1)
+        return mapping
+
+    return walk(value, 0)

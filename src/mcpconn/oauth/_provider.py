@@ -1,0 +1,426 @@
+"""OAuthProvider: a `TokenSource` provider that runs the MCP authorization spec.
+
+Theory of operation
+-------------------
+The token source calls the provider once per key at a time (single flight),
+with a `TokenRequest` that names the server (``resource``) and, after a 401 or
+403, its parsed challenge. The provider answers, cheapest first:
+
+1. a refresh-token grant, when it holds a refresh token issued by the server's
+   current authorization server (a rotated refresh token replaces the old; a
+   rejected one is forgotten and never retried);
+2. otherwise a login: authorization code + PKCE through the embedder's user
+   agent (``async (AuthorizationPrompt) -> redirect URL``).
+
+Discovery (`_metadata`) runs before the first login and again whenever a
+server's challenge arrives, so a server that moved to another authorization
+server is followed (the new one gets its own client registration; nothing of
+the old one's is presented to it). A 403 ``insufficient_scope`` challenge is a
+step-up: a new login asking for the union of the scopes asked for before and
+the challenged ones, at most ``max_step_ups`` times in a row; then
+`ReauthRequired`.
+
+Logins: not entered, the login runs inside the provider call (so it must
+finish within the token source's ``provider_timeout``). Entered (``async with``),
+a login runs in the provider's own task group; the provider call waits at most
+``login_wait`` seconds for it and otherwise raises `ReauthRequired` (the
+connection parks). When the login completes later, the token is published to
+every `TokenSource` using this provider, which wakes the parked connections.
+
+Kept in the `TokenStore` (sealed in Redis with ``RedisTokenStore``): client
+registrations per issuer, refresh tokens per (principal, server). Nothing
+secret is logged or shown by a ``repr``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+import anyio
+import anyio.abc
+import httpx
+
+from .._core.token import Token
+from .._exceptions import MCPConnError, OAuthError, ReauthRequired
+from .._tokens.provider import TokenRequest
+from .._tokens.store import MemoryTokenStore, TokenStore
+from ._authorization import authorization_url, parse_redirect, select_scope, verifier_from
+from ._grants import exchange_code, refresh
+from ._http import post
+from ._identity import ClientRegistration, parse_registration, registration_request
+from ._metadata import Discovered, discover
+from ._responses import TokenResponse, token_from_response
+
+if TYPE_CHECKING:
+    from .._tokens.source import TokenSource
+
+__all__ = ["AuthorizationPrompt", "OAuthProvider", "UserAgent"]
+
+logger = logging.getLogger("mcpconn.oauth")
+
+#: Refresh-grant errors that mean the refresh token (or client) is gone for good.
+_DEAD_GRANT = {"invalid_grant", "invalid_client", "unauthorized_client"}
+
+
+@dataclass(frozen=True)
+class AuthorizationPrompt:
+    """What the user agent is asked to do: open ``url``, return where it ended."""
+
+    url: str = field(repr=False)
+    principal: str
+    resource: str
+    scope: str | None
+
+
+UserAgent = Callable[[AuthorizationPrompt], Awaitable[str]]
+
+
+class _Login:
+    """One login in flight for a key, and whoever waits for it."""
+
+    def __init__(self, audience: str | None) -> None:
+        self.audience = audience
+        self.done = anyio.Event()
+        self.token: Token | None = None
+        self.error: MCPConnError | None = None
+        self.abandoned = False  # the provider call gave up waiting: publish the result
+
+    def outcome(self) -> Token:
+        if self.token is not None:
+            return self.token
+        raise self.error or ReauthRequired("the login did not finish")
+
+
+@dataclass
+class _KeyState:
+    discovered: Discovered | None = None
+    scope: str | None = None  # asked for at the last login
+    step_ups: int = 0
+    login: _Login | None = None
+
+
+class OAuthProvider:
+    """``TokenSource(OAuthProvider(...))``: OAuth 2.1 for downstream MCP servers.
+
+    ``user_agent``: ``async (AuthorizationPrompt) -> str``, the redirect URL the
+    login ended at (None: no interactive login; a missing token raises
+    `ReauthRequired`). ``redirect_uri``: registered with every authorization server.
+    ``clients``: pre-registered `ClientRegistration` values (``issuer`` says where
+    each is valid). ``client_metadata_url``: a Client ID Metadata Document URL, used
+    where the server supports it, before dynamic registration. ``offline_access``:
+    ask for a refresh token where offered. ``store``: where registrations and
+    refresh tokens live (default: the token source's store). ``login_wait``: how
+    long an entered provider's call waits for a login before parking the connection.
+    """
+
+    #: `BearerAuth` asks again after a 403 insufficient_scope: this provider steps up.
+    step_up = True
+
+    def __init__(
+        self,
+        *,
+        user_agent: UserAgent | None = None,
+        redirect_uri: str = "http://127.0.0.1:33418/oauth/callback",
+        client_name: str = "mcpconn",
+        clients: Iterable[ClientRegistration] = (),
+        client_metadata_url: str | None = None,
+        offline_access: bool = True,
+        max_step_ups: int = 2,
+        login_wait: float = 5.0,
+        store: TokenStore | None = None,
+        http: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._user_agent = user_agent
+        self._redirect_uri = redirect_uri
+        self._client_name = client_name
+        self._clients = tuple(clients)
+        self._cimd = client_metadata_url
+        self._offline = offline_access
+        self._max_step_ups = max_step_ups
+        self._login_wait = login_wait
+        self._store = store
+        self._http = http
+        self._clock = clock or time.time
+        self._states: dict[tuple[str, str], _KeyState] = {}
+        self._sources: weakref.WeakSet[TokenSource] = weakref.WeakSet()
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._stack: AsyncExitStack | None = None
+
+    def __repr__(self) -> str:
+        mode = "entered" if self._tg is not None else "unentered"
+        return f"<OAuthProvider {mode} keys={len(self._states)}>"
+
+    # -- lifecycle --------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._stack is not None:
+            raise RuntimeError("an OAuthProvider can be entered only once")
+        stack = AsyncExitStack()
+        if self._http is None:
+            self._http = await stack.enter_async_context(httpx.AsyncClient(timeout=10.0))
+        self._tg = await stack.enter_async_context(anyio.create_task_group())
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None and self._tg is not None:
+            self._tg.cancel_scope.cancel()
+            self._tg = None
+            await stack.aclose()
+
+    def _bind_token_source(self, source: TokenSource) -> None:
+        """Called by `TokenSource` itself: where finished logins are published."""
+        self._sources.add(source)
+        if self._store is None:
+            self._store = source.store
+
+    @asynccontextmanager
+    async def _client(self) -> AsyncIterator[httpx.AsyncClient]:
+        if self._http is not None:
+            yield self._http
+        else:
+            async with httpx.AsyncClient(timeout=10.0) as http:
+                yield http
+
+    @property
+    def _records(self) -> TokenStore:
+        if self._store is None:
+            self._store = MemoryTokenStore()
+        return self._store
+
+    # -- the provider call ----------------------------------------------------------
+
+    async def __call__(self, request: TokenRequest) -> Token:
+        server_url = request.resource
+        if server_url is None:
+            raise OAuthError("OAuthProvider needs TokenRequest.resource (a connection's server)")
+        key = (request.principal, server_url)
+        state = self._states.setdefault(key, _KeyState())
+        challenge = request.challenge
+        step_up = challenge is not None and challenge.error == "insufficient_scope"
+        if step_up:
+            state.step_ups += 1
+            if state.step_ups > self._max_step_ups:
+                raise ReauthRequired(
+                    "scope step-up limit reached", principal=request.principal, challenge=challenge
+                )
+        elif not request.force:
+            state.step_ups = 0
+        async with self._client() as http:
+            if state.discovered is None or (challenge is not None and not step_up):
+                state.discovered = await discover(http, server_url, challenge)
+            found = state.discovered
+            if not step_up:
+                token = await self._refreshed(http, key, found)
+                if token is not None:
+                    return token
+            scope = select_scope(
+                challenge=challenge or found.challenge,
+                scopes_supported=(
+                    found.protected_resource.scopes_supported if found.protected_resource else None
+                ),
+                previous=(state.scope or "").split() if step_up else (),
+                offline_access=self._offline and found.server.offers_offline_access,
+            )
+            return await self._login(http, key, state, found, scope, request)
+
+    # -- refresh tokens -----------------------------------------------------------------
+
+    @staticmethod
+    def _refresh_name(key: tuple[str, str]) -> str:
+        return "oauth:refresh:" + json.dumps(list(key))
+
+    async def _refreshed(
+        self, http: httpx.AsyncClient, key: tuple[str, str], found: Discovered
+    ) -> Token | None:
+        """A token from the stored refresh token, or None (none, or it is dead)."""
+        name = self._refresh_name(key)
+        text = await self._records.load_record(name)
+        if text is None:
+            return None
+        try:
+            saved = json.loads(text)
+            refresh_token, issuer = str(saved["refresh_token"]), saved["issuer"]
+        except (ValueError, KeyError, TypeError):
+            await self._records.save_record(name, None)
+            return None
+        if issuer != found.server.issuer:
+            await self._records.save_record(name, None)  # another AS now: never presented there
+            return None
+        client = await self._identity(http, found, register=False)
+        try:
+            response = await refresh(
+                http,
+                found.server.token_endpoint,
+                refresh_token=refresh_token,
+                resource=found.resource,
+                client=client,
+                auth_methods_supported=found.server.token_endpoint_auth_methods_supported,
+            )
+        except OAuthError as exc:
+            if exc.error not in _DEAD_GRANT:
+                raise  # transient: the token source backs off and asks again
+            logger.info("refresh token for principal %r rejected (%s)", key[0], exc.error)
+            await self._records.save_record(name, None)
+            return None
+        await self._keep_refresh_token(key, found, response, fallback=refresh_token)
+        return token_from_response(response, now=self._clock())
+
+    async def _keep_refresh_token(
+        self,
+        key: tuple[str, str],
+        found: Discovered,
+        response: TokenResponse,
+        *,
+        fallback: str | None,
+    ) -> None:
+        kept = response.refresh_token or fallback  # rotation: the new one replaces the old
+        value = None
+        if kept is not None:
+            value = json.dumps({"refresh_token": kept, "issuer": found.server.issuer})
+        await self._records.save_record(self._refresh_name(key), value)
+
+    # -- client identity -----------------------------------------------------------------
+
+    async def _identity(
+        self, http: httpx.AsyncClient, found: Discovered, *, register: bool = True
+    ) -> ClientRegistration | None:
+        """Pre-registered, else a metadata document URL, else a stored or new registration."""
+        issuer = found.server.issuer
+        for client in self._clients:
+            if client.issuer is None or client.issuer == issuer:
+                return client
+        if self._cimd is not None and found.server.client_id_metadata_document_supported:
+            return ClientRegistration(self._cimd, auth_method="none", issuer=issuer)
+        name = "oauth:client:" + issuer
+        text = await self._records.load_record(name)
+        stored = ClientRegistration.from_json(text) if text is not None else None
+        if stored is not None and stored.issuer == issuer:
+            return stored
+        if not register:
+            return None
+        endpoint = found.server.registration_endpoint
+        if endpoint is None:
+            raise ReauthRequired("no client registration for this authorization server")
+        body = registration_request(
+            client_name=self._client_name,
+            redirect_uri=self._redirect_uri,
+            auth_methods_supported=found.server.token_endpoint_auth_methods_supported,
+        )
+        status, answer, _ = await post(http, endpoint, json_body=body)
+        registered = parse_registration(status, answer, issuer=issuer)
+        await self._records.save_record(name, registered.to_json())
+        return registered
+
+    # -- logins ----------------------------------------------------------------------
+
+    async def _login(
+        self,
+        http: httpx.AsyncClient,
+        key: tuple[str, str],
+        state: _KeyState,
+        found: Discovered,
+        scope: str | None,
+        request: TokenRequest,
+    ) -> Token:
+        if self._user_agent is None:
+            raise ReauthRequired(
+                "a login is required", principal=key[0], challenge=request.challenge
+            )
+        login = state.login
+        if login is None:
+            login = state.login = _Login(request.audience)
+            if self._tg is None:
+                await self._run_login(http, key, state, login, found, scope)
+                return login.outcome()
+            self._tg.start_soon(self._run_login, http, key, state, login, found, scope)
+        with anyio.move_on_after(self._login_wait):
+            await login.done.wait()
+        if login.done.is_set():
+            return login.outcome()
+        login.abandoned = True
+        raise ReauthRequired("waiting for the user to log in", principal=key[0])
+
+    async def _run_login(
+        self,
+        http: httpx.AsyncClient,
+        key: tuple[str, str],
+        state: _KeyState,
+        login: _Login,
+        found: Discovered,
+        scope: str | None,
+    ) -> None:
+        assert self._user_agent is not None
+        try:
+            login.token = await self._authorize(http, key, found, scope)
+            state.scope = scope
+        except MCPConnError as exc:
+            login.error = exc
+        except Exception as exc:  # the embedder's user agent raised
+            login.error = ReauthRequired("the user agent failed", principal=key[0])
+            login.error.__cause__ = exc
+        finally:
+            if state.login is login:
+                state.login = None
+            login.done.set()
+        if login.abandoned and login.token is not None:
+            for source in list(self._sources):
+                source.publish(key[0], login.token, login.audience)
+
+    async def _authorize(
+        self, http: httpx.AsyncClient, key: tuple[str, str], found: Discovered, scope: str | None
+    ) -> Token:
+        assert self._user_agent is not None
+        client = await self._identity(http, found)
+        assert client is not None
+        verifier = verifier_from(secrets.token_bytes(32))
+        state = secrets.token_urlsafe(32)
+        url = authorization_url(
+            found.server,
+            client_id=client.client_id,
+            redirect_uri=self._redirect_uri,
+            state=state,
+            verifier=verifier,
+            scope=scope,
+            resource=found.resource,
+        )
+        ended_at = await self._user_agent(AuthorizationPrompt(url, key[0], key[1], scope))
+        try:
+            code = parse_redirect(
+                ended_at,
+                redirect_uri=self._redirect_uri,
+                state=state,
+                issuer=found.server.issuer,
+                iss_supported=found.server.iss_parameter_supported,
+            )
+        except OAuthError as exc:
+            # A refused or forged login: only a human can start another one.
+            raise ReauthRequired("the login was refused or invalid", principal=key[0]) from exc
+        response = await exchange_code(
+            http,
+            found.server.token_endpoint,
+            code=code,
+            redirect_uri=self._redirect_uri,
+            verifier=verifier,
+            resource=found.resource,
+            client=client,
+            auth_methods_supported=found.server.token_endpoint_auth_methods_supported,
+        )
+        await self._keep_refresh_token(key, found, response, fallback=None)
+        return token_from_response(response, now=self._clock())

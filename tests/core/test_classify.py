@@ -1,0 +1,165 @@
+"""The one classifier: every error class x every operation -> the fact it means.
+
+The table below is written out by hand, one row per class of ours (and a bug of
+ours); `test_every_error_class_has_a_row` fails when a new class appears without
+one, so the classifier can never meet an error nobody decided about.
+"""
+
+from __future__ import annotations
+
+from typing import get_args
+
+import pytest
+
+import mcpconn._mcp.transports.eras  # noqa: F401 - its private errors have rows too
+from mcpconn._core.classify import Operation, classify, describe
+from mcpconn._core.machine import Input
+from mcpconn._core.token import Token
+from mcpconn._exceptions import (
+    Challenge,
+    ConnectError,
+    ConnectionClosed,
+    Forbidden,
+    HTTPStatusError,
+    InsecureTransportError,
+    InvalidMessage,
+    JSONRPCError,
+    MalformedTokenError,
+    MCPConnError,
+    MethodNotAllowed,
+    NetworkError,
+    OAuthError,
+    ProtocolError,
+    RateLimited,
+    ReadTimeout,
+    ReauthRequired,
+    RequestTimeout,
+    ServerError,
+    SessionExpired,
+    SessionLost,
+    SSELimitExceeded,
+    StreamEnded,
+    TokenProviderError,
+    TransportError,
+    Unauthorized,
+    UnexpectedContentType,
+    UnsupportedProtocolVersion,
+)
+from mcpconn._mcp.transports.base import StreamLost
+from mcpconn._mcp.transports.eras import NotModern
+
+OPERATIONS: tuple[Operation, ...] = get_args(Operation)
+In = Input
+UNAUTH, SCOPE, REAUTH, LOST = In.UNAUTHORIZED, In.SCOPE_DENIED, In.REAUTH_REQUIRED, In.SESSION_LOST
+ENDED, PERM, TRANS = In.STREAM_ENDED, In.PERMANENT_FAILURE, In.TRANSIENT_FAILURE
+NO_LISTENER, LISTENER = In.NO_LISTENER, In.LISTENER_FAILED
+#: What a call says about the connection when nothing: the caller's business.
+MINE = None
+#: (connect, listen, ping, call) for anything that a later attempt can fix.
+RETRY = (TRANS, LISTENER, TRANS, MINE)
+
+ROWS: list[tuple[BaseException, tuple[Input | None, ...]]] = [
+    # auth and a lost session mean the same whatever was being done
+    (Unauthorized(Challenge(error="invalid_token")), (UNAUTH, UNAUTH, UNAUTH, UNAUTH)),
+    (Forbidden(Challenge(error="insufficient_scope")), (SCOPE, SCOPE, SCOPE, SCOPE)),
+    (ReauthRequired(), (REAUTH, REAUTH, REAUTH, REAUTH)),
+    (SessionExpired(404), (LOST, LOST, LOST, LOST)),
+    (SessionExpired(410), (LOST, LOST, LOST, LOST)),
+    (SessionLost("the legacy SSE stream ended"), (LOST, LOST, LOST, LOST)),
+    # the rest is the connection's only when the connection was doing it
+    (StreamEnded(retry=1.5), (ENDED, ENDED, ENDED, MINE)),
+    (UnsupportedProtocolVersion("1999-01-01"), (PERM, PERM, PERM, MINE)),
+    (InsecureTransportError("http"), (PERM, LISTENER, PERM, MINE)),
+    (MethodNotAllowed(), (TRANS, NO_LISTENER, TRANS, MINE)),
+    (JSONRPCError(-32601, "no subscriptions/listen"), (PERM, NO_LISTENER, TRANS, MINE)),
+    (JSONRPCError(-32602, "bad params"), (PERM, LISTENER, TRANS, MINE)),
+    (RateLimited(429, 3.0), RETRY),
+    (RateLimited(503, None), RETRY),
+    (ServerError(502), RETRY),
+    (HTTPStatusError(400), RETRY),
+    (HTTPStatusError(404), RETRY),
+    (NetworkError("reset"), RETRY),
+    (ConnectError("refused"), RETRY),
+    (ReadTimeout("stalled"), RETRY),
+    (TransportError("odd"), RETRY),
+    (ProtocolError("garbage"), RETRY),
+    (UnexpectedContentType("text/html"), RETRY),
+    (SSELimitExceeded("line", 10), RETRY),
+    (InvalidMessage("not JSON"), RETRY),
+    (StreamLost("the response stream ended"), RETRY),
+    (NotModern("no modern version"), RETRY),
+    (RequestTimeout("no answer"), RETRY),
+    (ConnectionClosed("closed"), RETRY),
+    (TokenProviderError("provider down", principal="alice"), RETRY),
+    (OAuthError("the authorization server refused", error="invalid_grant"), RETRY),
+    (MalformedTokenError("not a JWT"), RETRY),
+    (MCPConnError("ours"), RETRY),
+    (RuntimeError("a bug of ours"), RETRY),
+]
+CASES = [
+    pytest.param(error, during, expected, id=f"{type(error).__name__}-{during}")
+    for error, row in ROWS
+    for during, expected in zip(OPERATIONS, row, strict=True)
+]
+
+
+@pytest.mark.parametrize(("error", "during", "expected"), CASES)
+def test_every_error_x_every_operation(
+    error: BaseException, during: Operation, expected: Input | None
+) -> None:
+    fact = classify(error, during=during)
+    if expected is None:
+        assert fact is None
+        return
+    assert fact is not None
+    assert fact.input is expected
+    assert fact.reason == describe(error)
+    assert fact.retry == (error.retry if isinstance(error, StreamEnded) else None)
+    if isinstance(error, RateLimited) and expected in (TRANS, LISTENER):
+        assert fact.retry_after == error.retry_after
+    else:
+        assert fact.retry_after is None
+
+
+def _subclasses(cls: type[BaseException]) -> set[type[BaseException]]:
+    found = {cls}
+    for sub in cls.__subclasses__():
+        found |= _subclasses(sub)
+    return found
+
+
+def test_every_error_class_has_a_row() -> None:
+    covered = {type(error) for error, _ in ROWS}
+    missing = {c for c in _subclasses(MCPConnError) if c.__module__.startswith("mcpconn")}
+    assert missing - covered == set()
+
+
+def test_the_operations_are_the_four_the_connection_has() -> None:
+    assert OPERATIONS == ("connect", "listen", "ping", "call")
+
+
+def test_describe_names_the_class_and_never_more_than_the_message() -> None:
+    assert describe(NetworkError("reset")) == "NetworkError: reset"
+    assert describe(MethodNotAllowed()) == "MethodNotAllowed: 405 Method Not Allowed"
+    assert describe(RuntimeError()) == "RuntimeError"
+
+
+def test_a_session_expiry_is_a_lost_session_and_an_http_status() -> None:
+    error = SessionExpired(404, "gone")
+    assert isinstance(error, SessionLost) and isinstance(error, HTTPStatusError)
+    assert error.status_code == 404
+    assert not isinstance(SessionLost("stream ended"), HTTPStatusError)  # no fabricated status
+
+
+@pytest.mark.parametrize("during", OPERATIONS)
+def test_an_auth_fact_carries_the_refused_token_and_the_challenge(during: Operation) -> None:
+    challenge = Challenge(error="invalid_token")
+    token = Token("the-refused-credential", expires_at=2_000_000_000.0)
+    fact = classify(Unauthorized(challenge, rejected=token), during=during)
+    assert fact is not None and fact.rejected is token and fact.challenge is challenge
+    assert "the-refused-credential" not in repr(fact) + fact.reason
+    scope = Challenge(error="insufficient_scope")
+    denied = classify(Forbidden(scope), during=during)
+    assert denied is not None and denied.challenge is scope and denied.rejected is None
+    parked = classify(ReauthRequired(challenge=scope), during=during)
+    assert parked is not None and parked.challenge is scope
