@@ -1,0 +1,192 @@
+"""The protocol surface under faults, against the mock server over loopback.
+
+A ``list_changed`` sent while the listener was down is not lost; a
+re-initialize re-sets the log level and re-subscribes; server-to-client
+requests are bounded per connection and cancellable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+
+from mcpconn import (
+    Backoff,
+    Connection,
+    Limits,
+    ServerConfig,
+    ServerRequest,
+    State,
+    Supervisor,
+    TokenSource,
+)
+from mcpconn._supervision.server_requests import RequestHandler
+from mcpconn.testing import Fault, JWTProvider, MockServer
+
+FAST = Backoff(initial=0.05, max_delay=0.1)
+
+
+@asynccontextmanager
+async def connected(
+    server: MockServer,
+    *,
+    handlers: dict[str, RequestHandler] | None = None,
+    **options: Any,
+) -> AsyncIterator[tuple[Supervisor, Connection]]:
+    options.setdefault("transport", "streamable-http")
+    options.setdefault("protocol_version", "2025-11-25")
+    config = ServerConfig("mock", server.url, backoff=FAST, **options)
+    async with Supervisor(TokenSource(JWTProvider(server.issuer))) as sup:
+        conn = await sup.connect(config, "ann", request_handlers=handlers)
+        with anyio.fail_after(10):
+            await conn.wait_for(State.READY)
+        yield sup, conn
+
+
+def listens(server: MockServer) -> int:
+    return server.stats().by_rpc_method.get("subscriptions/listen", 0)
+
+
+@pytest.mark.parametrize("version", ["2025-11-25", "2026-07-28"])
+async def test_a_list_changed_sent_while_the_listener_was_down_is_not_lost(version: str) -> None:
+    modern = version == "2026-07-28"
+    async with MockServer() as server, connected(server, protocol_version=version) as (_, conn):
+        notes = conn.notifications()
+        with anyio.fail_after(10):
+            await server.wait_for_streams(1, principal="ann")
+            before = {t["name"] for t in await conn.list_tools()}
+            assert "echo" in before
+            # the next listener attempt fails, so the change below reaches no open listener
+            server.faults.add(Fault.status(503), times=1, method="GET")
+            server.faults.add(Fault.status(503), times=1, rpc_method="subscriptions/listen")
+            server.close_streams("ann")
+            await server.wait_until(lambda s: s.open_streams_by_principal.get("ann", 0) == 0)
+            # 2026 has no replay: nobody hears it; a session stream replays it on resume
+            assert server.remove_tool("echo") == (0 if modern else 1)
+            # wait until the listener is back: 2026 acknowledges, a session stream replays
+            wanted = "notifications/subscriptions/acknowledged" if modern else "list_changed"
+            async for note in notes:
+                if note["method"].endswith(wanted) and (not modern or listens(server) == 3):
+                    break  # (2026: not the first ack, from before the outage)
+            after = {t["name"] for t in await conn.list_tools()}
+        assert after == before - {"echo"}
+        await notes.aclose()
+
+
+async def test_a_reinitialize_resets_the_log_level_and_resubscribes() -> None:
+    async with MockServer() as server, connected(server, log_level="warning") as (_, conn):
+        with anyio.fail_after(10):
+            await conn.subscribe_resource("mock://readme")
+            methods = server.stats().by_rpc_method
+            assert methods.get("logging/setLevel") == 1  # in force at READY
+            assert methods.get("resources/subscribe") == 1
+            server.expire_sessions("ann")
+            await conn.call_tool("echo", {"text": "after"})  # 404 -> re-initialize
+        methods = server.stats().by_rpc_method
+        assert methods.get("initialize") == 2
+        assert methods.get("logging/setLevel") == 2
+        assert methods.get("resources/subscribe") == 2
+        await conn.set_log_level("error")
+        await conn.unsubscribe_resource("mock://readme")
+        methods = server.stats().by_rpc_method
+        assert methods.get("logging/setLevel") == 3
+        assert methods.get("resources/unsubscribe") == 1
+
+
+async def test_2026_sends_no_set_level_and_subscribes_through_the_listener() -> None:
+    async with MockServer(eras=("stateless",)) as server:
+        async with connected(server, protocol_version="2026-07-28", log_level="info") as (_, c):
+            notes = c.notifications()
+            with anyio.fail_after(10):
+                await server.wait_for_streams(1, principal="ann")
+                await c.set_log_level("debug")
+                await c.subscribe_resource("mock://readme")  # a listener filter, no request
+                async for note in notes:
+                    acked = note.get("params", {}).get("notifications", {})
+                    if acked.get("resourceSubscriptions") == ["mock://readme"]:
+                        break
+                server.emit("notifications/resources/updated", {"uri": "mock://readme"})
+                async for note in notes:
+                    if note["method"] == "notifications/resources/updated":
+                        break
+            await notes.aclose()
+    methods = server.stats().by_rpc_method
+    assert "logging/setLevel" not in methods
+    assert "resources/subscribe" not in methods
+    assert methods.get("subscriptions/listen") == 2  # re-listened once, with the new filter
+
+
+async def test_server_requests_are_bounded_per_connection() -> None:
+    release = anyio.Event()
+    running: list[ServerRequest] = []
+    peak = 0
+
+    async def on_sampling(request: ServerRequest) -> dict[str, Any]:
+        nonlocal peak
+        running.append(request)
+        peak = max(peak, len(running))
+        await release.wait()
+        running.remove(request)
+        return {"role": "assistant", "content": {"type": "text", "text": "ok"}, "model": "m"}
+
+    limits = Limits(max_server_requests=4)
+    handlers: dict[str, RequestHandler] = {"sampling/createMessage": on_sampling}
+    async with (
+        MockServer() as server,
+        connected(server, handlers=handlers, limits=limits) as (
+            sup,
+            conn,
+        ),
+    ):
+        with anyio.fail_after(10):
+            await server.wait_for_streams(1, principal="ann")
+            for i in range(20):
+                server.send({"jsonrpc": "2.0", "id": f"s{i}", "method": "sampling/createMessage"})
+            while sup.statistics().server_requests_refused < 16:
+                await anyio.sleep(0.01)
+            assert len(running) == 4
+            # the healthy path still works while the handlers are busy
+            assert (await conn.call_tool("echo", {"text": "hi"}))["content"]
+            release.set()
+            while len([r for r in server.client_responses if "result" in r]) < 4:
+                await anyio.sleep(0.01)
+    assert peak == 4
+    assert sup.statistics().server_requests_refused == 16
+    refused = [r for r in server.client_responses if "error" in r]
+    assert refused and all(r["error"]["code"] == -32000 for r in refused)
+    assert len(refused) <= 16
+
+
+async def test_a_cancelled_server_request_stops_its_handler_and_gets_no_reply() -> None:
+    started, stopped = anyio.Event(), anyio.Event()
+    seen: list[ServerRequest] = []
+
+    async def on_elicit(request: ServerRequest) -> dict[str, Any]:
+        seen.append(request)
+        started.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            stopped.set()
+        return {}  # pragma: no cover
+
+    handlers: dict[str, RequestHandler] = {"elicitation/create": on_elicit}
+    async with MockServer() as server, connected(server, handlers=handlers) as (_, conn):
+        with anyio.fail_after(10):
+            await server.wait_for_streams(1, principal="ann")
+            server.send({"jsonrpc": "2.0", "id": "e1", "method": "elicitation/create"})
+            await started.wait()
+            server.emit("notifications/cancelled", {"requestId": "e1", "reason": "user left"})
+            await stopped.wait()
+            assert seen[0].cancelled.is_set()
+            assert seen[0].context is None  # it came on the listener, not a call's stream
+            # a ping after it is answered: the cancelled one never is
+            server.send({"jsonrpc": "2.0", "id": "p1", "method": "ping"})
+            while not any(r.get("id") == "p1" for r in server.client_responses):
+                await anyio.sleep(0.01)
+        assert not any(r.get("id") == "e1" for r in server.client_responses)
+        assert conn.state is State.READY
