@@ -120,8 +120,16 @@ async def test_2026_sends_no_set_level_and_subscribes_through_the_listener() -> 
     assert methods.get("subscriptions/listen") == 2  # re-listened once, with the new filter
 
 
+def replies(server: MockServer) -> list[dict[str, Any]]:
+    return list(server.client_responses)
+
+
+def answered(server: MockServer, kind: str) -> int:
+    return sum(kind in r for r in replies(server))
+
+
 async def test_server_requests_are_bounded_per_connection() -> None:
-    release = anyio.Event()
+    release, full = anyio.Event(), anyio.Event()
     running: list[ServerRequest] = []
     peak = 0
 
@@ -129,6 +137,8 @@ async def test_server_requests_are_bounded_per_connection() -> None:
         nonlocal peak
         running.append(request)
         peak = max(peak, len(running))
+        if len(running) == 4:
+            full.set()
         await release.wait()
         running.remove(request)
         return {"role": "assistant", "content": {"type": "text", "text": "ok"}, "model": "m"}
@@ -142,18 +152,22 @@ async def test_server_requests_are_bounded_per_connection() -> None:
             conn,
         ),
     ):
+        notes = conn.notifications()
         with anyio.fail_after(10):
             await server.wait_for_streams(1, principal="ann")
             for i in range(20):
                 server.send({"jsonrpc": "2.0", "id": f"s{i}", "method": "sampling/createMessage"})
-            while sup.statistics().server_requests_refused < 16:
-                await anyio.sleep(0.01)
-            assert len(running) == 4
+            server.emit("notifications/marker")  # same stream: all 20 were dispatched before it
+            async for note in notes:
+                if note["method"] == "notifications/marker":
+                    break
+            assert sup.statistics().server_requests_refused == 16
+            await full.wait()
             # the healthy path still works while the handlers are busy
             assert (await conn.call_tool("echo", {"text": "hi"}))["content"]
             release.set()
-            while len([r for r in server.client_responses if "result" in r]) < 4:
-                await anyio.sleep(0.01)
+            await server.wait_until(lambda _: answered(server, "result") >= 4)
+        await notes.aclose()
     assert peak == 4
     assert sup.statistics().server_requests_refused == 16
     refused = [r for r in server.client_responses if "error" in r]
@@ -186,7 +200,6 @@ async def test_a_cancelled_server_request_stops_its_handler_and_gets_no_reply() 
             assert seen[0].context is None  # it came on the listener, not a call's stream
             # a ping after it is answered: the cancelled one never is
             server.send({"jsonrpc": "2.0", "id": "p1", "method": "ping"})
-            while not any(r.get("id") == "p1" for r in server.client_responses):
-                await anyio.sleep(0.01)
+            await server.wait_until(lambda _: any(r.get("id") == "p1" for r in replies(server)))
         assert not any(r.get("id") == "e1" for r in server.client_responses)
         assert conn.state is State.READY
