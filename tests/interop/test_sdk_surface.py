@@ -31,8 +31,8 @@ from mcpconn._supervision.server_requests import RequestHandler
 
 pytestmark = pytest.mark.interop
 
-SESSION, MODERN = "2025-11-25", "2026-07-28"
-ERAS = {SESSION: "streamable-http", MODERN: "stateless"}
+SESSION, MODERN, LEGACY = "2025-11-25", "2026-07-28", "2024-11-05"
+ERAS = {SESSION: "streamable-http", MODERN: "stateless", LEGACY: "sse"}
 
 
 async def provider(request: TokenRequest) -> str:
@@ -47,10 +47,11 @@ async def connected(
     handlers: Mapping[str, RequestHandler] | None = None,
     **options: Any,
 ) -> AsyncIterator[Connection]:
+    legacy = version == LEGACY
     config = ServerConfig(
         "sdk",
-        sdk("stateful").url,
-        transport="streamable-http",
+        sdk("sse" if legacy else "stateful").url,
+        transport="sse" if legacy else "streamable-http",
         protocol_version=version,
         timeouts=TIMEOUTS,
         **options,
@@ -62,7 +63,7 @@ async def connected(
             yield conn
 
 
-@pytest.mark.parametrize("version", [SESSION, MODERN])
+@pytest.mark.parametrize("version", [SESSION, MODERN, LEGACY])
 async def test_negotiated_state(sdk: SDKServers, version: str) -> None:
     async with connected(sdk, version) as conn:
         assert conn.server_info is not None and conn.server_info["name"] == "sdk-peer"
@@ -70,7 +71,7 @@ async def test_negotiated_state(sdk: SDKServers, version: str) -> None:
         assert conn.protocol_version == version
         assert conn.era == ERAS[version]
         assert conn.server_capabilities is not None and "tools" in conn.server_capabilities
-        if version == MODERN:
+        if version != SESSION:
             assert conn.session_id is None
         else:
             assert isinstance(conn.session_id, str) and conn.session_id
@@ -197,3 +198,26 @@ async def test_a_subscribed_resource_reports_its_updates(sdk: SDKServers, versio
                 if note["method"] == "notifications/resources/updated":
                     assert note["params"]["uri"] == "peer://readme"
                     break
+
+
+async def test_legacy_sse_a_call_gets_its_own_progress_only_and_no_context(
+    sdk: SDKServers,
+) -> None:
+    seen: list[ServerRequest] = []
+    handlers = elicitation_recorder(seen)
+    async with connected(sdk, LEGACY, handlers=handlers, log_level="debug") as conn:
+        notes: list[dict[str, Any]] = []
+        async with conn.notifications() as everything:
+            result = await conn.call_tool(
+                "work", {"steps": 2}, on_progress=lambda p: None, on_notification=notes.append
+            )
+            assert result["content"][0]["text"] == "did 2 steps"
+            # no per-call stream: the log goes to notifications() only
+            assert [n["method"] for n in notes] == ["notifications/progress"] * 2
+            async for note in everything:
+                if note["method"] == "notifications/message":
+                    break
+        greeted = await conn.call_tool("greet", {}, context="upstream-1")
+        assert greeted["content"][0]["text"] == "hello ada"
+    [request] = seen
+    assert request.context is None  # it came on the one SSE stream, not the call's
