@@ -7,23 +7,28 @@ requests are bounded per connection and cancellable.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from mcpconn import (
     Backoff,
     Connection,
+    JSONRPCError,
     Limits,
     ServerConfig,
     ServerRequest,
     State,
     Supervisor,
+    Timeouts,
     TokenSource,
 )
+from mcpconn._mcp.session import SessionHandlers, open_session
 from mcpconn._supervision.server_requests import RequestHandler
 from mcpconn.testing import Fault, JWTProvider, MockServer
 
@@ -203,3 +208,30 @@ async def test_a_cancelled_server_request_stops_its_handler_and_gets_no_reply() 
             await server.wait_until(lambda _: any(r.get("id") == "p1" for r in replies(server)))
         assert not any(r.get("id") == "e1" for r in server.client_responses)
         assert conn.state is State.READY
+
+
+def modern_error(code: int) -> Fault:
+    body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": "no"}})
+    return Fault.status(400, headers={"content-type": "application/json"}, body=body.encode())
+
+
+@pytest.mark.parametrize("code", [-32020, -32021])
+async def test_a_modern_error_to_discover_is_corrected_or_surfaced_never_a_fallback(
+    code: int,
+) -> None:
+    async with MockServer(require_auth=False) as server, httpx.AsyncClient() as client:
+        server.faults.add(modern_error(code), times=1, rpc_method="server/discover")
+        config = ServerConfig("mock", server.url, timeouts=Timeouts(request=5.0))
+        handlers = SessionHandlers(lambda note: None)
+        with anyio.fail_after(10):
+            if code == -32020:  # HeaderMismatch: retried once, still modern
+                async with open_session(client, config, auth=None, handlers=handlers) as session:
+                    assert session.era == "stateless"
+            else:  # a capability we lack: the caller's error, not "not this era"
+                with pytest.raises(JSONRPCError) as info:
+                    async with open_session(client, config, auth=None, handlers=handlers):
+                        pass  # pragma: no cover
+                assert info.value.code == code
+    methods = server.stats().by_rpc_method
+    assert methods.get("server/discover") == 2 if code == -32020 else 1
+    assert "initialize" not in methods
