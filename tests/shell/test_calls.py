@@ -118,3 +118,18 @@ async def test_a_failing_handler_becomes_an_mcpconn_error() -> None:
         await complete_rounds(send, CallOptions(), mode="drive", max_rounds=8, answer=refuses)
     with pytest.raises(InputRequired):
         await complete_rounds(send, CallOptions(), mode="drive", max_rounds=8, answer=missing)
+
+
+def test_the_active_otel_span_rides_meta_and_the_callers_traceparent_wins() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("mcpconn-tests")
+    assert merge_params(None, CallOptions(), log_level=None, progress_token=None) is None
+    with tracer.start_as_current_span("upstream") as span:
+        trace_id = f"{span.get_span_context().trace_id:032x}"
+        merged = merge_params({"name": "t"}, CallOptions(), log_level=None, progress_token=None)
+        assert merged is not None
+        assert merged["_meta"]["traceparent"].split("-")[1] == trace_id
+        own = CallOptions(meta={"traceparent": "00-caller-01"})
+        kept = merge_params(None, own, log_level=None, progress_token=None)
+        assert kept == {"_meta": {"traceparent": "00-caller-01"}}

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from .._core import jsonrpc as _jsonrpc
 from .._exceptions import InputRequired, InvalidMessage, MCPConnError
+from .trace import trace_meta
 
 __all__ = [
     "LOG_LEVEL_KEY",
@@ -65,11 +66,12 @@ def merge_params(
 ) -> dict[str, Any] | None:
     """``params`` with this call's ``_meta`` and MRTR fields merged in.
 
-    Order of precedence, lowest first: our per-request log level (2026), the
-    params' own ``_meta``, the caller's ``meta``, then our ``progressToken``
-    when we route progress. The transport stamps the other protocol keys last.
+    Order of precedence, lowest first: the active trace context, our
+    per-request log level (2026), the params' own ``_meta``, the caller's
+    ``meta``, then our ``progressToken`` when we route progress. The transport
+    stamps the other protocol keys last.
     """
-    meta: dict[str, Any] = {}
+    meta: dict[str, Any] = trace_meta()
     if log_level is not None:
         meta[LOG_LEVEL_KEY] = log_level
     own = params.get("_meta") if params else None
