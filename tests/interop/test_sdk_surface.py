@@ -221,3 +221,14 @@ async def test_legacy_sse_a_call_gets_its_own_progress_only_and_no_context(
         assert greeted["content"][0]["text"] == "hello ada"
     [request] = seen
     assert request.context is None  # it came on the one SSE stream, not the call's
+
+
+@pytest.mark.parametrize("version", [SESSION, MODERN])
+async def test_validate_output_checks_the_sdks_structured_content(
+    sdk: SDKServers, version: str
+) -> None:
+    async with connected(sdk, version) as conn:
+        result = await conn.call_tool("echo", {"text": "hi"}, validate_output=True)
+        assert result["structuredContent"] == {"result": "hi"}
+        [echo] = [t for t in await conn.list_tools() if t["name"] == "echo"]
+        assert "outputSchema" in echo
