@@ -21,6 +21,7 @@ from mcpconn import (
     Connection,
     JSONRPCError,
     Limits,
+    RequestTimeout,
     ServerConfig,
     ServerRequest,
     State,
@@ -30,7 +31,7 @@ from mcpconn import (
 )
 from mcpconn._mcp.session import SessionHandlers, open_session
 from mcpconn._supervision.server_requests import RequestHandler
-from mcpconn.testing import Fault, JWTProvider, MockServer
+from mcpconn.testing import Fault, JWTProvider, MockServer, Tool
 
 FAST = Backoff(initial=0.05, max_delay=0.1)
 
@@ -235,3 +236,43 @@ async def test_a_modern_error_to_discover_is_corrected_or_surfaced_never_a_fallb
     methods = server.stats().by_rpc_method
     assert methods.get("server/discover") == 2 if code == -32020 else 1
     assert "initialize" not in methods
+
+
+async def test_the_per_server_inflight_cap_bounds_without_serialising() -> None:
+    active, peak, full, release = 0, 0, anyio.Event(), anyio.Event()
+
+    async def hold(arguments: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        if active == 2:
+            full.set()
+        await release.wait()
+        active -= 1
+        return {"content": [{"type": "text", "text": "held"}]}
+
+    limits = Limits(max_inflight=2)
+    async with (
+        MockServer(tools=[Tool("hold", hold)]) as server,
+        connected(server, limits=limits) as (sup, conn),
+    ):
+        results: list[str] = []
+
+        async def call() -> None:
+            result = await conn.call_tool("hold", {})
+            results.append(result["content"][0]["text"])
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                for _ in range(5):
+                    tg.start_soon(call)
+                await full.wait()  # two run at once: a cap, not a queue of one
+                assert sup.statistics().servers["mock"].inflight == 2
+                with pytest.raises(RequestTimeout):  # a waiter gives up within its timeout
+                    await conn.call_tool("hold", {}, timeout=0.2)
+                release.set()
+        assert results == ["held"] * 5
+        assert peak == 2
+        [health] = sup.statistics().servers["mock"].health
+        assert (health.principal, health.state, health.strikes) == ("ann", State.READY, 0)
+        assert health.reason
