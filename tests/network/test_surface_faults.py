@@ -276,3 +276,22 @@ async def test_the_per_server_inflight_cap_bounds_without_serialising() -> None:
         [health] = sup.statistics().servers["mock"].health
         assert (health.principal, health.state, health.strikes) == ("ann", State.READY, 0)
         assert health.reason
+
+
+@pytest.mark.parametrize("version", ["2025-11-25", "2026-07-28"])
+async def test_notify_roots_changed_is_sent_in_session_eras_only(version: str) -> None:
+    async with MockServer() as server, connected(server, protocol_version=version) as (_, conn):
+        with anyio.fail_after(10):
+            await conn.notify_roots_changed()
+            await conn.call_tool("echo", {"text": "after"})  # ordered after the notification
+    sent = server.stats().by_rpc_method.get("notifications/roots/list_changed", 0)
+    assert sent == (1 if version == "2025-11-25" else 0)
+
+
+def test_config_and_level_are_checked() -> None:
+    with pytest.raises(ValueError, match="log_level"):
+        ServerConfig("s", "http://127.0.0.1:1/mcp", log_level="loud")
+    with pytest.raises(ValueError, match="input_required"):
+        ServerConfig("s", "http://127.0.0.1:1/mcp", input_required="ask")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_input_rounds"):
+        ServerConfig("s", "http://127.0.0.1:1/mcp", max_input_rounds=-1)
