@@ -47,7 +47,7 @@ def test_result_types() -> None:
     for bad in ("task", 3, None, "x" * 10_000):
         with pytest.raises(InvalidMessage) as info:
             result_type({"resultType": bad})
-        assert len(str(info.value)) < 100
+        assert "task" not in str(info.value) and "xxx" not in str(info.value)  # never quoted
 
 
 ASK = {

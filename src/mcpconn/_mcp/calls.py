@@ -128,8 +128,8 @@ def result_type(result: Mapping[str, Any]) -> ResultType:
         return "complete"
     if value == "input_required":
         return "input_required"
-    shown = str(value)[:40] if isinstance(value, str) else type(value).__name__
-    raise InvalidMessage(f"unknown resultType {shown!r}")
+    # never quoted: a hostile server could put anything there, our token included
+    raise InvalidMessage(f"unknown resultType (a {type(value).__name__}, not MCP we speak)")
 
 
 def _input_required(result: Mapping[str, Any], why: str) -> InputRequired:
