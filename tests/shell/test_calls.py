@@ -133,3 +133,29 @@ def test_the_active_otel_span_rides_meta_and_the_callers_traceparent_wins() -> N
         own = CallOptions(meta={"traceparent": "00-caller-01"})
         kept = merge_params(None, own, log_level=None, progress_token=None)
         assert kept == {"_meta": {"traceparent": "00-caller-01"}}
+
+
+def test_capabilities_are_declared_for_handled_methods_and_client_capabilities_only() -> None:
+    from mcpconn._supervision.server_requests import declared_capabilities, merge_handlers
+
+    async def handler(request: Any) -> dict[str, Any]:
+        return {}
+
+    async def other(request: Any) -> dict[str, Any]:
+        return {}
+
+    shared = {"sampling/createMessage": handler, "roots/list": handler}
+    merged = merge_handlers(shared, {"roots/list": other, "elicitation/create": other})
+    assert merged == {
+        "sampling/createMessage": handler,
+        "roots/list": other,  # the connection's handler wins
+        "elicitation/create": other,
+    }
+    assert declared_capabilities({}, None) == {}
+    assert declared_capabilities({"ping": handler, "x/y": handler}, None) == {}
+    declared = declared_capabilities(
+        {"sampling/createMessage": handler},
+        {"sampling": {"tools": {}}, "experimental": {"x": {}}},
+    )
+    assert declared == {"sampling": {"tools": {}}, "experimental": {"x": {}}}
+    assert declared_capabilities(merged, None) == {"elicitation": {}, "roots": {}, "sampling": {}}
