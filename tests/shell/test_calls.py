@@ -159,3 +159,21 @@ def test_capabilities_are_declared_for_handled_methods_and_client_capabilities_o
     )
     assert declared == {"sampling": {"tools": {}}, "experimental": {"x": {}}}
     assert declared_capabilities(merged, None) == {"elicitation": {}, "roots": {}, "sampling": {}}
+
+
+async def test_drive_hands_an_absurd_round_to_the_caller() -> None:
+    from mcpconn._mcp.calls import MAX_INPUT_REQUESTS
+
+    many = {f"k{i}": {"method": "roots/list"} for i in range(MAX_INPUT_REQUESTS + 1)}
+    answered: list[str] = []
+
+    async def send(options: CallOptions) -> dict[str, Any]:
+        return {"resultType": "input_required", "inputRequests": many}
+
+    async def answer(method: str, params: Any, key: str, context: Any) -> dict[str, Any]:
+        answered.append(key)
+        return {"roots": []}
+
+    with pytest.raises(InputRequired) as info:
+        await complete_rounds(send, CallOptions(), mode="drive", max_rounds=8, answer=answer)
+    assert answered == [] and len(info.value.input_requests) == MAX_INPUT_REQUESTS + 1
