@@ -10,6 +10,7 @@ from ._exceptions import (
     ConnectionClosed,
     Forbidden,
     HTTPStatusError,
+    InputRequired,
     InsecureTransportError,
     InvalidMessage,
     JSONRPCError,
@@ -36,7 +37,13 @@ from ._exceptions import (
 )
 from ._supervision.connection import Connection
 from ._supervision.notifications import Subscription
-from ._supervision.stats import ServerStatistics, StateChange, SupervisorStatistics
+from ._supervision.server_requests import ServerRequest
+from ._supervision.stats import (
+    ConnectionHealth,
+    ServerStatistics,
+    StateChange,
+    SupervisorStatistics,
+)
 from ._supervision.supervisor import StormControl, Supervisor
 from ._tokens.auth import BearerAuth, Rejection
 from ._tokens.source import TokenRequest, TokenSource, TokenSourceStatistics
@@ -49,8 +56,10 @@ __all__ = [
     "ConnectError",
     "Connection",
     "ConnectionClosed",
+    "ConnectionHealth",
     "Forbidden",
     "HTTPStatusError",
+    "InputRequired",
     "InsecureTransportError",
     "InvalidMessage",
     "JSONRPCError",
@@ -70,6 +79,7 @@ __all__ = [
     "SSELimitExceeded",
     "ServerConfig",
     "ServerError",
+    "ServerRequest",
     "ServerStatistics",
     "SessionExpired",
     "SessionLost",

@@ -21,6 +21,7 @@ from mcpconn._exceptions import (
     ConnectionClosed,
     Forbidden,
     HTTPStatusError,
+    InputRequired,
     InsecureTransportError,
     InvalidMessage,
     JSONRPCError,
@@ -93,6 +94,8 @@ ROWS: list[tuple[BaseException, tuple[Input | None, ...]]] = [
     (TokenProviderError("provider down", principal="alice"), RETRY),
     (OAuthError("the authorization server refused", error="invalid_grant"), RETRY),
     (MalformedTokenError("not a JWT"), RETRY),
+    # a call's own MRTR round is the caller's; a handshake or ping asking for input is odd
+    (InputRequired("input", input_requests={}, request_state=None), RETRY),
     (MCPConnError("ours"), RETRY),
     (RuntimeError("a bug of ours"), RETRY),
 ]

@@ -5,8 +5,9 @@
 (bounded by ``timeouts.close``). The session owns a task group (entered and
 exited in the task that enters `open_session`) for answering server requests
 and, in the legacy era, for reading the SSE stream; nothing in it ever raises
-into that group. Choosing the era and its handshake are in `_handshake`;
-notifications and server requests are handled in `_inbound`.
+into that group. Choosing the era and its handshake are in `handshake`;
+notifications in `inbound`, server requests in `server_requests`, the
+listener in `listening`, a call's options and the 2026 input rounds in `calls`.
 
 Rules carried out here: a 404 on a request that carried ``Mcp-Session-Id``
 re-initializes once and re-issues once (single-flight across concurrent
@@ -19,9 +20,9 @@ the stream is the cancellation) and a late response is ignored and counted.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -36,17 +37,21 @@ from .._exceptions import (
     MCPConnError,
     RequestTimeout,
     SessionExpired,
-    StreamEnded,
 )
+from . import calls as _calls
 from . import handshake as _handshake
 from . import inbound as _inbound
+from . import wanted as _wanted
+from .calls import NO_OPTIONS, CallOptions, CallStream
+from .handlers import SessionHandlers, SessionStatistics
 from .handshake import ServerHello, client_capabilities
 from .inbound import ProgressCallback
+from .listening import Listening
 from .lists import paginate
+from .server_requests import Incoming, ServerRequestDesk
 from .transports import HTTPChannel, StatelessTransport, StreamLost, Transport
 from .transports.base import Era, describe
 from .transports.eras import EraCache
-from .transports.stateless import LISTEN_FILTER
 
 __all__ = [
     "Era",
@@ -64,32 +69,6 @@ logger = logging.getLogger("mcpconn.session")
 HEADER_MISMATCH = -32020
 
 
-@dataclass
-class SessionHandlers:
-    """What the session calls back into; ``on_notification`` is sync and must not block.
-
-    ``capabilities`` is what ``initialize`` and every 2026-07-28 request declare
-    (see `client_capabilities`); ``None`` declares none.
-    """
-
-    on_notification: Callable[[dict[str, Any]], None]
-    on_request: Callable[[str, dict[str, Any] | None], Awaitable[dict[str, Any]]] | None = None
-    on_reinitialized: Callable[[], None] | None = None
-    capabilities: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class SessionStatistics:
-    requests: int
-    pending: int
-    unknown_responses: int
-    duplicate_responses: int
-    skipped_messages: int
-    resumptions: int
-    reinitializations: int
-    reissued: int
-
-
 class _Pending:
     __slots__ = ("done", "error", "result")
 
@@ -99,7 +78,7 @@ class _Pending:
         self.error: MCPConnError | None = None
 
 
-class Session:
+class Session(Listening):
     """One live MCP session. Use `open_session`; do not construct it yourself."""
 
     era: Era
@@ -123,11 +102,17 @@ class Session:
         self._channel = HTTPChannel(client, config, auth)
         self._ids = _jsonrpc.IdAllocator()
         self._pending: dict[_jsonrpc.RequestId, _Pending] = {}
-        self._progress: dict[_jsonrpc.RequestId, ProgressCallback] = {}
+        self._progress: dict[Any, ProgressCallback] = {}
+        #: Legacy SSE has no per-call stream: a call's progress is found by its token.
+        self._legacy_calls: dict[Any, CallStream] = {}
+        self._desk = ServerRequestDesk(
+            config, task_group, handlers.on_request, self._send, handlers.on_refused
+        )
         self._inflight: set[anyio.CancelScope] = set()
         self._transport: Transport | None = None
         self._reinit_lock = anyio.Lock()
         self._generation = 0
+        self._listen_starts = 0
         self._closed = False
         self._discarded = False
         self._counts = dict.fromkeys(
@@ -158,6 +143,10 @@ class Session:
             resumptions=getattr(t, "resumptions", 0),
             reinitializations=c["reinit"],
             reissued=c["reissued"],
+            server_requests=self._desk.answered,
+            server_requests_refused=self._desk.refused,
+            server_requests_dropped=self._desk.dropped,
+            server_requests_cancelled=self._desk.cancelled,
         )
 
     def discard(self) -> None:
@@ -173,23 +162,48 @@ class Session:
         *,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
+        options: CallOptions | None = None,
     ) -> dict[str, Any]:
-        """Send a request; return its ``result``. See the module docstring for the rules.
+        """Send a request; return its final ``result``. See the module docstring for the rules.
 
         2026-07-28 removed ``ping``; there a ``ping`` is sent as ``server/discover``
         (the cheapest request every server must answer) and returns ``{}``, so a
-        keep-alive works the same in every era.
+        keep-alive works the same in every era. A result asking for input
+        (``resultType: "input_required"``) is raised or driven (`calls.complete_rounds`).
         """
         if self._closed:
             raise ConnectionClosed("the session is closed")
         if method == "ping" and self.era == "stateless":
             await self.request("server/discover", None, timeout=timeout)
             return {}
+        options = options or NO_OPTIONS
+        if on_progress is not None:
+            options = replace(options, on_progress=on_progress)
+        config = self._config
+
+        async def send(round_options: CallOptions) -> dict[str, Any]:
+            return await self._timed(method, params, round_options, timeout)
+
+        return await _calls.complete_rounds(
+            send,
+            options,
+            mode=config.input_required,
+            max_rounds=config.max_input_rounds,
+            answer=self._answer_input,
+        )
+
+    async def _timed(
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        options: CallOptions,
+        timeout: float | None,
+    ) -> dict[str, Any]:
         timeout = self._config.timeouts.request if timeout is None else timeout
         sent: list[_jsonrpc.RequestId] = []
         try:
             with anyio.move_on_after(timeout):
-                return await self._with_rules(method, params, on_progress, sent)
+                return await self._with_rules(method, params, options, sent)
         except anyio.get_cancelled_exc_class():
             if sent and self.era != "stateless" and not self._closed:
                 self._tg.start_soon(self._send_cancelled, sent[-1], "cancelled")
@@ -198,29 +212,10 @@ class Session:
             await self._send_cancelled(sent[-1], "timeout")
         raise RequestTimeout(f"{method} got no response within {timeout:g}s")
 
-    async def listen(self) -> None:
-        """Run the server-to-client stream once; it always ends in an exception.
-
-        `StreamEnded` (sleep ``retry`` if given, call again: it resumes),
-        `MethodNotAllowed` or a -32601 `JSONRPCError` (no listener here),
-        `SessionLost` (legacy SSE: the stream was the session), or another typed
-        error; `mcpconn._core.classify` says what each means. In the session era
-        a 404 re-initializes the session and raises `StreamEnded`.
-        """
-        transport = self._require_transport()
-        request = None
-        if self.era == "stateless":
-            request = _jsonrpc.Request(
-                self._ids.next(), "subscriptions/listen", {"notifications": dict(LISTEN_FILTER)}
-            )
-        generation = self._generation
-        try:
-            await transport.listen(self._dispatch, request)
-        except SessionExpired:
-            if self.era != "streamable-http":
-                raise
-            await self._reinitialize(generation)
-            raise StreamEnded("the session was re-initialized", retry=None) from None
+    async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
+        if self._closed:
+            raise ConnectionClosed("the session is closed")
+        await self._send(_jsonrpc.Notification(method, params))
 
     # ---- the rules ----------------------------------------------------------------------
 
@@ -228,14 +223,14 @@ class Session:
         self,
         method: str,
         params: dict[str, Any] | None,
-        on_progress: ProgressCallback | None,
+        options: CallOptions,
         sent: list[_jsonrpc.RequestId],
     ) -> dict[str, Any]:
         reinitialized = reissued = relisted = False
         while True:
             generation = self._generation
             try:
-                result = await self._roundtrip(method, params, on_progress, sent)
+                result = await self._roundtrip(method, params, options, sent)
             except JSONRPCError as exc:
                 # The spec's answer to HeaderMismatch on tools/call: re-read the
                 # tools (their x-mcp-header annotations may have changed), retry once.
@@ -271,15 +266,23 @@ class Session:
         self,
         method: str,
         params: dict[str, Any] | None,
-        on_progress: ProgressCallback | None = None,
+        options: CallOptions | None = None,
         sent: list[_jsonrpc.RequestId] | None = None,
     ) -> dict[str, Any]:
         transport = self._require_transport()
         rid = self._ids.next()
+        options = options or NO_OPTIONS
+        on_progress = options.on_progress
+        ours = rid if on_progress is not None else None
+        token = ours if ours is not None else _calls.progress_token_of(options, params)
+        level = self._handlers.wanted.log_level if self.era == "stateless" else None
+        params = _calls.merge_params(params, options, log_level=level, progress_token=ours)
+        stream = CallStream(options, token)
         if on_progress is not None:
-            params = dict(params or {})
-            params["_meta"] = {**(params.get("_meta") or {}), "progressToken": rid}
             self._progress[rid] = on_progress
+        legacy = self.era == "sse" and token is not None and options.on_notification is not None
+        if legacy:
+            self._legacy_calls[token] = stream
         pending = self._pending[rid] = _Pending()
         if sent is not None:
             sent.append(rid)
@@ -291,13 +294,15 @@ class Session:
                 await transport.send_request(
                     _jsonrpc.Request(rid, method, params),
                     done=pending.done.is_set,
-                    dispatch=self._dispatch,
+                    dispatch=lambda message: self._dispatch(message, stream),
                 )
                 await pending.done.wait()
         finally:
             self._inflight.discard(scope)
             del self._pending[rid]
             self._progress.pop(rid, None)
+            if legacy:
+                self._legacy_calls.pop(token, None)
         if scope.cancelled_caught:
             raise ConnectionClosed("the session closed while the request was in flight")
         if pending.error is not None:
@@ -333,10 +338,20 @@ class Session:
 
     # ---- inbound --------------------------------------------------------------------------
 
-    def _dispatch(self, message: _jsonrpc.Message) -> None:
-        """Route one inbound message; sync, never raises for the server's sake."""
+    def _dispatch(self, message: _jsonrpc.Message, stream: CallStream | None = None) -> None:
+        """Route one inbound message; sync, never raises for the server's sake.
+
+        ``stream`` is the call whose own response stream carried ``message``
+        (None on the listener and on the legacy SSE stream).
+        """
         if isinstance(message, _jsonrpc.Notification):  # the common case first
-            _inbound.deliver_notification(message, self._progress, self._handlers.on_notification)
+            if message.method == "notifications/cancelled":
+                self._desk.cancel(message.params)
+            if stream is None and self._legacy_calls and message.method == "notifications/progress":
+                stream = self._legacy_calls.get((message.params or {}).get("progressToken"))
+            _inbound.deliver_notification(
+                message, self._progress, self._handlers.on_notification, stream
+            )
         elif isinstance(message, (_jsonrpc.Response, _jsonrpc.ErrorResponse)):
             pending = self._pending.get(message.id) if message.id is not None else None
             if pending is None:
@@ -356,11 +371,19 @@ class Session:
             shown = describe(message, self._channel.secrets)
             logger.debug("ignored %s: no server requests in the stateless era", shown)
         else:
-            self._tg.start_soon(self._answer, message)
+            context = stream.options.context if stream is not None else None
+            self._desk.receive(message, context)
 
-    async def _answer(self, request: _jsonrpc.Request) -> None:
-        timeout = self._config.timeouts.request
-        await _inbound.answer(request, self._handlers.on_request, timeout, self._send)
+    async def _answer_input(
+        self, method: str, params: dict[str, Any] | None, key: str, context: Any
+    ) -> dict[str, Any] | None:
+        """2026 MRTR "drive": one input request, answered by the request handlers."""
+        handler = self._handlers.on_request
+        if handler is None:
+            return None
+        with anyio.fail_after(self._config.timeouts.server_request):
+            result = await handler(Incoming(method, params, key, context, anyio.Event()))
+        return result if isinstance(result, dict) else None
 
     def _fail_all(self, error: MCPConnError) -> None:
         for pending in self._pending.values():
@@ -414,6 +437,7 @@ class Session:
         hello = await _handshake.initialize(transport, self._roundtrip, self._config, capabilities)
         self._adopt(hello)
         await transport.send_message(_jsonrpc.Notification("notifications/initialized", None))
+        await _wanted.apply(self._handlers.wanted, self.capabilities, self._roundtrip)
 
     def _client_capabilities(self) -> dict[str, Any]:
         return dict(self._handlers.capabilities or {})
@@ -427,6 +451,7 @@ class Session:
     async def _aclose(self) -> None:
         self._closed = True
         self._fail_all(ConnectionClosed("the session closed"))
+        self._desk.cancel_all()
         for scope in self._inflight:
             scope.cancel()
         transport = self._transport

@@ -31,6 +31,17 @@ class Counters:
     transient_failures: int = 0
     parks: int = 0
     notifications: int = 0
+    server_requests_refused: int = 0
+
+
+@dataclass(frozen=True)
+class ConnectionHealth:
+    """One connection of a server: its state, why it is there, its failures in a row."""
+
+    principal: str
+    state: State
+    reason: str
+    strikes: int
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,10 @@ class ServerStatistics:
     by_state: Mapping[State, int]
     retry_budget_available: float
     retry_budget_exhausted: int
+    #: Per connection (principal): state, last reason, transient failures in a row.
+    health: tuple[ConnectionHealth, ...] = ()
+    #: Requests in flight now (all principals); see ``Limits.max_inflight``.
+    inflight: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,3 +76,5 @@ class SupervisorStatistics:
     token_provider_calls: int
     retry_budget_exhausted: int
     servers: Mapping[str, ServerStatistics]
+    #: Server-to-client requests refused or dropped over ``limits.max_server_requests``.
+    server_requests_refused: int = 0

@@ -29,9 +29,16 @@ from .._exceptions import ConnectionClosed
 from .._http.shards import ClientShards
 from .._mcp.session import EraCache
 from .._tokens.source import TokenSource
-from .connection import Connection, ConnectionContext, ReauthCallback, RequestHandler
+from .connection import Connection, ConnectionContext, ReauthCallback
 from .notifications import Broadcast, Subscription
-from .stats import Counters, ServerStatistics, StateChange, SupervisorStatistics
+from .server_requests import RequestHandler
+from .stats import (
+    ConnectionHealth,
+    Counters,
+    ServerStatistics,
+    StateChange,
+    SupervisorStatistics,
+)
 
 logger = logging.getLogger("mcpconn")
 
@@ -103,6 +110,7 @@ class Supervisor:
         self._rng = rng or random.Random()
         self._connections: dict[tuple[str, str], Connection] = {}
         self._retry_budgets: dict[str, TokenBucket] = {}
+        self._caps: dict[str, anyio.CapacityLimiter] = {}
         self._connect_budgets: dict[str, TokenBucket] = {}
         self._counters = Counters()
         self._changes: Broadcast[StateChange] = Broadcast(4096)
@@ -144,11 +152,19 @@ class Supervisor:
 
     # ---- connections ------------------------------------------------------------
 
-    async def connect(self, server: ServerConfig, principal: str) -> Connection:
+    async def connect(
+        self,
+        server: ServerConfig,
+        principal: str,
+        *,
+        request_handlers: Mapping[str, RequestHandler] | None = None,
+    ) -> Connection:
         """The one connection for (server, principal), created and started if needed.
 
         A different `ServerConfig` under the same name replaces the old connection;
-        calls in flight on the old one finish first.
+        calls in flight on the old one finish first. ``request_handlers`` answer
+        this connection's server requests, merged per method over the
+        supervisor's (the connection's win; given again, they replace the old).
         """
         if self._tg is None or self._closing:
             raise ConnectionClosed("the supervisor is not running")
@@ -156,6 +172,8 @@ class Supervisor:
         existing = self._connections.get(key)
         if existing is not None and existing.state is not State.CLOSED:
             if existing.server == server:
+                if request_handlers is not None:
+                    existing.set_request_handlers(request_handlers)
                 return existing
             self._tg.start_soon(self._retire, existing)
         now = anyio.current_time()
@@ -166,7 +184,9 @@ class Supervisor:
             start_delay=start_delay,
             listen=server.listen,
         )
-        conn = Connection(self._context_for(server), server, principal, machine)
+        conn = Connection(
+            self._context_for(server), server, principal, machine, request_handlers=request_handlers
+        )
         self._connections[key] = conn
         await self._tg.start(self._run_connection, conn)
         return conn
@@ -208,6 +228,10 @@ class Supervisor:
                 by_state=dict(_Tally(c.state for c in conns)),
                 retry_budget_available=budget.available(now),
                 retry_budget_exhausted=budget.exhausted,
+                health=tuple(
+                    ConnectionHealth(c.principal, c.state, c.reason, c.strikes) for c in conns
+                ),
+                inflight=sum(c.inflight for c in conns),
             )
         token_stats = self.tokens.statistics()
         c = self._counters
@@ -226,6 +250,7 @@ class Supervisor:
             token_provider_calls=token_stats.provider_calls,
             retry_budget_exhausted=sum(s.retry_budget_exhausted for s in servers.values()),
             servers=servers,
+            server_requests_refused=c.server_requests_refused,
         )
 
     # ---- internals --------------------------------------------------------------
@@ -243,7 +268,20 @@ class Supervisor:
             on_reauth_required=self._on_reauth_required,
             request_handlers=self._request_handlers,
             productive_after=self._productive_after,
+            inflight_cap=self._inflight_cap(server),
         )
+
+    def _inflight_cap(self, server: ServerConfig) -> anyio.CapacityLimiter | None:
+        """One limiter per server name, shared by its connections (``Limits.max_inflight``)."""
+        total = server.limits.max_inflight
+        if total is None:
+            return None
+        cap = self._caps.get(server.name)
+        if cap is None:
+            cap = self._caps[server.name] = anyio.CapacityLimiter(total)
+        else:
+            cap.total_tokens = total  # a replaced config may change it
+        return cap
 
     def _budget(
         self, budgets: dict[str, TokenBucket], name: str, *, connect: bool = False
