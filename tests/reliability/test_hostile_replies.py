@@ -1,10 +1,11 @@
-"""Any reply to a call, over a real loopback socket: a result or an `MCPConnError`, nothing else.
+"""Any reply to a call or the listener, over a real loopback socket: ours or nothing.
 
 Hypothesis picks the status, the headers (content type and coding, length, Retry-After,
 WWW-Authenticate, session id) and a body (JSON-RPC-like objects with hostile members,
 SSE frames with hostile ``retry:``/``id:`` lines, compressed or random bytes); a raw
-server sends exactly that to a ``tools/call``. Whatever it is, the call returns a dict or
-raises an `MCPConnError`, and nothing is logged at ERROR. CI runs 20 cases per
+server sends exactly that to a ``tools/call`` or to the listener's GET. Whatever it is,
+the call returns a dict or raises an `MCPConnError`, the listener ends with an
+`MCPConnError`, and nothing is logged at ERROR. CI runs 20 cases per
 backend; ``MCPCONN_REPLY_EXAMPLES=2000`` for a long run.
 """
 
@@ -141,4 +142,31 @@ async def test_any_reply_to_a_call_is_a_result_or_an_mcpconn_error(
                     pass
                 else:
                     assert isinstance(result, dict)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(reply=replies())
+async def test_any_reply_to_the_listener_ends_it_with_an_mcpconn_error(
+    reply: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.clear()
+
+    async def answer(stream: Any, req: RawRequest) -> None:
+        hdrs = header_safe(reply["headers"])
+        body = reply["body"]
+        hdrs["content-length"] = str(len(body))
+        await stream.send(head(reply["status"], hdrs) + body)
+
+    async with raw_server(on_get=answer) as raw, httpx.AsyncClient() as client:
+        timeouts = Timeouts(connect=2, request=2, read=0.5, close=1)
+        cfg = config(raw.url, timeouts=timeouts)
+        handlers = SessionHandlers(on_notification=lambda _m: None)
+        async with open_session(client, cfg, auth=None, handlers=handlers) as session:
+            with anyio.fail_after(5), pytest.raises(mcpconn.MCPConnError):
+                await session.listen()  # it always ends in an exception: ours
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
