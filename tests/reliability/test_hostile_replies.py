@@ -5,7 +5,7 @@ WWW-Authenticate, session id) and a body (JSON-RPC-like objects with hostile mem
 SSE frames with hostile ``retry:``/``id:`` lines, compressed or random bytes); a raw
 server sends exactly that to a ``tools/call`` or to the listener's GET. Whatever it is,
 the call returns a dict or raises an `MCPConnError`, the listener ends with an
-`MCPConnError`, and nothing is logged at ERROR. CI runs 20 cases per
+`MCPConnError`, and nothing is logged at ERROR. CI runs 12 cases per
 backend; ``MCPCONN_REPLY_EXAMPLES=2000`` for a long run.
 """
 
@@ -30,7 +30,7 @@ from mcpconn._mcp.session import SessionHandlers, open_session
 
 from ._raw import RawRequest, config, head, raw_server
 
-EXAMPLES = int(os.environ.get("MCPCONN_REPLY_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("MCPCONN_REPLY_EXAMPLES", "12"))
 
 hostile_text = st.one_of(
     st.text(max_size=20),
