@@ -288,7 +288,8 @@ class ReadTimeout(TransportError):
 
 
 class StreamEnded(TransportError):
-    """A stream closed cleanly. ``retry`` is the server's ``retry:`` in seconds, if it sent one."""
+    """A stream closed cleanly. ``retry`` is the server's ``retry:`` in seconds, if it sent
+    a usable one (``retry: 0`` and absurd values are none: see `mcpconn._core.bounds`)."""
 
     def __init__(self, message: str = "stream ended", *, retry: float | None = None) -> None:
         super().__init__(message)
@@ -383,7 +384,8 @@ class MethodNotAllowed(HTTPStatusError):
 
 
 class RateLimited(HTTPStatusError):
-    """429 or 503; ``retry_after`` is in seconds when the server said so (uncapped)."""
+    """429 or 503; ``retry_after`` is in seconds when the server gave a usable hint
+    (uncapped; a past date, ``0``, a negative or garbage is ``None``)."""
 
     def __init__(self, status_code: int, retry_after: float | None = None) -> None:
         hint = f", retry after {retry_after:g}s" if retry_after is not None else ""

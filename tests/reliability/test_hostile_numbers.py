@@ -10,6 +10,7 @@ success), and that no record at ERROR or above was logged.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from typing import Any
@@ -177,3 +178,47 @@ async def test_a_hostile_content_length_is_no_number_and_no_crash(declared: str)
         async with channel.open("POST", cfg.url, headers={}) as response:
             with pytest.raises(mcpconn.ProtocolError, match="exceeds the limit of 10"):
                 await channel.read_body(response)
+
+
+# ---- hints that cannot mean "wait longer" are no hints: the backoff curve paces ----------
+
+PACE = mcpconn.Backoff(initial=0.1, multiplier=1, max_delay=0.1, jitter="none")
+
+
+async def paced(times: list[float], writers: dict[str, Any], count: int = 4) -> float:
+    """The shortest gap between the first ``count`` requests the writers timed."""
+    async with no_leaks(), raw_server(**writers) as raw:
+        async with (
+            MockServer() as issuer,
+            TokenSource(JWTProvider(issuer.issuer)) as tokens,
+            Supervisor(tokens, backoff=PACE) as sup,
+        ):
+            await sup.connect(config(raw.url), "alice")
+            with anyio.fail_after(10):
+                await raw.wait(lambda r: len(times) >= count)
+    gaps = [b - a for a, b in itertools.pairwise(times[:count])]
+    return min(gaps)
+
+
+async def test_a_listener_sending_retry_0_reconnects_at_the_curve_not_at_once() -> None:
+    times: list[float] = []
+
+    async def listener(stream: Stream, req: RawRequest) -> None:
+        times.append(anyio.current_time())
+        await stream.send(sse(prefix="retry: 0\n\n"))
+        await stream.aclose()
+
+    # before: retry: 0 was a zero sleep, ~800 listener GETs a second
+    assert await paced(times, {"on_get": listener}) >= 0.09
+
+
+@pytest.mark.parametrize("value", ["Thu, 01 Jan 1970 00:00:00 GMT", "0", "-5"])
+async def test_a_retry_after_that_cannot_mean_later_leaves_the_curve_in_charge(value: str) -> None:
+    times: list[float] = []
+
+    async def busy(stream: Stream, req: RawRequest) -> None:
+        times.append(anyio.current_time())
+        await stream.send(head(429, {"retry-after": value, "content-length": "0"}))
+
+    # before: a past date or 0 was a zero wait, ~140 initialize POSTs in 2 s
+    assert await paced(times, {"on_initialize": busy}) >= 0.09

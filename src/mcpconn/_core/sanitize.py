@@ -100,7 +100,8 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with each secret and each JWT-shaped string replaced by `REDACTED`.
 
     Nothing else changes (no bounding, no control-character removal): for text
-    that must keep its shape, such as a scope. `sanitize` is the full treatment.
+    that must keep its shape, such as a challenge parameter's name (a token).
+    `sanitize` is the full treatment.
     """
     for secret in secrets:
         if len(secret) >= _MIN_SECRET and secret in text:
@@ -147,10 +148,13 @@ def sanitize_json(value: object, secrets: Iterable[str] = (), *, limit: int = MA
         budget[0] -= 1
         if isinstance(node, str):
             return _finish(node[:_SCAN], cleaned, limit)
-        if node is None or isinstance(node, bool | float):
+        if node is None or isinstance(node, bool):
             return node
-        if isinstance(node, int):
-            return node if node.bit_length() < 256 else None
+        if isinstance(node, int) and node.bit_length() >= 256:
+            return None
+        if isinstance(node, int | float):  # an all-digit credential can hide in a number
+            shown = repr(node)
+            return REDACTED if any(s in shown for s in cleaned if len(s) >= _MIN_SECRET) else node
         if not isinstance(node, dict | list):
             return None
         if depth >= _JSON_DEPTH:

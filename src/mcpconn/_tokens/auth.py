@@ -4,7 +4,9 @@ The header is never frozen: each request (and each retry) gets the token that
 is current at that moment, so a token refreshed by another task is picked up at
 once. On a 401 it does exactly one compare-and-refresh and, only if that gave a
 different token, one retry; a second 401 is returned to the caller, whose
-signal it is. No lock is held across a ``yield``: the single-flight lives in
+signal it is. httpx reads a retried 401's whole body, so only a 401 that
+declares a small, uncompressed body is retried in place; any other goes back
+to the caller unread. No lock is held across a ``yield``: the single-flight lives in
 the `TokenSource`, between awaits. The challenge parser and the loopback rule
 are `_http_rules`' (one of each in mcpconn).
 
@@ -22,12 +24,13 @@ from dataclasses import dataclass
 
 import httpx
 
+from .._core.bounds import parse_digits
 from .._core.http_rules import is_loopback_host, parse_www_authenticate
 from .._core.token import Token
 from .._exceptions import Challenge, InsecureTransportError
 from .source import TokenSource
 
-__all__ = ["BearerAuth", "Rejection"]
+__all__ = ["MAX_RETRIED_401_BODY", "BearerAuth", "Rejection"]
 
 #: Where a rejected response carries its `Rejection` (``httpx.Response.extensions``).
 _REJECTION = "mcpconn.rejection"
@@ -44,6 +47,23 @@ class Rejection:
 
     token: Token
     challenge: Challenge | None
+
+
+#: The largest 401 body retried in place: httpx reads a retried response's body whole.
+MAX_RETRIED_401_BODY = 64 << 10
+
+
+def _small_body(response: httpx.Response) -> bool:
+    """Whether httpx may read this 401's body in full: declared small and not compressed.
+
+    A hostile 401 with a 100 MB (or endless, or gzip-bomb) body is not retried in
+    place; it goes back to the caller as the 401 it is, and its body is never read.
+    """
+    if response.is_stream_consumed:  # an embedder's transport read it already
+        return True
+    coding = response.headers.get("content-encoding", "identity").strip().lower()
+    length = response.headers.get("content-length", "").strip()
+    return coding == "identity" and parse_digits(length, high=MAX_RETRIED_401_BODY) is not None
 
 
 class BearerAuth(httpx.Auth):
@@ -126,6 +146,8 @@ class BearerAuth(httpx.Auth):
         rejection = self._rejected(response, sent)
         if rejection is None or not self.retry_on_401:
             return
+        if not _small_body(response):
+            return  # httpx would read a huge 401 body whole to retry it
         fresh = await self.source.refresh(
             self.principal,
             self.audience,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,6 +31,7 @@ from ..._config import ServerConfig
 from ..._core import http_rules as _http_rules
 from ..._core import jsonrpc as _jsonrpc
 from ..._core.bounds import parse_digits, wait_hint
+from ..._core.content_coding import ACCEPT_ENCODING, ContentDecoder
 from ..._core.sanitize import sanitize
 from ..._core.sse import ServerSentEvent, SSEDecoder
 from ..._exceptions import (
@@ -106,6 +107,10 @@ def map_httpx_errors() -> Iterator[None]:
         raise ProtocolError(f"unsupported URL scheme ({type(exc).__name__})") from exc
     except httpx.TransportError as exc:
         raise NetworkError(f"transport error ({type(exc).__name__})") from exc
+    except httpx.DecodingError as exc:  # an embedder's transport that decodes for us
+        raise ProtocolError(f"the body does not decode ({type(exc).__name__})") from exc
+    except httpx.RequestError as exc:  # anything else httpx says about a request
+        raise TransportError(f"request failed ({type(exc).__name__})") from exc
 
 
 @dataclass
@@ -184,7 +189,8 @@ class HTTPChannel:
         )
 
     def headers(self, extra: Mapping[str, str]) -> dict[str, str]:
-        merged = dict(self.config.headers)
+        merged = {"Accept-Encoding": ACCEPT_ENCODING}  # what `iterate` decodes
+        merged.update(self.config.headers)
         merged.update(extra)
         return merged
 
@@ -305,20 +311,27 @@ class HTTPChannel:
 async def iterate(response: httpx.Response, on_chunk: Callable[[bytes], bool]) -> bool:
     """Feed the body to ``on_chunk`` until it returns True (-> True) or raises.
 
+    The body is read raw and decoded here (`ContentDecoder`), in bounded pieces: a
+    compressed body is never inflated past what ``on_chunk``'s limits allow. (A
+    response that an embedder's transport already read whole is fed as it is.)
+
     We never leave the body's iterator early: httpx/httpcore nest async
     generators, and abandoning them suspended at a ``yield`` leaves them to the
     garbage collector (trio warns). To stop early we cancel a scope around the
     loop instead: the cancellation lands inside the innermost read and unwinds
     every generator properly. Then the caller closes the response.
     """
+    if response.is_stream_consumed:  # read and decoded by httpx already
+        return _feed([response.content], on_chunk)
+    decoder = ContentDecoder(response.headers.get("content-encoding"))
     stopped = False
     failure: MCPConnError | None = None
     with anyio.CancelScope() as scope, map_httpx_errors():
-        async for chunk in response.aiter_bytes():
+        async for raw in response.aiter_raw():
             if stopped or failure is not None:
                 continue
             try:
-                stopped = on_chunk(chunk)
+                stopped = _feed(decoder.feed(raw), on_chunk)
             except MCPConnError as exc:
                 failure = exc
             if stopped or failure is not None:
@@ -326,6 +339,13 @@ async def iterate(response: httpx.Response, on_chunk: Callable[[bytes], bool]) -
     if failure is not None:
         raise failure
     return stopped
+
+
+def _feed(pieces: Iterable[bytes], on_chunk: Callable[[bytes], bool]) -> bool:
+    for piece in pieces:  # noqa: SIM110 - any() would hide that on_chunk has effects
+        if piece and on_chunk(piece):
+            return True
+    return False
 
 
 def is_message_event(event: ServerSentEvent) -> bool:
