@@ -126,3 +126,34 @@ async def test_without_a_user_agent_a_missing_login_is_reauth_required() -> None
                 await conn.wait_for(State.NEEDS_REAUTH)
         assert calls and calls[0].resource == mcp.url and calls[0].audience == mcp.url
         assert auth.authorizations == 0 and not auth.grants
+
+
+async def test_a_refused_login_parks_and_on_reauth_required_starts_the_next_one() -> None:
+    answers = ["access_denied", None]  # the user first clicks "deny", then "allow"
+
+    async def user_agent(prompt: AuthorizationPrompt) -> str:
+        location = await follow(prompt)
+        if answers.pop(0) is None:
+            return location
+        state = location.split("state=")[1].split("&")[0]
+        return f"{REDIRECT}?error=access_denied&state={state}"
+
+    async with (
+        MockServer() as mcp,
+        running_authorization_server(mcp) as auth,
+        OAuthProvider(user_agent=user_agent, redirect_uri=REDIRECT) as oauth,
+        TokenSource(oauth) as tokens,
+    ):
+
+        def on_reauth(err: ReauthRequired) -> None:
+            assert err.principal is not None
+            oauth.start_login(err.principal, mcp.url, audience=mcp.url)
+
+        async with Supervisor(tokens, on_reauth_required=on_reauth) as sup:
+            conn = await sup.connect(config(mcp), "alice")
+            with anyio.fail_after(10):
+                await conn.wait_for(State.NEEDS_REAUTH)
+                await conn.wait_for(State.READY)
+            assert "ok" in str(await conn.call_tool("echo", {"text": "ok"}))
+        assert answers == [] and auth.authorizations == 2
+        assert auth.grants["authorization_code"] == 1  # the refused login never reached /token

@@ -111,7 +111,6 @@ class Sealer:
             raise SealError("sealed payload is malformed")
         return key, entry, published
 
-
     def seal_text(self, text: str, *, bound_to: bytes) -> bytes:
         """Seal a provider record (a refresh token, a client registration)."""
         nonce = os.urandom(12)

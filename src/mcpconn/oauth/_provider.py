@@ -49,6 +49,7 @@ import anyio
 import anyio.abc
 import httpx
 
+from .._core.http_rules import canonical_uri
 from .._core.token import Token
 from .._exceptions import MCPConnError, OAuthError, ReauthRequired
 from .._tokens.provider import TokenRequest
@@ -240,6 +241,33 @@ class OAuthProvider:
             )
             return await self._login(http, key, state, found, scope, request)
 
+    def start_login(self, principal: str, resource: str, *, audience: str | None = None) -> None:
+        """Start (or join) a login now, e.g. from ``on_reauth_required``; needs ``async with``.
+
+        ``resource`` is the server's URL (`ServerConfig.url`), ``audience`` its
+        `ServerConfig.audience`. The token is published to every `TokenSource`
+        using this provider, which wakes that principal's parked connections.
+        """
+        if self._tg is None:
+            raise RuntimeError("start_login() needs `async with OAuthProvider(...)`")
+        request = TokenRequest(
+            principal,
+            force=True,
+            reason="login requested",
+            audience=audience,
+            resource=canonical_uri(resource),
+        )
+        self._tg.start_soon(self._login_and_publish, request)
+
+    async def _login_and_publish(self, request: TokenRequest) -> None:
+        try:
+            token = await self(request)
+        except MCPConnError as exc:  # still waiting (published later) or refused
+            logger.info("login for principal %r: %s", request.principal, type(exc).__name__)
+            return
+        for source in list(self._sources):
+            source.publish(request.principal, token, request.audience)
+
     # -- refresh tokens -----------------------------------------------------------------
 
     @staticmethod
@@ -412,15 +440,24 @@ class OAuthProvider:
         except OAuthError as exc:
             # A refused or forged login: only a human can start another one.
             raise ReauthRequired("the login was refused or invalid", principal=key[0]) from exc
-        response = await exchange_code(
-            http,
-            found.server.token_endpoint,
-            code=code,
-            redirect_uri=self._redirect_uri,
-            verifier=verifier,
-            resource=found.resource,
-            client=client,
-            auth_methods_supported=found.server.token_endpoint_auth_methods_supported,
-        )
+        try:
+            response = await exchange_code(
+                http,
+                found.server.token_endpoint,
+                code=code,
+                redirect_uri=self._redirect_uri,
+                verifier=verifier,
+                resource=found.resource,
+                client=client,
+                auth_methods_supported=found.server.token_endpoint_auth_methods_supported,
+            )
+        except OAuthError as exc:
+            if exc.status_code is None or exc.status_code >= 500:
+                raise  # transient
+            # Refused: asking the user again at once would only loop. A refused
+            # client is forgotten, so the next login registers anew.
+            if exc.error in ("invalid_client", "unauthorized_client"):
+                await self._records.save_record("oauth:client:" + found.server.issuer, None)
+            raise ReauthRequired("the code exchange was refused", principal=key[0]) from exc
         await self._keep_refresh_token(key, found, response, fallback=None)
         return token_from_response(response, now=self._clock())

@@ -120,4 +120,7 @@ def token_from_response(response: TokenResponse, *, now: float) -> Token:
     """The `Token` to hand out; a bearer token only (DPoP-bound tokens are not supported)."""
     if response.token_type.lower() != "bearer":
         raise OAuthError("the token endpoint issued a non-bearer token")
-    return Token.from_jwt(response.access_token, expires_in=response.expires_in, now=now)
+    token = Token.from_jwt(response.access_token, expires_in=response.expires_in, now=now)
+    if token.issued_at is None:  # an opaque token: it was issued just now
+        token = Token(token.raw, expires_at=token.expires_at, issued_at=now)
+    return token
