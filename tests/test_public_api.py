@@ -80,6 +80,7 @@ INNER = {
     "_tokens": [{"auth"}, {"source"}, {"provider"}, {"store"}],
     "oauth": [
         {"_provider"},
+        {"_clients"},
         {"_metadata", "_grants"},
         {"_http"},
         {"_authorization", "_identity"},

@@ -9,8 +9,8 @@ grants kept in the token store. The grant helpers (client credentials, JWT
 bearer, RFC 8693 token exchange) serve machine-to-machine providers.
 
 Layers: ``_discovery``, ``_authorization``, ``_identity`` and ``_responses``
-decide (sans-IO); ``_http``, ``_grants`` and ``_metadata`` do the I/O;
-``_provider`` drives them.
+decide (sans-IO); ``_http``, ``_grants``, ``_metadata`` and ``_clients`` do
+the I/O; ``_provider`` drives them.
 """
 
 from ._authorization import code_challenge, select_scope

@@ -34,7 +34,6 @@ secret is logged or shown by a ``repr``.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import time
@@ -55,11 +54,11 @@ from .._exceptions import MCPConnError, OAuthError, ReauthRequired
 from .._tokens.provider import TokenRequest
 from .._tokens.store import MemoryTokenStore, TokenStore
 from ._authorization import authorization_url, parse_redirect, select_scope, verifier_from
+from ._clients import Clients, RefreshTokens
 from ._grants import exchange_code, refresh
-from ._http import post
-from ._identity import ClientRegistration, parse_registration, registration_request
+from ._identity import ClientRegistration
 from ._metadata import Discovered, discover
-from ._responses import TokenResponse, token_from_response
+from ._responses import token_from_response
 
 if TYPE_CHECKING:
     from .._tokens.source import TokenSource
@@ -143,9 +142,7 @@ class OAuthProvider:
     ) -> None:
         self._user_agent = user_agent
         self._redirect_uri = redirect_uri
-        self._client_name = client_name
-        self._clients = tuple(clients)
-        self._cimd = client_metadata_url
+        self._clients = Clients(tuple(clients), client_metadata_url, client_name, redirect_uri)
         self._offline = offline_access
         self._max_step_ups = max_step_ups
         self._login_wait = login_wait
@@ -270,28 +267,16 @@ class OAuthProvider:
 
     # -- refresh tokens -----------------------------------------------------------------
 
-    @staticmethod
-    def _refresh_name(key: tuple[str, str]) -> str:
-        return "oauth:refresh:" + json.dumps(list(key))
-
     async def _refreshed(
         self, http: httpx.AsyncClient, key: tuple[str, str], found: Discovered
     ) -> Token | None:
         """A token from the stored refresh token, or None (none, or it is dead)."""
-        name = self._refresh_name(key)
-        text = await self._records.load_record(name)
-        if text is None:
+        refresh_tokens = RefreshTokens(self._records)
+        issuer = found.server.issuer
+        refresh_token = await refresh_tokens.load(key, issuer)
+        if refresh_token is None:
             return None
-        try:
-            saved = json.loads(text)
-            refresh_token, issuer = str(saved["refresh_token"]), saved["issuer"]
-        except (ValueError, KeyError, TypeError):
-            await self._records.save_record(name, None)
-            return None
-        if issuer != found.server.issuer:
-            await self._records.save_record(name, None)  # another AS now: never presented there
-            return None
-        client = await self._identity(http, found, register=False)
+        client = await self._clients.identity(http, found.server, self._records, register=False)
         try:
             response = await refresh(
                 http,
@@ -305,56 +290,10 @@ class OAuthProvider:
             if exc.error not in _DEAD_GRANT:
                 raise  # transient: the token source backs off and asks again
             logger.info("refresh token for principal %r rejected (%s)", key[0], exc.error)
-            await self._records.save_record(name, None)
+            await refresh_tokens.forget(key)
             return None
-        await self._keep_refresh_token(key, found, response, fallback=refresh_token)
+        await refresh_tokens.keep(key, issuer, response, previous=refresh_token)
         return token_from_response(response, now=self._clock())
-
-    async def _keep_refresh_token(
-        self,
-        key: tuple[str, str],
-        found: Discovered,
-        response: TokenResponse,
-        *,
-        fallback: str | None,
-    ) -> None:
-        kept = response.refresh_token or fallback  # rotation: the new one replaces the old
-        value = None
-        if kept is not None:
-            value = json.dumps({"refresh_token": kept, "issuer": found.server.issuer})
-        await self._records.save_record(self._refresh_name(key), value)
-
-    # -- client identity -----------------------------------------------------------------
-
-    async def _identity(
-        self, http: httpx.AsyncClient, found: Discovered, *, register: bool = True
-    ) -> ClientRegistration | None:
-        """Pre-registered, else a metadata document URL, else a stored or new registration."""
-        issuer = found.server.issuer
-        for client in self._clients:
-            if client.issuer is None or client.issuer == issuer:
-                return client
-        if self._cimd is not None and found.server.client_id_metadata_document_supported:
-            return ClientRegistration(self._cimd, auth_method="none", issuer=issuer)
-        name = "oauth:client:" + issuer
-        text = await self._records.load_record(name)
-        stored = ClientRegistration.from_json(text) if text is not None else None
-        if stored is not None and stored.issuer == issuer:
-            return stored
-        if not register:
-            return None
-        endpoint = found.server.registration_endpoint
-        if endpoint is None:
-            raise ReauthRequired("no client registration for this authorization server")
-        body = registration_request(
-            client_name=self._client_name,
-            redirect_uri=self._redirect_uri,
-            auth_methods_supported=found.server.token_endpoint_auth_methods_supported,
-        )
-        status, answer, _ = await post(http, endpoint, json_body=body)
-        registered = parse_registration(status, answer, issuer=issuer)
-        await self._records.save_record(name, registered.to_json())
-        return registered
 
     # -- logins ----------------------------------------------------------------------
 
@@ -415,7 +354,7 @@ class OAuthProvider:
         self, http: httpx.AsyncClient, key: tuple[str, str], found: Discovered, scope: str | None
     ) -> Token:
         assert self._user_agent is not None
-        client = await self._identity(http, found)
+        client = await self._clients.identity(http, found.server, self._records)
         assert client is not None
         verifier = verifier_from(secrets.token_bytes(32))
         state = secrets.token_urlsafe(32)
@@ -457,7 +396,7 @@ class OAuthProvider:
             # Refused: asking the user again at once would only loop. A refused
             # client is forgotten, so the next login registers anew.
             if exc.error in ("invalid_client", "unauthorized_client"):
-                await self._records.save_record("oauth:client:" + found.server.issuer, None)
+                await self._clients.forget(self._records, found.server.issuer)
             raise ReauthRequired("the code exchange was refused", principal=key[0]) from exc
-        await self._keep_refresh_token(key, found, response, fallback=None)
+        await RefreshTokens(self._records).keep(key, found.server.issuer, response, previous=None)
         return token_from_response(response, now=self._clock())
