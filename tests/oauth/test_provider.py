@@ -232,3 +232,19 @@ def test_reprs_show_no_secret() -> None:
     with pytest.raises(OAuthError) as info:
         parse_token_response(400, body.encode())
     assert "rt-SECRET" not in repr(info.value) and "rt-SECRET" not in str(info.value)
+
+
+async def test_no_login_without_pkce_s256() -> None:
+    class NoPKCE(Service):
+        def handler(self, request: httpx.Request) -> httpx.Response:
+            response = super().handler(request)
+            if request.url.path == "/.well-known/oauth-authorization-server":
+                doc = response.json()
+                del doc["code_challenge_methods_supported"]
+                return httpx.Response(200, json=doc)
+            return response
+
+    service, browser = NoPKCE(), Browser()
+    with pytest.raises(ReauthRequired, match="PKCE"):
+        await provider(service, browser)(req())
+    assert not browser.prompts and not service.forms

@@ -73,6 +73,12 @@ class AuthorizationServer:
     client_id_metadata_document_supported: bool = False
 
     @property
+    def supports_s256(self) -> bool:
+        """MCP: without advertised S256 PKCE a client must not start a code flow."""
+        methods = self.code_challenge_methods_supported
+        return methods is not None and "S256" in methods
+
+    @property
     def offers_offline_access(self) -> bool:
         return self.scopes_supported is not None and "offline_access" in self.scopes_supported
 
@@ -202,10 +208,6 @@ def parse_authorization_server(
     token = _http_url(data.get("token_endpoint"))
     if authorize is None or token is None:
         raise OAuthError("authorization server metadata lacks a valid endpoint")
-    methods = _strings(data.get("code_challenge_methods_supported"))
-    if methods is None or "S256" not in methods:
-        # MCP: without advertised S256 PKCE the client must refuse to proceed.
-        raise OAuthError("authorization server does not advertise PKCE S256")
     return AuthorizationServer(
         issuer=expected_issuer,
         authorization_endpoint=authorize,
@@ -215,7 +217,7 @@ def parse_authorization_server(
         token_endpoint_auth_methods_supported=_strings(
             data.get("token_endpoint_auth_methods_supported")
         ),
-        code_challenge_methods_supported=methods,
+        code_challenge_methods_supported=_strings(data.get("code_challenge_methods_supported")),
         grant_types_supported=_strings(data.get("grant_types_supported")),
         iss_parameter_supported=data.get("authorization_response_iss_parameter_supported") is True,
         client_id_metadata_document_supported=(

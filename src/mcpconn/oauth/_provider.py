@@ -354,6 +354,8 @@ class OAuthProvider:
         self, http: httpx.AsyncClient, key: tuple[str, str], found: Discovered, scope: str | None
     ) -> Token:
         assert self._user_agent is not None
+        if not found.server.supports_s256:
+            raise ReauthRequired("the authorization server does not offer PKCE S256")
         client = await self._clients.identity(http, found.server, self._records)
         assert client is not None
         verifier = verifier_from(secrets.token_bytes(32))
