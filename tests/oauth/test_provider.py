@@ -248,3 +248,47 @@ async def test_no_login_without_pkce_s256() -> None:
     with pytest.raises(ReauthRequired, match="PKCE"):
         await provider(service, browser)(req())
     assert not browser.prompts and not service.forms
+
+
+GARBAGE: list[httpx.Response] = [
+    httpx.Response(200, content=b"not json"),
+    httpx.Response(200, content=b"[" * 50_000),
+    httpx.Response(200, content=b'{"a": "' + b"x" * 200_000 + b'"}'),
+    httpx.Response(200, json=[1, 2, 3]),
+    httpx.Response(200, json={"issuer": 5, "resource": None, "access_token": {"x": 1}}),
+    httpx.Response(200, json={"access_token": "eyJhbGciOi.broken.jwt", "token_type": "Bearer"}),
+    httpx.Response(302, headers={"location": "https://evil.example.com/"}),
+    httpx.Response(500, content=b"\xff\xfe"),
+]
+
+
+@pytest.mark.parametrize("path", ["prm", "as", "register", "token"])
+@pytest.mark.parametrize("answer", range(len(GARBAGE)))
+async def test_garbage_from_any_endpoint_is_an_mcpconn_error(path: str, answer: int) -> None:
+    """Hostile input raises only our errors, on every call (a second call after garbage too)."""
+    from mcpconn import MCPConnError
+
+    class Hostile(Service):
+        def handler(self, request: httpx.Request) -> httpx.Response:
+            p = request.url.path
+            which = (
+                "prm"
+                if "protected-resource" in p
+                else "as"
+                if "authorization-server" in p
+                else p.strip("/")
+            )
+            if which == path:
+                self.hits["garbage"] += 1
+                return GARBAGE[answer]
+            return super().handler(request)
+
+    service = Hostile()
+    oauth = provider(service, Browser())
+    for _ in range(2):
+        try:
+            token = await oauth(req())
+        except MCPConnError:
+            continue
+        assert token.raw.startswith("at-")  # garbage it could skip (e.g. at the PRM)
+    assert service.hits["garbage"] >= 1

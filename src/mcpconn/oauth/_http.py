@@ -8,6 +8,7 @@ and no URL query (which may carry a code) or body is ever logged.
 from __future__ import annotations
 
 import json
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -24,11 +25,12 @@ _ACCEPT_JSON = {"Accept": "application/json"}
 async def _read(response: httpx.Response) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise OAuthError("an authorization server answer exceeds the size limit")
-        chunks.append(chunk)
+    async with aclosing(response.aiter_bytes()) as body:  # closed even when cut short
+        async for chunk in body:
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise OAuthError("an authorization server answer exceeds the size limit")
+            chunks.append(chunk)
     return b"".join(chunks)
 
 
