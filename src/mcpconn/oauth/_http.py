@@ -8,8 +8,9 @@ and no URL query (which may carry a code) or body is ever logged.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -25,7 +26,8 @@ _ACCEPT_JSON = {"Accept": "application/json"}
 async def _read(response: httpx.Response) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    async with aclosing(response.aiter_bytes()) as body:  # closed even when cut short
+    chunks_iter = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+    async with aclosing(chunks_iter) as body:  # closed even when cut short
         async for chunk in body:
             size += len(chunk)
             if size > MAX_BODY_BYTES:
