@@ -292,3 +292,11 @@ async def test_garbage_from_any_endpoint_is_an_mcpconn_error(path: str, answer: 
             continue
         assert token.raw.startswith("at-")  # garbage it could skip (e.g. at the PRM)
     assert service.hits["garbage"] >= 1
+
+
+def test_provider_options_are_checked() -> None:
+    for bad in (0, -1, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="login_wait"):
+            OAuthProvider(login_wait=bad)
+    with pytest.raises(ValueError, match="max_step_ups"):
+        OAuthProvider(max_step_ups=-1)

@@ -140,6 +140,10 @@ class OAuthProvider:
         http: httpx.AsyncClient | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
+        if not (isinstance(login_wait, int | float) and 0 < login_wait < float("inf")):
+            raise ValueError("login_wait must be a finite number of seconds > 0")
+        if not isinstance(max_step_ups, int) or max_step_ups < 0:
+            raise ValueError("max_step_ups must be an int >= 0")
         self._user_agent = user_agent
         self._redirect_uri = redirect_uri
         self._clients = Clients(tuple(clients), client_metadata_url, client_name, redirect_uri)
@@ -317,11 +321,15 @@ class OAuthProvider:
                 await self._run_login(http, key, state, login, found, scope)
                 return login.outcome()
             self._tg.start_soon(self._run_login, http, key, state, login, found, scope)
-        with anyio.move_on_after(self._login_wait):
-            await login.done.wait()
+        try:
+            with anyio.move_on_after(self._login_wait):
+                await login.done.wait()
+        finally:
+            # Gave up waiting (or was cancelled, e.g. by provider_timeout): publish instead.
+            if not login.done.is_set():
+                login.abandoned = True
         if login.done.is_set():
             return login.outcome()
-        login.abandoned = True
         raise ReauthRequired("waiting for the user to log in", principal=key[0])
 
     async def _run_login(
