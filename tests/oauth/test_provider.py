@@ -300,3 +300,37 @@ def test_provider_options_are_checked() -> None:
             OAuthProvider(login_wait=bad)
     with pytest.raises(ValueError, match="max_step_ups"):
         OAuthProvider(max_step_ups=-1)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"access_token": "at-x", "token_type": "DPoP", "expires_in": 60},
+        {"access_token": "eyJhbGciOiJIUzI1NiJ9.bm90LWpzb24.sig", "token_type": "Bearer"},
+        {"token_type": "Bearer"},
+    ],
+)
+async def test_an_unusable_token_after_a_login_parks_instead_of_asking_again(
+    body: dict[str, object],
+) -> None:
+    class Unusable(Service):
+        def handler(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/token":
+                self.forms.append(parse_qs(request.content.decode()))
+                return httpx.Response(200, json=body)
+            return super().handler(request)
+
+    service, browser = Unusable(), Browser()
+    with pytest.raises(ReauthRequired, match="code exchange"):
+        await provider(service, browser)(req())
+    assert len(browser.prompts) == 1
+
+
+async def test_discovery_is_shared_by_every_principal_of_a_server() -> None:
+    service, browser = Service(), Browser()
+    oauth = provider(service, browser)
+    await oauth(req())
+    await oauth(TokenRequest("bob", resource=MCP))
+    assert service.hits["POST mcp.example.com/mcp"] == 1  # one probe
+    assert service.hits["GET mcp.example.com/.well-known/oauth-protected-resource/mcp"] == 1
+    assert [p.principal for p in browser.prompts] == ["alice", "bob"]  # but two logins

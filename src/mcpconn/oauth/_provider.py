@@ -102,7 +102,6 @@ class _Login:
 
 @dataclass
 class _KeyState:
-    discovered: Discovered | None = None
     scope: str | None = None  # asked for at the last login
     step_ups: int = 0
     login: _Login | None = None
@@ -154,6 +153,7 @@ class OAuthProvider:
         self._http = http
         self._clock = clock or time.time
         self._states: dict[tuple[str, str], _KeyState] = {}
+        self._discovered: dict[str, Discovered] = {}  # per server URL
         self._sources: weakref.WeakSet[TokenSource] = weakref.WeakSet()
         self._tg: anyio.abc.TaskGroup | None = None
         self._stack: AsyncExitStack | None = None
@@ -225,9 +225,10 @@ class OAuthProvider:
         elif not request.force:
             state.step_ups = 0
         async with self._client() as http:
-            if state.discovered is None or (challenge is not None and not step_up):
-                state.discovered = await discover(http, server_url, challenge)
-            found = state.discovered
+            found = self._discovered.get(server_url)
+            if found is None or (challenge is not None and not step_up):
+                # Once per server, and again on every rejection: it may have moved AS.
+                found = self._discovered[server_url] = await discover(http, server_url, challenge)
             if not step_up:
                 token = await self._refreshed(http, key, found)
                 if token is not None:
@@ -400,6 +401,7 @@ class OAuthProvider:
                 client=client,
                 auth_methods_supported=found.server.token_endpoint_auth_methods_supported,
             )
+            token = token_from_response(response, now=self._clock())  # e.g. not a bearer
         except OAuthError as exc:
             if exc.status_code is None or exc.status_code >= 500:
                 raise  # transient
@@ -409,4 +411,4 @@ class OAuthProvider:
                 await self._clients.forget(self._records, found.server.issuer)
             raise ReauthRequired("the code exchange was refused", principal=key[0]) from exc
         await RefreshTokens(self._records).keep(key, found.server.issuer, response, previous=None)
-        return token_from_response(response, now=self._clock())
+        return token
