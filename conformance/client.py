@@ -335,7 +335,7 @@ class LoginProvider:
                 )
             )
         self.oauth = mcpconn.oauth.OAuthProvider(
-            user_agent=follow_redirect, clients=clients, client_metadata_url=CIMD_URL
+            user_agent=follow_redirect, clients=clients, client_metadata_url=CIMD_URL, dpop=True
         )
         self.step_up = True
         self.refused = anyio.Event()

@@ -82,7 +82,7 @@ INNER = {
         {"_provider"},
         {"_clients"},
         {"_metadata", "_grants"},
-        {"_http"},
+        {"_http", "_dpop"},
         {"_authorization", "_identity"},
         {"_discovery", "_responses"},
     ],

@@ -83,8 +83,11 @@ class BearerAuth(httpx.Auth):
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         self._check_transport(request.url)
         sent = await self.source.get(self.principal, self.audience, resource=self.resource)
-        request.headers["Authorization"] = f"Bearer {sent.raw}"
+        _authorize(request, sent)
         response = yield request
+        if response.status_code == 401 and _retry_with_nonce(sent, response):
+            _authorize(request, sent)  # DPoP (RFC 9449 section 9): same token, the server's nonce
+            response = yield request
         if response.status_code != 401 and not self._step_up(response):
             return
         self.last_challenge = parse_www_authenticate(response.headers.get_list("www-authenticate"))
@@ -100,10 +103,24 @@ class BearerAuth(httpx.Auth):
         )
         if fresh.same_credential(sent):
             return  # the provider has nothing better: the 401 is the caller's signal
-        request.headers["Authorization"] = f"Bearer {fresh.raw}"
+        _authorize(request, fresh)
         response = yield request
         if response.status_code == 401:
             self.last_rejected = fresh
             self.last_challenge = parse_www_authenticate(
                 response.headers.get_list("www-authenticate")
             )
+
+
+def _authorize(request: httpx.Request, token: Token) -> None:
+    """``Authorization: Bearer``, unless the token binds itself (``mcpconn.oauth`` DPoP)."""
+    authorize = getattr(token, "authorize", None)
+    if authorize is not None:
+        authorize(request)
+    else:
+        request.headers["Authorization"] = f"Bearer {token.raw}"
+
+
+def _retry_with_nonce(token: Token, response: httpx.Response) -> bool:
+    retry = getattr(token, "retry_with_nonce", None)
+    return retry is not None and retry(response) is True

@@ -71,6 +71,13 @@ class AuthorizationServer:
     #: RFC 9207: True when the server promises ``iss`` on every authorization response.
     iss_parameter_supported: bool = False
     client_id_metadata_document_supported: bool = False
+    dpop_signing_alg_values_supported: tuple[str, ...] | None = None
+
+    @property
+    def offers_dpop(self) -> bool:
+        """RFC 9449 section 5.1: the server binds tokens to ES256 proofs."""
+        algs = self.dpop_signing_alg_values_supported
+        return algs is not None and "ES256" in algs
 
     @property
     def supports_s256(self) -> bool:
@@ -223,4 +230,5 @@ def parse_authorization_server(
         client_id_metadata_document_supported=(
             data.get("client_id_metadata_document_supported") is True
         ),
+        dpop_signing_alg_values_supported=_strings(data.get("dpop_signing_alg_values_supported")),
     )

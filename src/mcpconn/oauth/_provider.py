@@ -55,10 +55,11 @@ from .._tokens.provider import TokenRequest
 from .._tokens.store import MemoryTokenStore, TokenStore
 from ._authorization import authorization_url, parse_redirect, select_scope, verifier_from
 from ._clients import Clients, RefreshTokens
+from ._dpop import DPoPKey, DPoPToken
 from ._grants import exchange_code, refresh
 from ._identity import ClientRegistration
 from ._metadata import Discovered, discover
-from ._responses import token_from_response
+from ._responses import TokenResponse, token_from_response
 
 if TYPE_CHECKING:
     from .._tokens.source import TokenSource
@@ -116,7 +117,8 @@ class OAuthProvider:
     ``clients``: pre-registered `ClientRegistration` values (``issuer`` says where
     each is valid). ``client_metadata_url``: a Client ID Metadata Document URL, used
     where the server supports it, before dynamic registration. ``offline_access``:
-    ask for a refresh token where offered. ``store``: where registrations and
+    ask for a refresh token where offered. ``dpop``: sender-constrained tokens
+    (RFC 9449) where the server offers them. ``store``: where registrations and
     refresh tokens live (default: the token source's store). ``login_wait``: how
     long an entered provider's call waits for a login before parking the connection.
     """
@@ -134,6 +136,7 @@ class OAuthProvider:
         client_metadata_url: str | None = None,
         offline_access: bool = True,
         max_step_ups: int = 2,
+        dpop: bool = False,
         login_wait: float = 5.0,
         store: TokenStore | None = None,
         http: httpx.AsyncClient | None = None,
@@ -148,6 +151,8 @@ class OAuthProvider:
         self._clients = Clients(tuple(clients), client_metadata_url, client_name, redirect_uri)
         self._offline = offline_access
         self._max_step_ups = max_step_ups
+        self._dpop = dpop
+        self._dpop_key: DPoPKey | None = None
         self._login_wait = login_wait
         self._store = store
         self._http = http
@@ -199,6 +204,20 @@ class OAuthProvider:
         else:
             async with httpx.AsyncClient(timeout=10.0) as http:
                 yield http
+
+    def _key_for(self, found: Discovered) -> DPoPKey | None:
+        """The DPoP key, when asked for (``dpop=True``) and the server binds tokens."""
+        if not (self._dpop and found.server.offers_dpop):
+            return None
+        if self._dpop_key is None:
+            self._dpop_key = DPoPKey()
+        return self._dpop_key
+
+    def _token(self, response: TokenResponse, key: DPoPKey | None) -> Token:
+        token = token_from_response(response, now=self._clock(), dpop=key is not None)
+        if key is not None and response.token_type.lower() == "dpop":
+            return DPoPToken(token.raw, token.expires_at, token.issued_at, key=key)
+        return token
 
     @property
     def _records(self) -> TokenStore:
@@ -282,6 +301,7 @@ class OAuthProvider:
         if refresh_token is None:
             return None
         client = await self._clients.identity(http, found.server, self._records, register=False)
+        dpop = self._key_for(found)
         try:
             response = await refresh(
                 http,
@@ -290,6 +310,7 @@ class OAuthProvider:
                 resource=found.resource,
                 client=client,
                 auth_methods_supported=found.server.token_endpoint_auth_methods_supported,
+                dpop=dpop,
             )
         except OAuthError as exc:
             if exc.error not in _DEAD_GRANT:
@@ -298,7 +319,7 @@ class OAuthProvider:
             await refresh_tokens.forget(key)
             return None
         await refresh_tokens.keep(key, issuer, response, previous=refresh_token)
-        return token_from_response(response, now=self._clock())
+        return self._token(response, dpop)
 
     # -- logins ----------------------------------------------------------------------
 
@@ -390,6 +411,7 @@ class OAuthProvider:
         except OAuthError as exc:
             # A refused or forged login: only a human can start another one.
             raise ReauthRequired("the login was refused or invalid", principal=key[0]) from exc
+        dpop = self._key_for(found)
         try:
             response = await exchange_code(
                 http,
@@ -400,8 +422,9 @@ class OAuthProvider:
                 resource=found.resource,
                 client=client,
                 auth_methods_supported=found.server.token_endpoint_auth_methods_supported,
+                dpop=dpop,
             )
-            token = token_from_response(response, now=self._clock())  # e.g. not a bearer
+            token = self._token(response, dpop)  # e.g. an unknown token_type
         except OAuthError as exc:
             if exc.status_code is None or exc.status_code >= 500:
                 raise  # transient

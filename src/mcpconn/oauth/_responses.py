@@ -116,9 +116,9 @@ def parse_token_response(status: int, body: bytes) -> TokenResponse:
     )
 
 
-def token_from_response(response: TokenResponse, *, now: float) -> Token:
-    """The `Token` to hand out; a bearer token only (DPoP-bound tokens are not supported)."""
-    if response.token_type.lower() != "bearer":
+def token_from_response(response: TokenResponse, *, now: float, dpop: bool = False) -> Token:
+    """The `Token` to hand out: a bearer token (or, when ``dpop``, a DPoP one to bind)."""
+    if response.token_type.lower() not in (("bearer", "dpop") if dpop else ("bearer",)):
         raise OAuthError("the token endpoint issued a non-bearer token", status_code=200)
     try:
         token = Token.from_jwt(response.access_token, expires_in=response.expires_in, now=now)
