@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
-from mcpconn import Challenge, OAuthError, ReauthRequired, TokenRequest
+from mcpconn import Challenge, OAuthError, ReauthRequired, Token, TokenRequest
 from mcpconn.oauth import AuthorizationPrompt, ClientRegistration, OAuthProvider
 
 MCP = "https://mcp.example.com/mcp"
@@ -334,3 +334,33 @@ async def test_discovery_is_shared_by_every_principal_of_a_server() -> None:
     assert service.hits["POST mcp.example.com/mcp"] == 1  # one probe
     assert service.hits["GET mcp.example.com/.well-known/oauth-protected-resource/mcp"] == 1
     assert [p.principal for p in browser.prompts] == ["alice", "bob"]  # but two logins
+
+
+@pytest.mark.parametrize("dpop", [True, False])
+async def test_dpop_is_used_only_when_asked_and_offered(dpop: bool) -> None:
+    from mcpconn.oauth._dpop import DPoPToken
+
+    class Binding(Service):
+        proofs: int = 0
+
+        def handler(self, request: httpx.Request) -> httpx.Response:
+            response = super().handler(request)
+            if request.url.path == "/.well-known/oauth-authorization-server":
+                return httpx.Response(
+                    200, json=response.json() | {"dpop_signing_alg_values_supported": ["ES256"]}
+                )
+            if request.url.path == "/token" and "dpop" in request.headers:
+                self.proofs += 1
+                body = response.json() | {"token_type": "DPoP"}
+                return httpx.Response(200, json=body)
+            return response
+
+    service = Binding()
+    oauth = provider(service, Browser(), dpop=dpop)
+    first = await oauth(req())
+    second = await oauth(req(force=True))  # the refresh grant carries a proof too
+    if dpop:
+        assert isinstance(first, DPoPToken) and isinstance(second, DPoPToken)
+        assert first.key is second.key and service.proofs == 2
+    else:
+        assert type(first) is type(second) is Token and service.proofs == 0
