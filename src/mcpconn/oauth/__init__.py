@@ -5,8 +5,9 @@ for every connection: discovery (RFC 9728, RFC 8414 / OIDC, the 2025-03-26
 fallbacks), client identity (pre-registered, Client ID Metadata Documents,
 RFC 7591), authorization code + PKCE S256 with ``state``, RFC 8707 ``resource``
 and RFC 9207 ``iss`` checks, scope selection and step-up, refresh-token grants
-kept in the token store, and DPoP (RFC 9449) where asked for and offered. The grant helpers (client credentials, JWT
-bearer, RFC 8693 token exchange) serve machine-to-machine providers.
+kept in the token store, and DPoP (RFC 9449) where asked for and offered. The
+grant helpers (client credentials, JWT bearer, RFC 8693 token exchange) serve
+machine-to-machine providers.
 
 Layers: ``_discovery``, ``_authorization``, ``_identity`` and ``_responses``
 decide (sans-IO); ``_http``, ``_dpop``, ``_grants``, ``_metadata`` and
