@@ -80,7 +80,7 @@ INNER = {
     "_tokens": [{"auth"}, {"source"}, {"provider"}, {"store"}],
     "oauth": [
         {"_provider"},
-        {"_clients"},
+        {"_clients", "_login"},
         {"_metadata", "_grants"},
         {"_http", "_dpop"},
         {"_authorization", "_identity"},

@@ -10,8 +10,8 @@ grant helpers (client credentials, JWT bearer, RFC 8693 token exchange) serve
 machine-to-machine providers.
 
 Layers: ``_discovery``, ``_authorization``, ``_identity`` and ``_responses``
-decide (sans-IO); ``_http``, ``_dpop``, ``_grants``, ``_metadata`` and
-``_clients`` do the I/O; ``_provider`` drives them.
+decide (sans-IO); ``_http``, ``_dpop``, ``_grants``, ``_metadata``,
+``_clients`` and ``_login`` do the I/O; ``_provider`` drives them.
 """
 
 from ._authorization import code_challenge, select_scope
@@ -19,8 +19,9 @@ from ._discovery import AuthorizationServer, ProtectedResource
 from ._dpop import DPoPKey, DPoPToken
 from ._grants import client_credentials, jwt_bearer, token_exchange
 from ._identity import ClientRegistration
+from ._login import AuthorizationPrompt, UserAgent
 from ._metadata import Discovered, discover, discover_authorization_server
-from ._provider import AuthorizationPrompt, OAuthProvider, UserAgent
+from ._provider import OAuthProvider
 from ._responses import TokenResponse
 
 __all__ = [

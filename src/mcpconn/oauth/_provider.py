@@ -35,12 +35,11 @@ secret is logged or shown by a ``repr``.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
@@ -53,36 +52,24 @@ from .._core.token import Token
 from .._exceptions import MCPConnError, OAuthError, ReauthRequired
 from .._tokens.provider import TokenRequest
 from .._tokens.store import MemoryTokenStore, TokenStore
-from ._authorization import authorization_url, parse_redirect, select_scope, verifier_from
+from ._authorization import select_scope
 from ._clients import Clients, RefreshTokens
 from ._dpop import DPoPKey, DPoPToken
-from ._grants import exchange_code, refresh
+from ._grants import refresh
 from ._identity import ClientRegistration
+from ._login import UserAgent, run_code_flow
 from ._metadata import Discovered, discover
 from ._responses import TokenResponse, token_from_response
 
 if TYPE_CHECKING:
     from .._tokens.source import TokenSource
 
-__all__ = ["AuthorizationPrompt", "OAuthProvider", "UserAgent"]
+__all__ = ["OAuthProvider"]
 
 logger = logging.getLogger("mcpconn.oauth")
 
 #: Refresh-grant errors that mean the refresh token (or client) is gone for good.
 _DEAD_GRANT = {"invalid_grant", "invalid_client", "unauthorized_client"}
-
-
-@dataclass(frozen=True)
-class AuthorizationPrompt:
-    """What the user agent is asked to do: open ``url``, return where it ended."""
-
-    url: str = field(repr=False)
-    principal: str
-    resource: str
-    scope: str | None
-
-
-UserAgent = Callable[[AuthorizationPrompt], Awaitable[str]]
 
 
 class _Login:
@@ -384,44 +371,20 @@ class OAuthProvider:
         self, http: httpx.AsyncClient, key: tuple[str, str], found: Discovered, scope: str | None
     ) -> Token:
         assert self._user_agent is not None
-        if not found.server.supports_s256:
-            raise ReauthRequired("the authorization server does not offer PKCE S256")
         client = await self._clients.identity(http, found.server, self._records)
         assert client is not None
-        verifier = verifier_from(secrets.token_bytes(32))
-        state = secrets.token_urlsafe(32)
-        url = authorization_url(
-            found.server,
-            client_id=client.client_id,
-            redirect_uri=self._redirect_uri,
-            state=state,
-            verifier=verifier,
-            scope=scope,
-            resource=found.resource,
-        )
-        ended_at = await self._user_agent(AuthorizationPrompt(url, key[0], key[1], scope))
-        try:
-            code = parse_redirect(
-                ended_at,
-                redirect_uri=self._redirect_uri,
-                state=state,
-                issuer=found.server.issuer,
-                iss_supported=found.server.iss_parameter_supported,
-            )
-        except OAuthError as exc:
-            # A refused or forged login: only a human can start another one.
-            raise ReauthRequired("the login was refused or invalid", principal=key[0]) from exc
         dpop = self._key_for(found)
         try:
-            response = await exchange_code(
+            response = await run_code_flow(
                 http,
-                found.server.token_endpoint,
-                code=code,
+                found.server,
+                client,
+                user_agent=self._user_agent,
                 redirect_uri=self._redirect_uri,
-                verifier=verifier,
+                principal=key[0],
+                server_url=key[1],
                 resource=found.resource,
-                client=client,
-                auth_methods_supported=found.server.token_endpoint_auth_methods_supported,
+                scope=scope,
                 dpop=dpop,
             )
             token = self._token(response, dpop)  # e.g. an unknown token_type
