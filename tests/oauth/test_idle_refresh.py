@@ -6,6 +6,7 @@ zero expired tokens sent. Loopback sockets only; asyncio and trio.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 import httpx
@@ -64,7 +65,7 @@ async def test_idle_gap_is_bridged_by_the_refresh_grant(leak_guard: object) -> N
         assert "code_challenge=" in prompts[0].url and "url" not in repr(prompts[0])
 
 
-async def test_revoked_refresh_token_parks_and_a_finished_login_resumes() -> None:
+async def test_revoked_refresh_token_parks_and_a_finished_login_resumes(leak_guard: Any) -> None:
     approved = anyio.Event()
     logins = 0
 
@@ -84,7 +85,9 @@ async def test_revoked_refresh_token_parks_and_a_finished_login_resumes() -> Non
 
     async with (
         MockServer() as mcp,
-        running_authorization_server(mcp, access_lifetime=LIFETIME) as auth,
+        running_authorization_server(
+            mcp, access_lifetime=LIFETIME, on_issue=leak_guard.register
+        ) as auth,
         OAuthProvider(user_agent=user_agent, redirect_uri=REDIRECT, login_wait=1.0) as oauth,
         TokenSource(oauth) as tokens,
         Supervisor(tokens, on_reauth_required=on_reauth) as sup,

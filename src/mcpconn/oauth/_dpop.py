@@ -10,7 +10,7 @@ Nonces are remembered per origin, so later proofs carry them from the start.
 
 A DPoP token is bound to this process's key: a shared store hands other
 replicas only the credential, which their servers will refuse (they refresh).
-Needs the ``cryptography`` package.
+Needs the ``dpop`` extra (the ``cryptography`` package).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class DPoPKey:
         try:
             from cryptography.hazmat.primitives.asymmetric import ec
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("DPoP needs the 'cryptography' package") from exc
+            raise ImportError("DPoP needs the 'dpop' extra: pip install 'mcpconn[dpop]'") from exc
         self._private = ec.generate_private_key(ec.SECP256R1())
         numbers = self._private.public_key().public_numbers()
         self.public_jwk: dict[str, str] = {
