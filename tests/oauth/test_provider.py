@@ -364,3 +364,9 @@ async def test_dpop_is_used_only_when_asked_and_offered(dpop: bool) -> None:
         assert first.key is second.key and service.proofs == 2
     else:
         assert type(first) is type(second) is Token and service.proofs == 0
+
+
+async def test_a_direct_get_may_name_the_server_by_its_audience() -> None:
+    service, browser = Service(), Browser()
+    token = await provider(service, browser)(TokenRequest("alice", audience=MCP + "/"))
+    assert token.raw == "at-1" and browser.prompts[0].resource == MCP

@@ -216,6 +216,8 @@ class OAuthProvider:
 
     async def __call__(self, request: TokenRequest) -> Token:
         server_url = request.resource
+        if server_url is None and (request.audience or "").startswith(("https://", "http://")):
+            server_url = canonical_uri(request.audience or "")  # a direct get(audience=URL)
         if server_url is None:
             raise OAuthError("OAuthProvider needs TokenRequest.resource (a connection's server)")
         key = (request.principal, server_url)
