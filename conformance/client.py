@@ -12,7 +12,6 @@ Exit status 0 means the client finished its part; the suite judges the wire.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -21,13 +20,14 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, cast
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urljoin
 
 import anyio
 import httpx
 
 import mcpconn
 import mcpconn.oauth
+from mcpconn import oauth
 
 JSON = dict[str, Any]
 TransportKind = Literal["auto", "streamable-http", "sse"]
@@ -357,7 +357,7 @@ class LoginProvider:
                 )
             )
         self.oauth = mcpconn.oauth.OAuthProvider(
-            user_agent=follow_redirect, clients=clients, client_metadata_url=CIMD_URL
+            user_agent=follow_redirect, clients=clients, client_metadata_url=CIMD_URL, dpop=True
         )
         self.step_up = True
         self.refused = anyio.Event()
@@ -382,114 +382,83 @@ async def no_token(req: Any) -> str:
     raise RuntimeError("this scenario runs without a token")
 
 
-async def _get_json(http: httpx.AsyncClient, urls: list[str]) -> JSON:
-    for candidate in urls:
-        resp = await http.get(candidate)
-        if resp.status_code == 200:
-            data: JSON = resp.json()
-            return data
-    raise RuntimeError(f"no metadata at any of {urls}")
-
-
-def _well_known(base: str, name: str) -> list[str]:
-    """Path-aware well-known URLs first (RFC 8414 section 3.1 / RFC 9728 section 3.1)."""
-    parts = urlsplit(base)
-    path = parts.path.rstrip("/")
-    root = f"{parts.scheme}://{parts.netloc}/.well-known/{name}"
-    return [root + path, root] if path else [root]
-
-
 class GrantProvider:
-    """Token provider for one OAuth grant that needs no user: cached until refreshed."""
+    """Token provider for one OAuth grant that needs no user, on mcpconn.oauth's helpers:
+    discovery (RFC 9728 / RFC 8414), then client_credentials, jwt-bearer or RFC 8693."""
 
     def __init__(self, scenario: str, server_url: str, ctx: JSON) -> None:
         self.scenario, self.server_url, self.ctx = scenario, server_url, ctx
         self.calls = 0
-        #: Set when the scenario needs a user at a browser: no point waiting for READY.
-        self.refused = anyio.Event()
+        self.refused = anyio.Event()  # never set: these grants need no user
 
-    async def __call__(self, req: Any) -> str:
+    async def __call__(self, req: mcpconn.TokenRequest) -> mcpconn.Token:
         self.calls += 1
         if self.calls > 3:
             raise RuntimeError("token provider called too often; giving up")
         async with httpx.AsyncClient(timeout=10) as http:
-            prm = await _get_json(http, _well_known(self.server_url, "oauth-protected-resource"))
-            issuer = prm["authorization_servers"][0]
-            meta = await _get_json(
-                http,
-                _well_known(issuer, "oauth-authorization-server")
-                + _well_known(issuer, "openid-configuration"),
-            )
-            token = await self._grant(http, prm, meta)
+            found = await oauth.discover(http, self.server_url, req.challenge)
+            response = await self._grant(http, found)
         log(f"obtained a token via {self.scenario} (call {self.calls})")
-        return token
+        return mcpconn.Token.from_jwt(
+            response.access_token, expires_in=response.expires_in, now=time.time()
+        )
 
-    async def _grant(self, http: httpx.AsyncClient, prm: JSON, meta: JSON) -> str:
-        ctx, endpoint = self.ctx, meta["token_endpoint"]
-        form: JSON = {"resource": prm.get("resource", self.server_url)}
-        headers: dict[str, str] = {}
+    async def _grant(self, http: httpx.AsyncClient, found: oauth.Discovered) -> oauth.TokenResponse:
+        ctx, server, resource = self.ctx, found.server, found.resource
+        endpoint, methods = server.token_endpoint, server.token_endpoint_auth_methods_supported
+        client = (
+            oauth.ClientRegistration(ctx["client_id"], ctx.get("client_secret"))
+            if ctx.get("client_id")
+            else None
+        )
         if self.scenario == "auth/client-credentials-basic":
-            form["grant_type"] = "client_credentials"
-            headers["Authorization"] = _basic(ctx["client_id"], ctx["client_secret"])
-        elif self.scenario == "auth/client-credentials-jwt":
+            return await oauth.client_credentials(
+                http, endpoint, client=client, resource=resource, auth_methods_supported=methods
+            )
+        if self.scenario == "auth/client-credentials-jwt":
             import jwt  # pyjwt; ES256 needs the cryptography package
 
             now = int(time.time())
-            form |= {
-                "grant_type": "client_credentials",
-                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                "client_assertion": jwt.encode(
-                    {
-                        "iss": ctx["client_id"],
-                        "sub": ctx["client_id"],
-                        "aud": meta.get("issuer", endpoint),
-                        "iat": now,
-                        "exp": now + 300,
-                        "jti": secrets.token_hex(16),
-                    },
-                    ctx["private_key_pem"],
-                    algorithm=ctx.get("signing_algorithm") or "ES256",
-                ),
-            }
-        elif self.scenario == "auth/wif-jwt-bearer":
-            form |= {
-                "grant_type": JWT_BEARER,
-                "assertion": ctx["valid_jwt"],
-                "client_id": ctx["client_id"],
-            }
-        elif self.scenario == "auth/enterprise-managed-authorization":
-            # RFC 8693 at the IdP: ID token -> ID-JAG, then RFC 7523 at the AS.
-            exchange = await http.post(
-                ctx["idp_token_endpoint"],
-                data={
-                    "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-                    "requested_token_type": "urn:ietf:params:oauth:token-type:id-jag",
-                    "audience": meta["issuer"],
-                    "resource": form["resource"],
-                    "subject_token": ctx["idp_id_token"],
-                    "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
-                    "client_id": ctx["idp_client_id"],
+            assertion = jwt.encode(
+                {
+                    "iss": ctx["client_id"],
+                    "sub": ctx["client_id"],
+                    "aud": server.issuer,
+                    "iat": now,
+                    "exp": now + 300,
+                    "jti": secrets.token_hex(16),
                 },
+                ctx["private_key_pem"],
+                algorithm=ctx.get("signing_algorithm") or "ES256",
             )
-            exchange.raise_for_status()
-            form = {"grant_type": JWT_BEARER, "assertion": exchange.json()["access_token"]}
-            headers["Authorization"] = _basic(ctx["client_id"], ctx["client_secret"])
-        else:
-            self.refused.set()
-            raise RuntimeError(f"{self.scenario} needs an interactive authorization_code login")
-        resp = await http.post(endpoint, data=form, headers=headers)
-        if resp.status_code != 200:
-            raise RuntimeError(f"token endpoint said {resp.status_code}: {resp.text[:200]}")
-        access: str = resp.json()["access_token"]
-        return access
-
-
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-
-
-def _basic(client_id: str, secret: str) -> str:
-    raw = f"{quote(client_id, safe='')}:{quote(secret, safe='')}".encode()
-    return "Basic " + base64.b64encode(raw).decode()
+            return await oauth.client_credentials(
+                http, endpoint, client=None, resource=resource, assertion=assertion
+            )
+        if self.scenario == "auth/wif-jwt-bearer":
+            public = oauth.ClientRegistration(ctx["client_id"], auth_method="none")
+            return await oauth.jwt_bearer(
+                http, endpoint, assertion=ctx["valid_jwt"], client=public, resource=resource
+            )
+        # auth/enterprise-managed-authorization: RFC 8693 at the IdP (ID token -> ID-JAG),
+        # then the ID-JAG as an RFC 7523 grant at the authorization server.
+        idp_client = oauth.ClientRegistration(ctx["idp_client_id"], auth_method="none")
+        jag = await oauth.token_exchange(
+            http,
+            ctx["idp_token_endpoint"],
+            subject_token=ctx["idp_id_token"],
+            subject_token_type="urn:ietf:params:oauth:token-type:id_token",
+            requested_token_type="urn:ietf:params:oauth:token-type:id-jag",
+            audience=server.issuer,
+            resource=resource,
+            client=idp_client,
+        )
+        return await oauth.jwt_bearer(
+            http,
+            endpoint,
+            assertion=jag.access_token,
+            client=client,
+            auth_methods_supported=methods,
+        )
 
 
 def server_config(url: str, version: str | None, *, auth: bool) -> mcpconn.ServerConfig:

@@ -80,8 +80,9 @@ INNER = {
     "_tokens": [{"auth"}, {"source"}, {"flights"}, {"view", "judge"}, {"provider"}, {"store"}],
     "oauth": [
         {"_provider"},
+        {"_clients", "_login"},
         {"_metadata", "_grants"},
-        {"_http"},
+        {"_http", "_dpop"},
         {"_authorization", "_identity"},
         {"_discovery", "_responses"},
     ],

@@ -53,6 +53,7 @@ from ._redis import lua
 from ._redis.health import Health, Unavailable
 from ._redis.lock import Lease, LeaseLock
 from ._redis.pubsub import Listener, Opened, encode
+from ._redis.records import SealedRecords
 from ._redis.sealed import Sealer, SealError
 from ._tokens.store import ChangeCallback, Key, MemoryTokenStore, StoredToken, UsablePredicate
 
@@ -159,10 +160,18 @@ class RedisTokenStore(MemoryTokenStore):
             on_resubscribe=self._start_resync,
         )
         self._running = False
+        self._records = SealedRecords(self._redis, self._health, self._sealer, namespace)
 
     def __repr__(self) -> str:
         state = "up" if self._health.healthy else "down"
         return f"<RedisTokenStore namespace={self._ns!r} redis={state} keys={len(self)}>"
+
+    async def load_record(self, name: str) -> str | None:
+        """Shared and sealed (`SealedRecords`): refresh tokens, client registrations."""
+        return await self._records.load(name)
+
+    async def save_record(self, name: str, value: str | None) -> None:
+        await self._records.save(name, value)
 
     @property
     def available(self) -> bool:

@@ -60,12 +60,12 @@ IDLE_SECONDS = 0.3
 class SDKProcess:
     """One running sdk_server.py subprocess."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, script: Path = SCRIPT) -> None:
         env = dict(os.environ, MCPCONN_TEST_SECRET=SECRET)
         self.args = args
         self.port = 0
         self.proc = subprocess.Popen(
-            [sys.executable, str(SCRIPT), *args],
+            [sys.executable, str(script), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=env,

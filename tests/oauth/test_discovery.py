@@ -173,14 +173,15 @@ def test_as_metadata_with_another_issuer_is_refused(issuer: object) -> None:
 
 
 @pytest.mark.parametrize("methods", [None, [], ["plain"], "S256"])
-def test_as_metadata_without_s256_is_refused(methods: object) -> None:
+def test_as_metadata_without_s256_is_read_but_flagged(methods: object) -> None:
     doc = dict(AS_DOC)
     if methods is None:
         del doc["code_challenge_methods_supported"]
     else:
         doc["code_challenge_methods_supported"] = methods
-    with pytest.raises(OAuthError, match="PKCE"):
-        parse_authorization_server(doc, expected_issuer=AS_DOC["issuer"])
+    server = parse_authorization_server(doc, expected_issuer=AS_DOC["issuer"])
+    assert not server.supports_s256  # usable for client_credentials, never for a code flow
+    assert parse_authorization_server(AS_DOC, expected_issuer=AS_DOC["issuer"]).supports_s256
 
 
 @pytest.mark.parametrize("field", ["authorization_endpoint", "token_endpoint"])

@@ -113,6 +113,7 @@ def test_an_invalid_refresh_token_is_dropped_not_fatal() -> None:
 def test_token_from_response_reads_expiry_and_refuses_non_bearer() -> None:
     token = token_from_response(parse_token_response(200, _ok(expires_in=10)), now=1000.0)
     assert token.raw == ACCESS and token.expires_at == 1010.0
+    assert token.issued_at == 1000.0 and token.lifetime == 10.0  # its margin scales with it
     dpop = parse_token_response(
         200, json.dumps({"access_token": ACCESS, "token_type": "DPoP"}).encode()
     )
@@ -203,7 +204,7 @@ def test_client_auth_applied() -> None:
     client = ClientRegistration("id:with/odd", "se cret")
     form: dict[str, str] = {}
     headers = apply_client_auth(client, "client_secret_basic", form)
-    assert form == {}
+    assert form == {"client_id": "id:with/odd"}  # never the secret
     decoded = base64.b64decode(headers["Authorization"].removeprefix("Basic ")).decode()
     assert decoded == "id%3Awith%2Fodd:se%20cret"
     form = {}

@@ -320,3 +320,30 @@ def test_bad_keys_are_refused() -> None:
         RedisTokenStore("redis://127.0.0.1:1/0", key="not bytes")  # type: ignore[arg-type]
     store = RedisTokenStore("redis://127.0.0.1:1/0", key=KEY)
     assert "SECRET" not in repr(store) and KEY.hex() not in repr(store)
+
+
+async def test_provider_records_are_shared_sealed_and_deletable(deployment: Deployment) -> None:
+    """mcpconn.oauth keeps refresh tokens and client registrations as store records."""
+    import redis.asyncio as aioredis
+
+    name = 'oauth:refresh:["alice", "https://mcp.example.com/mcp"]'
+    secret = "SECRET-refresh-" + uuid.uuid4().hex
+    async with deployment.replica() as (_, a), deployment.replica() as (_, b):
+        assert await a.load_record(name) is None
+        await a.save_record(name, secret)
+        assert await b.load_record(name) == secret  # the other replica sees it
+        raw = aioredis.Redis.from_url(deployment.url)
+        try:
+            keys = await raw.keys(f"{deployment.ns}:record:*")
+            assert len(keys) == 1
+            assert b"alice" not in keys[0]  # the name is hashed
+            blob = await raw.get(keys[0])
+            assert blob is not None and secret.encode() not in blob  # sealed
+            # a blob moved to another record's name does not open there
+            await raw.set(a._records._key("another record"), blob)
+            assert await b.load_record("another record") is None
+        finally:
+            await raw.aclose()
+        await b.save_record(name, None)
+        assert await a.load_record(name) is None
+        assert secret not in repr(a) and secret not in repr(a._records)

@@ -111,6 +111,27 @@ class Sealer:
             raise SealError("sealed payload is malformed")
         return key, entry, published
 
+    def seal_text(self, text: str, *, bound_to: bytes) -> bytes:
+        """Seal a provider record (a refresh token, a client registration)."""
+        nonce = os.urandom(12)
+        sealed = self._current.encrypt(nonce, text.encode(), _RECORD_AAD + bound_to)
+        return bytes([VERSION]) + self._id + nonce + sealed
+
+    def open_text(self, blob: bytes, *, bound_to: bytes) -> str:
+        """The record sealed at ``bound_to``; raises `SealError` (a token blob never opens)."""
+        if len(blob) <= _HEADER or blob[0] != VERSION:
+            raise SealError("not a sealed record of a known version")
+        aead = self._keys.get(blob[1:9])
+        if aead is None:
+            raise SealError(f"sealed under an unknown key (id {blob[1:9].hex()})")
+        try:
+            return aead.decrypt(blob[9:21], blob[21:], _RECORD_AAD + bound_to).decode()
+        except (InvalidTag, UnicodeDecodeError):
+            raise SealError("authentication failed (wrong key, tampered or moved)") from None
+
+
+_RECORD_AAD = b"mcpconn-record-v1\x00"
+
 
 def _aad(bound_to: bytes) -> bytes:
     return b"mcpconn-token-v1\x00" + bound_to

@@ -141,8 +141,11 @@ class BearerAuth(httpx.Auth):
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         self._check_transport(request.url)
         sent = await self.source.get(self.principal, self.audience, resource=self.resource)
-        request.headers["Authorization"] = f"Bearer {sent.raw}"
+        _authorize(request, sent)
         response = yield request
+        if response.status_code == 401 and _retry_with_nonce(sent, response):
+            _authorize(request, sent)  # DPoP (RFC 9449 section 9): same token, the server's nonce
+            response = yield request
         rejection = self._rejected(response, sent)
         if rejection is None or not self.retry_on_401:
             return
@@ -157,7 +160,21 @@ class BearerAuth(httpx.Auth):
         )
         if fresh.same_credential(sent):
             return  # the provider has nothing better: the 401 is the caller's signal
-        request.headers["Authorization"] = f"Bearer {fresh.raw}"
+        _authorize(request, fresh)
         response = yield request
         if response.status_code == 401:
             self._rejected(response, fresh, sent)
+
+
+def _authorize(request: httpx.Request, token: Token) -> None:
+    """``Authorization: Bearer``, unless the token binds itself (``mcpconn.oauth`` DPoP)."""
+    authorize = getattr(token, "authorize", None)
+    if authorize is not None:
+        authorize(request)
+    else:
+        request.headers["Authorization"] = f"Bearer {token.raw}"
+
+
+def _retry_with_nonce(token: Token, response: httpx.Response) -> bool:
+    retry = getattr(token, "retry_with_nonce", None)
+    return retry is not None and retry(response) is True

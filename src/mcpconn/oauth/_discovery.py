@@ -71,6 +71,19 @@ class AuthorizationServer:
     #: RFC 9207: True when the server promises ``iss`` on every authorization response.
     iss_parameter_supported: bool = False
     client_id_metadata_document_supported: bool = False
+    dpop_signing_alg_values_supported: tuple[str, ...] | None = None
+
+    @property
+    def offers_dpop(self) -> bool:
+        """RFC 9449 section 5.1: the server binds tokens to ES256 proofs."""
+        algs = self.dpop_signing_alg_values_supported
+        return algs is not None and "ES256" in algs
+
+    @property
+    def supports_s256(self) -> bool:
+        """MCP: without advertised S256 PKCE a client must not start a code flow."""
+        methods = self.code_challenge_methods_supported
+        return methods is not None and "S256" in methods
 
     @property
     def offers_offline_access(self) -> bool:
@@ -202,10 +215,6 @@ def parse_authorization_server(
     token = _http_url(data.get("token_endpoint"))
     if authorize is None or token is None:
         raise OAuthError("authorization server metadata lacks a valid endpoint")
-    methods = _strings(data.get("code_challenge_methods_supported"))
-    if methods is None or "S256" not in methods:
-        # MCP: without advertised S256 PKCE the client must refuse to proceed.
-        raise OAuthError("authorization server does not advertise PKCE S256")
     return AuthorizationServer(
         issuer=expected_issuer,
         authorization_endpoint=authorize,
@@ -215,10 +224,11 @@ def parse_authorization_server(
         token_endpoint_auth_methods_supported=_strings(
             data.get("token_endpoint_auth_methods_supported")
         ),
-        code_challenge_methods_supported=methods,
+        code_challenge_methods_supported=_strings(data.get("code_challenge_methods_supported")),
         grant_types_supported=_strings(data.get("grant_types_supported")),
         iss_parameter_supported=data.get("authorization_response_iss_parameter_supported") is True,
         client_id_metadata_document_supported=(
             data.get("client_id_metadata_document_supported") is True
         ),
+        dpop_signing_alg_values_supported=_strings(data.get("dpop_signing_alg_values_supported")),
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import httpx
 
+from ._dpop import DPoPKey
 from ._http import post
 from ._identity import ClientRegistration, apply_client_auth
 from ._responses import TokenResponse, parse_token_response
@@ -33,13 +34,25 @@ async def request_token(
     *,
     client: ClientRegistration | None = None,
     auth_methods_supported: tuple[str, ...] | None = None,
+    dpop: DPoPKey | None = None,
 ) -> TokenResponse:
-    """POST one grant to ``token_endpoint``; client authentication as the server supports."""
+    """POST one grant to ``token_endpoint``; client authentication as the server supports.
+
+    With ``dpop``, the request carries a proof, and a ``use_dpop_nonce`` answer is
+    retried once with the server's nonce (RFC 9449 section 8).
+    """
     headers: dict[str, str] = {}
     if client is not None:
         method = client.method_for(auth_methods_supported)
         headers = apply_client_auth(client, method, form)
-    status, body, _ = await post(http, token_endpoint, form=form, headers=headers)
+    for attempt in range(2):
+        if dpop is not None:
+            headers["DPoP"] = dpop.proof("POST", token_endpoint)
+        status, body, answer = await post(http, token_endpoint, form=form, headers=headers)
+        nonce = answer.get("dpop-nonce") if dpop is not None and status == 400 else None
+        if attempt == 0 and dpop is not None and dpop.remember_nonce(token_endpoint, nonce):
+            continue
+        break
     return parse_token_response(status, body)
 
 
@@ -58,6 +71,7 @@ async def exchange_code(
     resource: str,
     client: ClientRegistration,
     auth_methods_supported: tuple[str, ...] | None = None,
+    dpop: DPoPKey | None = None,
 ) -> TokenResponse:
     form = {
         "grant_type": "authorization_code",
@@ -67,7 +81,12 @@ async def exchange_code(
         "resource": resource,
     }
     return await request_token(
-        http, token_endpoint, form, client=client, auth_methods_supported=auth_methods_supported
+        http,
+        token_endpoint,
+        form,
+        client=client,
+        auth_methods_supported=auth_methods_supported,
+        dpop=dpop,
     )
 
 
@@ -79,10 +98,16 @@ async def refresh(
     resource: str,
     client: ClientRegistration | None,
     auth_methods_supported: tuple[str, ...] | None = None,
+    dpop: DPoPKey | None = None,
 ) -> TokenResponse:
     form = {"grant_type": "refresh_token", "refresh_token": refresh_token, "resource": resource}
     return await request_token(
-        http, token_endpoint, form, client=client, auth_methods_supported=auth_methods_supported
+        http,
+        token_endpoint,
+        form,
+        client=client,
+        auth_methods_supported=auth_methods_supported,
+        dpop=dpop,
     )
 
 

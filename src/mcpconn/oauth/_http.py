@@ -8,7 +8,9 @@ and no URL query (which may carry a code) or body is ever logged.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any, cast
 
 import httpx
 
@@ -24,11 +26,13 @@ _ACCEPT_JSON = {"Accept": "application/json"}
 async def _read(response: httpx.Response) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise OAuthError("an authorization server answer exceeds the size limit")
-        chunks.append(chunk)
+    chunks_iter = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+    async with aclosing(chunks_iter) as body:  # closed even when cut short
+        async for chunk in body:
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise OAuthError("an authorization server answer exceeds the size limit")
+            chunks.append(chunk)
     return b"".join(chunks)
 
 

@@ -145,12 +145,16 @@ def parse_registration(status: int, body: bytes, *, issuer: str) -> ClientRegist
 def apply_client_auth(
     client: ClientRegistration, method: AuthMethod, form: dict[str, str]
 ) -> dict[str, str]:
-    """Add client authentication to a token request ``form``; returns extra headers."""
+    """Add client authentication to a token request ``form``; returns extra headers.
+
+    ``client_id`` is always in the form too: some servers (the official SDK's)
+    look the client up by it before reading the Authorization header.
+    """
+    form["client_id"] = client.client_id
     if method == "client_secret_basic" and client.client_secret is not None:
         # RFC 6749 section 2.3.1: form-urlencode both parts before Basic.
         raw = f"{quote(client.client_id, safe='')}:{quote(client.client_secret, safe='')}"
         return {"Authorization": "Basic " + base64.b64encode(raw.encode()).decode()}
-    form["client_id"] = client.client_id
     if method == "client_secret_post" and client.client_secret is not None:
         form["client_secret"] = client.client_secret
     return {}

@@ -34,14 +34,12 @@ secret is logged or shown by a ``repr``.
 
 from __future__ import annotations
 
-import json
 import logging
-import secrets
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
@@ -49,39 +47,29 @@ import anyio
 import anyio.abc
 import httpx
 
+from .._core.http_rules import canonical_uri
 from .._core.token import Token
 from .._exceptions import MCPConnError, OAuthError, ReauthRequired
 from .._tokens.provider import TokenRequest
 from .._tokens.store import MemoryTokenStore, TokenStore
-from ._authorization import authorization_url, parse_redirect, select_scope, verifier_from
-from ._grants import exchange_code, refresh
-from ._http import post
-from ._identity import ClientRegistration, parse_registration, registration_request
+from ._authorization import select_scope
+from ._clients import Clients, RefreshTokens
+from ._dpop import DPoPKey, DPoPToken
+from ._grants import refresh
+from ._identity import ClientRegistration
+from ._login import UserAgent, run_code_flow
 from ._metadata import Discovered, discover
 from ._responses import TokenResponse, token_from_response
 
 if TYPE_CHECKING:
     from .._tokens.source import TokenSource
 
-__all__ = ["AuthorizationPrompt", "OAuthProvider", "UserAgent"]
+__all__ = ["OAuthProvider"]
 
 logger = logging.getLogger("mcpconn.oauth")
 
 #: Refresh-grant errors that mean the refresh token (or client) is gone for good.
 _DEAD_GRANT = {"invalid_grant", "invalid_client", "unauthorized_client"}
-
-
-@dataclass(frozen=True)
-class AuthorizationPrompt:
-    """What the user agent is asked to do: open ``url``, return where it ended."""
-
-    url: str = field(repr=False)
-    principal: str
-    resource: str
-    scope: str | None
-
-
-UserAgent = Callable[[AuthorizationPrompt], Awaitable[str]]
 
 
 class _Login:
@@ -102,7 +90,6 @@ class _Login:
 
 @dataclass
 class _KeyState:
-    discovered: Discovered | None = None
     scope: str | None = None  # asked for at the last login
     step_ups: int = 0
     login: _Login | None = None
@@ -117,7 +104,8 @@ class OAuthProvider:
     ``clients``: pre-registered `ClientRegistration` values (``issuer`` says where
     each is valid). ``client_metadata_url``: a Client ID Metadata Document URL, used
     where the server supports it, before dynamic registration. ``offline_access``:
-    ask for a refresh token where offered. ``store``: where registrations and
+    ask for a refresh token where offered. ``dpop``: sender-constrained tokens
+    (RFC 9449) where the server offers them. ``store``: where registrations and
     refresh tokens live (default: the token source's store). ``login_wait``: how
     long an entered provider's call waits for a login before parking the connection.
     """
@@ -135,23 +123,29 @@ class OAuthProvider:
         client_metadata_url: str | None = None,
         offline_access: bool = True,
         max_step_ups: int = 2,
+        dpop: bool = False,
         login_wait: float = 5.0,
         store: TokenStore | None = None,
         http: httpx.AsyncClient | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
+        if not (isinstance(login_wait, int | float) and 0 < login_wait < float("inf")):
+            raise ValueError("login_wait must be a finite number of seconds > 0")
+        if not isinstance(max_step_ups, int) or max_step_ups < 0:
+            raise ValueError("max_step_ups must be an int >= 0")
         self._user_agent = user_agent
         self._redirect_uri = redirect_uri
-        self._client_name = client_name
-        self._clients = tuple(clients)
-        self._cimd = client_metadata_url
+        self._clients = Clients(tuple(clients), client_metadata_url, client_name, redirect_uri)
         self._offline = offline_access
         self._max_step_ups = max_step_ups
+        self._dpop = dpop
+        self._dpop_key: DPoPKey | None = None
         self._login_wait = login_wait
         self._store = store
         self._http = http
         self._clock = clock or time.time
         self._states: dict[tuple[str, str], _KeyState] = {}
+        self._discovered: dict[str, Discovered] = {}  # per server URL
         self._sources: weakref.WeakSet[TokenSource] = weakref.WeakSet()
         self._tg: anyio.abc.TaskGroup | None = None
         self._stack: AsyncExitStack | None = None
@@ -198,6 +192,20 @@ class OAuthProvider:
             async with httpx.AsyncClient(timeout=10.0) as http:
                 yield http
 
+    def _key_for(self, found: Discovered) -> DPoPKey | None:
+        """The DPoP key, when asked for (``dpop=True``) and the server binds tokens."""
+        if not (self._dpop and found.server.offers_dpop):
+            return None
+        if self._dpop_key is None:
+            self._dpop_key = DPoPKey()
+        return self._dpop_key
+
+    def _token(self, response: TokenResponse, key: DPoPKey | None) -> Token:
+        token = token_from_response(response, now=self._clock(), dpop=key is not None)
+        if key is not None and response.token_type.lower() == "dpop":
+            return DPoPToken(token.raw, token.expires_at, token.issued_at, key=key)
+        return token
+
     @property
     def _records(self) -> TokenStore:
         if self._store is None:
@@ -208,6 +216,8 @@ class OAuthProvider:
 
     async def __call__(self, request: TokenRequest) -> Token:
         server_url = request.resource
+        if server_url is None and (request.audience or "").startswith(("https://", "http://")):
+            server_url = canonical_uri(request.audience or "")  # a direct get(audience=URL)
         if server_url is None:
             raise OAuthError("OAuthProvider needs TokenRequest.resource (a connection's server)")
         key = (request.principal, server_url)
@@ -223,9 +233,10 @@ class OAuthProvider:
         elif not request.force:
             state.step_ups = 0
         async with self._client() as http:
-            if state.discovered is None or (challenge is not None and not step_up):
-                state.discovered = await discover(http, server_url, challenge)
-            found = state.discovered
+            found = self._discovered.get(server_url)
+            if found is None or (challenge is not None and not step_up):
+                # Once per server, and again on every rejection: it may have moved AS.
+                found = self._discovered[server_url] = await discover(http, server_url, challenge)
             if not step_up:
                 token = await self._refreshed(http, key, found)
                 if token is not None:
@@ -240,30 +251,46 @@ class OAuthProvider:
             )
             return await self._login(http, key, state, found, scope, request)
 
-    # -- refresh tokens -----------------------------------------------------------------
+    def start_login(self, principal: str, resource: str, *, audience: str | None = None) -> None:
+        """Start (or join) a login now, e.g. from ``on_reauth_required``; needs ``async with``.
 
-    @staticmethod
-    def _refresh_name(key: tuple[str, str]) -> str:
-        return "oauth:refresh:" + json.dumps(list(key))
+        ``resource`` is the server's URL (`ServerConfig.url`), ``audience`` its
+        `ServerConfig.audience`. The token is published to every `TokenSource`
+        using this provider, which wakes that principal's parked connections.
+        """
+        if self._tg is None:
+            raise RuntimeError("start_login() needs `async with OAuthProvider(...)`")
+        request = TokenRequest(
+            principal,
+            force=True,
+            reason="login requested",
+            audience=audience,
+            resource=canonical_uri(resource),
+        )
+        self._tg.start_soon(self._login_and_publish, request)
+
+    async def _login_and_publish(self, request: TokenRequest) -> None:
+        try:
+            token = await self(request)
+        except MCPConnError as exc:  # still waiting (published later) or refused
+            logger.info("login for principal %r: %s", request.principal, type(exc).__name__)
+            return
+        for source in list(self._sources):
+            source.publish(request.principal, token, request.audience)
+
+    # -- refresh tokens -----------------------------------------------------------------
 
     async def _refreshed(
         self, http: httpx.AsyncClient, key: tuple[str, str], found: Discovered
     ) -> Token | None:
         """A token from the stored refresh token, or None (none, or it is dead)."""
-        name = self._refresh_name(key)
-        text = await self._records.load_record(name)
-        if text is None:
+        refresh_tokens = RefreshTokens(self._records)
+        issuer = found.server.issuer
+        refresh_token = await refresh_tokens.load(key, issuer)
+        if refresh_token is None:
             return None
-        try:
-            saved = json.loads(text)
-            refresh_token, issuer = str(saved["refresh_token"]), saved["issuer"]
-        except (ValueError, KeyError, TypeError):
-            await self._records.save_record(name, None)
-            return None
-        if issuer != found.server.issuer:
-            await self._records.save_record(name, None)  # another AS now: never presented there
-            return None
-        client = await self._identity(http, found, register=False)
+        client = await self._clients.identity(http, found.server, self._records, register=False)
+        dpop = self._key_for(found)
         try:
             response = await refresh(
                 http,
@@ -272,61 +299,16 @@ class OAuthProvider:
                 resource=found.resource,
                 client=client,
                 auth_methods_supported=found.server.token_endpoint_auth_methods_supported,
+                dpop=dpop,
             )
         except OAuthError as exc:
             if exc.error not in _DEAD_GRANT:
                 raise  # transient: the token source backs off and asks again
             logger.info("refresh token for principal %r rejected (%s)", key[0], exc.error)
-            await self._records.save_record(name, None)
+            await refresh_tokens.forget(key)
             return None
-        await self._keep_refresh_token(key, found, response, fallback=refresh_token)
-        return token_from_response(response, now=self._clock())
-
-    async def _keep_refresh_token(
-        self,
-        key: tuple[str, str],
-        found: Discovered,
-        response: TokenResponse,
-        *,
-        fallback: str | None,
-    ) -> None:
-        kept = response.refresh_token or fallback  # rotation: the new one replaces the old
-        value = None
-        if kept is not None:
-            value = json.dumps({"refresh_token": kept, "issuer": found.server.issuer})
-        await self._records.save_record(self._refresh_name(key), value)
-
-    # -- client identity -----------------------------------------------------------------
-
-    async def _identity(
-        self, http: httpx.AsyncClient, found: Discovered, *, register: bool = True
-    ) -> ClientRegistration | None:
-        """Pre-registered, else a metadata document URL, else a stored or new registration."""
-        issuer = found.server.issuer
-        for client in self._clients:
-            if client.issuer is None or client.issuer == issuer:
-                return client
-        if self._cimd is not None and found.server.client_id_metadata_document_supported:
-            return ClientRegistration(self._cimd, auth_method="none", issuer=issuer)
-        name = "oauth:client:" + issuer
-        text = await self._records.load_record(name)
-        stored = ClientRegistration.from_json(text) if text is not None else None
-        if stored is not None and stored.issuer == issuer:
-            return stored
-        if not register:
-            return None
-        endpoint = found.server.registration_endpoint
-        if endpoint is None:
-            raise ReauthRequired("no client registration for this authorization server")
-        body = registration_request(
-            client_name=self._client_name,
-            redirect_uri=self._redirect_uri,
-            auth_methods_supported=found.server.token_endpoint_auth_methods_supported,
-        )
-        status, answer, _ = await post(http, endpoint, json_body=body)
-        registered = parse_registration(status, answer, issuer=issuer)
-        await self._records.save_record(name, registered.to_json())
-        return registered
+        await refresh_tokens.keep(key, issuer, response, previous=refresh_token)
+        return self._token(response, dpop)
 
     # -- logins ----------------------------------------------------------------------
 
@@ -350,11 +332,15 @@ class OAuthProvider:
                 await self._run_login(http, key, state, login, found, scope)
                 return login.outcome()
             self._tg.start_soon(self._run_login, http, key, state, login, found, scope)
-        with anyio.move_on_after(self._login_wait):
-            await login.done.wait()
+        try:
+            with anyio.move_on_after(self._login_wait):
+                await login.done.wait()
+        finally:
+            # Gave up waiting (or was cancelled, e.g. by provider_timeout): publish instead.
+            if not login.done.is_set():
+                login.abandoned = True
         if login.done.is_set():
             return login.outcome()
-        login.abandoned = True
         raise ReauthRequired("waiting for the user to log in", principal=key[0])
 
     async def _run_login(
@@ -387,40 +373,30 @@ class OAuthProvider:
         self, http: httpx.AsyncClient, key: tuple[str, str], found: Discovered, scope: str | None
     ) -> Token:
         assert self._user_agent is not None
-        client = await self._identity(http, found)
+        client = await self._clients.identity(http, found.server, self._records)
         assert client is not None
-        verifier = verifier_from(secrets.token_bytes(32))
-        state = secrets.token_urlsafe(32)
-        url = authorization_url(
-            found.server,
-            client_id=client.client_id,
-            redirect_uri=self._redirect_uri,
-            state=state,
-            verifier=verifier,
-            scope=scope,
-            resource=found.resource,
-        )
-        ended_at = await self._user_agent(AuthorizationPrompt(url, key[0], key[1], scope))
+        dpop = self._key_for(found)
         try:
-            code = parse_redirect(
-                ended_at,
+            response = await run_code_flow(
+                http,
+                found.server,
+                client,
+                user_agent=self._user_agent,
                 redirect_uri=self._redirect_uri,
-                state=state,
-                issuer=found.server.issuer,
-                iss_supported=found.server.iss_parameter_supported,
+                principal=key[0],
+                server_url=key[1],
+                resource=found.resource,
+                scope=scope,
+                dpop=dpop,
             )
+            token = self._token(response, dpop)  # e.g. an unknown token_type
         except OAuthError as exc:
-            # A refused or forged login: only a human can start another one.
-            raise ReauthRequired("the login was refused or invalid", principal=key[0]) from exc
-        response = await exchange_code(
-            http,
-            found.server.token_endpoint,
-            code=code,
-            redirect_uri=self._redirect_uri,
-            verifier=verifier,
-            resource=found.resource,
-            client=client,
-            auth_methods_supported=found.server.token_endpoint_auth_methods_supported,
-        )
-        await self._keep_refresh_token(key, found, response, fallback=None)
-        return token_from_response(response, now=self._clock())
+            if exc.status_code is None or exc.status_code >= 500:
+                raise  # transient
+            # Refused: asking the user again at once would only loop. A refused
+            # client is forgotten, so the next login registers anew.
+            if exc.error in ("invalid_client", "unauthorized_client"):
+                await self._clients.forget(self._records, found.server.issuer)
+            raise ReauthRequired("the code exchange was refused", principal=key[0]) from exc
+        await RefreshTokens(self._records).keep(key, found.server.issuer, response, previous=None)
+        return token

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._core.token import Token
-from .._exceptions import OAuthError
+from .._exceptions import MalformedTokenError, OAuthError
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -116,8 +116,14 @@ def parse_token_response(status: int, body: bytes) -> TokenResponse:
     )
 
 
-def token_from_response(response: TokenResponse, *, now: float) -> Token:
-    """The `Token` to hand out; a bearer token only (DPoP-bound tokens are not supported)."""
-    if response.token_type.lower() != "bearer":
-        raise OAuthError("the token endpoint issued a non-bearer token")
-    return Token.from_jwt(response.access_token, expires_in=response.expires_in, now=now)
+def token_from_response(response: TokenResponse, *, now: float, dpop: bool = False) -> Token:
+    """The `Token` to hand out: a bearer token (or, when ``dpop``, a DPoP one to bind)."""
+    if response.token_type.lower() not in (("bearer", "dpop") if dpop else ("bearer",)):
+        raise OAuthError("the token endpoint issued a non-bearer token", status_code=200)
+    try:
+        token = Token.from_jwt(response.access_token, expires_in=response.expires_in, now=now)
+    except MalformedTokenError:
+        raise OAuthError("the token endpoint issued an unreadable JWT", status_code=200) from None
+    if token.issued_at is None:  # an opaque token: it was issued just now
+        token = Token(token.raw, expires_at=token.expires_at, issued_at=now)
+    return token
