@@ -1,0 +1,524 @@
+"""A reference MCP aggregator: many downstream MCP servers behind one authenticated endpoint.
+
+    python examples/aggregator.py --port 0 --jwt-secret SECRET \\
+        --server alpha=http://127.0.0.1:9001/mcp --server beta=http://127.0.0.1:9002/mcp
+
+Upstream it is an MCP server (the official SDK's low-level ``Server``, Streamable HTTP
+at ``/mcp``, both the 2025-11-25 handshake era and the 2026-07-28 era). Every request
+needs ``Authorization: Bearer <HS256 JWT>`` with ``exp`` and ``sub``; ``sub`` is the
+principal. Downstream it is one `mcpconn.Supervisor`: one connection per (server,
+principal), created on the principal's first request, carrying the caller's own bearer.
+
+What mcpconn does here, and what the seed bug got wrong: every upstream request
+publishes its bearer *before* any downstream call, so a token that expired while the
+user was idle is never sent downstream; a principal the downstream server rejects is
+parked (no traffic) and answered at once with "re-authentication required" until the
+user comes back with a new token, which wakes the connection for that very request.
+
+Tools are re-exposed as ``NAME_TOOL``, prompts as ``NAME_PROMPT``, resources as
+``NAME+URI``. ``GET /_aggregator/status`` (loopback, no auth) shows every connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import enum
+import hashlib
+import re
+import secrets
+import signal
+import socket
+import sys
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from typing import Any
+
+import anyio
+import anyio.abc
+import jwt
+import mcp_types as types
+import uvicorn
+from mcp.server import Server
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.context import ServerRequestContext
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ListenHandler,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ToolsListChanged,
+)
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import ServerMessageMetadata
+from anyio.streams.memory import MemoryObjectReceiveStream
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+import mcpconn
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)  # logging is deprecated in 2026
+
+MODERN = "2026-07-28"
+LOG_LEVEL_META = "io.modelcontextprotocol/logLevel"
+READY_WAIT = 5.0  # after publishing a new token: how long a call waits for READY
+LIST_WAIT = 3.0  # a listing never waits longer than this for one server
+MAX_INPUT_ROUNDS = 8
+REAUTH_TEXT = "re-authentication required: log in again and retry with a new token"
+SERVER_REQUESTS: dict[str, tuple[type[Any], type[Any]]] = {
+    "elicitation/create": (types.ElicitRequest, types.ElicitResult),
+    "sampling/createMessage": (types.CreateMessageRequest, types.CreateMessageResult),
+    "roots/list": (types.ListRootsRequest, types.ListRootsResult),
+}
+LIST_CHANGED = {
+    "notifications/tools/list_changed": ("send_tool_list_changed", ToolsListChanged),
+    "notifications/prompts/list_changed": ("send_prompt_list_changed", PromptsListChanged),
+    "notifications/resources/list_changed": ("send_resource_list_changed", ResourcesListChanged),
+}
+
+
+class JWTVerifier:
+    """Upstream auth: HS256, signed with the shared secret, ``exp`` and ``sub`` required."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        try:
+            claims = jwt.decode(
+                token,
+                self.secret,
+                algorithms=["HS256"],
+                options={"require": ["exp", "sub"], "verify_aud": False},
+            )
+        except jwt.PyJWTError:
+            return None
+        return AccessToken(
+            token=token, client_id="upstream", scopes=[], expires_at=claims["exp"], subject=claims["sub"]
+        )
+
+
+@dataclasses.dataclass
+class Upstream:
+    """The upstream request a downstream call serves (passed down as the call's ``context=``)."""
+
+    ctx: ServerRequestContext[Any, Any]
+    principal: str
+    fresh: bool  # this request brought a bearer we had not published yet
+
+    @property
+    def modern(self) -> bool:
+        """2026-07-28: no server-to-client requests; input goes through MRTR instead."""
+        return self.ctx.protocol_version == MODERN
+
+    @property
+    def log_level(self) -> str | None:
+        level = (self.ctx.meta or {}).get(LOG_LEVEL_META)
+        return level if isinstance(level, str) else None
+
+    async def ask(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
+        """Send a server-to-client request on this upstream request's own stream."""
+        request_type, result_type = SERVER_REQUESTS[method]
+        request = request_type.model_validate({"method": method, "params": params or {}})
+        related = ServerMessageMetadata(related_request_id=self.ctx.request_id)
+        result = await self.ctx.session.send_request(request, result_type, metadata=related)
+        return dump(result)  # type: ignore[no-any-return]
+
+    async def relay(self, receive: MemoryObjectReceiveStream[dict[str, Any]]) -> None:
+        """Progress and log messages of a downstream call, onto this upstream request."""
+        session = self.ctx.session
+        async with receive:
+            async for note in receive:
+                p = note.get("params") or {}
+                with contextlib.suppress(Exception):  # the upstream client may be gone
+                    if note.get("method") == "notifications/progress":
+                        await session.report_progress(p["progress"], p.get("total"), p.get("message"))
+                    elif note.get("method") == "notifications/message":
+                        level, data, name = p.get("level", "info"), p.get("data"), p.get("logger")
+                        await session.send_log_message(level, data, name, self.ctx.request_id)
+
+
+class Aggregator:
+    """Routes upstream requests to the principal's downstream connections."""
+
+    def __init__(self, servers: dict[str, mcpconn.ServerConfig], tokens: mcpconn.TokenSource):
+        self.servers = servers
+        self.tokens = tokens
+        self.supervisor = mcpconn.Supervisor(
+            tokens,
+            backoff=mcpconn.Backoff(initial=0.5, max_delay=10.0),
+            request_handlers=dict.fromkeys(SERVER_REQUESTS, self.server_request),
+            close_timeout=5.0,
+        )
+        self._published: dict[str, str] = {}  # principal -> fingerprint of its last bearer
+        self._log_levels: dict[str, str] = {}  # principal -> its logging/setLevel (session era)
+        self._sessions: dict[str, dict[str, Any]] = {}  # principal -> upstream sessions by id
+        self._buses: dict[str, tuple[InMemorySubscriptionBus, ListenHandler]] = {}
+        self._pending: dict[str, tuple[str, str, str, str | None]] = {}  # MRTR: our state keys
+        self._watched: set[mcpconn.Connection] = set()
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Aggregator]:
+        """Leaving closes every downstream connection (DELETE where the era has sessions)."""
+        async with self.supervisor, anyio.create_task_group() as tg:
+            self._tg = tg
+            yield self
+            tg.cancel_scope.cancel()
+
+    # ---- who is asking, and their connections -------------------------------------
+
+    def upstream(self, ctx: ServerRequestContext[Any, Any]) -> Upstream:
+        """Who asks; publish their bearer (if new) before anything goes downstream."""
+        access = get_access_token()
+        assert access is not None and access.subject  # the SDK's auth middleware ran
+        principal = access.subject
+        fingerprint = hashlib.sha256(access.token.encode()).hexdigest()
+        fresh = self._published.get(principal) != fingerprint
+        if fresh:
+            self._published[principal] = fingerprint
+            self.tokens.publish(principal, access.token)  # wakes a parked connection at once
+        if ctx.protocol_version != MODERN and ctx.request is not None:
+            session_id = ctx.request.headers.get("mcp-session-id")
+            if session_id:  # where list_changed goes for this principal
+                self._sessions.setdefault(principal, {})[session_id] = ctx.session
+        return Upstream(ctx, principal, fresh)
+
+    async def connection(self, server: str, upstream: Upstream) -> mcpconn.Connection:
+        """The (server, principal) connection; READY if it can be within `READY_WAIT`.
+
+        A parked connection is not waited for unless this request brought a new token:
+        the same rejected token gets its answer at once and sends nothing downstream.
+        """
+        assert self._tg is not None
+        conn = await self.supervisor.connect(self.servers[server], upstream.principal)
+        if conn not in self._watched:
+            self._watched.add(conn)
+            self._tg.start_soon(self._watch, conn)
+            level = self._log_levels.get(upstream.principal)
+            if level is not None:
+                with contextlib.suppress(mcpconn.MCPConnError):
+                    await conn.set_log_level(level)
+        if conn.state is not mcpconn.State.NEEDS_REAUTH or upstream.fresh:
+            with anyio.move_on_after(READY_WAIT):
+                await conn.wait_for(mcpconn.State.READY)
+        return conn
+
+    async def each_server(
+        self, upstream: Upstream, fetch: Callable[[mcpconn.Connection], Awaitable[Any]]
+    ) -> list[tuple[str, Any]]:
+        """``fetch(conn)`` on every server at once; one that fails or hangs is left out."""
+        results: list[tuple[str, Any]] = []
+
+        async def one(name: str) -> None:
+            with anyio.move_on_after(LIST_WAIT), contextlib.suppress(mcpconn.MCPConnError):
+                results.append((name, await fetch(await self.connection(name, upstream))))
+
+        async with anyio.create_task_group() as tg:
+            for name in self.servers:
+                tg.start_soon(one, name)
+        return sorted(results, key=lambda item: item[0])
+
+    # ---- calls --------------------------------------------------------------------
+
+    async def call(
+        self,
+        upstream: Upstream,
+        server: str,
+        send: Callable[..., Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """``send(conn, **keywords)`` for ``upstream``; its progress and logs go back up."""
+        conn = await self.connection(server, upstream)
+        notes, receive = anyio.create_memory_object_stream[dict[str, Any]](256)
+
+        def forward(note: dict[str, Any]) -> None:
+            with contextlib.suppress(anyio.WouldBlock, anyio.ClosedResourceError):
+                notes.send_nowait(note)  # a flood drops the excess; the call goes on
+
+        def progress(params: dict[str, Any]) -> None:
+            forward({"method": "notifications/progress", "params": params})
+
+        level = upstream.log_level
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(upstream.relay, receive)
+            with notes:
+                return await send(
+                    conn,
+                    on_progress=progress,
+                    on_notification=forward,
+                    meta={LOG_LEVEL_META: level} if level else None,
+                    context=upstream,
+                )
+
+    async def call_tool(self, upstream: Upstream, params: types.CallToolRequestParams) -> Any:
+        server, _, tool = params.name.partition("_")
+        if server not in self.servers or not tool:
+            return error_result(f"unknown tool {params.name!r}")
+        arguments = params.arguments or {}
+        responses = dump(params.input_responses) if params.input_responses else None
+        state = None
+        if params.request_state is not None:  # the retry of an MRTR round we passed up
+            pending = self._pending.pop(params.request_state, None)
+            if pending is None or pending[:3] != (upstream.principal, server, tool):
+                return error_result("unknown or expired requestState")
+            state = pending[3]
+        for _ in range(MAX_INPUT_ROUNDS):
+            try:
+                result = await self.call(
+                    upstream,
+                    server,
+                    lambda conn, **kw: conn.call_tool(
+                        tool, arguments, input_responses=responses, request_state=state, **kw
+                    ),
+                )
+                return types.CallToolResult.model_validate(result)
+            except mcpconn.InputRequired as need:
+                if upstream.modern:  # pass the questions up; the client retries with answers
+                    key = secrets.token_urlsafe(16)
+                    self._pending[key] = (upstream.principal, server, tool, need.request_state)
+                    return types.InputRequiredResult.model_validate(
+                        {"inputRequests": need.input_requests, "requestState": key}
+                    )
+                # a session-era client: ask it on this request's stream, then retry
+                responses = {
+                    key: await upstream.ask(request["method"], request.get("params"))
+                    for key, request in (need.input_requests or {}).items()
+                }
+                state = need.request_state
+            except (mcpconn.ReauthRequired, mcpconn.Unauthorized):
+                return error_result(f"{server}: {REAUTH_TEXT}")
+            except mcpconn.JSONRPCError as exc:
+                return error_result(f"{server}: {exc.message}")
+            except mcpconn.MCPConnError as exc:
+                return error_result(f"{server} is unavailable ({type(exc).__name__})")
+        return error_result(f"{server}: too many rounds of input")
+
+    async def server_request(self, request: mcpconn.ServerRequest) -> dict[str, Any]:
+        """A downstream server asks its client (elicitation, sampling): ask ours."""
+        upstream = request.context
+        if not isinstance(upstream, Upstream) or upstream.modern:
+            raise mcpconn.JSONRPCError(-32601, f"{request.method}: no client to ask")
+        return await upstream.ask(request.method, request.params)
+
+    # ---- downstream notifications and log levels -------------------------------------
+
+    async def _watch(self, conn: mcpconn.Connection) -> None:
+        """Downstream list_changed -> upstream list_changed, to that principal only."""
+        async with conn.notifications() as notes:
+            async for note in notes:
+                change = LIST_CHANGED.get(note.get("method", ""))
+                if change is not None:
+                    await self._announce(conn.principal, *change)
+
+    async def _announce(self, principal: str, session_method: str, event: Any) -> None:
+        sessions = self._sessions.get(principal, {})
+        for session_id, session in list(sessions.items()):
+            try:
+                await getattr(session, session_method)()
+            except Exception:  # that upstream session is gone
+                sessions.pop(session_id, None)
+        await self.bus(principal)[0].publish(event())
+
+    def bus(self, principal: str) -> tuple[InMemorySubscriptionBus, ListenHandler]:
+        """2026-07-28 ``subscriptions/listen`` streams, one bus per principal."""
+        if principal not in self._buses:
+            bus = InMemorySubscriptionBus()
+            self._buses[principal] = (bus, ListenHandler(bus))
+        return self._buses[principal]
+
+    async def set_log_level(self, principal: str, level: str) -> None:
+        self._log_levels[principal] = level
+        for conn in self.supervisor.connections(principal=principal):
+            with contextlib.suppress(mcpconn.MCPConnError):
+                await conn.set_log_level(level)
+
+    def status(self) -> dict[str, Any]:
+        connections = [
+            {
+                "server": conn.server.name,
+                "principal": conn.principal,
+                "state": conn.state.value,
+                "era": conn.era,
+                "session_id": conn.session_id,
+            }
+            for conn in self.supervisor.connections()
+        ]
+        return {"connections": connections, "statistics": jsonable(self.supervisor.statistics())}
+
+
+# ---- the upstream MCP server --------------------------------------------------------
+
+
+def build_server(agg: Aggregator) -> Server[Any]:
+    """The SDK's low-level server: every handler sees who asks, so listings are per principal."""
+
+    async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        listed = await agg.each_server(agg.upstream(ctx), lambda c: c.list_tools())
+        tools = [renamed(types.Tool, t, f"{s}_{t['name']}") for s, ts in listed for t in ts]
+        return types.ListToolsResult(tools=tools)
+
+    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> Any:
+        return await agg.call_tool(agg.upstream(ctx), params)
+
+    async def list_prompts(ctx: Any, params: Any) -> types.ListPromptsResult:
+        listed = await agg.each_server(agg.upstream(ctx), lambda c: c.list_prompts())
+        prompts = [renamed(types.Prompt, p, f"{s}_{p['name']}") for s, ps in listed for p in ps]
+        return types.ListPromptsResult(prompts=prompts)
+
+    async def get_prompt(ctx: Any, params: types.GetPromptRequestParams) -> Any:
+        server, _, name = params.name.partition("_")
+        arguments = params.arguments or {}
+        result = await routed(ctx, server, lambda c, **kw: c.get_prompt(name, arguments, **kw))
+        return types.GetPromptResult.model_validate(result)
+
+    async def list_resources(ctx: Any, params: Any) -> types.ListResourcesResult:
+        listed = await agg.each_server(agg.upstream(ctx), lambda c: c.list_resources())
+        resources = [
+            renamed(types.Resource, r, f"{s}+{r['uri']}", key="uri") for s, rs in listed for r in rs
+        ]
+        return types.ListResourcesResult(resources=resources)
+
+    async def read_resource(ctx: Any, params: types.ReadResourceRequestParams) -> Any:
+        server, _, uri = str(params.uri).partition("+")
+        result = await routed(ctx, server, lambda c, **kw: c.read_resource(uri, **kw))
+        for content in result.get("contents", []):
+            content["uri"] = f"{server}+{content.get('uri', uri)}"
+        return types.ReadResourceResult.model_validate(result)
+
+    async def routed(ctx: Any, server: str, send: Any) -> dict[str, Any]:
+        if server not in agg.servers:
+            raise MCPError(types.INVALID_PARAMS, f"unknown server {server!r}")
+        try:
+            return await agg.call(agg.upstream(ctx), server, send)
+        except (mcpconn.ReauthRequired, mcpconn.Unauthorized) as exc:
+            raise MCPError(types.INVALID_REQUEST, f"{server}: {REAUTH_TEXT}") from exc
+        except mcpconn.JSONRPCError as exc:
+            raise MCPError(exc.code, exc.message) from exc
+        except mcpconn.MCPConnError as exc:
+            raise MCPError(types.INTERNAL_ERROR, f"{server} is unavailable") from exc
+
+    async def set_level(ctx: Any, params: types.SetLevelRequestParams) -> types.EmptyResult:
+        await agg.set_log_level(agg.upstream(ctx).principal, params.level)
+        return types.EmptyResult()
+
+    async def listen(ctx: Any, params: types.SubscriptionsListenRequestParams) -> Any:
+        return await agg.bus(agg.upstream(ctx).principal)[1](ctx, params)
+
+    return Server(
+        "mcpconn-aggregator",
+        version="0.1.0",
+        instructions="The tools, prompts and resources of several MCP servers, namespaced.",
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
+        on_list_resources=list_resources,
+        on_read_resource=read_resource,
+        on_set_logging_level=set_level,
+        on_subscriptions_listen=listen,
+    )
+
+
+def renamed(model: Any, item: dict[str, Any], new: str, *, key: str = "name") -> Any:
+    return model.model_validate({**item, key: new})
+
+
+def error_result(text: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
+
+
+def dump(value: Any) -> Any:
+    """SDK models (or dicts of them) as plain JSON dicts."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(by_alias=True, mode="json", exclude_none=True)
+    if isinstance(value, dict):
+        return {k: dump(v) for k, v in value.items()}
+    return value
+
+
+def jsonable(value: Any) -> Any:
+    """Statistics as JSON: dataclasses to dicts, enums (keys too) to their values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {jsonable(k): jsonable(v) for k, v in value.items()}
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+# ---- the process ---------------------------------------------------------------------
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn minus its signal handling: it re-raises the signal after shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def refuse(request: mcpconn.TokenRequest) -> str:
+    """We cannot mint users' tokens: only their next request can bring a new one."""
+    raise mcpconn.ReauthRequired(principal=request.principal)
+
+
+async def main(args: argparse.Namespace) -> None:
+    timeouts = mcpconn.Timeouts(connect=5.0, request=30.0, close=2.0)
+    servers = {
+        name: mcpconn.ServerConfig(
+            name, url, transport=args.transport, timeouts=timeouts, allow_insecure_http=True
+        )
+        for name, url in args.server
+    }
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", args.port))  # loopback only
+    async with mcpconn.TokenSource(refuse, margin=5.0) as tokens:
+        agg = Aggregator(servers, tokens)
+
+        async def status(request: Request) -> JSONResponse:
+            if request.client is None or request.client.host not in ("127.0.0.1", "::1"):
+                return JSONResponse({"error": "loopback only"}, status_code=403)
+            return JSONResponse(agg.status())
+
+        app = build_server(agg).streamable_http_app(
+            auth=AuthSettings(issuer_url="http://127.0.0.1/", resource_server_url=None),
+            token_verifier=JWTVerifier(args.jwt_secret),
+            custom_starlette_routes=[Route("/_aggregator/status", status)],
+        )
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
+        web = QuietServer(config)
+        async with agg.running(), anyio.create_task_group() as tg:
+            tg.start_soon(web.serve, [sock])
+            while not web.started:  # noqa: ASYNC110 (uvicorn has no started event)
+                await anyio.sleep(0.01)
+            print(f"PORT {sock.getsockname()[1]}", flush=True)
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    web.should_exit = True  # uvicorn stops; then the supervisor closes all
+                    break
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    def server(value: str) -> tuple[str, str]:
+        name, sep, url = value.partition("=")
+        if not sep or not re.fullmatch(r"[a-z0-9-]+", name) or not url:
+            raise argparse.ArgumentTypeError(f"expected NAME=URL, NAME in [a-z0-9-]+: {value!r}")
+        return name, url
+
+    parser = argparse.ArgumentParser(description="A reference MCP aggregator on mcpconn.")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--jwt-secret", required=True)
+    parser.add_argument("--server", type=server, action="append", required=True)
+    parser.add_argument("--transport", choices=("auto", "streamable-http", "sse"), default="auto")
+    args = parser.parse_args(argv)
+    if len({name for name, _ in args.server}) != len(args.server):
+        parser.error("server names must be unique")
+    return args
+
+
+if __name__ == "__main__":
+    anyio.run(main, parse_args(sys.argv[1:]))
