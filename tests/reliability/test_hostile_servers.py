@@ -29,7 +29,7 @@ from mcpconn import (
     Timeouts,
     TokenSource,
 )
-from mcpconn._session import SessionHandlers, open_session
+from mcpconn._mcp.session import SessionHandlers, open_session
 from mcpconn.testing import JWTProvider, MockServer
 
 from ._raw import (
