@@ -243,16 +243,23 @@ class Aggregator:
             forward({"method": "notifications/progress", "params": params})
 
         level = upstream.log_level
+        failure: mcpconn.MCPConnError | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(upstream.relay, receive)
             with notes:
-                return await send(
-                    conn,
-                    on_progress=progress,
-                    on_notification=forward,
-                    meta={LOG_LEVEL_META: level} if level else None,
-                    context=upstream,
-                )
+                try:
+                    result = await send(
+                        conn,
+                        on_progress=progress,
+                        on_notification=forward,
+                        meta={LOG_LEVEL_META: level} if level else None,
+                        context=upstream,
+                    )
+                except mcpconn.MCPConnError as exc:  # re-raised below, not in a task group
+                    failure = exc
+        if failure is not None:
+            raise failure
+        return result
 
     async def call_tool(self, upstream: Upstream, params: types.CallToolRequestParams) -> Any:
         server, _, tool = params.name.partition("_")
