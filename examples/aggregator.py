@@ -40,6 +40,7 @@ import anyio.abc
 import jwt
 import mcp_types as types
 import uvicorn
+from anyio.streams.memory import MemoryObjectReceiveStream
 from mcp.server import Server
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
@@ -54,7 +55,7 @@ from mcp.server.subscriptions import (
 )
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
-from anyio.streams.memory import MemoryObjectReceiveStream
+from pydantic import AnyHttpUrl
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -65,9 +66,12 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)  # logging is dep
 
 MODERN = "2026-07-28"
 LOG_LEVEL_META = "io.modelcontextprotocol/logLevel"
+LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
 READY_WAIT = 5.0  # after publishing a new token: how long a call waits for READY
 LIST_WAIT = 3.0  # a listing never waits longer than this for one server
 MAX_INPUT_ROUNDS = 8
+MAX_PENDING = 10_000  # unanswered MRTR rounds remembered
+BRIDGE_TIMEOUT = 60.0  # how long a downstream call waits for a 2026 client's answer
 REAUTH_TEXT = "re-authentication required: log in again and retry with a new token"
 SERVER_REQUESTS: dict[str, tuple[type[Any], type[Any]]] = {
     "elicitation/create": (types.ElicitRequest, types.ElicitResult),
@@ -98,7 +102,11 @@ class JWTVerifier:
         except jwt.PyJWTError:
             return None
         return AccessToken(
-            token=token, client_id="upstream", scopes=[], expires_at=claims["exp"], subject=claims["sub"]
+            token=token,
+            client_id="upstream",
+            scopes=[],
+            expires_at=claims["exp"],
+            subject=claims["sub"],
         )
 
 
@@ -109,16 +117,13 @@ class Upstream:
     ctx: ServerRequestContext[Any, Any]
     principal: str
     fresh: bool  # this request brought a bearer we had not published yet
+    log_level: str | None  # 2026: this request's opt-in; session era: logging/setLevel
+    bridge: Bridge | None = None  # set when its server requests become MRTR rounds
 
     @property
     def modern(self) -> bool:
         """2026-07-28: no server-to-client requests; input goes through MRTR instead."""
         return self.ctx.protocol_version == MODERN
-
-    @property
-    def log_level(self) -> str | None:
-        level = (self.ctx.meta or {}).get(LOG_LEVEL_META)
-        return level if isinstance(level, str) else None
 
     async def ask(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
         """Send a server-to-client request on this upstream request's own stream."""
@@ -136,10 +141,53 @@ class Upstream:
                 p = note.get("params") or {}
                 with contextlib.suppress(Exception):  # the upstream client may be gone
                     if note.get("method") == "notifications/progress":
-                        await session.report_progress(p["progress"], p.get("total"), p.get("message"))
-                    elif note.get("method") == "notifications/message":
+                        await session.report_progress(
+                            p["progress"], p.get("total"), p.get("message")
+                        )
+                    elif note.get("method") == "notifications/message" and self.wants(p):
                         level, data, name = p.get("level", "info"), p.get("data"), p.get("logger")
                         await session.send_log_message(level, data, name, self.ctx.request_id)
+
+    def wants(self, log: dict[str, Any]) -> bool:
+        """A log message at or above the level this client asked for (all if it did not)."""
+        if self.log_level not in LEVELS or log.get("level") not in LEVELS:
+            return self.log_level is None
+        return LEVELS.index(log["level"]) >= LEVELS.index(self.log_level)
+
+
+@dataclasses.dataclass(frozen=True)
+class Pending:
+    """An MRTR round passed up to a 2026 client: whose it is, and the downstream's state."""
+
+    owner: tuple[str, str, str]  # (principal, server, tool)
+    state: str | None
+
+
+class Bridge:
+    """A 2026 client's tool call whose session-era downstream server asks a question.
+
+    The downstream call runs on in the aggregator's task group; each server request it
+    makes goes up as one MRTR round, and the client's retry brings the answer back.
+    """
+
+    def __init__(self, owner: tuple[str, str, str]) -> None:
+        self.owner = owner
+        self._events, self._next = anyio.create_memory_object_stream[tuple[str, Any]](1)
+        self._answers, self._answered = anyio.create_memory_object_stream[dict[str, Any]](1)
+
+    async def ask(self, request: mcpconn.ServerRequest) -> dict[str, Any]:
+        await self._events.send(("ask", {"method": request.method, "params": request.params}))
+        return await self._answered.receive()
+
+    async def answer(self, response: dict[str, Any]) -> None:
+        await self._answers.send(response)
+
+    async def finish(self, result: Any) -> None:
+        await self._events.send(("result", result))
+
+    async def next(self) -> tuple[str, Any]:
+        with anyio.fail_after(BRIDGE_TIMEOUT):
+            return await self._next.receive()
 
 
 class Aggregator:
@@ -158,7 +206,7 @@ class Aggregator:
         self._log_levels: dict[str, str] = {}  # principal -> its logging/setLevel (session era)
         self._sessions: dict[str, dict[str, Any]] = {}  # principal -> upstream sessions by id
         self._buses: dict[str, tuple[InMemorySubscriptionBus, ListenHandler]] = {}
-        self._pending: dict[str, tuple[str, str, str, str | None]] = {}  # MRTR: our state keys
+        self._pending: dict[str, Pending | Bridge] = {}  # MRTR rounds by our requestState
         self._watched: set[mcpconn.Connection] = set()
         self._tg: anyio.abc.TaskGroup | None = None
 
@@ -186,7 +234,11 @@ class Aggregator:
             session_id = ctx.request.headers.get("mcp-session-id")
             if session_id:  # where list_changed goes for this principal
                 self._sessions.setdefault(principal, {})[session_id] = ctx.session
-        return Upstream(ctx, principal, fresh)
+        if ctx.protocol_version == MODERN:
+            level = (ctx.meta or {}).get(LOG_LEVEL_META)
+        else:
+            level = self._log_levels.get(principal)
+        return Upstream(ctx, principal, fresh, level if isinstance(level, str) else None)
 
     async def connection(self, server: str, upstream: Upstream) -> mcpconn.Connection:
         """The (server, principal) connection; READY if it can be within `READY_WAIT`.
@@ -265,28 +317,50 @@ class Aggregator:
         server, _, tool = params.name.partition("_")
         if server not in self.servers or not tool:
             return error_result(f"unknown tool {params.name!r}")
+        owner = (upstream.principal, server, tool)
         arguments = params.arguments or {}
         responses = dump(params.input_responses) if params.input_responses else None
         state = None
         if params.request_state is not None:  # the retry of an MRTR round we passed up
             pending = self._pending.pop(params.request_state, None)
-            if pending is None or pending[:3] != (upstream.principal, server, tool):
+            if pending is None or pending.owner != owner:
                 return error_result("unknown or expired requestState")
-            state = pending[3]
+            if isinstance(pending, Bridge):
+                return await self._next_round(pending, responses)
+            state = pending.state
+        elif upstream.modern and await self._era(server, upstream) != "stateless":
+            # a 2026 client cannot take server requests: bridge them into MRTR rounds
+            bridge = upstream.bridge = Bridge(owner)
+            assert self._tg is not None
+            self._tg.start_soon(self._run_bridge, bridge, upstream, server, tool, arguments)
+            return await self._next_round(bridge, None)
+        return await self._call_tool(upstream, server, tool, arguments, responses, state)
+
+    async def _call_tool(
+        self,
+        upstream: Upstream,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        responses: dict[str, Any] | None = None,
+        state: str | None = None,
+    ) -> Any:
+        """tools/call downstream, answering (or passing up) 2026 input rounds."""
         for _ in range(MAX_INPUT_ROUNDS):
             try:
                 result = await self.call(
                     upstream,
                     server,
-                    lambda conn, **kw: conn.call_tool(
-                        tool, arguments, input_responses=responses, request_state=state, **kw
+                    lambda conn, r=responses, s=state, **kw: conn.call_tool(
+                        tool, arguments, input_responses=r, request_state=s, **kw
                     ),
                 )
                 return types.CallToolResult.model_validate(result)
             except mcpconn.InputRequired as need:
                 if upstream.modern:  # pass the questions up; the client retries with answers
-                    key = secrets.token_urlsafe(16)
-                    self._pending[key] = (upstream.principal, server, tool, need.request_state)
+                    key = self._remember(
+                        Pending((upstream.principal, server, tool), need.request_state)
+                    )
                     return types.InputRequiredResult.model_validate(
                         {"inputRequests": need.input_requests, "requestState": key}
                     )
@@ -307,9 +381,46 @@ class Aggregator:
     async def server_request(self, request: mcpconn.ServerRequest) -> dict[str, Any]:
         """A downstream server asks its client (elicitation, sampling): ask ours."""
         upstream = request.context
-        if not isinstance(upstream, Upstream) or upstream.modern:
+        if not isinstance(upstream, Upstream):
             raise mcpconn.JSONRPCError(-32601, f"{request.method}: no client to ask")
+        if upstream.bridge is not None:
+            return await upstream.bridge.ask(request)
         return await upstream.ask(request.method, request.params)
+
+    # ---- a session-era server request, asked of a 2026 client ---------------------
+
+    async def _era(self, server: str, upstream: Upstream) -> str | None:
+        with contextlib.suppress(mcpconn.MCPConnError):
+            return (await self.connection(server, upstream)).era
+        return None
+
+    async def _run_bridge(
+        self, bridge: Bridge, upstream: Upstream, server: str, tool: str, args: dict[str, Any]
+    ) -> None:
+        """The downstream call, running on while the client answers (bounded)."""
+        try:
+            with anyio.move_on_after(BRIDGE_TIMEOUT):
+                await bridge.finish(await self._call_tool(upstream, server, tool, args))
+        finally:
+            self._pending = {k: v for k, v in self._pending.items() if v is not bridge}
+
+    async def _next_round(self, bridge: Bridge, responses: dict[str, Any] | None) -> Any:
+        """Deliver the client's answer (if any); then the result, or the next question."""
+        if responses is not None:
+            await bridge.answer(next(iter(responses.values()), {}))
+        kind, value = await bridge.next()
+        if kind == "result":
+            return value
+        return types.InputRequiredResult.model_validate(
+            {"inputRequests": {"ask": value}, "requestState": self._remember(bridge)}
+        )
+
+    def _remember(self, pending: Pending | Bridge) -> str:
+        key = secrets.token_urlsafe(16)  # unguessable, and bound to (principal, tool)
+        self._pending[key] = pending
+        while len(self._pending) > MAX_PENDING:  # forget the oldest unanswered rounds
+            self._pending.pop(next(iter(self._pending)))
+        return key
 
     # ---- downstream notifications and log levels -------------------------------------
 
@@ -492,7 +603,7 @@ async def main(args: argparse.Namespace) -> None:
             return JSONResponse(agg.status())
 
         app = build_server(agg).streamable_http_app(
-            auth=AuthSettings(issuer_url="http://127.0.0.1/", resource_server_url=None),
+            auth=AuthSettings(issuer_url=AnyHttpUrl("http://127.0.0.1/"), resource_server_url=None),
             token_verifier=JWTVerifier(args.jwt_secret),
             custom_starlette_routes=[Route("/_aggregator/status", status)],
         )

@@ -1,7 +1,8 @@
-"""A downstream MCP server on the official SDK for the aggregator tests: ``python downstream_sdk.py``.
+"""A downstream MCP server on the official SDK for the aggregator tests.
 
-Binds 127.0.0.1 port 0 (or ``--port=N``), prints the port once uvicorn has started, serves
-Streamable HTTP at ``/mcp`` (the handshake era and 2026-07-28 on one endpoint) until killed.
+``python downstream_sdk.py [--port=N]`` binds 127.0.0.1 port 0 (or N), prints the port
+once uvicorn has started, then serves Streamable HTTP at ``/mcp`` until killed (the
+handshake era and 2026-07-28 on one endpoint).
 Tokens are HS256 JWTs signed with ``MCPCONN_TEST_SECRET``; ``exp`` is checked.
 """
 

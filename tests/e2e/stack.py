@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,7 @@ class Process:
         self.args = args
         env = dict(os.environ, MCPCONN_TEST_SECRET=SECRET)
         #: What it wrote on stderr (read it when a test fails).
-        self.stderr = tempfile.TemporaryFile()
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the process)
         self.proc = subprocess.Popen(
             [sys.executable, *args], stdout=subprocess.PIPE, stderr=self.stderr, env=env
         )
@@ -213,8 +213,8 @@ class Stack:
 
     async def wait_state(self, server: str, who: str, state: str, *, timeout: float = 15) -> None:
         with anyio.fail_after(timeout):
-            while await self.state_of(server, who) != state:
-                await anyio.sleep(0.05)  # polling another process's status endpoint
+            while await self.state_of(server, who) != state:  # noqa: ASYNC110 (another process)
+                await anyio.sleep(0.05)
 
     @asynccontextmanager
     async def client(self, token: str, mode: str, **options: Any) -> AsyncIterator[Client]:
@@ -230,7 +230,19 @@ def text_of(result: Any) -> str:
     return "".join(getattr(c, "text", "") for c in result.content)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 10) -> None:
-    with anyio.fail_after(timeout):
-        while not await check():
-            await anyio.sleep(0.05)
+class Inbox:
+    """What callbacks saw; a waiter wakes on every new item (no polling)."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self._changed = anyio.Event()
+
+    def add(self, item: Any) -> None:
+        self.items.append(item)
+        self._changed.set()
+
+    async def wait_for(self, predicate: Callable[[list[Any]], bool]) -> None:
+        """Until ``predicate(items)``; bound it with ``anyio.fail_after``."""
+        while not predicate(self.items):
+            self._changed = anyio.Event()
+            await self._changed.wait()

@@ -20,8 +20,8 @@ from stack import (
     ASYNCGEN_LEAKS_OF_THE_SDK_CLIENT,
     MODES,
     SECRET,
+    Inbox,
     Stack,
-    eventually,
     mint,
     principal,
     text_of,
@@ -157,14 +157,13 @@ async def test_a_revoked_principal_parks_fails_fast_and_a_new_token_resumes(stac
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_progress_and_logs_reach_the_upstream_request(stack: Stack, mode: str) -> None:
-    logs: list[Any] = []
-    progress: list[float] = []
+    logs, progress = Inbox(), Inbox()
 
     async def on_log(params: types.LoggingMessageNotificationParams) -> None:
-        logs.append(params.data)
+        logs.add(params.data)
 
     async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append(value)
+        progress.add(value)
 
     options: dict[str, Any] = {"logging_callback": on_log}
     if mode != "legacy":
@@ -176,59 +175,47 @@ async def test_progress_and_logs_reach_the_upstream_request(stack: Stack, mode: 
         assert text_of(result) == "did 3 steps"
         mock = await client.call_tool("beta_progress", {"steps": 2}, progress_callback=on_progress)
         assert text_of(mock) == "done 2 steps"
-        await eventually(lambda: _true(len(progress) >= 5 and bool(logs)))
-    assert progress == [1, 2, 3, 1, 2]
-    assert logs == ["working"]  # info went through, debug did not
-
-
-async def _true(value: bool) -> bool:
-    return value
+        with anyio.fail_after(5):
+            await progress.wait_for(lambda items: len(items) >= 5)
+            await logs.wait_for(bool)
+    assert progress.items == [1, 2, 3, 1, 2]
+    assert logs.items == ["working"]  # info went through, debug did not
 
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_downstream_list_changed_reaches_upstream(stack: Stack, mode: str) -> None:
     who = principal("changes")
-    seen: list[str] = []
+    seen = Inbox()
 
     async def on_message(message: Any) -> None:
         if isinstance(message, types.ToolListChangedNotification):
-            seen.append("tools")
+            seen.add("tools")
 
-    async with stack.client(mint(who), mode, message_handler=on_message) as client:
+    async def listen(client: Client, *, task_status: Any) -> None:
+        async with client.listen(tools_list_changed=True) as subscription:
+            task_status.started()
+            async for event in subscription:
+                seen.add(event)
+
+    async with (
+        stack.client(mint(who), mode, message_handler=on_message) as client,
+        anyio.create_task_group() as tg,
+    ):
         await client.list_tools()  # connects this principal downstream
+        if mode != "legacy":
+            await tg.start(listen, client)
         for trigger in ("alpha", "beta"):
-            seen.clear()
-            if mode == "legacy":
-                await _until_seen(stack, client, trigger, who, lambda: bool(seen))
-            else:
-                async with client.listen(tools_list_changed=True) as subscription:
-                    events: list[Any] = []
-
-                    async def collect(sub: Any = subscription, out: list[Any] = events) -> None:
-                        async for event in sub:
-                            out.append(event)
-                            return
-
-                    async with anyio.create_task_group() as tg:
-                        tg.start_soon(collect)
-                        await _until_seen(stack, client, trigger, who, lambda: bool(events))
-                        tg.cancel_scope.cancel()
-
-
-async def _until_seen(
-    stack: Stack, client: Client, trigger: str, who: str, seen: Any
-) -> None:
-    """Announce a change downstream until it shows upstream (a listener may be re-opening)."""
-    with anyio.fail_after(15):
-        while not seen():
-            if trigger == "alpha":
-                await client.call_tool("alpha_announce", {})
-            else:
-                params = {"method": "notifications/tools/list_changed", "principal": who}
-                await stack.mock.ctl("POST", "emit", params)
-            with anyio.move_on_after(1.0):
-                while not seen():
-                    await anyio.sleep(0.02)
+            seen.items.clear()
+            with anyio.fail_after(15):
+                while not seen.items:  # a downstream listener may still be opening: again
+                    if trigger == "alpha":
+                        await client.call_tool("alpha_announce", {})
+                    else:
+                        change = {"method": "notifications/tools/list_changed", "principal": who}
+                        await stack.mock.ctl("POST", "emit", change)
+                    with anyio.move_on_after(1.0):
+                        await seen.wait_for(bool)
+        tg.cancel_scope.cancel()
 
 
 @pytest.mark.parametrize("mode", MODES)
