@@ -4,6 +4,7 @@
 once uvicorn has started, then serves Streamable HTTP at ``/mcp`` until killed (the
 handshake era and 2026-07-28 on one endpoint).
 Tokens are HS256 JWTs signed with ``MCPCONN_TEST_SECRET``; ``exp`` is checked.
+``--handshake-only`` answers 2026-07-28 requests 400, like a server from before that era.
 """
 
 from __future__ import annotations
@@ -111,11 +112,26 @@ def build() -> Any:
     return server.streamable_http_app()
 
 
-async def main(port: int) -> None:
+def handshake_only(app: Any) -> Any:
+    """An ASGI wrapper: a 2026-07-28 request gets a plain 400, as an older server answers."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        headers = dict(scope.get("headers") or [])
+        if scope["type"] == "http" and headers.get(b"mcp-protocol-version") == MODERN.encode():
+            await send({"type": "http.response.start", "status": 400, "headers": []})
+            await send({"type": "http.response.body", "body": b"unsupported protocol version"})
+            return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+async def main(port: int, old: bool) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
-    server = uvicorn.Server(uvicorn.Config(build(), log_level="warning", lifespan="on"))
+    app = handshake_only(build()) if old else build()
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve, [sock])
         while not server.started:  # noqa: ASYNC110 (uvicorn offers no started event)
@@ -125,4 +141,4 @@ async def main(port: int) -> None:
 
 if __name__ == "__main__":
     ports = [int(a[7:]) for a in sys.argv[1:] if a.startswith("--port=")]
-    anyio.run(main, ports[-1] if ports else 0)
+    anyio.run(main, ports[-1] if ports else 0, "--handshake-only" in sys.argv)

@@ -161,10 +161,13 @@ class MockProcess:
 class Stack:
     """Downstream ``alpha`` (SDK) and ``beta`` (mock), and the aggregator in front of them."""
 
-    def __init__(self, *, transport: str = "auto") -> None:
+    def __init__(self, *, transport: str = "auto", handshake_only: bool = False) -> None:
+        """``handshake_only``: downstream servers that do not speak 2026-07-28."""
         self.transport = transport
-        self.mock = MockProcess("--sse-retry", "0.2")
-        self.sdk = Process(str(DOWNSTREAM_SDK))
+        eras = ("--eras", "streamable-http,sse") if handshake_only else ()
+        self.mock = MockProcess("--sse-retry", "0.2", *eras)
+        old = ("--handshake-only",) if handshake_only else ()
+        self.sdk = Process(str(DOWNSTREAM_SDK), *old)
         self.aggregator: Process | None = None
         self.port = 0
 

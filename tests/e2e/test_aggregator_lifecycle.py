@@ -1,4 +1,4 @@
-"""The aggregator with session-era downstream connections (``--transport streamable-http``).
+"""The aggregator with session-era downstream connections (servers from before 2026-07-28).
 
 Downstream server requests travel as requests here (not 2026 MRTR rounds), the downstream
 mock is restarted under the aggregator, and the module ends by stopping the aggregator
@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.interop, ASYNCGEN_LEAKS_OF_THE_SDK_CLIENT]
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    s = Stack(transport="streamable-http")
+    s = Stack(transport="streamable-http", handshake_only=True)
     try:
         s.start()
         yield s
