@@ -31,6 +31,7 @@ import secrets
 import signal
 import socket
 import sys
+import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
@@ -53,7 +54,7 @@ from mcp.server.subscriptions import (
     ResourcesListChanged,
     ToolsListChanged,
 )
-from mcp.shared.exceptions import MCPError
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.message import ServerMessageMetadata
 from pydantic import AnyHttpUrl
 from starlette.requests import Request
@@ -62,11 +63,14 @@ from starlette.routing import Route
 
 import mcpconn
 
-warnings.filterwarnings("ignore", category=DeprecationWarning)  # logging is deprecated in 2026
+# logging/setLevel is deprecated in 2026-07-28, but session-era clients still send it
+warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
 
 MODERN = "2026-07-28"
 LOG_LEVEL_META = "io.modelcontextprotocol/logLevel"
 LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
+MARGIN = 2.0  # seconds before expiry a token no longer goes downstream
+IN_FLIGHT = 0.5  # and upstream, the time a request takes to get there
 READY_WAIT = 5.0  # after publishing a new token: how long a call waits for READY
 LIST_WAIT = 3.0  # a listing never waits longer than this for one server
 MAX_INPUT_ROUNDS = 8
@@ -86,7 +90,12 @@ LIST_CHANGED = {
 
 
 class JWTVerifier:
-    """Upstream auth: HS256, signed with the shared secret, ``exp`` and ``sub`` required."""
+    """Upstream auth: HS256, signed with the shared secret, ``exp`` and ``sub`` required.
+
+    A token too close to its expiry to be forwarded (inside mcpconn's safety margin, which
+    is never handed out downstream) is refused here too: the client renews and retries,
+    instead of the aggregator parking the user for a token that was still valid.
+    """
 
     def __init__(self, secret: str) -> None:
         self.secret = secret
@@ -99,14 +108,14 @@ class JWTVerifier:
                 algorithms=["HS256"],
                 options={"require": ["exp", "sub"], "verify_aud": False},
             )
-        except jwt.PyJWTError:
+            exp, sub = float(claims["exp"]), str(claims["sub"])
+            lifetime = exp - float(claims.get("iat", exp - MARGIN * 4))
+        except (jwt.PyJWTError, TypeError, ValueError):
+            return None
+        if exp - time.time() <= min(MARGIN, lifetime / 4) + IN_FLIGHT:
             return None
         return AccessToken(
-            token=token,
-            client_id="upstream",
-            scopes=[],
-            expires_at=claims["exp"],
-            subject=claims["sub"],
+            token=token, client_id="upstream", scopes=[], expires_at=int(exp), subject=sub
         )
 
 
@@ -594,7 +603,8 @@ async def main(args: argparse.Namespace) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.port))  # loopback only
-    async with mcpconn.TokenSource(refuse, margin=5.0) as tokens:
+    # stale_window=0: no refresh ahead (only the user's next request can bring a new token)
+    async with mcpconn.TokenSource(refuse, margin=MARGIN, stale_window=0.0) as tokens:
         agg = Aggregator(servers, tokens)
 
         async def status(request: Request) -> JSONResponse:
