@@ -30,7 +30,7 @@ import mcpconn
 
 JSON = dict[str, Any]
 TransportKind = Literal["auto", "streamable-http", "sse"]
-Handler = Callable[[JSON | None], Awaitable[JSON]]
+Handler = Callable[[mcpconn.ServerRequest], Awaitable[JSON]]
 
 SCENARIO_TIMEOUT = float(os.environ.get("CONFORMANCE_CLIENT_TIMEOUT", "25"))
 READY_TIMEOUT = 10.0
@@ -63,7 +63,8 @@ def _value_for(schema: JSON) -> Any:
     return ""
 
 
-async def on_elicit(params: JSON | None) -> JSON:
+async def on_elicit(request: mcpconn.ServerRequest) -> JSON:
+    params = request.params
     schema = (params or {}).get("requestedSchema") or {}
     props: JSON = schema.get("properties") or {}
     content = {name: _value_for(field) for name, field in props.items()}
@@ -71,7 +72,8 @@ async def on_elicit(params: JSON | None) -> JSON:
     return {"action": "accept", "content": content}
 
 
-async def on_sampling(params: JSON | None) -> JSON:
+async def on_sampling(request: mcpconn.ServerRequest) -> JSON:
+    params = request.params
     log("sampling/createMessage", json.dumps(params)[:200])
     return {
         "role": "assistant",
@@ -81,7 +83,7 @@ async def on_sampling(params: JSON | None) -> JSON:
     }
 
 
-async def on_roots(params: JSON | None) -> JSON:
+async def on_roots(request: mcpconn.ServerRequest) -> JSON:
     return {"roots": [{"uri": "file:///tmp/mcpconn-conformance", "name": "conformance"}]}
 
 
@@ -120,26 +122,45 @@ def _arguments_for(tool: JSON) -> JSON:
     return args
 
 
+async def answer_inputs(conn: Any, requests: JSON) -> JSON:
+    """Answer a 2026 ``inputRequests`` map through the handlers, as the library would."""
+    responses: JSON = {}
+    for key, req in requests.items():
+        handler = HANDLERS.get(req.get("method", ""))
+        if handler is None:
+            raise RuntimeError(f"no handler for input request {req.get('method')!r}")
+        request = mcpconn.ServerRequest(
+            method=req["method"],
+            params=req.get("params") or {},
+            request_id=key,
+            connection=conn,
+            server=conn.server.name,
+            principal=conn.principal,
+            context=None,
+            cancelled=anyio.Event(),
+        )
+        responses[key] = await handler(request)
+    return responses
+
+
 async def call_with_input(conn: Any, name: str, arguments: JSON) -> JSON:
     """tools/call that follows 2026 multi-round-trip results (SEP-2322) to completion.
 
-    Every round is a new request (new JSON-RPC id); ``requestState`` is echoed
-    untouched and only when the server sent one.
+    ``InputRequired`` carries the round's requests; every retry is a new request
+    (new JSON-RPC id) with ``requestState`` echoed untouched, only when sent.
     """
-    params: JSON = {"name": name, "arguments": arguments}
+    responses: JSON | None = None
+    state: str | None = None
     for _ in range(8):
-        result: JSON = await conn.request("tools/call", params)
-        if result.get("resultType", "complete") != "input_required":
-            return result
-        responses: JSON = {}
-        for key, req in (result.get("inputRequests") or {}).items():
-            handler = HANDLERS.get(req.get("method", ""))
-            if handler is None:
-                raise RuntimeError(f"no handler for input request {req.get('method')!r}")
-            responses[key] = await handler(req.get("params") or {})
-        params = {"name": name, "arguments": arguments, "inputResponses": responses}
-        if "requestState" in result:
-            params["requestState"] = result["requestState"]
+        try:
+            result: JSON = await conn.call_tool(
+                name, arguments, input_responses=responses, request_state=state
+            )
+        except mcpconn.InputRequired as exc:
+            responses = await answer_inputs(conn, exc.input_requests)
+            state = exc.request_state
+            continue
+        return result
     raise RuntimeError(f"{name}: too many input_required rounds")
 
 
@@ -216,20 +237,21 @@ async def standard_headers(conn: Any, ctx: JSON) -> None:
 async def mrtr(conn: Any, ctx: JSON) -> None:
     """SEP-2322: requestState echo, omission, isolation, default resultType."""
     await conn.list_tools()
-    first: JSON = await conn.request(
-        "tools/call", {"name": "test_mrtr_echo_state", "arguments": {}}
-    )
+    first: mcpconn.InputRequired | None = None
+    try:
+        await conn.call_tool("test_mrtr_echo_state", {})
+    except mcpconn.InputRequired as exc:
+        first = exc
     # An unrelated call between rounds must carry none of the first call's state.
     await conn.call_tool("test_mrtr_unrelated", {})
-    if first.get("resultType") == "input_required":
-        responses = {
-            key: await HANDLERS[req["method"]](req.get("params") or {})
-            for key, req in (first.get("inputRequests") or {}).items()
-        }
-        retry: JSON = {"name": "test_mrtr_echo_state", "arguments": {}, "inputResponses": responses}
-        if "requestState" in first:
-            retry["requestState"] = first["requestState"]
-        await conn.request("tools/call", retry)
+    if first is not None:
+        responses = await answer_inputs(conn, first.input_requests)
+        await conn.call_tool(
+            "test_mrtr_echo_state",
+            {},
+            input_responses=responses,
+            request_state=first.request_state,
+        )
     await call_with_input(conn, "test_mrtr_no_state", {})
     await call_with_input(conn, "test_mrtr_no_result_type", {})
 

@@ -9,6 +9,7 @@ from ._exceptions import (
     ConnectionClosed,
     Forbidden,
     HTTPStatusError,
+    InputRequired,
     InsecureTransportError,
     InvalidMessage,
     JSONRPCError,
@@ -33,6 +34,7 @@ from ._exceptions import (
 )
 from ._supervision.connection import Connection
 from ._supervision.notifications import Subscription
+from ._supervision.server_requests import ServerRequest
 from ._supervision.stats import ServerStatistics, StateChange, SupervisorStatistics
 from ._supervision.supervisor import StormControl, Supervisor
 from ._tokens.auth import BearerAuth
@@ -47,6 +49,7 @@ __all__ = [
     "ConnectionClosed",
     "Forbidden",
     "HTTPStatusError",
+    "InputRequired",
     "InsecureTransportError",
     "InvalidMessage",
     "JSONRPCError",
@@ -64,6 +67,7 @@ __all__ = [
     "SSELimitExceeded",
     "ServerConfig",
     "ServerError",
+    "ServerRequest",
     "ServerStatistics",
     "SessionExpired",
     "State",

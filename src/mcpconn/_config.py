@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ._core.backoff import Backoff
 
 TransportKind = Literal["auto", "streamable-http", "sse"]
+InputRequiredMode = Literal["raise", "drive"]
+
+#: The spec's logging levels (RFC 5424 severities), least severe first.
+LOG_LEVELS: tuple[str, ...] = (
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+)
 
 #: Protocol versions we speak, newest first.
 SUPPORTED_PROTOCOL_VERSIONS: tuple[str, ...] = (
@@ -32,6 +45,9 @@ class Limits:
     max_json_response_bytes: int = 16 << 20
     #: Notifications buffered per ``notifications()`` subscriber before the oldest are dropped.
     notification_buffer: int = 1024
+    #: Server-to-client requests answered at once per connection; the excess is refused
+    #: at once with a JSON-RPC error (and counted), so a flood holds no more sockets.
+    max_server_requests: int = 8
 
 
 @dataclass(frozen=True)
@@ -42,6 +58,11 @@ class Timeouts:
     request: float = 60.0
     read: float = 300.0
     close: float = 5.0
+    #: How long a server-to-client request's handler may run before it is answered
+    #: with an error (its own bound: not ``request``, which is for our calls).
+    server_request: float = 60.0
+    #: Bound on one reply POST (a response or notification we send the server).
+    reply: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +92,15 @@ class ServerConfig:
     allow_insecure_http: bool = False
     client_name: str = "mcpconn"
     client_version: str = "0.1.0"
+    #: Spec logging level to ask for (``logging/setLevel`` in session eras, the per-request
+    #: ``io.modelcontextprotocol/logLevel`` in 2026-07-28); ``None``: no opt-in.
+    log_level: str | None = None
+    #: Merged into the client capabilities we declare (initialize / every 2026 request).
+    client_capabilities: Mapping[str, Any] | None = None
+    #: 2026-07-28 ``resultType: "input_required"``: raise `InputRequired`, or answer the
+    #: input requests through the request handlers and retry (at most ``max_input_rounds``).
+    input_required: InputRequiredMode = "raise"
+    max_input_rounds: int = 8
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -84,3 +114,9 @@ class ServerConfig:
             and self.protocol_version not in SUPPORTED_PROTOCOL_VERSIONS
         ):
             raise ValueError(f"unsupported protocol_version {self.protocol_version!r}")
+        if self.log_level is not None and self.log_level not in LOG_LEVELS:
+            raise ValueError(f"unknown log_level {self.log_level!r}; one of {LOG_LEVELS}")
+        if self.input_required not in ("raise", "drive"):
+            raise ValueError(f"input_required must be 'raise' or 'drive': {self.input_required!r}")
+        if self.max_input_rounds < 0:
+            raise ValueError("max_input_rounds must be >= 0")

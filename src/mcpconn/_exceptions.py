@@ -12,6 +12,7 @@ token: no ``str()`` or ``repr()`` here may contain a credential.
     ├── ConnectionClosed             a call on a closed connection or supervisor
     ├── RequestTimeout               a request got no response in time
     ├── JSONRPCError                 the server answered with a JSON-RPC error
+    ├── InputRequired                2026 MRTR: the server needs input before it can finish
     └── TransportError               anything between us and the server
         ├── NetworkError             refused, reset, DNS, TLS
         ├── ReadTimeout              a stalled stream or response
@@ -56,6 +57,7 @@ __all__ = [
     "ConnectionClosed",
     "Forbidden",
     "HTTPStatusError",
+    "InputRequired",
     "InsecureTransportError",
     "InvalidMessage",
     "JSONRPCError",
@@ -182,6 +184,22 @@ class JSONRPCError(MCPConnError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.code, self.message, self.data))
+
+
+class InputRequired(MCPConnError):
+    """A 2026-07-28 result with ``resultType: "input_required"``: not a final answer.
+
+    ``input_requests`` are the raw wire input requests (key -> request);
+    ``request_state`` is the opaque state to echo verbatim on the retry (see
+    ``call_tool(..., input_responses=..., request_state=...)``).
+    """
+
+    def __init__(
+        self, message: str, *, input_requests: Mapping[str, Any], request_state: str | None
+    ) -> None:
+        super().__init__(message)
+        self.input_requests: dict[str, Any] = dict(input_requests)
+        self.request_state = request_state
 
 
 class TransportError(MCPConnError):

@@ -34,6 +34,7 @@ from mcpconn import (
     UnsupportedProtocolVersion,
 )
 from mcpconn._config import Limits
+from mcpconn._mcp.server_requests import Incoming
 from mcpconn._mcp.session import EraCache, Session, SessionHandlers, open_session
 
 URL = "http://127.0.0.1:9/mcp"
@@ -225,8 +226,8 @@ async def test_sse_reply_routes_progress_notifications_and_server_requests() -> 
     fake, inbox = Fake(), Inbox()
     answered = anyio.Event()
 
-    async def on_request(method: str, params: dict[str, Any] | None) -> dict[str, Any]:
-        return {"handled": method, "params": params}
+    async def on_request(request: Incoming) -> dict[str, Any]:
+        return {"handled": request.method, "params": request.params}
 
     async def tools_call(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
         token = body["params"]["_meta"]["progressToken"]

@@ -19,9 +19,9 @@ the stream is the cancellation) and a late response is ignored and counted.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -38,14 +38,19 @@ from .._exceptions import (
     SessionExpired,
     StreamEnded,
 )
+from . import calls as _calls
 from . import handshake as _handshake
 from . import inbound as _inbound
+from . import wanted as _wanted
+from .calls import NO_OPTIONS, CallOptions, CallStream
 from .handshake import ServerHello, client_capabilities
 from .inbound import ProgressCallback
+from .server_requests import Incoming, IncomingHandler, ServerRequestDesk
 from .transports import HTTPChannel, StatelessTransport, StreamLost, Transport
 from .transports.base import Era, describe
 from .transports.eras import EraCache
 from .transports.stateless import LISTEN_FILTER
+from .wanted import Wanted
 
 __all__ = [
     "Era",
@@ -73,9 +78,15 @@ class SessionHandlers:
     """
 
     on_notification: Callable[[dict[str, Any]], None]
-    on_request: Callable[[str, dict[str, Any] | None], Awaitable[dict[str, Any]]] | None = None
+    on_request: IncomingHandler | None = None
     on_reinitialized: Callable[[], None] | None = None
     capabilities: dict[str, Any] | None = None
+    #: The level and subscriptions to keep in force (shared with the connection).
+    wanted: Wanted = field(default_factory=Wanted)
+    #: A listener (re)started without replay: notifications may have been missed.
+    on_listener_fresh: Callable[[], None] | None = None
+    #: A server request was refused (over ``limits.max_server_requests``).
+    on_refused: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,10 @@ class SessionStatistics:
     resumptions: int
     reinitializations: int
     reissued: int
+    server_requests: int = 0
+    server_requests_refused: int = 0
+    server_requests_dropped: int = 0
+    server_requests_cancelled: int = 0
 
 
 class _Pending:
@@ -123,11 +138,17 @@ class Session:
         self._channel = HTTPChannel(client, config, auth)
         self._ids = _jsonrpc.IdAllocator()
         self._pending: dict[_jsonrpc.RequestId, _Pending] = {}
-        self._progress: dict[_jsonrpc.RequestId, ProgressCallback] = {}
+        self._progress: dict[Any, ProgressCallback] = {}
+        #: Legacy SSE has no per-call stream: a call's progress is found by its token.
+        self._legacy_calls: dict[Any, CallStream] = {}
+        self._desk = ServerRequestDesk(
+            config, task_group, handlers.on_request, self._send, handlers.on_refused
+        )
         self._inflight: set[anyio.CancelScope] = set()
         self._transport: Transport | None = None
         self._reinit_lock = anyio.Lock()
         self._generation = 0
+        self._listen_starts = 0
         self._closed = False
         self._discarded = False
         self._counts = dict.fromkeys(
@@ -158,6 +179,10 @@ class Session:
             resumptions=getattr(t, "resumptions", 0),
             reinitializations=c["reinit"],
             reissued=c["reissued"],
+            server_requests=self._desk.answered,
+            server_requests_refused=self._desk.refused,
+            server_requests_dropped=self._desk.dropped,
+            server_requests_cancelled=self._desk.cancelled,
         )
 
     def discard(self) -> None:
@@ -173,23 +198,48 @@ class Session:
         *,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
+        options: CallOptions | None = None,
     ) -> dict[str, Any]:
-        """Send a request; return its ``result``. See the module docstring for the rules.
+        """Send a request; return its final ``result``. See the module docstring for the rules.
 
         2026-07-28 removed ``ping``; there a ``ping`` is sent as ``server/discover``
         (the cheapest request every server must answer) and returns ``{}``, so a
-        keep-alive works the same in every era.
+        keep-alive works the same in every era. A result asking for input
+        (``resultType: "input_required"``) is raised or driven (`calls.complete_rounds`).
         """
         if self._closed:
             raise ConnectionClosed("the session is closed")
         if method == "ping" and self.era == "stateless":
             await self.request("server/discover", None, timeout=timeout)
             return {}
+        options = options or NO_OPTIONS
+        if on_progress is not None:
+            options = replace(options, on_progress=on_progress)
+        config = self._config
+
+        async def send(round_options: CallOptions) -> dict[str, Any]:
+            return await self._timed(method, params, round_options, timeout)
+
+        return await _calls.complete_rounds(
+            send,
+            options,
+            mode=config.input_required,
+            max_rounds=config.max_input_rounds,
+            answer=self._answer_input,
+        )
+
+    async def _timed(
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        options: CallOptions,
+        timeout: float | None,
+    ) -> dict[str, Any]:
         timeout = self._config.timeouts.request if timeout is None else timeout
         sent: list[_jsonrpc.RequestId] = []
         try:
             with anyio.move_on_after(timeout):
-                return await self._with_rules(method, params, on_progress, sent)
+                return await self._with_rules(method, params, options, sent)
         except anyio.get_cancelled_exc_class():
             if sent and self.era != "stateless" and not self._closed:
                 self._tg.start_soon(self._send_cancelled, sent[-1], "cancelled")
@@ -212,19 +262,63 @@ class Session:
         session era a 404 re-initializes the session and raises `StreamEnded`.
         """
         transport = self._require_transport()
-        request = None
-        if self.era == "stateless":
-            request = _jsonrpc.Request(
-                self._ids.next(), "subscriptions/listen", {"notifications": dict(LISTEN_FILTER)}
-            )
         generation = self._generation
         try:
-            await transport.listen(self._dispatch, request)
+            if self.era == "stateless":
+                await self._listen_stateless(transport)
+            else:
+                self._listen_starts += 1
+                state = getattr(transport, "listen_state", None)
+                if state is None or not state.last_event_id:
+                    self._listener_fresh()  # no Last-Event-ID: nothing will be replayed
+                await transport.listen(self._dispatch, None)
         except SessionExpired:
             if self.era != "streamable-http":
                 raise
             await self._reinitialize(generation)
             raise StreamEnded("the session was re-initialized", retry=None) from None
+
+    async def _listen_stateless(self, transport: Transport) -> None:
+        """``subscriptions/listen`` with our filter; a change of subscriptions re-listens."""
+        wanted = self._handlers.wanted
+        while True:
+            changed = wanted.changed()
+            notifications = wanted.listen_filter(LISTEN_FILTER)
+            request = _jsonrpc.Request(
+                self._ids.next(), "subscriptions/listen", {"notifications": notifications}
+            )
+            self._listen_starts += 1
+            with anyio.CancelScope() as scope:
+                waiter = anyio.CancelScope()
+                self._tg.start_soon(_cancel_on, changed, scope, waiter)
+                try:
+                    await transport.listen(self._dispatch_listener, request)
+                finally:
+                    waiter.cancel()
+            if not changed.is_set():
+                return  # unreachable: listen always raises; kept for the type checker
+
+    def _dispatch_listener(self, message: _jsonrpc.Message) -> None:
+        # 2026: the acknowledgement says the stream is live and nothing is replayed.
+        if (
+            isinstance(message, _jsonrpc.Notification)
+            and message.method == "notifications/subscriptions/acknowledged"
+        ):
+            self._listener_fresh()
+        self._dispatch(message)
+
+    def _listener_fresh(self) -> None:
+        """A listener restarted without replay: what it missed while down is lost.
+
+        The session's first listener needs nothing: the session's lists were
+        dropped when it opened.
+        """
+        callback = self._handlers.on_listener_fresh
+        if callback is not None and self._listen_starts > 1:
+            try:
+                callback()
+            except Exception:
+                logger.exception("on_listener_fresh raised")
 
     # ---- the rules ----------------------------------------------------------------------
 
@@ -232,14 +326,14 @@ class Session:
         self,
         method: str,
         params: dict[str, Any] | None,
-        on_progress: ProgressCallback | None,
+        options: CallOptions,
         sent: list[_jsonrpc.RequestId],
     ) -> dict[str, Any]:
         reinitialized = reissued = relisted = False
         while True:
             generation = self._generation
             try:
-                result = await self._roundtrip(method, params, on_progress, sent)
+                result = await self._roundtrip(method, params, options, sent)
             except JSONRPCError as exc:
                 # The spec's answer to HeaderMismatch on tools/call: re-read the
                 # tools (their x-mcp-header annotations may have changed), retry once.
@@ -281,15 +375,23 @@ class Session:
         self,
         method: str,
         params: dict[str, Any] | None,
-        on_progress: ProgressCallback | None = None,
+        options: CallOptions | None = None,
         sent: list[_jsonrpc.RequestId] | None = None,
     ) -> dict[str, Any]:
         transport = self._require_transport()
         rid = self._ids.next()
+        options = options or NO_OPTIONS
+        on_progress = options.on_progress
+        ours = rid if on_progress is not None else None
+        token = ours if ours is not None else _calls.progress_token_of(options, params)
+        level = self._handlers.wanted.log_level if self.era == "stateless" else None
+        params = _calls.merge_params(params, options, log_level=level, progress_token=ours)
+        stream = CallStream(options, token)
         if on_progress is not None:
-            params = dict(params or {})
-            params["_meta"] = {**(params.get("_meta") or {}), "progressToken": rid}
             self._progress[rid] = on_progress
+        legacy = self.era == "sse" and token is not None and options.on_notification is not None
+        if legacy:
+            self._legacy_calls[token] = stream
         pending = self._pending[rid] = _Pending()
         if sent is not None:
             sent.append(rid)
@@ -301,13 +403,15 @@ class Session:
                 await transport.send_request(
                     _jsonrpc.Request(rid, method, params),
                     done=pending.done.is_set,
-                    dispatch=self._dispatch,
+                    dispatch=lambda message: self._dispatch(message, stream),
                 )
                 await pending.done.wait()
         finally:
             self._inflight.discard(scope)
             del self._pending[rid]
             self._progress.pop(rid, None)
+            if legacy:
+                self._legacy_calls.pop(token, None)
         if scope.cancelled_caught:
             raise ConnectionClosed("the session closed while the request was in flight")
         if pending.error is not None:
@@ -343,10 +447,20 @@ class Session:
 
     # ---- inbound --------------------------------------------------------------------------
 
-    def _dispatch(self, message: _jsonrpc.Message) -> None:
-        """Route one inbound message; sync, never raises for the server's sake."""
+    def _dispatch(self, message: _jsonrpc.Message, stream: CallStream | None = None) -> None:
+        """Route one inbound message; sync, never raises for the server's sake.
+
+        ``stream`` is the call whose own response stream carried ``message``
+        (None on the listener and on the legacy SSE stream).
+        """
         if isinstance(message, _jsonrpc.Notification):  # the common case first
-            _inbound.deliver_notification(message, self._progress, self._handlers.on_notification)
+            if message.method == "notifications/cancelled":
+                self._desk.cancel(message.params)
+            if stream is None and self._legacy_calls and message.method == "notifications/progress":
+                stream = self._legacy_calls.get((message.params or {}).get("progressToken"))
+            _inbound.deliver_notification(
+                message, self._progress, self._handlers.on_notification, stream
+            )
         elif isinstance(message, (_jsonrpc.Response, _jsonrpc.ErrorResponse)):
             pending = self._pending.get(message.id) if message.id is not None else None
             if pending is None:
@@ -364,11 +478,19 @@ class Session:
             self._counts["skipped"] += 1
             logger.debug("ignored %s: no server requests in the stateless era", describe(message))
         else:
-            self._tg.start_soon(self._answer, message)
+            context = stream.options.context if stream is not None else None
+            self._desk.receive(message, context)
 
-    async def _answer(self, request: _jsonrpc.Request) -> None:
-        timeout = self._config.timeouts.request
-        await _inbound.answer(request, self._handlers.on_request, timeout, self._send)
+    async def _answer_input(
+        self, method: str, params: dict[str, Any] | None, key: str, context: Any
+    ) -> dict[str, Any] | None:
+        """2026 MRTR "drive": one input request, answered by the request handlers."""
+        handler = self._handlers.on_request
+        if handler is None:
+            return None
+        with anyio.fail_after(self._config.timeouts.server_request):
+            result = await handler(Incoming(method, params, key, context, anyio.Event()))
+        return result if isinstance(result, dict) else None
 
     def _fail_all(self, error: MCPConnError) -> None:
         for pending in self._pending.values():
@@ -422,6 +544,7 @@ class Session:
         hello = await _handshake.initialize(transport, self._roundtrip, self._config, capabilities)
         self._adopt(hello)
         await transport.send_message(_jsonrpc.Notification("notifications/initialized", None))
+        await _wanted.apply(self._handlers.wanted, self.capabilities, self._roundtrip)
 
     def _client_capabilities(self) -> dict[str, Any]:
         return dict(self._handlers.capabilities or {})
@@ -435,6 +558,7 @@ class Session:
     async def _aclose(self) -> None:
         self._closed = True
         self._fail_all(ConnectionClosed("the session closed"))
+        self._desk.cancel_all()
         for scope in self._inflight:
             scope.cancel()
         transport = self._transport
@@ -469,3 +593,10 @@ async def open_session(
             tg.cancel_scope.cancel()
     if error is not None:
         raise error
+
+
+async def _cancel_on(event: anyio.Event, target: anyio.CancelScope, own: anyio.CancelScope) -> None:
+    """Cancel ``target`` when ``event`` fires; ``own`` ends the wait when the listen ends."""
+    with own:
+        await event.wait()
+        target.cancel()

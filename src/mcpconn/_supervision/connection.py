@@ -52,16 +52,20 @@ from .._exceptions import (
     SessionExpired,
     Unauthorized,
 )
+from .._mcp.calls import CallOptions
 from .._mcp.lists import ListCache
-from .._mcp.session import EraCache, Session, SessionHandlers, client_capabilities, open_session
+from .._mcp.server_requests import Incoming
+from .._mcp.session import EraCache, Session, SessionHandlers, open_session
+from .._mcp.wanted import Wanted
 from .._tokens.auth import BearerAuth
 from .._tokens.source import TokenSource
 from .notifications import Broadcast, Subscription
+from .server_requests import RequestHandler, ServerRequest, declared_capabilities, merge_handlers
 from .stats import Counters, StateChange
+from .surface import Negotiated, ProtocolSurface
 
 logger = logging.getLogger("mcpconn")
 
-RequestHandler = Callable[[dict[str, Any] | None], Awaitable[dict[str, Any]]]
 ReauthCallback = Callable[[ReauthRequired], Awaitable[None] | None]
 
 _AUTH_INPUTS = (Input.UNAUTHORIZED, Input.SCOPE_DENIED, Input.REAUTH_REQUIRED)
@@ -85,7 +89,7 @@ class ConnectionContext:
     productive_after: float = 60.0
 
 
-class Connection:
+class Connection(ProtocolSurface):
     """A live, self-healing MCP connection to one server for one principal.
 
     Calls on READY go straight through; on CONNECTING/BACKOFF they wait within
@@ -94,7 +98,13 @@ class Connection:
     """
 
     def __init__(
-        self, context: ConnectionContext, config: ServerConfig, principal: str, machine: Machine
+        self,
+        context: ConnectionContext,
+        config: ServerConfig,
+        principal: str,
+        machine: Machine,
+        *,
+        request_handlers: Mapping[str, RequestHandler] | None = None,
     ) -> None:
         self.server = config
         self.principal = principal
@@ -126,6 +136,9 @@ class Connection:
         self._tg: anyio.abc.TaskGroup | None = None
         self._notes: Broadcast[dict[str, Any]] = Broadcast(config.limits.notification_buffer)
         self._lists = ListCache()
+        self._request_handlers = merge_handlers(context.request_handlers, request_handlers)
+        self._wanted = Wanted(config.log_level)
+        self._negotiated: Negotiated | None = None
         self._inflight = 0
         self._idle: anyio.Event | None = None  # set while calls are in flight
         self.last_used = anyio.current_time()
@@ -173,8 +186,27 @@ class Connection:
         *,
         timeout: float | None = None,
         on_progress: Callable[[dict[str, Any]], None] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        on_notification: Callable[[dict[str, Any]], None] | None = None,
+        context: Any = None,
+        input_responses: Mapping[str, Any] | None = None,
+        request_state: str | None = None,
     ) -> dict[str, Any]:
-        """Send one JSON-RPC request; return its ``result`` object."""
+        """Send one JSON-RPC request; return its final ``result`` object.
+
+        ``meta`` is merged into ``_meta``; ``on_notification`` gets every
+        notification on this request's own stream (legacy SSE: its progress);
+        ``context`` reaches the handler of a server request that stream (or a
+        2026 input round) carried. See the README's "Per-call options".
+        """
+        options = CallOptions(
+            meta=meta,
+            on_progress=on_progress,
+            on_notification=on_notification,
+            context=context,
+            input_responses=input_responses,
+            request_state=request_state,
+        )
         timeout = self.server.timeouts.request if timeout is None else timeout
         deadline = anyio.current_time() + timeout
         session: Session | None = None
@@ -191,7 +223,7 @@ class Connection:
                 method,
                 params,
                 timeout=max(0.001, deadline - anyio.current_time()),
-                on_progress=on_progress,
+                options=options,
             )
         except (Unauthorized, Forbidden, ReauthRequired, SessionExpired) as exc:
             self._report(exc, epoch)
@@ -200,17 +232,6 @@ class Connection:
             raise
         finally:
             self._end_call()
-
-    async def call_tool(
-        self,
-        name: str,
-        arguments: dict[str, Any] | None = None,
-        *,
-        timeout: float | None = None,
-        on_progress: Callable[[dict[str, Any]], None] | None = None,
-    ) -> dict[str, Any]:
-        params: dict[str, Any] = {"name": name, "arguments": arguments or {}}
-        return await self.request("tools/call", params, timeout=timeout, on_progress=on_progress)
 
     async def list_tools(self, *, refresh: bool = False) -> list[dict[str, Any]]:
         """All tools, following pagination; cached until ``list_changed`` or a new session."""
@@ -349,8 +370,13 @@ class Connection:
         handlers = SessionHandlers(
             on_notification=lambda msg: self._on_notification(msg, epoch),
             on_request=self._on_server_request,
-            on_reinitialized=self._lists.invalidate,
-            capabilities=client_capabilities(self._ctx.request_handlers),
+            on_reinitialized=self._on_reinitialized,
+            capabilities=declared_capabilities(
+                self._request_handlers, self.server.client_capabilities
+            ),
+            wanted=self._wanted,
+            on_listener_fresh=self._lists.invalidate,
+            on_refused=self._count_refused,
         )
         try:
             if self._auth is not None:
@@ -373,6 +399,7 @@ class Connection:
                     self._session, self._session_epoch = session, epoch
                     self._session_tg, self._session_close, self._session_done = tg, close, done
                     self._lists.invalidate()
+                    self._negotiated = Negotiated.of(session)
                     self.post(Fact(Input.OPENED, reason=f"opened ({session.era})"), epoch)
                     if self.server.ping_interval:
                         tg.start_soon(self._pinger, session, epoch)
@@ -533,12 +560,12 @@ class Connection:
         await self._changed.wait()
 
     async def _list(self, kind: str, refresh: bool) -> list[dict[str, Any]]:
-        cached = None if refresh else self._lists.cached(kind)
+        cached = None if refresh else self._lists.cached(kind, anyio.current_time())
         if cached is not None:
             return cached
         with anyio.move_on_after(self.server.timeouts.request):
             await self._usable_session()  # a new session clears the cache: wait for it first
-        return await self._lists.fetch(kind, self.request)
+        return await self._lists.fetch(kind, self.request, anyio.current_time)
 
     # ---- server-to-client traffic ----------------------------------------------
 
@@ -550,13 +577,24 @@ class Connection:
                 self.post(Fact(Input.PRODUCTIVE, reason="received an event"), epoch)
         self._notes.publish(message)
 
-    async def _on_server_request(
-        self, method: str, params: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        handler = self._ctx.request_handlers.get(method)
+    def set_request_handlers(self, handlers: Mapping[str, RequestHandler]) -> None:
+        """Replace this connection's own handlers (capabilities follow on the next session)."""
+        self._request_handlers = merge_handlers(self._ctx.request_handlers, handlers)
+
+    async def _on_server_request(self, incoming: Incoming) -> dict[str, Any]:
+        handler = self._request_handlers.get(incoming.method)
         if handler is None:
-            raise JSONRPCError(-32601, f"method not found: {method}")
-        return await handler(params)
+            raise JSONRPCError(-32601, f"Method not found: {incoming.method}")
+        return await handler(ServerRequest.of(incoming, self))
+
+    def _count_refused(self) -> None:
+        self._ctx.counters.server_requests_refused += 1
+
+    def _on_reinitialized(self) -> None:
+        self._lists.invalidate()
+        session = self._session
+        if session is not None:
+            self._negotiated = Negotiated.of(session)
 
     def _who(self) -> str:
         return f"server={self.server.name} principal={self.principal}"

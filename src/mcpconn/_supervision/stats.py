@@ -31,6 +31,7 @@ class Counters:
     transient_failures: int = 0
     parks: int = 0
     notifications: int = 0
+    server_requests_refused: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,3 +62,5 @@ class SupervisorStatistics:
     token_provider_calls: int
     retry_budget_exhausted: int
     servers: Mapping[str, ServerStatistics]
+    #: Server-to-client requests refused or dropped over ``limits.max_server_requests``.
+    server_requests_refused: int = 0

@@ -28,8 +28,9 @@ from .._exceptions import ConnectionClosed
 from .._http.shards import ClientShards
 from .._mcp.session import EraCache
 from .._tokens.source import TokenSource
-from .connection import Connection, ConnectionContext, ReauthCallback, RequestHandler
+from .connection import Connection, ConnectionContext, ReauthCallback
 from .notifications import Broadcast, Subscription
+from .server_requests import RequestHandler
 from .stats import Counters, ServerStatistics, StateChange, SupervisorStatistics
 
 logger = logging.getLogger("mcpconn")
@@ -130,11 +131,19 @@ class Supervisor:
 
     # ---- connections ------------------------------------------------------------
 
-    async def connect(self, server: ServerConfig, principal: str) -> Connection:
+    async def connect(
+        self,
+        server: ServerConfig,
+        principal: str,
+        *,
+        request_handlers: Mapping[str, RequestHandler] | None = None,
+    ) -> Connection:
         """The one connection for (server, principal), created and started if needed.
 
         A different `ServerConfig` under the same name replaces the old connection;
-        calls in flight on the old one finish first.
+        calls in flight on the old one finish first. ``request_handlers`` answer
+        this connection's server requests, merged per method over the
+        supervisor's (the connection's win; given again, they replace the old).
         """
         if self._tg is None or self._closing:
             raise ConnectionClosed("the supervisor is not running")
@@ -142,6 +151,8 @@ class Supervisor:
         existing = self._connections.get(key)
         if existing is not None and existing.state is not State.CLOSED:
             if existing.server == server:
+                if request_handlers is not None:
+                    existing.set_request_handlers(request_handlers)
                 return existing
             self._tg.start_soon(self._retire, existing)
         now = anyio.current_time()
@@ -152,7 +163,9 @@ class Supervisor:
             start_delay=start_delay,
             listen=server.listen,
         )
-        conn = Connection(self._context_for(server), server, principal, machine)
+        conn = Connection(
+            self._context_for(server), server, principal, machine, request_handlers=request_handlers
+        )
         self._connections[key] = conn
         await self._tg.start(self._run_connection, conn)
         return conn
@@ -212,6 +225,7 @@ class Supervisor:
             token_provider_calls=token_stats.provider_calls,
             retry_budget_exhausted=sum(s.retry_budget_exhausted for s in servers.values()),
             servers=servers,
+            server_requests_refused=c.server_requests_refused,
         )
 
     # ---- internals --------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""What the embedder wants in force on every session: a log level, resource subscriptions.
+
+A connection outlives its sessions, so it keeps one `Wanted` and every session
+re-applies it: in the session eras after each initialize and re-initialize
+(``logging/setLevel`` when the server declares ``logging``, one
+``resources/subscribe`` per URI when it declares ``resources.subscribe``; the
+session waits for the replies, so READY means they are in force); in
+2026-07-28 the level rides every request's ``_meta`` and the subscriptions the
+listener's ``resourceSubscriptions`` filter (a change re-listens).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import anyio
+
+from .._config import LOG_LEVELS
+from .._exceptions import JSONRPCError
+
+__all__ = ["Wanted", "apply", "check_level", "declares_logging", "declares_subscribe"]
+
+logger = logging.getLogger("mcpconn.session")
+
+Roundtrip = Callable[[str, dict[str, Any] | None], Awaitable[dict[str, Any]]]
+
+
+def check_level(level: str) -> str:
+    if level not in LOG_LEVELS:
+        raise ValueError(f"unknown log level {level!r}; one of {LOG_LEVELS}")
+    return level
+
+
+def declares_logging(capabilities: Mapping[str, Any]) -> bool:
+    return isinstance(capabilities.get("logging"), dict)
+
+
+def declares_subscribe(capabilities: Mapping[str, Any]) -> bool:
+    resources = capabilities.get("resources")
+    return isinstance(resources, dict) and resources.get("subscribe") is True
+
+
+class Wanted:
+    """The level and subscriptions one connection asks for; ``changed`` fires on an edit."""
+
+    __slots__ = ("_changed", "log_level", "subscriptions")
+
+    def __init__(self, log_level: str | None = None) -> None:
+        self.log_level = log_level
+        self.subscriptions: set[str] = set()
+        self._changed: anyio.Event | None = None
+
+    def mark_changed(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    def changed(self) -> anyio.Event:
+        """An event set at the next edit of the subscriptions (made on demand)."""
+        if self._changed is None:
+            self._changed = anyio.Event()
+        return self._changed
+
+    def listen_filter(self, base: Mapping[str, Any]) -> dict[str, Any]:
+        """The 2026-07-28 ``subscriptions/listen`` filter with our resource URIs."""
+        out = dict(base)
+        if self.subscriptions:
+            out["resourceSubscriptions"] = sorted(self.subscriptions)
+        return out
+
+
+async def apply(wanted: Wanted, capabilities: Mapping[str, Any], roundtrip: Roundtrip) -> None:
+    """Session eras, after ``initialize``: put the level and subscriptions in force."""
+    steps: list[tuple[str, dict[str, Any]]] = []
+    if wanted.log_level is not None and declares_logging(capabilities):
+        steps.append(("logging/setLevel", {"level": wanted.log_level}))
+    if wanted.subscriptions and declares_subscribe(capabilities):
+        steps.extend(("resources/subscribe", {"uri": uri}) for uri in sorted(wanted.subscriptions))
+    for method, params in steps:
+        try:
+            await roundtrip(method, params)
+        except JSONRPCError as exc:  # the server refused this one: the session still works
+            logger.warning("%s was refused (JSON-RPC error %d)", method, exc.code)
