@@ -300,8 +300,12 @@ class Aggregator:
             with contextlib.suppress(anyio.WouldBlock, anyio.ClosedResourceError):
                 notes.send_nowait(note)  # a flood drops the excess; the call goes on
 
-        def progress(params: dict[str, Any]) -> None:
+        def progress(params: dict[str, Any]) -> None:  # our on_progress sets a progressToken
             forward({"method": "notifications/progress", "params": params})
+
+        def other(note: dict[str, Any]) -> None:  # everything else on the call's stream
+            if note.get("method") != "notifications/progress":
+                forward(note)
 
         level = upstream.log_level
         failure: mcpconn.MCPConnError | None = None
@@ -312,7 +316,7 @@ class Aggregator:
                     result = await send(
                         conn,
                         on_progress=progress,
-                        on_notification=forward,
+                        on_notification=other,
                         meta={LOG_LEVEL_META: level} if level else None,
                         context=upstream,
                     )
@@ -320,7 +324,7 @@ class Aggregator:
                     failure = exc
         if failure is not None:
             raise failure
-        return result
+        return without_protocol_meta(result)
 
     async def call_tool(self, upstream: Upstream, params: types.CallToolRequestParams) -> Any:
         server, _, tool = params.name.partition("_")
@@ -552,6 +556,17 @@ def build_server(agg: Aggregator) -> Server[Any]:
 
 def renamed(model: Any, item: dict[str, Any], new: str, *, key: str = "name") -> Any:
     return model.model_validate({**item, key: new})
+
+
+def without_protocol_meta(result: dict[str, Any]) -> dict[str, Any]:
+    """Drop the downstream's ``io.modelcontextprotocol/*`` ``_meta`` (its serverInfo...)."""
+    meta = result.get("_meta")
+    if isinstance(meta, dict):
+        kept = {k: v for k, v in meta.items() if not k.startswith("io.modelcontextprotocol/")}
+        result = {k: v for k, v in result.items() if k != "_meta"}
+        if kept:
+            result["_meta"] = kept
+    return result
 
 
 def error_result(text: str) -> types.CallToolResult:

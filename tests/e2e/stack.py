@@ -58,6 +58,13 @@ def principal(prefix: str = "user") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+#: ``client.set_logging_level()`` warns: logging/setLevel is deprecated in 2026-07-28, but
+#: the session era still has it, and that is what these tests use it for.
+SESSION_ERA_LOGGING = pytest.mark.filterwarnings(
+    "ignore::mcp.shared.exceptions.MCPDeprecationWarning"
+)
+
+
 class Process:
     """One subprocess whose first stdout line says it is ready."""
 

@@ -20,6 +20,7 @@ from stack import (
     ASYNCGEN_LEAKS_OF_THE_SDK_CLIENT,
     MODES,
     SECRET,
+    SESSION_ERA_LOGGING,
     Inbox,
     Stack,
     mint,
@@ -155,6 +156,7 @@ async def test_a_revoked_principal_parks_fails_fast_and_a_new_token_resumes(stac
     assert await stack.state_of("beta", who) == "ready"
 
 
+@SESSION_ERA_LOGGING
 @pytest.mark.parametrize("mode", MODES)
 async def test_progress_and_logs_reach_the_upstream_request(stack: Stack, mode: str) -> None:
     logs, progress = Inbox(), Inbox()

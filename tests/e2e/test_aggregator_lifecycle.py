@@ -16,6 +16,7 @@ import pytest
 from stack import (
     ASYNCGEN_LEAKS_OF_THE_SDK_CLIENT,
     MODES,
+    SESSION_ERA_LOGGING,
     Inbox,
     Stack,
     mint,
@@ -55,6 +56,7 @@ async def test_a_downstream_elicitation_request_reaches_the_upstream_client(
     assert eras == {"streamable-http"}
 
 
+@SESSION_ERA_LOGGING
 async def test_logs_follow_the_level_the_session_era_client_set(stack: Stack) -> None:
     logs = Inbox()
 
