@@ -72,9 +72,10 @@ LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "e
 MARGIN = 2.0  # seconds before expiry a token no longer goes downstream
 IN_FLIGHT = 0.5  # and upstream, the time a request takes to get there
 READY_WAIT = 5.0  # after publishing a new token: how long a call waits for READY
-LIST_WAIT = 3.0  # a listing never waits longer than this for one server
+LIST_WAIT = 1.5  # a listing never waits longer than this for one server
 MAX_INPUT_ROUNDS = 8
 MAX_PENDING = 10_000  # unanswered MRTR rounds remembered
+MAX_SESSIONS = 16  # upstream sessions per principal that hear list_changed
 BRIDGE_TIMEOUT = 60.0  # how long a downstream call waits for a 2026 client's answer
 REAUTH_TEXT = "re-authentication required: log in again and retry with a new token"
 SERVER_REQUESTS: dict[str, tuple[type[Any], type[Any]]] = {
@@ -241,8 +242,11 @@ class Aggregator:
             self.tokens.publish(principal, access.token)  # wakes a parked connection at once
         if ctx.protocol_version != MODERN and ctx.request is not None:
             session_id = ctx.request.headers.get("mcp-session-id")
-            if session_id:  # where list_changed goes for this principal
-                self._sessions.setdefault(principal, {})[session_id] = ctx.session
+            sessions = self._sessions.setdefault(principal, {})
+            if session_id and session_id not in sessions:  # where its list_changed go
+                sessions[session_id] = ctx.session
+                while len(sessions) > MAX_SESSIONS:  # forget the oldest
+                    sessions.pop(next(iter(sessions)))
         if ctx.protocol_version == MODERN:
             level = (ctx.meta or {}).get(LOG_LEVEL_META)
         else:
@@ -439,11 +443,14 @@ class Aggregator:
 
     async def _watch(self, conn: mcpconn.Connection) -> None:
         """Downstream list_changed -> upstream list_changed, to that principal only."""
-        async with conn.notifications() as notes:
-            async for note in notes:
-                change = LIST_CHANGED.get(note.get("method", ""))
-                if change is not None:
-                    await self._announce(conn.principal, *change)
+        try:
+            async with conn.notifications() as notes:
+                async for note in notes:
+                    change = LIST_CHANGED.get(note.get("method", ""))
+                    if change is not None:
+                        await self._announce(conn.principal, *change)
+        finally:  # the connection closed (or was replaced): a new one gets a new watcher
+            self._watched.discard(conn)
 
     async def _announce(self, principal: str, session_method: str, event: Any) -> None:
         sessions = self._sessions.get(principal, {})
