@@ -343,7 +343,9 @@ class Aggregator:
             if pending is None or pending.owner != owner:
                 return error_result("unknown or expired requestState")
             if isinstance(pending, Bridge):
-                return await self._next_round(pending, responses)
+                if not responses or "ask" not in responses:
+                    return error_result("the input request was not answered")
+                return await self._next_round(pending, responses["ask"])
             state = pending.state
         elif upstream.modern and await self._era(server, upstream) != "stateless":
             # a 2026 client cannot take server requests: bridge them into MRTR rounds
@@ -421,10 +423,10 @@ class Aggregator:
         finally:
             self._pending = {k: v for k, v in self._pending.items() if v is not bridge}
 
-    async def _next_round(self, bridge: Bridge, responses: dict[str, Any] | None) -> Any:
+    async def _next_round(self, bridge: Bridge, answer: dict[str, Any] | None) -> Any:
         """Deliver the client's answer (if any); then the result, or the next question."""
-        if responses is not None:
-            await bridge.answer(next(iter(responses.values()), {}))
+        if answer is not None:
+            await bridge.answer(answer)
         kind, value = await bridge.next()
         if kind == "result":
             return value
@@ -641,13 +643,13 @@ async def main(args: argparse.Namespace) -> None:
         )
         config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
         web = QuietServer(config)
-        async with agg.running(), anyio.create_task_group() as tg:
-            tg.start_soon(web.serve, [sock])
-            while not web.started:  # noqa: ASYNC110 (uvicorn has no started event)
-                await anyio.sleep(0.01)
-            print(f"PORT {sock.getsockname()[1]}", flush=True)
-            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                async for _ in signals:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with agg.running(), anyio.create_task_group() as tg:
+                tg.start_soon(web.serve, [sock])
+                while not web.started:  # noqa: ASYNC110 (uvicorn has no started event)
+                    await anyio.sleep(0.01)
+                print(f"PORT {sock.getsockname()[1]}", flush=True)
+                async for _ in signals:  # one signal, even one sent during start-up
                     web.should_exit = True  # uvicorn stops; then the supervisor closes all
                     break
 
