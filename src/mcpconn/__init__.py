@@ -35,7 +35,12 @@ from ._exceptions import (
 from ._supervision.connection import Connection
 from ._supervision.notifications import Subscription
 from ._supervision.server_requests import ServerRequest
-from ._supervision.stats import ServerStatistics, StateChange, SupervisorStatistics
+from ._supervision.stats import (
+    ConnectionHealth,
+    ServerStatistics,
+    StateChange,
+    SupervisorStatistics,
+)
 from ._supervision.supervisor import StormControl, Supervisor
 from ._tokens.auth import BearerAuth
 from ._tokens.source import TokenRequest, TokenSource, TokenSourceStatistics
@@ -47,6 +52,7 @@ __all__ = [
     "Challenge",
     "Connection",
     "ConnectionClosed",
+    "ConnectionHealth",
     "Forbidden",
     "HTTPStatusError",
     "InputRequired",

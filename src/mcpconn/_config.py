@@ -48,6 +48,9 @@ class Limits:
     #: Server-to-client requests answered at once per connection; the excess is refused
     #: at once with a JSON-RPC error (and counted), so a flood holds no more sockets.
     max_server_requests: int = 8
+    #: Requests in flight to this server at once, over all its principals (None: no cap).
+    #: Calls beyond it wait (within their timeout); they are never serialised below it.
+    max_inflight: int | None = None
 
 
 @dataclass(frozen=True)

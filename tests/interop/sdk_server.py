@@ -26,11 +26,21 @@ import jwt
 import uvicorn
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
-from pydantic import Field
+from mcp_types import Completion, EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
+from pydantic import BaseModel, Field
 
 MODES = ("stateful", "json", "stateless", "resumable", "idle", "sse")
+
+
+class Name(BaseModel):
+    name: str
+
+
+def ask_name() -> Elicit[Name]:
+    """A resolver that elicits: mid-call in session eras, an input round in 2026-07-28."""
+    return Elicit("Who is asking?", Name)
 
 
 class JWTVerifier:
@@ -131,6 +141,48 @@ def build(mode: str, idle: float) -> Any:
 
     for n in range(3):
         server.add_tool(lambda n=n: n, name=f"extra_{n}", description=f"extra tool {n}")
+
+    @server.tool()
+    async def greet(who: Annotated[Name, Resolve(ask_name)]) -> str:
+        """Greet whoever the client's elicitation handler names."""
+        return f"hello {who.name}"
+
+    @server.tool()
+    async def touch(uri: str, ctx: Context) -> str:
+        """Say the resource changed: to subscribers (session) or subscriptions (2026)."""
+        if ctx.protocol_version == "2026-07-28":
+            await ctx.notify_resource_updated(uri)
+        else:
+            await ctx.session.send_resource_updated(uri)
+        return "touched"
+
+    @server.resource("peer://readme", mime_type="text/plain")
+    def readme() -> str:
+        return "read me"
+
+    @server.resource("peer://items/{item}", mime_type="text/plain")
+    def item(item: str) -> str:
+        return f"item {item}"
+
+    @server.prompt()
+    def hello(who: str) -> str:
+        """Say hello to someone."""
+        return f"Say hello to {who}"
+
+    @server.completion()
+    async def complete(ref: Any, argument: Any, context: Any) -> Completion:
+        known = dict(context.arguments or {}) if context is not None else {}
+        return Completion(values=[f"{argument.value}-{len(known)}"], total=1, has_more=False)
+
+    async def on_subscribe(ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
+        return EmptyResult()
+
+    async def on_unsubscribe(ctx: Any, params: UnsubscribeRequestParams) -> EmptyResult:
+        return EmptyResult()
+
+    lowlevel = server._lowlevel_server
+    lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, on_subscribe)
+    lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, on_unsubscribe)
 
     if mode == "sse":
         return server.sse_app()

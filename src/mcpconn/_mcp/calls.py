@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from .._core import jsonrpc as _jsonrpc
 from .._exceptions import InputRequired, InvalidMessage, MCPConnError
+from .trace import trace_meta
 
 __all__ = [
     "LOG_LEVEL_KEY",
@@ -65,11 +66,12 @@ def merge_params(
 ) -> dict[str, Any] | None:
     """``params`` with this call's ``_meta`` and MRTR fields merged in.
 
-    Order of precedence, lowest first: our per-request log level (2026), the
-    params' own ``_meta``, the caller's ``meta``, then our ``progressToken``
-    when we route progress. The transport stamps the other protocol keys last.
+    Order of precedence, lowest first: the active trace context, our
+    per-request log level (2026), the params' own ``_meta``, the caller's
+    ``meta``, then our ``progressToken`` when we route progress. The transport
+    stamps the other protocol keys last.
     """
-    meta: dict[str, Any] = {}
+    meta: dict[str, Any] = trace_meta()
     if log_level is not None:
         meta[LOG_LEVEL_KEY] = log_level
     own = params.get("_meta") if params else None
@@ -126,8 +128,8 @@ def result_type(result: Mapping[str, Any]) -> ResultType:
         return "complete"
     if value == "input_required":
         return "input_required"
-    shown = str(value)[:40] if isinstance(value, str) else type(value).__name__
-    raise InvalidMessage(f"unknown resultType {shown!r}")
+    # never quoted: a hostile server could put anything there, our token included
+    raise InvalidMessage(f"unknown resultType (a {type(value).__name__}, not MCP we speak)")
 
 
 def _input_required(result: Mapping[str, Any], why: str) -> InputRequired:

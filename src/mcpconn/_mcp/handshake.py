@@ -26,7 +26,15 @@ from .transports import (
     Transport,
 )
 from .transports.base import Era
-from .transports.eras import SESSION_VERSIONS, EraCache, NotModern, is_fallback, negotiate, plan
+from .transports.eras import (
+    HEADER_MISMATCH,
+    SESSION_VERSIONS,
+    EraCache,
+    NotModern,
+    is_fallback,
+    negotiate,
+    plan,
+)
 
 __all__ = [
     "Roundtrip",
@@ -140,7 +148,14 @@ async def discover(
 ) -> ServerHello:
     """The 2026-07-28 handshake: ``server/discover``, with SEP-2575 version negotiation."""
     try:
-        result = await roundtrip("server/discover", {})
+        try:
+            result = await roundtrip("server/discover", {})
+        except JSONRPCError as exc:
+            if exc.code != HEADER_MISMATCH:
+                raise
+            # a modern server: correct and retry (once), never fall back
+            logger.debug("server/discover: HeaderMismatch; retrying once")
+            result = await roundtrip("server/discover", {})
     except JSONRPCError as exc:
         # SEP-2575: retry once with the newest version both sides speak when
         # that is a modern one; otherwise `is_fallback` decides (initialize).

@@ -87,6 +87,8 @@ class ConnectionContext:
     request_handlers: Mapping[str, RequestHandler] = field(default_factory=dict)
     #: Seconds READY after which the attempt counter resets even with no event.
     productive_after: float = 60.0
+    #: The server's cap on requests in flight (``Limits.max_inflight``), shared.
+    inflight_cap: anyio.CapacityLimiter | None = None
 
 
 class Connection(ProtocolSurface):
@@ -217,6 +219,14 @@ class Connection(ProtocolSurface):
             raise RequestTimeout(
                 f"{self!r} not ready within {timeout:g}s (last error: {self.last_error!r})"
             )
+        cap, borrower = self._ctx.inflight_cap, object()
+        if cap is not None:
+            acquired = False
+            with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+                await cap.acquire_on_behalf_of(borrower)
+                acquired = True
+            if not acquired:
+                raise RequestTimeout(f"{self!r}: no room under limits.max_inflight in time")
         self._begin_call()
         try:
             return await session.request(
@@ -232,6 +242,8 @@ class Connection(ProtocolSurface):
             raise
         finally:
             self._end_call()
+            if cap is not None:
+                cap.release_on_behalf_of(borrower)
 
     async def list_tools(self, *, refresh: bool = False) -> list[dict[str, Any]]:
         """All tools, following pagination; cached until ``list_changed`` or a new session."""
@@ -270,6 +282,16 @@ class Connection(ProtocolSurface):
     @property
     def inflight(self) -> int:
         return self._inflight
+
+    @property
+    def reason(self) -> str:
+        """Why the connection is in its state (the last fact's reason; never a token)."""
+        return self._machine.last_reason
+
+    @property
+    def strikes(self) -> int:
+        """Transient failures in a row (0 once it is productive again)."""
+        return self._machine.transient_attempt
 
     @property
     def subscribers(self) -> int:

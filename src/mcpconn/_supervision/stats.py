@@ -35,6 +35,16 @@ class Counters:
 
 
 @dataclass(frozen=True)
+class ConnectionHealth:
+    """One connection of a server: its state, why it is there, its failures in a row."""
+
+    principal: str
+    state: State
+    reason: str
+    strikes: int
+
+
+@dataclass(frozen=True)
 class ServerStatistics:
     """Per-server figures: what an operator watches during an outage."""
 
@@ -42,6 +52,10 @@ class ServerStatistics:
     by_state: Mapping[State, int]
     retry_budget_available: float
     retry_budget_exhausted: int
+    #: Per connection (principal): state, last reason, transient failures in a row.
+    health: tuple[ConnectionHealth, ...] = ()
+    #: Requests in flight now (all principals); see ``Limits.max_inflight``.
+    inflight: int = 0
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,13 @@ from .._tokens.source import TokenSource
 from .connection import Connection, ConnectionContext, ReauthCallback
 from .notifications import Broadcast, Subscription
 from .server_requests import RequestHandler
-from .stats import Counters, ServerStatistics, StateChange, SupervisorStatistics
+from .stats import (
+    ConnectionHealth,
+    Counters,
+    ServerStatistics,
+    StateChange,
+    SupervisorStatistics,
+)
 
 logger = logging.getLogger("mcpconn")
 
@@ -90,6 +96,7 @@ class Supervisor:
         self._rng = rng or random.Random()
         self._connections: dict[tuple[str, str], Connection] = {}
         self._retry_budgets: dict[str, TokenBucket] = {}
+        self._caps: dict[str, anyio.CapacityLimiter] = {}
         self._connect_budgets: dict[str, TokenBucket] = {}
         self._counters = Counters()
         self._changes: Broadcast[StateChange] = Broadcast(4096)
@@ -207,6 +214,10 @@ class Supervisor:
                 by_state=dict(_Tally(c.state for c in conns)),
                 retry_budget_available=budget.available(now),
                 retry_budget_exhausted=budget.exhausted,
+                health=tuple(
+                    ConnectionHealth(c.principal, c.state, c.reason, c.strikes) for c in conns
+                ),
+                inflight=sum(c.inflight for c in conns),
             )
         token_stats = self.tokens.statistics()
         c = self._counters
@@ -243,7 +254,20 @@ class Supervisor:
             on_reauth_required=self._on_reauth_required,
             request_handlers=self._request_handlers,
             productive_after=self._productive_after,
+            inflight_cap=self._inflight_cap(server),
         )
+
+    def _inflight_cap(self, server: ServerConfig) -> anyio.CapacityLimiter | None:
+        """One limiter per server name, shared by its connections (``Limits.max_inflight``)."""
+        total = server.limits.max_inflight
+        if total is None:
+            return None
+        cap = self._caps.get(server.name)
+        if cap is None:
+            cap = self._caps[server.name] = anyio.CapacityLimiter(total)
+        else:
+            cap.total_tokens = total  # a replaced config may change it
+        return cap
 
     def _budget(
         self, budgets: dict[str, TokenBucket], name: str, *, connect: bool = False

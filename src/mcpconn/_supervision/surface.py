@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._mcp.output_schema import check_output
 from .._mcp.wanted import Wanted, check_level, declares_logging, declares_subscribe
 
 if TYPE_CHECKING:
@@ -122,10 +123,15 @@ class ProtocolSurface:
         context: Any = None,
         input_responses: Mapping[str, Any] | None = None,
         request_state: str | None = None,
+        validate_output: bool = False,
     ) -> dict[str, Any]:
-        """``tools/call``; the result as the server sent it (``isError`` included)."""
+        """``tools/call``; the result as the server sent it (``isError`` included).
+
+        ``validate_output=True`` checks ``structuredContent`` against the tool's
+        ``outputSchema`` from the (cached) tool list (`output_schema`).
+        """
         params: dict[str, Any] = {"name": name, "arguments": arguments or {}}
-        return await self.request(
+        result = await self.request(
             "tools/call",
             params,
             timeout=timeout,
@@ -136,6 +142,12 @@ class ProtocolSurface:
             input_responses=input_responses,
             request_state=request_state,
         )
+        if validate_output:
+            tools = await self._list("tools", False)
+            tool = next((t for t in tools if t.get("name") == name), None)
+            schema = tool.get("outputSchema") if tool is not None else None
+            check_output(result, schema if isinstance(schema, dict) else None)
+        return result
 
     async def get_prompt(
         self,

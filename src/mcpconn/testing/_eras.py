@@ -39,7 +39,12 @@ MODERN_VERSIONS: tuple[str, ...] = ("2026-07-28",)
 
 SUBSCRIPTION_ID_KEY = "io.modelcontextprotocol/subscriptionId"
 SERVER_INFO = {"name": "mcpconn-mock", "version": "0.1.0"}
-CAPABILITIES = {"tools": {"listChanged": True}, "resources": {}, "prompts": {}, "logging": {}}
+CAPABILITIES = {
+    "tools": {"listChanged": True},
+    "resources": {"subscribe": True},
+    "prompts": {},
+    "logging": {},
+}
 INSTRUCTIONS = "A mock MCP server for tests: echo, add, slow, progress and notify tools."
 _JSON = ("content-type", "application/json")
 

@@ -159,9 +159,9 @@ async def inject(server: MockServer, fault: Fault, rc: RequestContext) -> None:
             )
         else:
             body = fault.body or b"injected fault"
-            await exchange.respond(
-                fault.status_code, [("content-type", "text/plain"), *fault.headers], body
-            )
+            typed = any(name.lower() == "content-type" for name, _ in fault.headers)
+            plain = [] if typed else [("content-type", "text/plain")]
+            await exchange.respond(fault.status_code, [*plain, *fault.headers], body)
     elif kind == "expire_session":
         sid = rc.request.header("mcp-session-id") or rc.request.query.get("session_id")
         if sid is not None and sid in server.sessions:

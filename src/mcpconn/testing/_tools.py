@@ -287,6 +287,6 @@ async def dispatch(
         return {"contents": [{"uri": uri, "mimeType": "text/plain", "text": "hello"}]}
     if method == "prompts/list":
         return {"prompts": [_PROMPT]}
-    if method == "logging/setLevel":
+    if method in ("logging/setLevel", "resources/subscribe", "resources/unsubscribe"):
         return {}
     raise RPCError(METHOD_NOT_FOUND, f"method not found: {method}")

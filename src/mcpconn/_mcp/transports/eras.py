@@ -12,6 +12,11 @@ SDK's probe this is a denylist: only positive modern evidence keeps us modern.
 verdict is cached per URL in `EraCache`; when the cached era later fails with
 a fallback signal it is forgotten and detection runs again.
 
+A recognised modern error (-32020 HeaderMismatch, -32021
+MissingRequiredClientCapability) proves the server is modern: the spec's answer is
+"correct and retry", never a fallback; the handshake retries a HeaderMismatch
+once and surfaces the rest.
+
 An ``UnsupportedProtocolVersion`` whose newest common version (`negotiate`) is
 modern is retried once in the stateless era by the session; one whose common
 versions are all session versions falls back to ``initialize``; none in common
@@ -49,6 +54,10 @@ __all__ = [
 
 #: JSON-RPC code for UnsupportedProtocolVersionError (2026-07-28).
 UNSUPPORTED_PROTOCOL_VERSION = -32022
+HEADER_MISMATCH = -32020
+MISSING_CLIENT_CAPABILITY = -32021
+#: Errors only a modern server sends: positive evidence of the era.
+MODERN_ERRORS = (HEADER_MISMATCH, MISSING_CLIENT_CAPABILITY)
 FALLBACK_STATUSES = (400, 404, 405)
 SESSION_VERSIONS = tuple(v for v in SUPPORTED_PROTOCOL_VERSIONS if v != STATELESS_VERSION)
 
@@ -119,6 +128,8 @@ def is_fallback(exc: MCPConnError, era: Era) -> bool:
     if isinstance(exc, HTTPStatusError) and not isinstance(exc, SessionExpired):
         return exc.status_code in FALLBACK_STATUSES
     if era == "stateless" and isinstance(exc, JSONRPCError):
+        if exc.code in MODERN_ERRORS:
+            return False
         if exc.code != UNSUPPORTED_PROTOCOL_VERSION:
             return True
         supported = exc.data.get("supported") if isinstance(exc.data, dict) else None
