@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import enum
 import hashlib
+import math
 import re
 import secrets
 import signal
@@ -597,6 +598,10 @@ def jsonable(value: Any) -> Any:
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
         return {jsonable(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no infinity
     return value.value if isinstance(value, enum.Enum) else value
 
 

@@ -6,6 +6,8 @@ the connections it makes and the downstream requests it counts are its own.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from stack import (
+    AGGREGATOR,
     ASYNCGEN_LEAKS_OF_THE_SDK_CLIENT,
     MODES,
     SECRET,
@@ -247,3 +250,17 @@ async def test_a_hanging_downstream_does_not_hold_up_the_others(stack: Stack) ->
                 assert text_of(await client.call_tool("alpha_echo", {"text": "fine"})) == "fine"
     finally:
         await stack.mock.ctl("DELETE", "faults")
+
+
+def test_the_command_line_refuses_a_server_name_with_an_underscore() -> None:
+    """NAME_TOOL must split unambiguously: NAME is [a-z0-9-]+ (checked before binding)."""
+    server = "bad_name=http://127.0.0.1:1/mcp"
+    done = subprocess.run(
+        [sys.executable, str(AGGREGATOR), "--port", "0", "--jwt-secret", "s", "--server", server],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert b"NAME" in done.stderr
+    assert done.stdout == b""
