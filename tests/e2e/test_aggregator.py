@@ -116,7 +116,7 @@ async def test_no_valid_token_is_a_401_challenge_and_nothing_goes_downstream(
 async def test_the_seed_idle_gap_then_a_fresh_token(stack: Stack) -> None:
     """A token expires while the user is idle; their next request brings a fresh one."""
     who = principal("seed")
-    short = mint(who, ttl=2)
+    short = mint(who, ttl=3)  # the door wants a token to outlive its forwarding margin
     async with stack.client(short, "2026-07-28") as client:
         assert text_of(await client.call_tool("beta_echo", {"text": "before"})) == "before"
     expires = jwt.decode(short, options={"verify_signature": False})["exp"]
