@@ -138,10 +138,17 @@ class Upstream:
 
     async def ask(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
         """Send a server-to-client request on this upstream request's own stream."""
+        if method not in SERVER_REQUESTS:
+            raise mcpconn.JSONRPCError(-32601, "method not found")
         request_type, result_type = SERVER_REQUESTS[method]
-        request = request_type.model_validate({"method": method, "params": params or {}})
         related = ServerMessageMetadata(related_request_id=self.ctx.request_id)
-        result = await self.ctx.session.send_request(request, result_type, metadata=related)
+        try:
+            request = request_type.model_validate({"method": method, "params": params or {}})
+            result = await self.ctx.session.send_request(request, result_type, metadata=related)
+        except MCPError as exc:  # the client said no: the downstream server hears the same
+            raise mcpconn.JSONRPCError(exc.code, exc.message) from None
+        except Exception as exc:  # a malformed request, or a client that cannot be asked
+            raise mcpconn.JSONRPCError(types.INTERNAL_ERROR, type(exc).__name__) from None
         return dump(result)  # type: ignore[no-any-return]
 
     async def relay(self, receive: MemoryObjectReceiveStream[dict[str, Any]]) -> None:
@@ -385,10 +392,14 @@ class Aggregator:
                         {"inputRequests": need.input_requests, "requestState": key}
                     )
                 # a session-era client: ask it on this request's stream, then retry
-                responses = {
-                    key: await upstream.ask(request["method"], request.get("params"))
-                    for key, request in (need.input_requests or {}).items()
-                }
+                try:
+                    responses = {
+                        key: await upstream.ask(str(ask.get("method")), ask.get("params"))
+                        for key, ask in (need.input_requests or {}).items()
+                        if isinstance(ask, dict)
+                    }
+                except mcpconn.JSONRPCError as exc:
+                    return error_result(f"{server} needed input the client did not give: {exc}")
                 state = need.request_state
             except (mcpconn.ReauthRequired, mcpconn.Unauthorized):
                 return error_result(f"{server}: {REAUTH_TEXT}")
