@@ -295,3 +295,64 @@ def test_config_and_level_are_checked() -> None:
         ServerConfig("s", "http://127.0.0.1:1/mcp", input_required="ask")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_input_rounds"):
         ServerConfig("s", "http://127.0.0.1:1/mcp", max_input_rounds=-1)
+
+
+async def test_a_ping_flood_whose_replies_stall_holds_a_bounded_number_of_sockets() -> None:
+    limits = Limits(max_server_requests=4)
+    timeouts = Timeouts(reply=0.5)
+    async with (
+        MockServer() as server,
+        connected(server, limits=limits, timeouts=timeouts) as (sup, conn),
+    ):
+        notes = conn.notifications()
+        with anyio.fail_after(20):
+            await server.wait_for_streams(1, principal="ann")
+            baseline = server.stats().open_connections
+            stall = server.faults.add(Fault.stall(), method="POST")  # replies never acknowledged
+            for i in range(200):
+                server.send({"jsonrpc": "2.0", "id": f"p{i}", "method": "ping"})
+            server.emit("notifications/marker")
+            async for note in notes:
+                if note["method"] == "notifications/marker":
+                    break
+            # at most the answered and the refusals in flight: never one socket per ping
+            assert server.stats().open_connections <= baseline + 2 * limits.max_server_requests
+            assert sup.statistics().server_requests_refused >= 200 - limits.max_server_requests
+            # every stalled reply gives up after timeouts.reply: the sockets come back
+            await server.wait_until(lambda s: s.open_connections <= baseline)
+            server.faults.remove(stall)
+            assert (await conn.call_tool("echo", {"text": "still fine"}))["content"]
+        await notes.aclose()
+
+
+@pytest.mark.parametrize(("ttl_ms", "fetches"), [(None, 1), (60_000, 1), (0, 2)])
+async def test_2026_list_ttl_is_honoured_without_a_listener(
+    ttl_ms: int | None, fetches: int
+) -> None:
+    async with (
+        MockServer(list_ttl_ms=ttl_ms) as server,
+        connected(server, protocol_version="2026-07-28", listen=False) as (_, conn),
+    ):
+        with anyio.fail_after(10):
+            first = await conn.list_tools()
+            assert await conn.list_tools() == first
+        assert server.stats().by_rpc_method.get("tools/list") == fetches
+
+
+def test_the_list_cache_expires_after_the_smallest_page_ttl() -> None:
+    from mcpconn._mcp.lists import ListCache
+
+    cache = ListCache()
+    pages = iter(
+        [
+            {"tools": [{"name": "a"}], "nextCursor": "2", "ttlMs": 5000},
+            {"tools": [{"name": "b"}], "ttlMs": 1000},
+        ]
+    )
+
+    async def request(method: str, params: Any) -> dict[str, Any]:
+        return next(pages)
+
+    anyio.run(cache.fetch, "tools", request, lambda: 100.0)
+    assert cache.cached("tools", 100.9) == [{"name": "a"}, {"name": "b"}]
+    assert cache.cached("tools", 101.0) is None

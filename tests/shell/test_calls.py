@@ -133,3 +133,47 @@ def test_the_active_otel_span_rides_meta_and_the_callers_traceparent_wins() -> N
         own = CallOptions(meta={"traceparent": "00-caller-01"})
         kept = merge_params(None, own, log_level=None, progress_token=None)
         assert kept == {"_meta": {"traceparent": "00-caller-01"}}
+
+
+def test_capabilities_are_declared_for_handled_methods_and_client_capabilities_only() -> None:
+    from mcpconn._supervision.server_requests import declared_capabilities, merge_handlers
+
+    async def handler(request: Any) -> dict[str, Any]:
+        return {}
+
+    async def other(request: Any) -> dict[str, Any]:
+        return {}
+
+    shared = {"sampling/createMessage": handler, "roots/list": handler}
+    merged = merge_handlers(shared, {"roots/list": other, "elicitation/create": other})
+    assert merged == {
+        "sampling/createMessage": handler,
+        "roots/list": other,  # the connection's handler wins
+        "elicitation/create": other,
+    }
+    assert declared_capabilities({}, None) == {}
+    assert declared_capabilities({"ping": handler, "x/y": handler}, None) == {}
+    declared = declared_capabilities(
+        {"sampling/createMessage": handler},
+        {"sampling": {"tools": {}}, "experimental": {"x": {}}},
+    )
+    assert declared == {"sampling": {"tools": {}}, "experimental": {"x": {}}}
+    assert declared_capabilities(merged, None) == {"elicitation": {}, "roots": {}, "sampling": {}}
+
+
+async def test_drive_hands_an_absurd_round_to_the_caller() -> None:
+    from mcpconn._mcp.calls import MAX_INPUT_REQUESTS
+
+    many = {f"k{i}": {"method": "roots/list"} for i in range(MAX_INPUT_REQUESTS + 1)}
+    answered: list[str] = []
+
+    async def send(options: CallOptions) -> dict[str, Any]:
+        return {"resultType": "input_required", "inputRequests": many}
+
+    async def answer(method: str, params: Any, key: str, context: Any) -> dict[str, Any]:
+        answered.append(key)
+        return {"roots": []}
+
+    with pytest.raises(InputRequired) as info:
+        await complete_rounds(send, CallOptions(), mode="drive", max_rounds=8, answer=answer)
+    assert answered == [] and len(info.value.input_requests) == MAX_INPUT_REQUESTS + 1

@@ -40,6 +40,8 @@ NotificationCallback = Callable[[dict[str, Any]], None]
 #: Answers one input request (method, params, key, context) with its result; None: no handler.
 InputAnswer = Callable[[str, dict[str, Any] | None, str, Any], Awaitable[dict[str, Any] | None]]
 ResultType = Literal["complete", "input_required"]
+#: "drive" answers at most this many input requests per round; more go to the caller.
+MAX_INPUT_REQUESTS = 64
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,8 @@ async def complete_rounds(
             raise _input_required(result, f"still asking for input after {rounds} rounds")
         requests = result.get("inputRequests")
         requests = requests if isinstance(requests, dict) else {}
+        if len(requests) > MAX_INPUT_REQUESTS:
+            raise _input_required(result, f"more than {MAX_INPUT_REQUESTS} input requests")
         responses: dict[str, Any] = {}
         for key, request in requests.items():
             if not isinstance(request, dict) or not isinstance(request.get("method"), str):

@@ -5,8 +5,9 @@
 (bounded by ``timeouts.close``). The session owns a task group (entered and
 exited in the task that enters `open_session`) for answering server requests
 and, in the legacy era, for reading the SSE stream; nothing in it ever raises
-into that group. Choosing the era and its handshake are in `_handshake`;
-notifications and server requests are handled in `_inbound`.
+into that group. Choosing the era and its handshake are in `handshake`;
+notifications in `inbound`, server requests in `server_requests`, the
+listener in `listening`, a call's options and the 2026 input rounds in `calls`.
 
 Rules carried out here: a 404 on a request that carried ``Mcp-Session-Id``
 re-initializes once and re-issues once (single-flight across concurrent
@@ -19,9 +20,9 @@ the stream is the cancellation) and a late response is ignored and counted.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -36,21 +37,20 @@ from .._exceptions import (
     MCPConnError,
     RequestTimeout,
     SessionExpired,
-    StreamEnded,
 )
 from . import calls as _calls
 from . import handshake as _handshake
 from . import inbound as _inbound
 from . import wanted as _wanted
 from .calls import NO_OPTIONS, CallOptions, CallStream
+from .handlers import SessionHandlers, SessionStatistics
 from .handshake import ServerHello, client_capabilities
 from .inbound import ProgressCallback
-from .server_requests import Incoming, IncomingHandler, ServerRequestDesk
+from .listening import Listening
+from .server_requests import Incoming, ServerRequestDesk
 from .transports import HTTPChannel, StatelessTransport, StreamLost, Transport
 from .transports.base import Era, describe
 from .transports.eras import EraCache
-from .transports.stateless import LISTEN_FILTER
-from .wanted import Wanted
 
 __all__ = [
     "Era",
@@ -69,42 +69,6 @@ HEADER_MISMATCH = -32020
 _MAX_PAGES = 100
 
 
-@dataclass
-class SessionHandlers:
-    """What the session calls back into; ``on_notification`` is sync and must not block.
-
-    ``capabilities`` is what ``initialize`` and every 2026-07-28 request declare
-    (see `client_capabilities`); ``None`` declares none.
-    """
-
-    on_notification: Callable[[dict[str, Any]], None]
-    on_request: IncomingHandler | None = None
-    on_reinitialized: Callable[[], None] | None = None
-    capabilities: dict[str, Any] | None = None
-    #: The level and subscriptions to keep in force (shared with the connection).
-    wanted: Wanted = field(default_factory=Wanted)
-    #: A listener (re)started without replay: notifications may have been missed.
-    on_listener_fresh: Callable[[], None] | None = None
-    #: A server request was refused (over ``limits.max_server_requests``).
-    on_refused: Callable[[], None] | None = None
-
-
-@dataclass(frozen=True)
-class SessionStatistics:
-    requests: int
-    pending: int
-    unknown_responses: int
-    duplicate_responses: int
-    skipped_messages: int
-    resumptions: int
-    reinitializations: int
-    reissued: int
-    server_requests: int = 0
-    server_requests_refused: int = 0
-    server_requests_dropped: int = 0
-    server_requests_cancelled: int = 0
-
-
 class _Pending:
     __slots__ = ("done", "error", "result")
 
@@ -114,7 +78,7 @@ class _Pending:
         self.error: MCPConnError | None = None
 
 
-class Session:
+class Session(Listening):
     """One live MCP session. Use `open_session`; do not construct it yourself."""
 
     era: Era
@@ -252,73 +216,6 @@ class Session:
         if self._closed:
             raise ConnectionClosed("the session is closed")
         await self._send(_jsonrpc.Notification(method, params))
-
-    async def listen(self) -> None:
-        """Run the server-to-client stream once; it always ends in an exception.
-
-        `StreamEnded` (sleep ``retry`` if given, call again: it resumes),
-        `MethodNotAllowed` (no listener here: never retry), `SessionExpired`
-        (legacy SSE: the stream was the session), or another typed error. In the
-        session era a 404 re-initializes the session and raises `StreamEnded`.
-        """
-        transport = self._require_transport()
-        generation = self._generation
-        try:
-            if self.era == "stateless":
-                await self._listen_stateless(transport)
-            else:
-                self._listen_starts += 1
-                state = getattr(transport, "listen_state", None)
-                if state is None or not state.last_event_id:
-                    self._listener_fresh()  # no Last-Event-ID: nothing will be replayed
-                await transport.listen(self._dispatch, None)
-        except SessionExpired:
-            if self.era != "streamable-http":
-                raise
-            await self._reinitialize(generation)
-            raise StreamEnded("the session was re-initialized", retry=None) from None
-
-    async def _listen_stateless(self, transport: Transport) -> None:
-        """``subscriptions/listen`` with our filter; a change of subscriptions re-listens."""
-        wanted = self._handlers.wanted
-        while True:
-            changed = wanted.changed()
-            notifications = wanted.listen_filter(LISTEN_FILTER)
-            request = _jsonrpc.Request(
-                self._ids.next(), "subscriptions/listen", {"notifications": notifications}
-            )
-            self._listen_starts += 1
-            with anyio.CancelScope() as scope:
-                waiter = anyio.CancelScope()
-                self._tg.start_soon(_cancel_on, changed, scope, waiter)
-                try:
-                    await transport.listen(self._dispatch_listener, request)
-                finally:
-                    waiter.cancel()
-            if not changed.is_set():
-                return  # unreachable: listen always raises; kept for the type checker
-
-    def _dispatch_listener(self, message: _jsonrpc.Message) -> None:
-        # 2026: the acknowledgement says the stream is live and nothing is replayed.
-        if (
-            isinstance(message, _jsonrpc.Notification)
-            and message.method == "notifications/subscriptions/acknowledged"
-        ):
-            self._listener_fresh()
-        self._dispatch(message)
-
-    def _listener_fresh(self) -> None:
-        """A listener restarted without replay: what it missed while down is lost.
-
-        The session's first listener needs nothing: the session's lists were
-        dropped when it opened.
-        """
-        callback = self._handlers.on_listener_fresh
-        if callback is not None and self._listen_starts > 1:
-            try:
-                callback()
-            except Exception:
-                logger.exception("on_listener_fresh raised")
 
     # ---- the rules ----------------------------------------------------------------------
 
@@ -593,10 +490,3 @@ async def open_session(
             tg.cancel_scope.cancel()
     if error is not None:
         raise error
-
-
-async def _cancel_on(event: anyio.Event, target: anyio.CancelScope, own: anyio.CancelScope) -> None:
-    """Cancel ``target`` when ``event`` fires; ``own`` ends the wait when the listen ends."""
-    with own:
-        await event.wait()
-        target.cancel()

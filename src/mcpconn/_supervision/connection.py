@@ -199,7 +199,8 @@ class Connection(ProtocolSurface):
         ``meta`` is merged into ``_meta``; ``on_notification`` gets every
         notification on this request's own stream (legacy SSE: its progress);
         ``context`` reaches the handler of a server request that stream (or a
-        2026 input round) carried. See the README's "Per-call options".
+        2026 input round) carried; ``input_responses``/``request_state`` answer
+        a 2026 `InputRequired` (see `calls`).
         """
         options = CallOptions(
             meta=meta,

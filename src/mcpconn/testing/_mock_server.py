@@ -65,6 +65,7 @@ class MockServer:
         token_lifetime: float = 60.0,
         max_sessions: int = 100_000,
         clock: Callable[[], float] = time.time,
+        list_ttl_ms: int | None = None,
     ) -> None:
         unknown = set(eras) - {"streamable-http", "sse", "stateless"}
         if unknown:
@@ -85,6 +86,8 @@ class MockServer:
         #: Default lifetime of tokens minted by `mint()` and the control endpoint.
         self.token_lifetime = token_lifetime
         self.clock = clock
+        #: ``ttlMs`` on 2026-07-28 list results (None: none, cached until list_changed).
+        self.list_ttl_ms = list_ttl_ms
         #: Seconds added to ``clock()`` for ``exp`` checks (settable while running).
         self.clock_offset = 0.0
         self.faults = FaultSet()

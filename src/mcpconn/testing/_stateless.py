@@ -124,6 +124,8 @@ async def _modern_call(server: MockServer, msg: dict[str, Any], ctx: CallContext
     except Exception as exc:
         return error_message(rid, INTERNAL_ERROR, f"tool failed: {type(exc).__name__}")
     result = {**result, "resultType": "complete"}
+    if method.endswith("/list") and server.list_ttl_ms is not None:
+        result["ttlMs"] = server.list_ttl_ms
     result.setdefault("_meta", {})["io.modelcontextprotocol/serverInfo"] = SERVER_INFO
     return {"jsonrpc": "2.0", "id": rid, "result": result}
 

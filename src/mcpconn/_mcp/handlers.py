@@ -1,0 +1,48 @@
+"""What a session calls back into, and what it counts: plain values shared with the connection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .server_requests import IncomingHandler
+from .wanted import Wanted
+
+__all__ = ["SessionHandlers", "SessionStatistics"]
+
+
+@dataclass
+class SessionHandlers:
+    """What the session calls back into; ``on_notification`` is sync and must not block.
+
+    ``capabilities`` is what ``initialize`` and every 2026-07-28 request declare
+    (see `client_capabilities`); ``None`` declares none.
+    """
+
+    on_notification: Callable[[dict[str, Any]], None]
+    on_request: IncomingHandler | None = None
+    on_reinitialized: Callable[[], None] | None = None
+    capabilities: dict[str, Any] | None = None
+    #: The level and subscriptions to keep in force (shared with the connection).
+    wanted: Wanted = field(default_factory=Wanted)
+    #: A listener (re)started without replay: notifications may have been missed.
+    on_listener_fresh: Callable[[], None] | None = None
+    #: A server request was refused (over ``limits.max_server_requests``).
+    on_refused: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True)
+class SessionStatistics:
+    requests: int
+    pending: int
+    unknown_responses: int
+    duplicate_responses: int
+    skipped_messages: int
+    resumptions: int
+    reinitializations: int
+    reissued: int
+    server_requests: int = 0
+    server_requests_refused: int = 0
+    server_requests_dropped: int = 0
+    server_requests_cancelled: int = 0

@@ -1,0 +1,121 @@
+"""The session's server-to-client stream: one listen at a time, restarted when asked.
+
+Mixed into `Session`. Session eras run the GET listener (or the legacy SSE
+stream); 2026-07-28 runs ``subscriptions/listen`` with our filter (the
+resource subscriptions in `Wanted` included) and re-listens at once when the
+subscriptions change. A listener restarted without replay (2026 never
+replays; a session stream without ``Last-Event-ID``) may have missed a
+``list_changed``: ``on_listener_fresh`` tells the connection to drop its lists.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import anyio
+from anyio.abc import TaskGroup
+
+from .._core import jsonrpc as _jsonrpc
+from .._exceptions import SessionExpired, StreamEnded
+from .handlers import SessionHandlers
+from .transports import Transport
+from .transports.base import Era
+from .transports.stateless import LISTEN_FILTER
+
+__all__ = ["Listening"]
+
+logger = logging.getLogger("mcpconn.session")
+
+
+class Listening:
+    """The listener half of `Session` (see the module docstring)."""
+
+    era: Era
+    _handlers: SessionHandlers
+    _ids: _jsonrpc.IdAllocator
+    _tg: TaskGroup
+    _generation: int
+    _listen_starts: int
+
+    if TYPE_CHECKING:
+
+        def _require_transport(self) -> Transport: ...
+
+        def _dispatch(self, message: _jsonrpc.Message) -> None: ...
+
+        async def _reinitialize(self, generation: int) -> None: ...
+
+    async def listen(self) -> None:
+        """Run the server-to-client stream once; it always ends in an exception.
+
+        `StreamEnded` (sleep ``retry`` if given, call again: it resumes),
+        `MethodNotAllowed` (no listener here: never retry), `SessionExpired`
+        (legacy SSE: the stream was the session), or another typed error. In the
+        session era a 404 re-initializes the session and raises `StreamEnded`.
+        """
+        transport = self._require_transport()
+        generation = self._generation
+        try:
+            if self.era == "stateless":
+                await self._listen_stateless(transport)
+            else:
+                self._listen_starts += 1
+                state = getattr(transport, "listen_state", None)
+                if state is None or not state.last_event_id:
+                    self._listener_fresh()  # no Last-Event-ID: nothing will be replayed
+                await transport.listen(self._dispatch, None)
+        except SessionExpired:
+            if self.era != "streamable-http":
+                raise
+            await self._reinitialize(generation)
+            raise StreamEnded("the session was re-initialized", retry=None) from None
+
+    async def _listen_stateless(self, transport: Transport) -> None:
+        """``subscriptions/listen`` with our filter; a change of subscriptions re-listens."""
+        wanted = self._handlers.wanted
+        while True:
+            changed = wanted.changed()
+            notifications = wanted.listen_filter(LISTEN_FILTER)
+            request = _jsonrpc.Request(
+                self._ids.next(), "subscriptions/listen", {"notifications": notifications}
+            )
+            self._listen_starts += 1
+            with anyio.CancelScope() as scope:
+                waiter = anyio.CancelScope()
+                self._tg.start_soon(_cancel_on, changed, scope, waiter)
+                try:
+                    await transport.listen(self._dispatch_listener, request)
+                finally:
+                    waiter.cancel()
+            if not changed.is_set():
+                return  # unreachable: listen always raises; kept for the type checker
+
+    def _dispatch_listener(self, message: _jsonrpc.Message) -> None:
+        # 2026: the acknowledgement says the stream is live and nothing is replayed.
+        if (
+            isinstance(message, _jsonrpc.Notification)
+            and message.method == "notifications/subscriptions/acknowledged"
+        ):
+            self._listener_fresh()
+        self._dispatch(message)
+
+    def _listener_fresh(self) -> None:
+        """A listener restarted without replay: what it missed while down is lost.
+
+        The session's first listener needs nothing: the session's lists were
+        dropped when it opened.
+        """
+        callback = self._handlers.on_listener_fresh
+        if callback is not None and self._listen_starts > 1:
+            try:
+                callback()
+            except Exception:
+                logger.exception("on_listener_fresh raised")
+
+
+async def _cancel_on(event: anyio.Event, target: anyio.CancelScope, own: anyio.CancelScope) -> None:
+    """Cancel ``target`` when ``event`` fires; ``own`` ends the wait when the listen ends."""
+    with own:
+        await event.wait()
+        target.cancel()
