@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import enum
 import hashlib
+import logging
 import math
 import re
 import secrets
@@ -689,4 +690,5 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     anyio.run(main, parse_args(sys.argv[1:]))

@@ -168,18 +168,21 @@ class MockProcess:
 class Stack:
     """Downstream ``alpha`` (SDK) and ``beta`` (mock), and the aggregator in front of them."""
 
-    def __init__(self, *, transport: str = "auto", handshake_only: bool = False) -> None:
+    def __init__(
+        self, *, transport: str = "auto", handshake_only: bool = False, sdk: bool = True
+    ) -> None:
         """``handshake_only``: downstream servers that do not speak 2026-07-28."""
         self.transport = transport
         eras = ("--eras", "streamable-http,sse") if handshake_only else ()
         self.mock = MockProcess("--sse-retry", "0.2", *eras)
         old = ("--handshake-only",) if handshake_only else ()
-        self.sdk = Process(str(DOWNSTREAM_SDK), *old)
+        self.sdk = Process(str(DOWNSTREAM_SDK), *old) if sdk else None
         self.aggregator: Process | None = None
         self.port = 0
 
     def start(self) -> None:
         self.mock.start()
+        assert self.sdk is not None
         self.sdk_url = sdk_url = f"http://127.0.0.1:{int(self.sdk.wait_ready())}/mcp"
         self.aggregator = Process(
             str(AGGREGATOR),
