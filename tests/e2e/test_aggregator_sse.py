@@ -10,7 +10,6 @@ from stack import (
     AGGREGATOR,
     ASYNCGEN_LEAKS_OF_THE_SDK_CLIENT,
     SECRET,
-    MockProcess,
     Process,
     Stack,
     mint,
