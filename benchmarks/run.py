@@ -33,6 +33,7 @@ SCENARIOS = {
     "throughput": "bench_throughput.py",
     "chaos": "bench_chaos.py",
     "replicas": "bench_replicas.py",
+    "floors": "bench_floors.py",
 }
 
 
