@@ -87,6 +87,7 @@ ORDER = [
         "_notifications",
         "_stats",
         "_pool",
+        "_http",
         "_sealed",
         "_redis_health",
         "_redis_lua",
