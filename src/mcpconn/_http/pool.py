@@ -16,7 +16,6 @@ with `httpx.PoolTimeout`.
 from __future__ import annotations
 
 import select
-import socket
 from collections import deque
 
 import anyio
@@ -40,10 +39,11 @@ class Connection:
     def readable(self) -> bool:
         """True if the idle peer sent something (EOF or garbage): it cannot be reused."""
         sock = self.stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
-        if not isinstance(sock, socket.socket) or sock.fileno() < 0:
+        fd = sock.fileno() if sock is not None else -1  # asyncio wraps it: use the fd
+        if fd < 0:
             return True
         try:
-            ready, _, _ = select.select([sock], [], [], 0)
+            ready, _, _ = select.select([fd], [], [], 0)
         except (OSError, ValueError):
             return True
         return bool(ready)
