@@ -43,10 +43,11 @@ class Connection:
         if fd < 0:
             return True
         try:
-            ready, _, _ = select.select([fd], [], [], 0)
+            poller = select.poll()  # not select(): descriptors above 1024 are normal here
+            poller.register(fd, select.POLLIN)
+            return bool(poller.poll(0))
         except (OSError, ValueError):
             return True
-        return bool(ready)
 
 
 class OriginPool:
