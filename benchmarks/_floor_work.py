@@ -23,6 +23,17 @@ WARM = 20
 WAVE = 100
 
 
+def _supervisor(child: Any, tokens: Any, **kwargs: Any) -> Any:
+    """mcpconn's Supervisor; for ``mcpconn-httpcore`` on httpx's own transport (sharded)."""
+    from mcpconn import Supervisor
+    from mcpconn._pool import ClientShards
+
+    sup = Supervisor(tokens, **kwargs)
+    if child.kind == "mcpconn-httpcore":
+        sup._shards = ClientShards(32, h11=False)
+    return sup
+
+
 # ---- tool calls -------------------------------------------------------------------------
 
 
@@ -59,12 +70,12 @@ async def toolcall_httpx(child: Any) -> dict[str, Any]:
 
 
 async def toolcall_mcpconn(child: Any) -> dict[str, Any]:
-    from mcpconn import ServerConfig, State, Supervisor, TokenSource
+    from mcpconn import ServerConfig, State, TokenSource
     from mcpconn.testing import JWTProvider
 
     async with (
         TokenSource(JWTProvider(child.issuer, lifetime=3600)) as tokens,
-        Supervisor(tokens) as sup,
+        _supervisor(child, tokens) as sup,
     ):
         config = ServerConfig("mock", child.url, transport="streamable-http", listen=False)
         conn = await sup.connect(config, "tc-ours")
@@ -164,7 +175,7 @@ async def idle_httpx(child: Any) -> dict[str, Any]:
 
 
 async def idle_mcpconn(child: Any) -> dict[str, Any]:
-    from mcpconn import ServerConfig, State, Supervisor, TokenSource
+    from mcpconn import ServerConfig, State, TokenSource
     from mcpconn._supervisor import StormControl
     from mcpconn.testing import JWTProvider
 
@@ -172,7 +183,7 @@ async def idle_mcpconn(child: Any) -> dict[str, Any]:
     config = ServerConfig("mock", child.url, transport="auto")
     async with (
         TokenSource(JWTProvider(child.issuer, lifetime=3600)) as tokens,
-        Supervisor(tokens, storm_control=storm) as sup,
+        _supervisor(child, tokens, storm_control=storm) as sup,
     ):
 
         async def open_one(i: int, opened: anyio.Event) -> None:
@@ -245,7 +256,7 @@ async def reconnect_httpx(child: Any) -> dict[str, Any]:
 
 async def reconnect_mcpconn(child: Any) -> dict[str, Any]:
     """N parked listeners of one principal; one publish; seconds until each is READY."""
-    from mcpconn import Backoff, ServerConfig, State, Supervisor, TokenSource
+    from mcpconn import Backoff, ServerConfig, State, TokenSource
     from mcpconn.testing import JWTProvider
 
     principal = "returning-user"
@@ -253,7 +264,7 @@ async def reconnect_mcpconn(child: Any) -> dict[str, Any]:
     backoff = Backoff(initial=0.05, max_delay=0.2, auth_attempts=2)
     async with (
         TokenSource(JWTProvider(child.issuer, lifetime=600)) as tokens,
-        Supervisor(tokens, backoff=backoff) as sup,
+        _supervisor(child, tokens, backoff=backoff) as sup,
     ):
         configs = [ServerConfig(f"srv{i:04d}", child.url, transport="auto") for i in range(child.n)]
         conns = [await sup.connect(cfg, principal) for cfg in configs]
@@ -373,7 +384,7 @@ async def notify_httpx_sse(child: Any) -> dict[str, Any]:
 
 
 async def notify_mcpconn(child: Any) -> dict[str, Any]:
-    from mcpconn import Limits, ServerConfig, State, Supervisor, TokenSource
+    from mcpconn import Limits, ServerConfig, State, TokenSource
     from mcpconn.testing import JWTProvider
 
     who = f"nf-ours-{child.size}-{time.time_ns()}"
@@ -381,7 +392,7 @@ async def notify_mcpconn(child: Any) -> dict[str, Any]:
     config = ServerConfig("mock", child.url, transport="streamable-http", limits=limits)
     async with (
         TokenSource(JWTProvider(child.issuer, lifetime=3600)) as tokens,
-        Supervisor(tokens) as sup,
+        _supervisor(child, tokens) as sup,
     ):
         conn = await sup.connect(config, who)
         notes = conn.notifications()
@@ -401,3 +412,9 @@ async def notify_mcpconn(child: Any) -> dict[str, Any]:
             return await _drain(child, who, read)
         finally:
             await notes.aclose()
+
+
+toolcall_mcpconn_httpcore = toolcall_mcpconn
+idle_mcpconn_httpcore = idle_mcpconn
+reconnect_mcpconn_httpcore = reconnect_mcpconn
+notify_mcpconn_httpcore = notify_mcpconn

@@ -37,14 +37,15 @@ from _harness import MockProcess, Result, cpu_seconds, progress, run_scenario
 HERE = Path(__file__).resolve()
 WAVE = 100
 FIGURES = {
-    "toolcall": ("raw", "h11", "httpx", "mcpconn", "sdk"),
-    "idle": ("raw", "h11", "httpx", "mcpconn"),
-    "reconnect": ("raw", "h11", "httpx", "mcpconn"),
-    "notify": ("raw", "h11", "httpx-sse", "mcpconn"),
+    "toolcall": ("raw", "h11", "httpx", "mcpconn", "mcpconn-httpcore", "sdk"),
+    "idle": ("raw", "h11", "httpx", "mcpconn", "mcpconn-httpcore"),
+    "reconnect": ("raw", "h11", "httpx", "mcpconn", "mcpconn-httpcore"),
+    "notify": ("raw", "h11", "httpx-sse", "mcpconn", "mcpconn-httpcore"),
 }
 
 
 async def scenario(args: argparse.Namespace) -> Result:
+    _environment_overrides()
     quick = bool(args.quick)
     sizes = {
         "toolcall": 300 if quick else 3000,
@@ -101,6 +102,17 @@ async def _child(mock: MockProcess, figure: str, kind: str, n: int, size: int) -
     return out
 
 
+def _environment_overrides() -> None:
+    """``MCPCONN_BENCH_FLOORS=toolcall,idle`` runs only those figures."""
+    import os
+
+    wanted = os.environ.get("MCPCONN_BENCH_FLOORS")
+    if wanted:
+        for name in list(FIGURES):
+            if name not in wanted.split(","):
+                del FIGURES[name]
+
+
 def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     good = [r for r in runs if "error" not in r]
     if not good:
@@ -117,7 +129,7 @@ def _table(result: Result, figures: dict[str, Any], sizes: dict[str, int]) -> No
         number = value.get(key)
         return "" if number is None else f"{number * scale:,.3g}"
 
-    order = ("raw", "h11", "httpx", "httpx-sse", "mcpconn", "sdk")
+    order = ("raw", "h11", "httpx", "httpx-sse", "mcpconn", "mcpconn-httpcore", "sdk")
     result.rows.append(("figure", "client", "value (server CPU beside it)"))
     lines = [
         ("toolcall", "cpu_us", "server_cpu_us", "tool call, client CPU us"),
