@@ -26,7 +26,7 @@ WAVE = 100
 def _supervisor(child: Any, tokens: Any, **kwargs: Any) -> Any:
     """mcpconn's Supervisor; for ``mcpconn-httpcore`` on httpx's own transport (sharded)."""
     from mcpconn import Supervisor
-    from mcpconn._pool import ClientShards
+    from mcpconn._http.shards import ClientShards
 
     sup = Supervisor(tokens, **kwargs)
     if child.kind == "mcpconn-httpcore":
@@ -176,7 +176,7 @@ async def idle_httpx(child: Any) -> dict[str, Any]:
 
 async def idle_mcpconn(child: Any) -> dict[str, Any]:
     from mcpconn import ServerConfig, State, TokenSource
-    from mcpconn._supervisor import StormControl
+    from mcpconn._supervision.supervisor import StormControl
     from mcpconn.testing import JWTProvider
 
     storm = StormControl(connect_rate=1000.0, connect_burst=200.0)

@@ -27,7 +27,7 @@ from typing import Any
 import anyio
 import httpx
 
-from mcpconn._cli import raise_fd_limit
+from mcpconn._cli.main import raise_fd_limit
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results"

@@ -221,7 +221,7 @@ class Child:
 
 
 def child_main(argv: list[str]) -> None:
-    from mcpconn._cli import raise_fd_limit
+    from mcpconn._cli.main import raise_fd_limit
 
     raise_fd_limit()
     child = Child(argv)

@@ -33,7 +33,7 @@ from _harness import (
 )
 
 from mcpconn import ServerConfig, State, Supervisor, TokenSource
-from mcpconn._supervisor import StormControl
+from mcpconn._supervision.supervisor import StormControl
 from mcpconn.testing import JWTIssuer, JWTProvider
 
 IDLE_S = 5.0
@@ -164,14 +164,14 @@ async def measure_floor(n: int) -> dict[str, Any]:
 
 def main() -> None:
     if "--floor" in sys.argv:
-        from mcpconn._cli import raise_fd_limit
+        from mcpconn._cli.main import raise_fd_limit
 
         raise_fd_limit()
         n = int(sys.argv[sys.argv.index("--floor") + 1])
         print(json.dumps(anyio.run(measure_floor, n)))
         return
     if "--size" in sys.argv:
-        from mcpconn._cli import raise_fd_limit
+        from mcpconn._cli.main import raise_fd_limit
 
         raise_fd_limit()
         n = int(sys.argv[sys.argv.index("--size") + 1])

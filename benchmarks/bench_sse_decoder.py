@@ -15,7 +15,7 @@ import time
 from httpx_sse._decoders import SSEDecoder as HttpxSSEDecoder
 from httpx_sse._decoders import SSELineDecoder
 
-from mcpconn._sse import SSEDecoder
+from mcpconn._core.sse import SSEDecoder
 
 
 def make_stream(n: int) -> bytes:

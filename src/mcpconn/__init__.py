@@ -1,9 +1,9 @@
 """mcpconn: keeps an MCP aggregator's downstream connections alive and authenticated."""
 
-from ._auth import BearerAuth
-from ._backoff import Backoff
 from ._config import Limits, ServerConfig, Timeouts
-from ._connection import Connection
+from ._core.backoff import Backoff
+from ._core.machine import State
+from ._core.token import Token
 from ._exceptions import (
     Challenge,
     ConnectionClosed,
@@ -31,13 +31,13 @@ from ._exceptions import (
     UnexpectedContentType,
     UnsupportedProtocolVersion,
 )
-from ._machine import State
-from ._notifications import Subscription
-from ._stats import ServerStatistics, StateChange, SupervisorStatistics
-from ._store import MemoryTokenStore, StoredToken, TokenStore
-from ._supervisor import StormControl, Supervisor
-from ._token import Token
-from ._tokens import TokenRequest, TokenSource, TokenSourceStatistics
+from ._supervision.connection import Connection
+from ._supervision.notifications import Subscription
+from ._supervision.stats import ServerStatistics, StateChange, SupervisorStatistics
+from ._supervision.supervisor import StormControl, Supervisor
+from ._tokens.auth import BearerAuth
+from ._tokens.source import TokenRequest, TokenSource, TokenSourceStatistics
+from ._tokens.store import MemoryTokenStore, StoredToken, TokenStore
 
 __all__ = [
     "Backoff",

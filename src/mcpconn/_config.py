@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ._backoff import Backoff
+from ._core.backoff import Backoff
 
 TransportKind = Literal["auto", "streamable-http", "sse"]
 

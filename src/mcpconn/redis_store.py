@@ -48,13 +48,13 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "mcpconn.redis_store needs the 'redis' extra: pip install 'mcpconn[redis]'"
     ) from exc
 
-from . import _redis_lua as lua
 from ._exceptions import MCPConnError, ReauthRequired, TokenProviderError
-from ._redis_health import Health, Unavailable
-from ._redis_lock import Lease, LeaseLock
-from ._redis_pubsub import Listener, Opened, encode
-from ._sealed import Sealer, SealError
-from ._store import ChangeCallback, Key, MemoryTokenStore, StoredToken, UsablePredicate
+from ._redis import lua
+from ._redis.health import Health, Unavailable
+from ._redis.lock import Lease, LeaseLock
+from ._redis.pubsub import Listener, Opened, encode
+from ._redis.sealed import Sealer, SealError
+from ._tokens.store import ChangeCallback, Key, MemoryTokenStore, StoredToken, UsablePredicate
 
 __all__ = ["RedisTokenStore"]
 

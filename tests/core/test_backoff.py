@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mcpconn import Backoff
-from mcpconn._budget import TokenBucket
+from mcpconn._core.budget import TokenBucket
 
 
 def test_defaults_follow_grpc_connection_backoff() -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mcpconn._freshness import (
+from mcpconn._core.freshness import (
     Deadlines,
     Freshness,
     FreshnessPolicy,
@@ -17,7 +17,7 @@ from mcpconn._freshness import (
     refresh_timer_at,
     stale_window,
 )
-from mcpconn._token import Token
+from mcpconn._core.token import Token
 
 T0 = 1_900_000_000.0
 DEFAULT = FreshnessPolicy()

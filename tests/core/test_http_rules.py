@@ -12,19 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcpconn import _http_rules
-from mcpconn._exceptions import (
-    Challenge,
-    Forbidden,
-    HTTPStatusError,
-    MethodNotAllowed,
-    RateLimited,
-    ServerError,
-    SessionExpired,
-    Unauthorized,
-    UnexpectedContentType,
-)
-from mcpconn._http_rules import (
+from mcpconn._core import http_rules as _http_rules
+from mcpconn._core.http_rules import (
     MAX_HEADER_CHARS,
     MAX_PARAMS,
     check_content_type,
@@ -35,6 +24,17 @@ from mcpconn._http_rules import (
     parse_challenges,
     parse_retry_after,
     parse_www_authenticate,
+)
+from mcpconn._exceptions import (
+    Challenge,
+    Forbidden,
+    HTTPStatusError,
+    MethodNotAllowed,
+    RateLimited,
+    ServerError,
+    SessionExpired,
+    Unauthorized,
+    UnexpectedContentType,
 )
 
 # --- WWW-Authenticate ---------------------------------------------------------------

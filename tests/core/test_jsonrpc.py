@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcpconn import _jsonrpc
-from mcpconn._exceptions import InvalidMessage, JSONRPCError, ProtocolError
-from mcpconn._jsonrpc import (
+from mcpconn._core import jsonrpc as _jsonrpc
+from mcpconn._core.jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -30,6 +29,7 @@ from mcpconn._jsonrpc import (
     parse_object,
     to_object,
 )
+from mcpconn._exceptions import InvalidMessage, JSONRPCError, ProtocolError
 
 
 def test_error_codes() -> None:

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mcpconn._core.jwt import MAX_NUMERIC_DATE, Claims, numeric_date, read_claims
 from mcpconn._exceptions import MalformedTokenError
-from mcpconn._jwt import MAX_NUMERIC_DATE, Claims, numeric_date, read_claims
 
 EXP = 1_900_000_000
 KEY = "a-test-secret-long-enough-for-hs256!"  # >= 32 bytes, or pyjwt warns

@@ -9,6 +9,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcpconn import Backoff
+from mcpconn._core.machine import (
+    Connect,
+    DropSession,
+    Fact,
+    Fail,
+    Input,
+    InvalidTransition,
+    Listen,
+    Machine,
+    Park,
+    Shutdown,
+    Sleep,
+    State,
+    classify,
+    worth_logging,
+)
 from mcpconn._exceptions import (
     Forbidden,
     HTTPStatusError,
@@ -26,22 +42,6 @@ from mcpconn._exceptions import (
     Unauthorized,
     UnexpectedContentType,
     UnsupportedProtocolVersion,
-)
-from mcpconn._machine import (
-    Connect,
-    DropSession,
-    Fact,
-    Fail,
-    Input,
-    InvalidTransition,
-    Listen,
-    Machine,
-    Park,
-    Shutdown,
-    Sleep,
-    State,
-    classify,
-    worth_logging,
 )
 
 NOW = 1000.0

@@ -11,9 +11,9 @@ from httpx_sse import ServerSentEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcpconn import _sse
+from mcpconn._core import sse as _sse
+from mcpconn._core.sse import SSEDecoder
 from mcpconn._exceptions import ProtocolError, SSELimitExceeded
-from mcpconn._sse import SSEDecoder
 
 Ev = tuple[str, str, str, int | None]
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mcpconn._core.token import Token
 from mcpconn._exceptions import MalformedTokenError
-from mcpconn._token import Token
 
 KEY = "a-test-secret-long-enough-for-hs256!"
 NOW = 1_900_000_000.0

@@ -26,7 +26,7 @@ import jwt
 
 from mcpconn import ServerConfig, Timeouts
 from mcpconn._config import TransportKind
-from mcpconn._session import EraCache, Session, SessionHandlers, open_session
+from mcpconn._mcp.session import EraCache, Session, SessionHandlers, open_session
 
 SECRET = "mcpconn-interop-shared-test-secret-0123456789"
 SUBJECT = "alice"

@@ -7,7 +7,7 @@ import pytest
 from sdkpeer import Inbox, Peer, StaticBearer, list_all_tools, work
 
 from mcpconn import JSONRPCError, SessionExpired
-from mcpconn._session import EraCache
+from mcpconn._mcp.session import EraCache
 
 pytestmark = pytest.mark.interop
 

@@ -9,7 +9,7 @@ import pytest
 from sdkpeer import IDLE_SECONDS, Peer, StaticBearer
 
 from mcpconn import StreamEnded
-from mcpconn._session import Session
+from mcpconn._mcp.session import Session
 
 pytestmark = pytest.mark.interop
 

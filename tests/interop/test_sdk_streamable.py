@@ -6,7 +6,7 @@ import pytest
 from sdkpeer import Inbox, Peer, StaticBearer, list_all_tools, mint, work
 
 from mcpconn import JSONRPCError, Unauthorized
-from mcpconn._session import EraCache
+from mcpconn._mcp.session import EraCache
 
 pytestmark = pytest.mark.interop
 

@@ -12,11 +12,11 @@ import jwt
 import pytest
 
 from helpers.loopback import Headers, LoopbackServer, serve
-from mcpconn._auth import BearerAuth
+from mcpconn._core.token import Token
 from mcpconn._exceptions import InsecureTransportError
 from mcpconn._http import make_client
-from mcpconn._token import Token
-from mcpconn._tokens import TokenRequest, TokenSource
+from mcpconn._tokens.auth import BearerAuth
+from mcpconn._tokens.source import TokenRequest, TokenSource
 
 KEY = "a-test-secret-long-enough-for-hs256!"
 T0 = 1_900_000_000.0

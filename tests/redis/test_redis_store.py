@@ -18,7 +18,7 @@ import pytest
 from redis_server import RedisServer
 
 from mcpconn import Token, TokenProviderError, TokenRequest, TokenSource
-from mcpconn._store import StoredToken
+from mcpconn._tokens.store import StoredToken
 from mcpconn.redis_store import RedisTokenStore
 
 pytestmark = pytest.mark.redis

@@ -12,8 +12,14 @@ import anyio
 import pytest
 
 from mcpconn import Token, TokenRequest, TokenSource
-from mcpconn._sealed import Sealer, SealError
-from mcpconn._store import ChangeCallback, Key, MemoryTokenStore, StoredToken, UsablePredicate
+from mcpconn._redis.sealed import Sealer, SealError
+from mcpconn._tokens.store import (
+    ChangeCallback,
+    Key,
+    MemoryTokenStore,
+    StoredToken,
+    UsablePredicate,
+)
 
 KEY = bytes(range(32))
 

@@ -20,12 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mcpconn import Backoff, InvalidMessage, MalformedTokenError, SSELimitExceeded
+from mcpconn._core.http_rules import error_for_status
+from mcpconn._core.jsonrpc import ErrorResponse, Request, Response, parse_message
+from mcpconn._core.jwt import read_claims
+from mcpconn._core.machine import Connect, Fact, Input, InvalidTransition, Machine, State
+from mcpconn._core.sse import SSEDecoder
 from mcpconn._exceptions import HTTPStatusError, Unauthorized
-from mcpconn._http_rules import error_for_status
-from mcpconn._jsonrpc import ErrorResponse, Request, Response, parse_message
-from mcpconn._jwt import read_claims
-from mcpconn._machine import Connect, Fact, Input, InvalidTransition, Machine, State
-from mcpconn._sse import SSEDecoder
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -29,7 +29,7 @@ from mcpconn import (
     TokenSource,
 )
 from mcpconn._http import make_client
-from mcpconn._session import SessionHandlers, open_session
+from mcpconn._mcp.session import SessionHandlers, open_session
 from mcpconn.testing import JWTProvider, MockServer
 
 from ._raw import (

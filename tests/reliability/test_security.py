@@ -28,7 +28,7 @@ from mcpconn import (
     TokenRequest,
     TokenSource,
 )
-from mcpconn._provider import KeyState
+from mcpconn._tokens.provider import KeyState
 from mcpconn.testing import Fault, JWTProvider, MockServer, Tool
 
 from ._raw import FAST, RawRequest, head, no_leaks, raw_server

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from mcpconn import _lists
-from mcpconn._lists import ListCache
+from mcpconn._mcp import lists as _lists
+from mcpconn._mcp.lists import ListCache
 
 
 class Pages:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import anyio
 
-from mcpconn._notifications import Broadcast
+from mcpconn._supervision.notifications import Broadcast
 
 
 async def test_every_subscriber_sees_every_item_in_order() -> None:

@@ -31,9 +31,9 @@ from mcpconn import (
     StreamEnded,
     Unauthorized,
 )
-from mcpconn._session import EraCache, SessionHandlers
-from mcpconn._transports._params import encode_header_value
-from mcpconn._transports.legacy_sse import resolve_endpoint
+from mcpconn._mcp.session import EraCache, SessionHandlers
+from mcpconn._mcp.transports.legacy_sse import resolve_endpoint
+from mcpconn._mcp.transports.params import encode_header_value
 
 META_VERSION = "io.modelcontextprotocol/protocolVersion"
 
@@ -286,7 +286,7 @@ async def test_cached_era_that_fails_is_forgotten_and_detection_reruns() -> None
 
 def test_plan_for_pinned_eras() -> None:
     from mcpconn._config import ServerConfig
-    from mcpconn._transports._eras import plan as plan_eras
+    from mcpconn._mcp.transports.eras import plan as plan_eras
 
     def plan(**kw: Any) -> list[str]:
         return list(plan_eras(ServerConfig(name="x", url=URL, **kw), None))

@@ -10,7 +10,7 @@ from test_session_eras import Modern
 from test_session_streamable import json_reply, opened, result
 
 from mcpconn import JSONRPCError
-from mcpconn._transports._params import encode_header_value, param_header_map, param_headers
+from mcpconn._mcp.transports.params import encode_header_value, param_header_map, param_headers
 
 SQL_TOOL = {
     "name": "execute_sql",

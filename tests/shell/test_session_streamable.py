@@ -34,7 +34,7 @@ from mcpconn import (
     UnsupportedProtocolVersion,
 )
 from mcpconn._config import Limits
-from mcpconn._session import EraCache, Session, SessionHandlers, open_session
+from mcpconn._mcp.session import EraCache, Session, SessionHandlers, open_session
 
 URL = "http://127.0.0.1:9/mcp"
 TOKEN = "secret-token-value"

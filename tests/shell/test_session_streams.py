@@ -25,7 +25,7 @@ from mcpconn import (
     StreamEnded,
     TransportError,
 )
-from mcpconn._session import SessionHandlers
+from mcpconn._mcp.session import SessionHandlers
 
 # ---- timeouts and cancellation -------------------------------------------------------------
 

@@ -18,14 +18,14 @@ import anyio
 import jwt
 import pytest
 
+from mcpconn._core.token import Token
 from mcpconn._exceptions import (
     ConnectionClosed,
     MalformedTokenError,
     ReauthRequired,
     TokenProviderError,
 )
-from mcpconn._token import Token
-from mcpconn._tokens import TokenRequest, TokenSource, TokenSourceStatistics
+from mcpconn._tokens.source import TokenRequest, TokenSource, TokenSourceStatistics
 
 KEY = "a-test-secret-long-enough-for-hs256!"
 T0 = 1_900_000_000.0

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from .._stats import SupervisorStatistics
+from .._supervision.stats import SupervisorStatistics
 
 Kind = Literal["counter", "gauge"]
 

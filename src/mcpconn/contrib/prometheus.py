@@ -22,7 +22,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from ._figures import figures
 
 if TYPE_CHECKING:
-    from .._supervisor import Supervisor
+    from .._supervision.supervisor import Supervisor
 
 
 class SupervisorCollector:

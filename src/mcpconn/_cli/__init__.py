@@ -1,0 +1,1 @@
+"""The `mcpconn` command: demo, mock-server, bench."""

@@ -1,0 +1,238 @@
+"""JSON-RPC 2.0 messages as MCP uses them: parse, build, allocate ids.
+
+Parsing is strict where being lax would mismatch responses, and lenient where
+real servers are sloppy but the meaning is clear:
+
+* A batch (a JSON array) is rejected with `InvalidMessage`: MCP removed batching
+  in 2025-06-18 and no version lets a server *answer* with one unasked.
+* ``"jsonrpc": "2.0"`` is required. Ids are ints or strings; ``true`` is not an
+  id, and an integral float id (``1.0``) is read as the int it means.
+* ``params`` must be an object (MCP never sends arrays) or absent; ``null`` is
+  read as absent.
+* A ``result`` must be an object: every MCP result is one. ``null`` is read as
+  ``{}`` (some servers answer ``ping`` so); anything else is `InvalidMessage`.
+  The shell knows which request a stream or body belongs to, so it can fail
+  that request with the error instead of leaving it to time out.
+* An ``error`` member never makes a message invalid: `error_from_object` turns
+  any garbage into a `JSONRPCError` with code `INTERNAL_ERROR`.
+
+`parse_message` raises `InvalidMessage` and nothing else. It does not bound the
+input's size: the shell caps bodies and SSE events (`Limits`) before they get
+here. Deep nesting is bounded by Python's recursion limit and reported as
+`InvalidMessage`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .._exceptions import InvalidMessage, JSONRPCError
+
+__all__ = [
+    "INTERNAL_ERROR",
+    "INVALID_PARAMS",
+    "INVALID_REQUEST",
+    "METHOD_NOT_FOUND",
+    "PARSE_ERROR",
+    "ErrorResponse",
+    "IdAllocator",
+    "Message",
+    "Notification",
+    "Request",
+    "RequestId",
+    "Response",
+    "encode",
+    "error_from_object",
+    "parse_message",
+    "parse_object",
+    "to_object",
+]
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
+RequestId = int | str
+
+_MAX_QUOTED = 200  # characters of a garbage member quoted in an error message
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    id: RequestId
+    method: str
+    params: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    method: str
+    params: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    id: RequestId
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorResponse:
+    #: ``None`` when the server could not tell which request failed (e.g. a parse error).
+    id: RequestId | None
+    error: JSONRPCError
+
+
+Message = Request | Notification | Response | ErrorResponse
+
+
+class IdAllocator:
+    """Request ids for one session: 1, 2, 3, ... (never 0, never reused).
+
+    Starting at 1 keeps every id truthy, which sloppy servers sometimes test.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def next(self) -> int:
+        self._last += 1
+        return self._last
+
+
+def _quote(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _MAX_QUOTED else text[:_MAX_QUOTED] + "..."
+
+
+def error_from_object(obj: object) -> JSONRPCError:
+    """The `JSONRPCError` an ``error`` member means; never raises, whatever it holds."""
+    if not isinstance(obj, dict):
+        return JSONRPCError(INTERNAL_ERROR, f"malformed JSON-RPC error: {_quote(obj)}", obj)
+    code = obj.get("code")
+    if isinstance(code, float) and code.is_integer():
+        code = int(code)
+    if not isinstance(code, int) or isinstance(code, bool):
+        code = INTERNAL_ERROR
+    message = obj.get("message")
+    if not isinstance(message, str):
+        message = "(no message)" if message is None else _quote(message)
+    return JSONRPCError(code, message, obj.get("data"))
+
+
+def _id(value: object) -> RequestId:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        raise InvalidMessage(f"JSON-RPC id must be a number or string, not {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise InvalidMessage(f"JSON-RPC id must be an integer or string, not {_quote(value)}")
+
+
+def _params(obj: dict[Any, Any]) -> dict[str, Any] | None:
+    params = obj.get("params")
+    if params is None or isinstance(params, dict):
+        return params
+    raise InvalidMessage(f"JSON-RPC params must be an object, not {type(params).__name__}")
+
+
+def parse_object(obj: object) -> Message:
+    """Classify one decoded JSON value; raise `InvalidMessage` if it is not a message."""
+    if type(obj) is dict and obj.get("jsonrpc") == "2.0":
+        # The hot path (a listener's notifications): a well-formed notification passes
+        # these checks and nothing else; anything unusual takes the full path below.
+        method = obj.get("method")
+        if type(method) is str and "id" not in obj and "result" not in obj and "error" not in obj:
+            params = obj.get("params")
+            if params is None or type(params) is dict:
+                return Notification(method, params)
+    if isinstance(obj, list):
+        raise InvalidMessage("JSON-RPC batches are not supported")
+    if not isinstance(obj, dict):
+        raise InvalidMessage(f"a JSON-RPC message must be an object, not {type(obj).__name__}")
+    if obj.get("jsonrpc") != "2.0":
+        raise InvalidMessage(f"not JSON-RPC 2.0 (jsonrpc={_quote(obj.get('jsonrpc'))})")
+    has_result = "result" in obj
+    has_error = "error" in obj
+    if "method" in obj:
+        method = obj["method"]
+        if not isinstance(method, str):
+            raise InvalidMessage("JSON-RPC method must be a string")
+        if has_result or has_error:
+            raise InvalidMessage("a JSON-RPC message cannot be both a request and a response")
+        if "id" not in obj:
+            return Notification(method, _params(obj))
+        return Request(_id(obj["id"]), method, _params(obj))
+    if has_result and has_error:
+        raise InvalidMessage("a JSON-RPC response cannot have both result and error")
+    if has_error:
+        error_id = obj.get("id")
+        return ErrorResponse(
+            None if error_id is None else _id(error_id), error_from_object(obj["error"])
+        )
+    if has_result:
+        if "id" not in obj:
+            raise InvalidMessage("a JSON-RPC response needs an id")
+        response_id = _id(obj["id"])
+        result = obj["result"]
+        if result is None:
+            result = {}
+        elif not isinstance(result, dict):
+            raise InvalidMessage(
+                f"a JSON-RPC result must be an object, not {type(result).__name__}"
+            )
+        return Response(response_id, result)
+    raise InvalidMessage("JSON-RPC message has neither method, result nor error")
+
+
+def parse_message(data: str | bytes) -> Message:
+    """Decode and classify one JSON-RPC message; raises `InvalidMessage` only."""
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise InvalidMessage(f"not JSON: {exc}") from None
+    except TypeError as exc:
+        raise InvalidMessage(f"not JSON text: {type(data).__name__}") from exc
+    return parse_object(obj)
+
+
+def to_object(message: Message) -> dict[str, Any]:
+    """The JSON object for ``message``; ``params``/``data`` are left out when ``None``."""
+    obj: dict[str, Any] = {"jsonrpc": "2.0"}
+    if isinstance(message, Request):
+        obj["id"] = message.id
+        obj["method"] = message.method
+        if message.params is not None:
+            obj["params"] = message.params
+    elif isinstance(message, Notification):
+        obj["method"] = message.method
+        if message.params is not None:
+            obj["params"] = message.params
+    elif isinstance(message, Response):
+        obj["id"] = message.id
+        obj["result"] = message.result
+    else:
+        error: dict[str, Any] = {"code": message.error.code, "message": message.error.message}
+        if message.error.data is not None:
+            error["data"] = message.error.data
+        obj["id"] = message.id
+        obj["error"] = error
+    return obj
+
+
+def encode(message: Message) -> bytes:
+    """Compact UTF-8 JSON. NaN/Infinity raise ``ValueError``: they are not JSON."""
+    obj = to_object(message)
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate: let json escape it instead
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()

@@ -1,0 +1,1 @@
+"""One MCP session over HTTP: handshake, request matching, listeners, the wires of every era."""

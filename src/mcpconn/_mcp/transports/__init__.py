@@ -1,0 +1,52 @@
+"""The HTTP wires MCP runs over, one module per era, behind one small interface.
+
+The session drives a `Transport`; a transport only moves messages and maps
+HTTP facts to typed errors. Inbound messages go to the session's sync
+``dispatch`` callback, whichever stream carried them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..._core import jsonrpc as _jsonrpc
+from .base import Dispatch, Era, HTTPChannel, StreamLost, StreamState, map_httpx_errors
+from .legacy_sse import LegacySSETransport
+from .stateless import StatelessTransport
+from .streamable_http import StreamableHTTPTransport
+
+__all__ = [
+    "Dispatch",
+    "Era",
+    "HTTPChannel",
+    "LegacySSETransport",
+    "StatelessTransport",
+    "StreamLost",
+    "StreamState",
+    "StreamableHTTPTransport",
+    "Transport",
+    "map_httpx_errors",
+]
+
+
+class Transport(Protocol):
+    """What the session needs from a wire."""
+
+    era: Era
+    session_id: str | None
+    protocol_version: str | None
+
+    @property
+    def skipped(self) -> int: ...
+
+    async def start(self, dispatch: Dispatch) -> None: ...
+
+    async def send_request(
+        self, request: _jsonrpc.Request, *, done: Any, dispatch: Dispatch
+    ) -> None: ...
+
+    async def send_message(self, message: _jsonrpc.Message) -> None: ...
+
+    async def listen(self, dispatch: Dispatch, request: _jsonrpc.Request | None = None) -> None: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,223 @@
+"""Streamable HTTP, stateless era (protocol 2026-07-28).
+
+No ``initialize`` and no session: every request is a self-contained POST whose
+``params._meta`` carries the protocol version, client info and capabilities,
+mirrored into ``MCP-Protocol-Version``, ``Mcp-Method`` and ``Mcp-Name``
+headers (spec: basic/transports/streamable-http, "Request Metadata").
+There is no GET stream and no resumption: a response stream that breaks
+loses the request (`StreamLost`; the session re-issues it once with a new
+id). A 404 or 400 with a JSON-RPC error body is that error (404 is "method
+not found", never session expiry). The listener is the long-lived POST
+``subscriptions/listen`` stream (every notification on it is handed on, the
+``notifications/subscriptions/acknowledged`` included: it tells the embedder
+the listener is live). Cancellation is closing the stream: no
+``notifications/cancelled`` goes out in this era.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+
+from ..._config import STATELESS_VERSION
+from ..._core import http_rules as _http_rules
+from ..._core import jsonrpc as _jsonrpc
+from ..._exceptions import JSONRPCError, MethodNotAllowed, NetworkError, StreamEnded
+from .base import ACCEPT_BOTH, JSON, SSE, Dispatch, Era, HTTPChannel, StreamLost, StreamState
+from .params import encode_header_value, param_header_map, param_headers
+from .streamable_http import check_rpc_status, pump
+
+__all__ = [
+    "CLIENT_CAPABILITIES_KEY",
+    "CLIENT_INFO_KEY",
+    "LISTEN_FILTER",
+    "PROTOCOL_VERSION_KEY",
+    "StatelessTransport",
+    "encode_header_value",
+]
+
+logger = logging.getLogger("mcpconn.transport")
+
+PROTOCOL_VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
+CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo"
+CLIENT_CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
+#: Everything a listener can opt in to without naming resources.
+LISTEN_FILTER: dict[str, Any] = {
+    "toolsListChanged": True,
+    "promptsListChanged": True,
+    "resourcesListChanged": True,
+}
+_NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+
+
+class StatelessTransport:
+    """The 2026-07-28 wire: one POST per request, per-request metadata."""
+
+    era: Era = "stateless"
+
+    def __init__(
+        self,
+        channel: HTTPChannel,
+        url: str,
+        *,
+        client_info: dict[str, Any],
+        capabilities: dict[str, Any] | None = None,
+        protocol_version: str = STATELESS_VERSION,
+    ) -> None:
+        self.channel = channel
+        self.url = url
+        self.client_info = client_info
+        self.capabilities = capabilities or {}
+        self.protocol_version: str | None = protocol_version
+        self.session_id: str | None = None
+        self._skipped = [0]
+        #: Tool name -> its ``x-mcp-header`` map, learned from ``tools/list`` results.
+        self.tool_headers: dict[str, dict[tuple[str, ...], str]] = {}
+
+    def learn_tools(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Learn each tool's ``x-mcp-header`` map; drop tools with invalid annotations."""
+        tools = result.get("tools")
+        if not isinstance(tools, list):
+            return result
+        kept = []
+        for tool in tools:
+            name = tool.get("name") if isinstance(tool, dict) else None
+            if not isinstance(name, str):
+                kept.append(tool)
+                continue
+            try:
+                self.tool_headers[name] = param_header_map(tool.get("inputSchema"))
+            except ValueError as exc:
+                logger.warning("left out tool %r from tools/list: %s", name[:100], exc)
+                continue
+            kept.append(tool)
+        return {**result, "tools": kept}
+
+    @property
+    def skipped(self) -> int:
+        return self._skipped[0]
+
+    async def start(self, dispatch: Dispatch) -> None:
+        """Nothing to open: every request stands alone."""
+
+    def stamp(self, request: _jsonrpc.Request) -> tuple[_jsonrpc.Request, dict[str, str]]:
+        """Add the per-request ``_meta`` envelope and the mirrored headers."""
+        version = self.protocol_version or STATELESS_VERSION
+        params = dict(request.params or {})
+        meta = dict(params.get("_meta") or {})
+        meta[PROTOCOL_VERSION_KEY] = version
+        meta[CLIENT_INFO_KEY] = self.client_info
+        meta[CLIENT_CAPABILITIES_KEY] = self.capabilities
+        params["_meta"] = meta
+        headers = {
+            "Accept": ACCEPT_BOTH,
+            "Content-Type": JSON,
+            "MCP-Protocol-Version": version,
+            "Mcp-Method": request.method,
+        }
+        key = _NAME_PARAM.get(request.method)
+        name = params.get(key) if key else None
+        if isinstance(name, str):
+            headers["Mcp-Name"] = encode_header_value(name)
+            if request.method == "tools/call" and name in self.tool_headers:
+                headers.update(param_headers(self.tool_headers[name], params.get("arguments")))
+        return _jsonrpc.Request(request.id, request.method, params), headers
+
+    async def send_request(
+        self, request: _jsonrpc.Request, *, done: Any, dispatch: Dispatch
+    ) -> None:
+        """POST ``request``; a stream that ends or breaks first raises `StreamLost`."""
+        stamped, headers = self.stamp(request)
+        try:
+            async with self.channel.open(
+                "POST", self.url, headers=headers, content=_jsonrpc.encode(stamped)
+            ) as response:
+                await self._check(response)
+                kind = _http_rules.check_content_type(
+                    response.headers.get("content-type"), (JSON, SSE)
+                )
+                if kind == JSON:
+                    message = await self.channel.read_message(response)
+                    if isinstance(message, _jsonrpc.ErrorResponse) and message.id is None:
+                        raise message.error
+                    dispatch(message)
+                    if not done():
+                        raise StreamLost("the JSON reply was not the response to the request")
+                    return
+                if await pump(
+                    self.channel, response, StreamState(), dispatch, strict=True, done=done
+                ):
+                    return
+        except NetworkError as exc:
+            if not _sent(exc):
+                raise
+            raise StreamLost("the response stream broke before the response") from exc
+        raise StreamLost("the response stream ended before the response")
+
+    async def _check(self, response: httpx.Response) -> None:
+        await check_rpc_status(self.channel, response, had_session=False, era=self.era)
+
+    async def send_message(self, message: _jsonrpc.Message) -> None:
+        """POST a notification (acknowledged with 202); rarely useful in this era."""
+        headers = {
+            "Accept": ACCEPT_BOTH,
+            "Content-Type": JSON,
+            "MCP-Protocol-Version": self.protocol_version or STATELESS_VERSION,
+        }
+        if isinstance(message, _jsonrpc.Notification):
+            headers["Mcp-Method"] = message.method
+        async with self.channel.open(
+            "POST", self.url, headers=headers, content=_jsonrpc.encode(message)
+        ) as response:
+            await self._check(response)
+
+    async def listen(self, dispatch: Dispatch, request: _jsonrpc.Request | None = None) -> None:
+        """Run one ``subscriptions/listen`` stream; see `Session.listen`."""
+        if request is None:
+            raise ValueError("the stateless listener needs its subscriptions/listen request")
+        listen_id = request.id
+        stamped, headers = self.stamp(request)
+        ended: list[_jsonrpc.Message] = []
+
+        def route(message: _jsonrpc.Message) -> None:
+            is_reply = isinstance(message, (_jsonrpc.Response, _jsonrpc.ErrorResponse))
+            if is_reply and getattr(message, "id", None) == listen_id:
+                ended.append(message)
+                return
+            dispatch(message)
+
+        try:
+            async with self.channel.open(
+                "POST", self.url, headers=headers, content=_jsonrpc.encode(stamped)
+            ) as response:
+                await self._check(response)
+                _http_rules.check_content_type(response.headers.get("content-type"), (SSE,))
+                await pump(
+                    self.channel,
+                    response,
+                    StreamState(),
+                    route,
+                    strict=False,
+                    done=lambda: bool(ended),
+                    counter=self._skipped,
+                )
+        except JSONRPCError as exc:
+            if exc.code == _jsonrpc.METHOD_NOT_FOUND:
+                raise MethodNotAllowed("the server has no subscriptions/listen") from exc
+            raise
+        if ended and isinstance(ended[0], _jsonrpc.ErrorResponse):
+            error = ended[0].error
+            if error.code == _jsonrpc.METHOD_NOT_FOUND:
+                raise MethodNotAllowed("the server has no subscriptions/listen") from error
+            raise error
+        raise StreamEnded("the subscription stream ended", retry=None)
+
+    async def aclose(self) -> None:
+        """Nothing to close: no session, no DELETE."""
+
+
+def _sent(exc: NetworkError) -> bool:
+    """Whether the request may have reached the server (not a refused connect)."""
+    return not isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout)

@@ -1,0 +1,1 @@
+"""Connections and their supervisor: runs the machine per connection, wake-ups, statistics."""

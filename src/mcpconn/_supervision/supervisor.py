@@ -1,0 +1,304 @@
+"""The supervisor: many downstream connections (server x principal) under one task group.
+
+It owns the task group every connection runs in, the shared HTTP client, the
+per-server budgets that keep an outage a trickle, and the wake-up path from
+`TokenSource.publish()` to every parked connection of that principal. One
+connection's failure is that connection's state, never the supervisor's.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter as _Tally
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
+import httpx
+
+from .._config import ServerConfig
+from .._core.backoff import Backoff
+from .._core.budget import TokenBucket
+from .._core.machine import Fact, Input, Machine, State
+from .._exceptions import ConnectionClosed
+from .._http.shards import ClientShards
+from .._mcp.session import EraCache
+from .._tokens.source import TokenSource
+from .connection import Connection, ConnectionContext, ReauthCallback, RequestHandler
+from .notifications import Broadcast, Subscription
+from .stats import Counters, ServerStatistics, StateChange, SupervisorStatistics
+
+logger = logging.getLogger("mcpconn")
+
+
+@dataclass(frozen=True)
+class StormControl:
+    """Per-server limits shared by all of that server's connections.
+
+    ``retry_rate``/``retry_burst``: a token bucket every transient retry draws
+    from (gRPC/Finagle-style retry budget); when it is empty a retry waits its
+    turn instead of joining a stampede. ``connect_rate``/``connect_burst``:
+    start-up connects are staggered the same way.
+    """
+
+    retry_rate: float = 20.0
+    retry_burst: float = 100.0
+    connect_rate: float = 200.0
+    connect_burst: float = 100.0
+
+
+class Supervisor:
+    """Keeps every (server, principal) connection alive, authenticated and quiet when it must be.
+
+    Use as ``async with Supervisor(tokens) as sup: conn = await sup.connect(server, "alice")``.
+    """
+
+    def __init__(
+        self,
+        tokens: TokenSource,
+        *,
+        backoff: Backoff | None = None,
+        client: httpx.AsyncClient | None = None,
+        on_reauth_required: ReauthCallback | None = None,
+        request_handlers: Mapping[str, RequestHandler] | None = None,
+        storm_control: StormControl | None = None,
+        wake_jitter: float = 0.25,
+        probe_interval: float | None = None,
+        idle_timeout: float | None = None,
+        productive_after: float = 60.0,
+        close_timeout: float = 10.0,
+        shard_size: int = 32,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.tokens = tokens
+        self.backoff = backoff or Backoff()
+        self._client = client  # an embedder's client carries every connection
+        self._shards = ClientShards(shard_size)
+        self._on_reauth_required = on_reauth_required
+        self._request_handlers = dict(request_handlers or {})
+        self._storm = storm_control or StormControl()
+        self._wake_jitter = wake_jitter
+        self._probe_interval = probe_interval
+        self._idle_timeout = idle_timeout
+        self._productive_after = productive_after
+        self._close_timeout = close_timeout
+        self._rng = rng or random.Random()
+        self._connections: dict[tuple[str, str], Connection] = {}
+        self._retry_budgets: dict[str, TokenBucket] = {}
+        self._connect_budgets: dict[str, TokenBucket] = {}
+        self._counters = Counters()
+        self._changes: Broadcast[StateChange] = Broadcast(4096)
+        self._era_cache = EraCache()
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._closing = False
+        self._remove_listener: Any = None
+
+    # ---- lifecycle --------------------------------------------------------------
+
+    async def __aenter__(self) -> Supervisor:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._remove_listener = self.tokens.add_listener(self._token_published)
+        if self._idle_timeout is not None:
+            self._tg.start_soon(self._reap_idle, self._idle_timeout)
+        if self._probe_interval is not None:
+            self._tg.start_soon(self._probe_parked, self._probe_interval)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._tg is not None
+        self._closing = True
+        if callable(self._remove_listener):
+            self._remove_listener()
+        with anyio.move_on_after(self._close_timeout, shield=True):
+            await self._close_all(list(self._connections.values()))
+        self._tg.cancel_scope.cancel()
+        try:
+            return await self._tg.__aexit__(exc_type, exc, tb)
+        finally:
+            self._changes.close()
+            await self._shards.aclose()
+
+    # ---- connections ------------------------------------------------------------
+
+    async def connect(self, server: ServerConfig, principal: str) -> Connection:
+        """The one connection for (server, principal), created and started if needed.
+
+        A different `ServerConfig` under the same name replaces the old connection;
+        calls in flight on the old one finish first.
+        """
+        if self._tg is None or self._closing:
+            raise ConnectionClosed("the supervisor is not running")
+        key = (server.name, principal)
+        existing = self._connections.get(key)
+        if existing is not None and existing.state is not State.CLOSED:
+            if existing.server == server:
+                return existing
+            self._tg.start_soon(self._retire, existing)
+        now = anyio.current_time()
+        start_delay = self._budget(self._connect_budgets, server.name, connect=True).reserve(now)
+        machine = Machine(
+            backoff=server.backoff or self.backoff,
+            wake_jitter=self._wake_jitter,
+            start_delay=start_delay,
+            listen=server.listen,
+        )
+        conn = Connection(self._context_for(server), server, principal, machine)
+        self._connections[key] = conn
+        await self._tg.start(self._run_connection, conn)
+        return conn
+
+    def connections(
+        self, *, server: str | None = None, principal: str | None = None
+    ) -> list[Connection]:
+        """The live connections, optionally of one server and/or one principal."""
+        return [
+            conn
+            for (name, who), conn in self._connections.items()
+            if (server is None or name == server)
+            and (principal is None or who == principal)
+            and conn.state is not State.CLOSED
+        ]
+
+    async def close_principal(self, principal: str) -> None:
+        """Close every connection of a principal (the user logged out)."""
+        await self._close_all(self.connections(principal=principal))
+
+    async def close_server(self, name: str) -> None:
+        """Close every connection to a server (it was deregistered)."""
+        await self._close_all(self.connections(server=name))
+
+    def state_changes(self) -> Subscription[StateChange]:
+        """Every state change from now on: ``async for change in sup.state_changes()``."""
+        return self._changes.subscribe()
+
+    def statistics(self) -> SupervisorStatistics:
+        """A snapshot; cheap enough to export every few seconds."""
+        by_state = _Tally(conn.state for conn in self._connections.values())
+        servers: dict[str, ServerStatistics] = {}
+        now = anyio.current_time()
+        for name in {name for name, _ in self._connections}:
+            conns = self.connections(server=name)
+            budget = self._budget(self._retry_budgets, name)
+            servers[name] = ServerStatistics(
+                connections=len(conns),
+                by_state=dict(_Tally(c.state for c in conns)),
+                retry_budget_available=budget.available(now),
+                retry_budget_exhausted=budget.exhausted,
+            )
+        token_stats = self.tokens.statistics()
+        c = self._counters
+        return SupervisorStatistics(
+            connections=len(self._connections),
+            by_state={state: by_state.get(state, 0) for state in State},
+            parked=by_state.get(State.NEEDS_REAUTH, 0),
+            connects=c.connects,
+            reconnects=max(0, c.connects - len(self._connections)),
+            forced_refreshes=c.forced_refreshes,
+            unauthorized=c.unauthorized,
+            transient_failures=c.transient_failures,
+            parks=c.parks,
+            notifications=c.notifications,
+            token_refreshes=token_stats.refreshes,
+            token_provider_calls=token_stats.provider_calls,
+            retry_budget_exhausted=sum(s.retry_budget_exhausted for s in servers.values()),
+            servers=servers,
+        )
+
+    # ---- internals --------------------------------------------------------------
+
+    def _context_for(self, server: ServerConfig) -> ConnectionContext:
+        return ConnectionContext(
+            tokens=self.tokens,
+            client=self._client or self._shards.acquire(),
+            rng=self._rng,
+            era_cache=self._era_cache,
+            retry_budget=self._budget(self._retry_budgets, server.name),
+            counters=self._counters,
+            state_changes=self._changes,
+            on_state_change=self._state_changed,
+            on_reauth_required=self._on_reauth_required,
+            request_handlers=self._request_handlers,
+            productive_after=self._productive_after,
+        )
+
+    def _budget(
+        self, budgets: dict[str, TokenBucket], name: str, *, connect: bool = False
+    ) -> TokenBucket:
+        bucket = budgets.get(name)
+        if bucket is None:
+            s = self._storm
+            bucket = (
+                TokenBucket(s.connect_rate, s.connect_burst)
+                if connect
+                else TokenBucket(s.retry_rate, s.retry_burst)
+            )
+            budgets[name] = bucket
+        return bucket
+
+    async def _run_connection(
+        self, conn: Connection, *, task_status: anyio.abc.TaskStatus[None]
+    ) -> None:
+        try:
+            await conn.run(task_status=task_status)
+        except Exception:
+            # The machine raised (a bug): contain it to this connection.
+            logger.exception("connection %r crashed; it is closed", conn)
+        finally:
+            self._shards.release(conn.client)
+            key = (conn.server.name, conn.principal)
+            if self._connections.get(key) is conn:
+                del self._connections[key]
+
+    def _state_changed(self, conn: Connection, old: State, new: State) -> None:
+        logger.debug(
+            "server=%s principal=%s: %s -> %s",
+            conn.server.name,
+            conn.principal,
+            old.name,
+            new.name,
+        )
+
+    def _token_published(self, principal: str, audience: str | None) -> None:
+        for conn in self.connections(principal=principal):
+            conn.post(Fact(Input.TOKEN_PUBLISHED, reason="a new token was published"))
+
+    async def _retire(self, old: Connection) -> None:
+        with anyio.move_on_after(self._close_timeout):
+            await old.drain()
+        await old.aclose()
+
+    async def _close_all(self, conns: Iterable[Connection]) -> None:
+        async with anyio.create_task_group() as tg:
+            for conn in conns:
+                tg.start_soon(conn.aclose)
+
+    async def _reap_idle(self, idle_timeout: float) -> None:
+        while True:
+            await anyio.sleep(max(0.05, idle_timeout / 4))
+            now = anyio.current_time()
+            idle = [
+                conn
+                for conn in self._connections.values()
+                if conn.inflight == 0
+                and conn.subscribers == 0
+                and now - conn.last_used >= idle_timeout
+            ]
+            if idle:
+                await self._close_all(idle)
+
+    async def _probe_parked(self, interval: float) -> None:
+        while True:
+            await anyio.sleep(interval * self._rng.uniform(0.8, 1.2))
+            for conn in self.connections():
+                if conn.state is State.NEEDS_REAUTH:
+                    conn.post(Fact(Input.PROBE_DUE, reason="slow probe"))

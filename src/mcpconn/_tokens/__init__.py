@@ -1,0 +1,1 @@
+"""The token layer: TokenSource (cache, single-flight refresh, publish), stores, BearerAuth."""
