@@ -37,6 +37,7 @@ from ..._exceptions import (
     ReadTimeout,
     TransportError,
 )
+from ..._http import send as _http_send
 
 __all__ = [
     "ACCEPT_BOTH",
@@ -115,6 +116,16 @@ class HTTPChannel:
         self.auth = auth
         t = config.timeouts
         self.timeout = httpx.Timeout(t.connect, read=t.read)
+        self._urls: dict[str, httpx.URL] = {}
+
+    def _url(self, url: str) -> httpx.URL:
+        """Parsed once per URL (a session uses one or two), not once per request."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= 8:
+                self._urls.clear()
+            parsed = self._urls[url] = httpx.URL(url)
+        return parsed
 
     def headers(self, extra: Mapping[str, str]) -> dict[str, str]:
         merged = dict(self.config.headers)
@@ -131,12 +142,15 @@ class HTTPChannel:
         content: bytes | None = None,
     ) -> AsyncIterator[httpx.Response]:
         """Send one request and yield the streaming response; always closes it."""
-        request = self.client.build_request(
-            method, url, headers=self.headers(headers), content=content, timeout=self.timeout
-        )
         with map_httpx_errors():
-            response = await self.client.send(
-                request, auth=self.auth, stream=True, follow_redirects=False
+            response = await _http_send.send(
+                self.client,
+                method,
+                self._url(url),
+                headers=self.headers(headers),
+                content=content,
+                auth=self.auth,
+                timeout=self.timeout,
             )
         try:
             yield response
