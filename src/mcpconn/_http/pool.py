@@ -28,18 +28,19 @@ __all__ = ["Connection", "OriginPool"]
 class Connection:
     """One HTTP/1.1 connection: a byte stream and its h11 state."""
 
-    __slots__ = ("h11", "idle_since", "origin", "stream")
+    __slots__ = ("_fd", "h11", "idle_since", "origin", "stream")
 
     def __init__(self, stream: anyio.abc.ByteStream, origin: OriginPool) -> None:
         self.stream = stream
         self.origin = origin
         self.h11 = h11.Connection(h11.CLIENT)
         self.idle_since = 0.0
+        sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        self._fd: int = sock.fileno() if sock is not None else -1  # asyncio wraps it: the fd
 
     def readable(self) -> bool:
         """True if the idle peer sent something (EOF or garbage): it cannot be reused."""
-        sock = self.stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
-        fd = sock.fileno() if sock is not None else -1  # asyncio wraps it: use the fd
+        fd = self._fd
         if fd < 0:
             return True
         try:

@@ -17,6 +17,7 @@ Errors are httpx's own classes (`httpx.ConnectError`, `httpx.ReadTimeout`,
 
 from __future__ import annotations
 
+import math
 import resource
 import ssl
 from collections.abc import AsyncIterator, Iterator
@@ -70,14 +71,10 @@ def _mapped(
 
 async def _receive(stream: anyio.abc.ByteStream, timeout: float | None) -> bytes:
     """One read (b"" at EOF); a timeout or a broken socket as httpx's errors."""
-    with _mapped(httpx.ReadTimeout, httpx.ReadError):
-        try:
-            if timeout is None:
-                return await stream.receive(_READ_SIZE)
-            with anyio.fail_after(timeout):
-                return await stream.receive(_READ_SIZE)
-        except anyio.EndOfStream:
-            return b""
+    if timeout is None:
+        return await _read(stream)
+    with _mapped(httpx.ReadTimeout, httpx.ReadError), anyio.fail_after(timeout):
+        return await _read(stream)
 
 
 class H11Transport(httpx.AsyncBaseTransport):
@@ -143,8 +140,7 @@ class H11Transport(httpx.AsyncBaseTransport):
         if conn is None:
             conn = await self._connect(pool, key, timeouts.get("connect"))
         try:
-            await _send(conn, request, timeouts.get("write"))
-            head = await _receive_head(conn, timeouts.get("read"))
+            head = await _exchange(conn, request, timeouts.get("write"), timeouts.get("read"))
         except BaseException:
             await self._discard(conn)
             raise
@@ -227,15 +223,33 @@ def _origin_key(url: httpx.URL) -> tuple[bytes, bytes, int]:
     return scheme, url.raw_host, url.port or default
 
 
-async def _send(conn: Connection, request: httpx.Request, timeout: float | None) -> None:
+async def _exchange(
+    conn: Connection, request: httpx.Request, write: float | None, read: float | None
+) -> h11.Response:
+    """Send the request, read the response head: one cancel scope, its deadline moved per
+    write and per read (httpx's timeouts are per operation), instead of one scope each."""
+    now = anyio.current_time
+    writing = True
+    with anyio.CancelScope(deadline=math.inf if write is None else now() + write) as scope:
+        await _send(conn, request, scope, write)
+        writing = False
+        return await _receive_head(conn, scope, read)
+    if writing:
+        raise httpx.WriteTimeout("timed out sending the request")
+    raise httpx.ReadTimeout("timed out waiting for the response")
+
+
+async def _send(
+    conn: Connection, request: httpx.Request, scope: anyio.CancelScope, timeout: float | None
+) -> None:
     """The request head and body: one send when the body is in memory."""
     h = conn.h11
-    url = request.url
-    target = url.raw_path
+    stream = conn.stream
     with _mapped(httpx.WriteTimeout, httpx.WriteError):
-        parts = [
-            h.send(h11.Request(method=request.method, target=target, headers=request.headers.raw))
-        ]
+        head = h11.Request(
+            method=request.method, target=request.url.raw_path, headers=request.headers.raw
+        )
+        parts = [h.send(head)]
         size = len(parts[0])
         body = request.stream
         if isinstance(body, httpx.ByteStream):
@@ -249,27 +263,32 @@ async def _send(conn: Connection, request: httpx.Request, timeout: float | None)
                 parts.append(h.send(h11.Data(data=chunk)))
                 size += len(chunk)
                 if size >= _FLUSH_AT:
-                    await _write(conn.stream, b"".join(parts), timeout)
+                    await stream.send(b"".join(parts))
                     parts, size = [], 0
+                    if timeout is not None:
+                        scope.deadline = anyio.current_time() + timeout
         parts.append(h.send(h11.EndOfMessage()))
-        await _write(conn.stream, b"".join(parts), timeout)
+        await stream.send(b"".join(parts))
 
 
-async def _write(stream: anyio.abc.ByteStream, data: bytes, timeout: float | None) -> None:
-    if timeout is None:
-        await stream.send(data)
-        return
-    with anyio.fail_after(timeout):
-        await stream.send(data)
+async def _read(stream: anyio.abc.ByteStream) -> bytes:
+    with _mapped(httpx.ReadTimeout, httpx.ReadError):
+        try:
+            return await stream.receive(_READ_SIZE)
+        except anyio.EndOfStream:
+            return b""
 
 
-async def _receive_head(conn: Connection, timeout: float | None) -> h11.Response:
+async def _receive_head(
+    conn: Connection, scope: anyio.CancelScope, timeout: float | None
+) -> h11.Response:
     h = conn.h11
     while True:
         with _mapped(httpx.ReadTimeout, httpx.ReadError):
             event = h.next_event()
         if event is h11.NEED_DATA:
-            data = await _receive(conn.stream, timeout)
+            scope.deadline = math.inf if timeout is None else anyio.current_time() + timeout
+            data = await _read(conn.stream)
             with _mapped(httpx.ReadTimeout, httpx.ReadError):
                 h.receive_data(data)
             continue
