@@ -8,6 +8,7 @@ size) and returns the figures as a flat dict: client CPU by
 from __future__ import annotations
 
 import gc
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,9 +25,14 @@ WAVE = 100
 
 
 def _supervisor(child: Any, tokens: Any, **kwargs: Any) -> Any:
-    """mcpconn's Supervisor; for ``mcpconn-httpcore`` on httpx's own transport (sharded)."""
+    """mcpconn's Supervisor; for ``mcpconn-httpcore`` on httpx's own transport (sharded),
+    for ``mcpconn-stdlib-json`` decoding with ``json.loads`` even when orjson is installed."""
     from mcpconn import Supervisor
+    from mcpconn._core import jsonrpc
     from mcpconn._http.shards import ClientShards
+
+    if child.kind == "mcpconn-stdlib-json":
+        jsonrpc.loads = json.loads
 
     sup = Supervisor(tokens, **kwargs)
     if child.kind == "mcpconn-httpcore":
@@ -294,8 +300,16 @@ async def reconnect_mcpconn(child: Any) -> dict[str, Any]:
 
 
 def _params(size: int) -> dict[str, Any]:
-    """Params that make the whole JSON-RPC message about ``size`` bytes."""
-    return {"pad": "x" * max(0, size - 62)}
+    """Params that make the whole JSON-RPC message about ``size`` bytes: small objects
+    (a URI, a number, a flag), the shape of real notifications, not one long string."""
+    items: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"items": items}
+    base = len(json.dumps({"jsonrpc": "2.0", "method": "notifications/message", "params": params}))
+    while base < size - 35:
+        item = {"uri": f"file:///r/{len(items)}.txt", "size": 1000 * len(items), "ok": True}
+        items.append(item)
+        base += len(json.dumps(item)) + 2
+    return params
 
 
 async def _drain(child: Any, who: str, read: Callable[[], Awaitable[int]]) -> dict[str, Any]:
@@ -351,8 +365,6 @@ notify_raw = notify_h11 = _notify_floor
 
 
 async def notify_httpx_sse(child: Any) -> dict[str, Any]:
-    import json
-
     from _baselines import PROTOCOL
     from httpx_sse import EventSource
 
@@ -418,3 +430,4 @@ toolcall_mcpconn_httpcore = toolcall_mcpconn
 idle_mcpconn_httpcore = idle_mcpconn
 reconnect_mcpconn_httpcore = reconnect_mcpconn
 notify_mcpconn_httpcore = notify_mcpconn
+notify_mcpconn_stdlib_json = notify_mcpconn

@@ -40,7 +40,7 @@ FIGURES = {
     "toolcall": ("raw", "h11", "httpx", "mcpconn", "mcpconn-httpcore", "sdk"),
     "idle": ("raw", "h11", "httpx", "mcpconn", "mcpconn-httpcore"),
     "reconnect": ("raw", "h11", "httpx", "mcpconn", "mcpconn-httpcore"),
-    "notify": ("raw", "h11", "httpx-sse", "mcpconn", "mcpconn-httpcore"),
+    "notify": ("raw", "h11", "httpx-sse", "mcpconn", "mcpconn-stdlib-json", "mcpconn-httpcore"),
 }
 
 
@@ -129,7 +129,16 @@ def _table(result: Result, figures: dict[str, Any], sizes: dict[str, int]) -> No
         number = value.get(key)
         return "" if number is None else f"{number * scale:,.3g}"
 
-    order = ("raw", "h11", "httpx", "httpx-sse", "mcpconn", "mcpconn-httpcore", "sdk")
+    order = (
+        "raw",
+        "h11",
+        "httpx",
+        "httpx-sse",
+        "mcpconn",
+        "mcpconn-stdlib-json",
+        "mcpconn-httpcore",
+        "sdk",
+    )
     result.rows.append(("figure", "client", "value (server CPU beside it)"))
     lines = [
         ("toolcall", "cpu_us", "server_cpu_us", "tool call, client CPU us"),
