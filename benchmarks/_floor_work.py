@@ -330,7 +330,9 @@ async def _drain(child: Any, who: str, read: Callable[[], Awaitable[int]]) -> di
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     server = child.server_cpu() - server0
     n = child.n
+    message = {"jsonrpc": "2.0", "method": "notifications/message", "params": _params(child.size)}
     return {
+        "message_bytes": len(json.dumps(message)),
         "rate": n / wall,
         "us": 1e6 * cpu / n,
         "server_cpu_us": 1e6 * server / n,

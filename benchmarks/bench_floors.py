@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -54,6 +55,10 @@ async def scenario(args: argparse.Namespace) -> Result:
         "notify": 3000 if quick else 30000,
     }
     rounds = 1 if quick else 3
+    for item in os.environ.get("MCPCONN_BENCH_FLOORS_N", "").split(","):
+        if "=" in item:  # e.g. idle=1000,reconnect=1000 on a --quick run
+            name, _, value = item.partition("=")
+            sizes[name.strip()] = int(value)
     result = Result("floors", {"sizes": sizes, "rounds": rounds, "wave": WAVE})
     figures: dict[str, Any] = {}
     for figure, kinds in FIGURES.items():
@@ -104,8 +109,6 @@ async def _child(mock: MockProcess, figure: str, kind: str, n: int, size: int) -
 
 def _environment_overrides() -> None:
     """``MCPCONN_BENCH_FLOORS=toolcall,idle`` runs only those figures."""
-    import os
-
     wanted = os.environ.get("MCPCONN_BENCH_FLOORS")
     if wanted:
         for name in list(FIGURES):
@@ -142,7 +145,7 @@ def _table(result: Result, figures: dict[str, Any], sizes: dict[str, int]) -> No
     result.rows.append(("figure", "client", "value (server CPU beside it)"))
     lines = [
         ("toolcall", "cpu_us", "server_cpu_us", "tool call, client CPU us"),
-        ("idle", "kib", "server_cpu_s", f"KiB per idle stream, N={sizes['idle']}"),
+        ("idle", "kib", "server_cpu_s", f"KiB per idle stream, N={sizes['idle']:,}"),
         ("reconnect", "p99_s", "server_cpu_s", f"{sizes['reconnect']} reconnects, p99 s"),
         ("notify-200", "us", "server_cpu_us", "us per notification, 200 B, JSON incl."),
         ("notify-2000", "us", "server_cpu_us", "us per notification, 2 KB, JSON incl."),
