@@ -403,7 +403,14 @@ async def notify_mcpconn(child: Any) -> dict[str, Any]:
 
     who = f"nf-ours-{child.size}-{time.time_ns()}"
     limits = Limits(notification_buffer=1 << 20)
-    config = ServerConfig("mock", child.url, transport="streamable-http", limits=limits)
+    # the session era's GET listener: the very stream the floors read
+    config = ServerConfig(
+        "mock",
+        child.url,
+        transport="streamable-http",
+        protocol_version="2025-11-25",
+        limits=limits,
+    )
     async with (
         TokenSource(JWTProvider(child.issuer, lifetime=3600)) as tokens,
         _supervisor(child, tokens) as sup,
