@@ -108,12 +108,17 @@ async def _child(mock: MockProcess, figure: str, kind: str, n: int, size: int) -
 
 
 def _environment_overrides() -> None:
-    """``MCPCONN_BENCH_FLOORS=toolcall,idle`` runs only those figures."""
+    """``MCPCONN_BENCH_FLOORS=toolcall,idle`` runs only those figures,
+    ``MCPCONN_BENCH_FLOORS_KINDS=h11,mcpconn`` only those clients."""
     wanted = os.environ.get("MCPCONN_BENCH_FLOORS")
     if wanted:
         for name in list(FIGURES):
             if name not in wanted.split(","):
                 del FIGURES[name]
+    kinds = os.environ.get("MCPCONN_BENCH_FLOORS_KINDS")  # e.g. h11,mcpconn
+    if kinds:
+        for name, have in list(FIGURES.items()):
+            FIGURES[name] = tuple(k for k in have if k in kinds.split(","))
 
 
 def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
