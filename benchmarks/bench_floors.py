@@ -54,7 +54,7 @@ async def scenario(args: argparse.Namespace) -> Result:
         "reconnect": 200 if quick else 1000,
         "notify": 3000 if quick else 30000,
     }
-    rounds = 1 if quick else 3
+    rounds = int(os.environ.get("MCPCONN_BENCH_FLOORS_ROUNDS", 1 if quick else 3))
     for item in os.environ.get("MCPCONN_BENCH_FLOORS_N", "").split(","):
         if "=" in item:  # e.g. idle=1000,reconnect=1000 on a --quick run
             name, _, value = item.partition("=")
