@@ -12,7 +12,11 @@ import ssl
 from typing import Any
 
 import httpx
-from httpx._utils import get_environment_proxies
+
+try:  # httpx's own reading of the proxy environment (private, so guarded)
+    from httpx._utils import get_environment_proxies
+except ImportError:  # pragma: no cover - a later httpx moved it
+    from urllib.request import getproxies as get_environment_proxies  # type: ignore[assignment]
 
 from .transport import DEFAULT_LIMITS, H11Transport
 
