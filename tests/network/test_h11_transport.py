@@ -427,3 +427,16 @@ async def test_supervisor_connections_share_one_client_on_h11() -> None:
         assert isinstance(transport, H11Transport)
         assert (await conns[0].call_tool("echo", {"text": "hi"}))["content"][0]["text"] == "hi"
         assert transport.sockets >= 3  # a listener stream each, plus reused POST sockets
+
+
+async def test_the_default_cap_leaves_descriptors_for_other_origins() -> None:
+    import resource
+
+    ref: list[Raw] = []
+    async with raw_server(keepalive(ref)) as raw, client() as (c, transport):
+        ref.append(raw)
+        await c.get(raw.url)
+        pool = transport.origin(httpx.URL(raw.url))
+        assert pool is not None and pool.max_connections is not None
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        assert 256 <= pool.max_connections <= max(256, soft - soft // 4)

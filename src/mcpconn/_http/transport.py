@@ -41,14 +41,15 @@ _NETWORK_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError
 
 
 def default_max_per_origin() -> int:
-    """Half the process's file descriptors (at least 256): one origin never takes them all."""
+    """Three quarters of the process's file descriptors (at least 256): one origin never
+    takes them all; read when an origin's pool is made, so a raised limit counts."""
     try:
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     except (OSError, ValueError):  # pragma: no cover - every POSIX system has it
         return 256
     if soft == resource.RLIM_INFINITY:
         return 32768
-    return max(256, soft // 2)
+    return max(256, soft * 3 // 4)
 
 
 @contextmanager
@@ -90,7 +91,7 @@ class H11Transport(httpx.AsyncBaseTransport):
         self, *, ssl_context: ssl.SSLContext | None = None, limits: httpx.Limits = DEFAULT_LIMITS
     ) -> None:
         self._ssl_context = ssl_context
-        self._max_connections = limits.max_connections or default_max_per_origin()
+        self._max_connections = limits.max_connections
         self._max_idle = limits.max_keepalive_connections
         self._expiry = limits.keepalive_expiry
         self._pools: dict[tuple[bytes, bytes, int], OriginPool] = {}
@@ -124,7 +125,7 @@ class H11Transport(httpx.AsyncBaseTransport):
         pool = self._pools.get(key)
         if pool is None:
             pool = self._pools[key] = OriginPool(
-                max_connections=self._max_connections,
+                max_connections=self._max_connections or default_max_per_origin(),
                 max_idle=self._max_idle,
                 keepalive_expiry=self._expiry,
             )
