@@ -146,3 +146,23 @@ async def test_errors_carry_their_request_and_the_log_line_is_httpx_s(
             )
             await response.aclose()
     assert any('"HTTP/1.1 204 X"' in r.getMessage() for r in caplog.records)
+
+
+async def test_the_callers_headers_replace_the_clients_whatever_their_case() -> None:
+    seen: list[bytes] = []
+    async with (
+        server([answer(200)], seen) as url,
+        make_client(headers={"Accept": "x/y", "X-Team": "blue"}) as client,
+    ):
+        response = await send(
+            client,
+            "GET",
+            url,
+            headers={"accept": "text/event-stream"},
+            content=None,
+            auth=None,
+            timeout=TIMEOUT,
+        )
+        await response.aclose()
+    assert seen[0].count(b"\r\naccept:") == 1
+    assert b"accept: text/event-stream" in seen[0] and b"x-team: blue" in seen[0]

@@ -55,8 +55,11 @@ async def send(
             method, url, headers=headers, content=content, timeout=timeout
         )
         return await client.send(request, auth=auth, stream=True, follow_redirects=False)
-    merged = client.headers.copy()
-    merged.update(headers)
+    # the client's headers, then ours in their place (case-insensitive), as httpx merges
+    # them, without building two intermediate Headers objects
+    ours = {name.lower() for name in headers}
+    merged = [(k, v) for k, v in client.headers.multi_items() if k not in ours]
+    merged.extend(headers.items())
     request = httpx.Request(
         method, url, headers=merged, content=content, extensions={"timeout": timeout.as_dict()}
     )
