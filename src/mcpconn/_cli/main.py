@@ -27,6 +27,7 @@ SCENARIOS = (
     "throughput",
     "chaos",
     "replicas",
+    "floors",
 )
 
 
