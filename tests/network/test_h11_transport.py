@@ -440,3 +440,21 @@ async def test_the_default_cap_leaves_descriptors_for_other_origins() -> None:
         assert pool is not None and pool.max_connections is not None
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         assert 256 <= pool.max_connections <= max(256, soft - soft // 4)
+
+
+async def test_a_server_that_never_reads_is_a_write_timeout() -> None:
+    import socket
+
+    # A listening socket nobody accepts from: the kernel takes the connection and fills
+    # its buffers, then the client's write blocks (an anyio server on asyncio would
+    # read everything into memory instead).
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        port = sock.getsockname()[1]
+        async with client() as (c, transport):
+            with pytest.raises(httpx.WriteTimeout):
+                await c.post(
+                    f"http://127.0.0.1:{port}/",
+                    content=b"x" * (64 << 20),
+                    timeout=httpx.Timeout(5, write=0.3),
+                )
+            assert transport.sockets == 0
