@@ -230,9 +230,11 @@ class Child:
                 await anyio.sleep(0.05)
 
     async def run(self) -> dict[str, Any]:
+        import _floor_notify
         import _floor_work
 
-        work = getattr(_floor_work, f"{self.figure}_{self.kind.replace('-', '_')}")
+        module = _floor_notify if self.figure == "notify" else _floor_work
+        work = getattr(module, f"{self.figure}_{self.kind.replace('-', '_')}")
         result: dict[str, Any] = await work(self)
         return result
 
