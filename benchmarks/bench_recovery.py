@@ -21,7 +21,6 @@ from _harness import (
     LogCounter,
     MockProcess,
     Result,
-    ShardedTransport,
     percentile,
     progress,
     run_scenario,
@@ -108,16 +107,25 @@ async def scenario(args: argparse.Namespace) -> Result:
 
 
 async def bare_floor(url: str, token: str, n: int, bound: float) -> list[float]:
-    """N plain-httpx reconnects started at once on fresh connections (the same shards
-    of 32 the supervisor uses): what the same requests cost without mcpconn."""
+    """N plain-httpx reconnects started at once on fresh connections (clients of ~32
+    connections, as the supervisor used): what the same requests cost without mcpconn.
+    Each reconnect keeps to one client, so its two requests share one pool."""
     answered: list[float] = []
-    transport = ShardedTransport(max(1, n // 32))
-    async with httpx.AsyncClient(transport=transport, timeout=bound) as client:
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+    clients = [
+        httpx.AsyncClient(timeout=bound, limits=limits, verify=False)
+        for _ in range(max(1, n // 32))
+    ]
+    try:
         with anyio.move_on_after(bound):
             async with anyio.create_task_group() as tg:
                 started = anyio.current_time()
-                for _ in range(n):
+                for i in range(n):
+                    client = clients[i % len(clients)]
                     tg.start_soon(bare_reconnect, client, url, token, started, answered)
+    finally:
+        for client in clients:
+            await client.aclose()
     return answered
 
 

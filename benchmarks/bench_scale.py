@@ -130,35 +130,43 @@ async def scenario(args: argparse.Namespace) -> Result:
 
 async def measure_floor(n: int) -> dict[str, Any]:
     """N bare httpx streams held open (``subscriptions/listen``, one token each, the
-    same 32-connection shards): what an idle listener costs before mcpconn adds anything."""
+    same 32-connection shards): what an idle listener costs before mcpconn adds anything.
+    One stream is opened and read first (warm-up), then the N in waves of 100."""
     async with MockProcess() as mock:
         issuer = JWTIssuer(mock.secret)
         transport = ShardedTransport(max(1, n // 32))
         opened: list[int] = []
-        all_open = anyio.Event()
 
-        async def hold(i: int) -> None:
+        async def hold(i: int, ready: anyio.Event) -> None:
             token = issuer.mint(f"u{i:05d}", lifetime=3600)
             async with open_listen_stream(client, mock.url, token) as response:
-                if response.status_code == 200:
+                if response.status_code == 200 and i >= 0:
                     opened.append(i)
-                if len(opened) == n:
-                    all_open.set()
+                ready.set()
                 async for _ in response.aiter_bytes():
                     pass
 
-        async with httpx.AsyncClient(transport=transport, timeout=None) as client:
+        async with (
+            httpx.AsyncClient(transport=transport, timeout=None) as client,
+            anyio.create_task_group() as tg,
+        ):
+            warm = anyio.Event()
+            tg.start_soon(hold, -1, warm)
+            with anyio.move_on_after(CONNECT_BOUND_S):
+                await warm.wait()
             gc.collect()
             rss0 = rss_bytes()
-            async with anyio.create_task_group() as tg:
-                for i in range(n):
-                    tg.start_soon(hold, i)
-                with anyio.move_on_after(CONNECT_BOUND_S):
-                    await all_open.wait()
-                await anyio.sleep(1.0)
-                gc.collect()
-                rss1 = rss_bytes()
-                tg.cancel_scope.cancel()
+            with anyio.move_on_after(CONNECT_BOUND_S):
+                for first in range(0, n, 100):
+                    wave = [anyio.Event() for _ in range(first, min(n, first + 100))]
+                    for i, ready in enumerate(wave, start=first):
+                        tg.start_soon(hold, i, ready)
+                    for ready in wave:
+                        await ready.wait()
+            await anyio.sleep(1.0)
+            gc.collect()
+            rss1 = rss_bytes()
+            tg.cancel_scope.cancel()
     return {"n": n, "listening": len(opened), "kib_per_stream": (rss1 - rss0) / n / 1024}
 
 

@@ -16,7 +16,7 @@ Target: mcpconn <= half of the SDK's.
 from __future__ import annotations
 
 import argparse
-import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,8 +30,7 @@ from mcpconn.testing import JWTIssuer, JWTProvider
 
 
 def _cpu() -> float:
-    t = os.times()
-    return t.user + t.system
+    return time.process_time()
 
 
 async def _flood(mock: MockProcess, principal: str, count: int) -> None:

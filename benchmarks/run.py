@@ -34,6 +34,7 @@ SCENARIOS = {
     "chaos": "bench_chaos.py",
     "replicas": "bench_replicas.py",
     "aggregator": "bench_aggregator.py",
+    "floors": "bench_floors.py",
 }
 
 
@@ -102,6 +103,8 @@ def main() -> int:
         print(f"mcpconn bench: error: unknown scenario {unknown[0]!r}", file=sys.stderr)
         return 2
     timeout = args.timeout or (60.0 if args.quick else 240.0)
+    # floors runs ~25 client processes per round: its own, longer default limit
+    long_limits = {"floors": 300.0 if args.quick else 1500.0}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.report:
@@ -111,7 +114,8 @@ def main() -> int:
     outcomes: dict[str, str] = {}
     started = time.perf_counter()
     for name in names:
-        outcome, elapsed = run_one(name, args, timeout)
+        limit = timeout if args.timeout else long_limits.get(name, timeout)
+        outcome, elapsed = run_one(name, args, limit)
         outcomes[name] = outcome
         print(f"--- {name}: {outcome} in {elapsed:.1f} s", flush=True)
     text = summary(names, outcomes, out)

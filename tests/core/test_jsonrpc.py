@@ -349,3 +349,32 @@ def test_arbitrary_json_raises_only_invalid_message(obj: object) -> None:
         return
     assert isinstance(message, Request | Notification | Response | ErrorResponse)
     assert parse_object(obj) == message or isinstance(message, ErrorResponse)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info"}}',
+        '{"jsonrpc":"2.0","id":123456789012345678901234567890,"result":{}}',  # beyond 64 bits
+        '{"jsonrpc":"2.0","method":"m","params":{"x":NaN}}',  # the stdlib's extension
+        '{"jsonrpc":"2.0","method":"m","params":{"s":"\\ud800"}}',  # a lone surrogate
+        '{"jsonrpc":"2.0","method":"m","method":"n"}',  # duplicate keys: the last wins
+        '{"jsonrpc":"2.0","id":1,"result":' + "[" * 3000 + "]" * 3000 + "}",
+        '{"jsonrpc":"2.0","id":1,"result":{"f":[0.1,1e400,-0.0,123456789012345678]}}',
+        "\ufeff{}",
+        '{"jsonrpc":"2.0","id":1,"result":{"t":"caf\u00e9"}}',
+        "not json",
+        "",
+    ],
+)
+def test_orjson_and_the_stdlib_decode_alike(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The optional orjson decoder accepts and refuses exactly what ``json.loads`` does."""
+    outcomes = []
+    for decoder in (json.loads, _jsonrpc._loads_orjson):
+        monkeypatch.setattr(_jsonrpc, "loads", decoder)
+        for data in (text, text.encode("utf-8", "surrogatepass")):
+            try:
+                outcomes.append(repr(_jsonrpc.parse_message(data)))
+            except InvalidMessage:
+                outcomes.append("invalid")
+    assert outcomes[:2] == outcomes[2:]

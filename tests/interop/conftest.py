@@ -9,6 +9,8 @@ import httpx
 import pytest
 from sdkpeer import Inbox, Peer, SDKServers, StaticBearer, mint
 
+from mcpconn._http import make_client
+
 
 @pytest.fixture(scope="session")
 def sdk() -> Iterator[SDKServers]:
@@ -30,7 +32,7 @@ _TLS = ssl.create_default_context()  # built once: plain http here, but httpx bu
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(verify=_TLS) as c:
+    async with make_client(verify=_TLS) as c:
         yield c
 
 

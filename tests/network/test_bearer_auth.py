@@ -14,6 +14,7 @@ import pytest
 from helpers.loopback import Headers, LoopbackServer, serve
 from mcpconn._core.token import Token
 from mcpconn._exceptions import InsecureTransportError
+from mcpconn._http import make_client
 from mcpconn._tokens.auth import BearerAuth
 from mcpconn._tokens.source import TokenRequest, TokenSource
 
@@ -59,7 +60,7 @@ async def setup(
 
     source = TokenSource(issuer, clock=lambda: T0)
     auth = BearerAuth(source, "alice", **auth_kwargs)
-    async with serve(handler) as server, httpx.AsyncClient(auth=auth, timeout=10) as client:
+    async with serve(handler) as server, make_client(auth=auth, timeout=10) as client:
         yield server, issuer, source, client, auth
 
 

@@ -14,6 +14,7 @@ import pytest
 import mcpconn
 import mcpconn.testing
 from mcpconn._cli.mock_server import add_mock_server_parser, serve_mock_server
+from mcpconn._http import make_client
 from mcpconn.testing import Fault, JWTIssuer, JWTProvider, MockServer, TokenRejected, Tool
 
 LATEST = "2025-11-25"
@@ -156,7 +157,7 @@ async def server() -> AsyncIterator[MockServer]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0, verify=False, trust_env=False) as c:
+    async with make_client(timeout=5.0, verify=False, trust_env=False) as c:
         yield c
 
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import httpx
 import pytest
 
 import mcpconn
@@ -29,6 +28,7 @@ from mcpconn import (
     Timeouts,
     TokenSource,
 )
+from mcpconn._http import make_client
 from mcpconn._mcp.session import SessionHandlers, open_session
 from mcpconn.testing import JWTProvider, MockServer
 
@@ -362,7 +362,7 @@ async def test_responses_to_unknown_ids_and_duplicates_are_ignored_and_counted()
         await stream.aclose()
 
     async with no_leaks(), raw_server(on_request=answer) as raw:
-        async with httpx.AsyncClient() as client:
+        async with make_client() as client:
             handlers = SessionHandlers(on_notification=lambda _m: None)
             cfg = config(raw.url, timeouts=SHORT, listen=False)
             async with open_session(client, cfg, auth=None, handlers=handlers) as session:

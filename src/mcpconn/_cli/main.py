@@ -28,6 +28,7 @@ SCENARIOS = (
     "chaos",
     "replicas",
     "aggregator",
+    "floors",
 )
 
 

@@ -376,6 +376,7 @@ class MockServer:
         if session.listener is not None:
             self.unregister_listener(session.listener)
             session.listener.finish()
+        self._recorder.changed()  # sessions is in the stats: wake wait_until
         for stream in session.streams.values():
             stream.attach()
 

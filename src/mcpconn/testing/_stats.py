@@ -119,6 +119,10 @@ class Recorder:
             del self.streams_by_principal[principal]
         self._check()
 
+    def changed(self) -> None:
+        """Something outside the recorder that `MockStats` shows changed (a session went)."""
+        self._check()
+
     def _check(self) -> None:
         if not self._waiters:
             return

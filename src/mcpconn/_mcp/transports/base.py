@@ -46,6 +46,7 @@ from ..._exceptions import (
     TransportError,
     Unauthorized,
 )
+from ..._http import send as _http_send
 from ..._tokens.auth import BearerAuth
 
 __all__ = [
@@ -153,6 +154,16 @@ class HTTPChannel:
         t = config.timeouts
         self.timeout = httpx.Timeout(t.connect, read=t.read)
         self._secrets: tuple[str, ...] = ()
+        self._urls: dict[str, httpx.URL] = {}
+
+    def _url(self, url: str) -> httpx.URL:
+        """Parsed once per URL (a session uses one or two), not once per request."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= 8:
+                self._urls.clear()
+            parsed = self._urls[url] = httpx.URL(url)
+        return parsed
 
     def __repr__(self) -> str:
         return f"<HTTPChannel {self.config.name!r}>"
@@ -204,12 +215,15 @@ class HTTPChannel:
         content: bytes | None = None,
     ) -> AsyncIterator[httpx.Response]:
         """Send one request and yield the streaming response; always closes it."""
-        request = self.client.build_request(
-            method, url, headers=self.headers(headers), content=content, timeout=self.timeout
-        )
         with map_httpx_errors():
-            response = await self.client.send(
-                request, auth=self.auth, stream=True, follow_redirects=False
+            response = await _http_send.send(
+                self.client,
+                method,
+                self._url(url),
+                headers=self.headers(headers),
+                content=content,
+                auth=self.auth,
+                timeout=self.timeout,
             )
         self._remember(response)
         try:

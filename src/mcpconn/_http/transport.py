@@ -1,0 +1,355 @@
+"""A thin HTTP/1.1 transport for httpx: h11 over anyio streams, an O(1) pool per origin.
+
+`H11Transport` is an `httpx.AsyncBaseTransport`, so `httpx.AsyncClient`,
+`httpx.Auth` and `httpx.Timeout` stay the configuration; only the layer under
+the client changes. Per request it does one pool pop, one send of the whole
+request (head and an in-memory body together), and one cancel scope per
+network read that has a timeout; httpcore does a scan of its pool, ~12 cancel
+scopes and two sends. A response body is streamed (SSE listeners stay open
+for hours); closing it early, from any task, or cancelling its reader closes
+the socket instead of returning it to the pool. A connection goes back to the
+pool only after a complete exchange that both sides may continue.
+
+Errors are httpx's own classes (`httpx.ConnectError`, `httpx.ReadTimeout`,
+`httpx.RemoteProtocolError`, `httpx.PoolTimeout`...), so everything above,
+`map_httpx_errors` included, cannot tell this transport from httpx's.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anyio
+import anyio.abc
+import h11
+import httpx
+
+from .pool import Connection, OriginPool
+
+__all__ = ["DEFAULT_LIMITS", "H11Transport", "default_max_per_origin"]
+
+_READ_SIZE = 65536
+_FLUSH_AT = 65536
+DEFAULT_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+
+_NETWORK_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
+
+
+def default_max_per_origin() -> int:
+    """Three quarters of the process's file descriptors (at least 256): one origin never
+    takes them all; read when an origin's pool is made, so a raised limit counts."""
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):  # pragma: no cover - every POSIX system has it
+        return 256
+    if soft == resource.RLIM_INFINITY:
+        return 32768
+    return max(256, soft * 3 // 4)
+
+
+@contextmanager
+def _mapped(
+    timeout_class: type[httpx.TimeoutException], error_class: type[httpx.HTTPError]
+) -> Iterator[None]:
+    try:
+        yield
+    except TimeoutError as exc:
+        raise timeout_class(f"timed out ({timeout_class.__name__})") from exc
+    except h11.RemoteProtocolError as exc:
+        raise httpx.RemoteProtocolError(str(exc)) from exc
+    except h11.LocalProtocolError as exc:
+        raise httpx.LocalProtocolError(str(exc)) from exc
+    except ssl.SSLError as exc:
+        raise error_class(f"TLS error ({type(exc).__name__})") from exc
+    except _NETWORK_ERRORS as exc:
+        raise error_class(f"{type(exc).__name__}") from exc
+
+
+async def _receive(stream: anyio.abc.ByteStream, timeout: float | None) -> bytes:
+    """One read (b"" at EOF); a timeout or a broken socket as httpx's errors."""
+    if timeout is None:
+        return await _read(stream)
+    with _mapped(httpx.ReadTimeout, httpx.ReadError), anyio.fail_after(timeout):
+        return await _read(stream)
+
+
+class H11Transport(httpx.AsyncBaseTransport):
+    """HTTP/1.1 over h11 + anyio, for ``http`` and ``https`` URLs.
+
+    ``limits``: ``max_connections`` caps the sockets *per origin* (default:
+    `default_max_per_origin`); ``max_keepalive_connections`` the idle ones per
+    origin; ``keepalive_expiry`` how long an idle one is kept. ``ssl_context``
+    is used for https (default: httpx's, built on first use).
+    """
+
+    def __init__(
+        self, *, ssl_context: ssl.SSLContext | None = None, limits: httpx.Limits = DEFAULT_LIMITS
+    ) -> None:
+        self._ssl_context = ssl_context
+        self._max_connections = limits.max_connections
+        self._max_idle = limits.max_keepalive_connections
+        self._expiry = limits.keepalive_expiry
+        self._pools: dict[tuple[bytes, bytes, int], OriginPool] = {}
+        self._live: set[Connection] = set()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<H11Transport origins={len(self._pools)} sockets={len(self._live)}>"
+
+    @property
+    def sockets(self) -> int:
+        """Open sockets over all origins (idle and in use)."""
+        return len(self._live)
+
+    def origin(self, url: httpx.URL) -> OriginPool | None:
+        """The pool of ``url``'s origin, if it has one (for statistics and tests)."""
+        return self._pools.get(_origin_key(url))
+
+    def _ssl(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            context = httpx.create_ssl_context()
+            context.set_alpn_protocols(["http/1.1"])
+            self._ssl_context = context
+        return self._ssl_context
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._closed:
+            raise httpx.UnsupportedProtocol("the transport is closed")  # httpcore says the same
+        url = request.url
+        key = _origin_key(url)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = OriginPool(
+                max_connections=self._max_connections or default_max_per_origin(),
+                max_idle=self._max_idle,
+                keepalive_expiry=self._expiry,
+            )
+        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        to_close: list[Connection] = []
+        try:
+            conn = await pool.acquire(timeouts.get("pool"), to_close)
+        except TimeoutError:
+            raise httpx.PoolTimeout("no connection to this origin became free in time") from None
+        finally:
+            if to_close:
+                await self._close(to_close)
+        if conn is None:
+            conn = await self._connect(pool, key, timeouts.get("connect"))
+        try:
+            head = await _exchange(conn, request, timeouts.get("write"), timeouts.get("read"))
+        except BaseException:
+            await self._discard(conn)
+            raise
+        return httpx.Response(
+            head.status_code,
+            headers=head.headers.raw_items(),
+            stream=_Body(self, conn, timeouts.get("read")),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason},
+        )
+
+    async def _connect(
+        self, pool: OriginPool, key: tuple[bytes, bytes, int], timeout: float | None
+    ) -> Connection:
+        scheme, host, port = key
+        tls = scheme == b"https"
+        hostname = host.decode("ascii")
+        try:
+            with _mapped(httpx.ConnectTimeout, httpx.ConnectError), anyio.fail_after(timeout):
+                stream: anyio.abc.ByteStream
+                if tls:
+                    stream = await anyio.connect_tcp(
+                        hostname,
+                        port,
+                        ssl_context=self._ssl(),
+                        tls_hostname=hostname,
+                        tls_standard_compatible=False,
+                    )
+                else:
+                    stream = await anyio.connect_tcp(hostname, port)
+        except BaseException:
+            pool.release_slot()
+            raise
+        conn = Connection(stream, pool)
+        self._live.add(conn)
+        return conn
+
+    def _release(self, conn: Connection, to_close: list[Connection]) -> None:
+        """A complete exchange: back to its pool if both sides may go on, else closed."""
+        h = conn.h11
+        if self._closed or h.our_state is not h11.DONE or h.their_state is not h11.DONE:
+            conn.origin.discard(conn, to_close)
+            return
+        h.start_next_cycle()
+        conn.origin.release(conn, anyio.current_time(), to_close)
+
+    async def _discard(self, conn: Connection) -> None:
+        to_close: list[Connection] = []
+        conn.origin.discard(conn, to_close)
+        await self._close(to_close)
+
+    async def _close(self, conns: list[Connection]) -> None:
+        """Close sockets at once (no TLS goodbye to wait for), even when cancelled."""
+        with anyio.CancelScope(shield=True):
+            for conn in conns:
+                self._live.discard(conn)
+                await anyio.aclose_forcefully(conn.stream)
+
+    async def aclose(self) -> None:
+        """Close every socket, idle or in use (a reader in use gets `httpx.ReadError`)."""
+        self._closed = True
+        live, self._live = list(self._live), set()
+        for pool in self._pools.values():
+            pool.drain()
+        self._pools.clear()
+        with anyio.CancelScope(shield=True):
+            for conn in live:
+                await anyio.aclose_forcefully(conn.stream)
+
+
+def _origin_key(url: httpx.URL) -> tuple[bytes, bytes, int]:
+    scheme = url.raw_scheme
+    if scheme == b"https":
+        default = 443
+    elif scheme == b"http":
+        default = 80
+    else:
+        raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}")
+    if not url.raw_host:
+        raise httpx.UnsupportedProtocol("the URL has no host")
+    return scheme, url.raw_host, url.port or default
+
+
+async def _exchange(
+    conn: Connection, request: httpx.Request, write: float | None, read: float | None
+) -> h11.Response:
+    """Send the request, read the response head: one cancel scope, its deadline moved per
+    write and per read (httpx's timeouts are per operation), instead of one scope each."""
+    now = anyio.current_time
+    writing = True
+    with anyio.CancelScope(deadline=math.inf if write is None else now() + write) as scope:
+        await _send(conn, request, scope, write)
+        writing = False
+        return await _receive_head(conn, scope, read)
+    if writing:
+        raise httpx.WriteTimeout("timed out sending the request")
+    raise httpx.ReadTimeout("timed out waiting for the response")
+
+
+async def _send(
+    conn: Connection, request: httpx.Request, scope: anyio.CancelScope, timeout: float | None
+) -> None:
+    """The request head and body: one send when the body is in memory."""
+    h = conn.h11
+    stream = conn.stream
+    with _mapped(httpx.WriteTimeout, httpx.WriteError):
+        head = h11.Request(
+            method=request.method, target=request.url.raw_path, headers=request.headers.raw
+        )
+        parts = [h.send(head)]
+        size = len(parts[0])
+        body = request.stream
+        if isinstance(body, httpx.ByteStream):
+            for chunk in body:
+                if chunk:
+                    parts.append(h.send(h11.Data(data=chunk)))
+        else:
+            async for chunk in body:  # type: ignore[union-attr]
+                if not chunk:
+                    continue
+                parts.append(h.send(h11.Data(data=chunk)))
+                size += len(chunk)
+                if size >= _FLUSH_AT:
+                    await stream.send(b"".join(parts))
+                    parts, size = [], 0
+                    if timeout is not None:
+                        scope.deadline = anyio.current_time() + timeout
+        parts.append(h.send(h11.EndOfMessage()))
+        await stream.send(b"".join(parts))
+
+
+async def _read(stream: anyio.abc.ByteStream) -> bytes:
+    with _mapped(httpx.ReadTimeout, httpx.ReadError):
+        try:
+            return await stream.receive(_READ_SIZE)
+        except anyio.EndOfStream:
+            return b""
+
+
+async def _receive_head(
+    conn: Connection, scope: anyio.CancelScope, timeout: float | None
+) -> h11.Response:
+    h = conn.h11
+    while True:
+        with _mapped(httpx.ReadTimeout, httpx.ReadError):
+            event = h.next_event()
+        if event is h11.NEED_DATA:
+            scope.deadline = math.inf if timeout is None else anyio.current_time() + timeout
+            data = await _read(conn.stream)
+            with _mapped(httpx.ReadTimeout, httpx.ReadError):
+                h.receive_data(data)
+            continue
+        kind = type(event)
+        if kind is h11.Response:
+            return event  # type: ignore[return-value]
+        if kind is h11.InformationalResponse:
+            continue
+        raise httpx.RemoteProtocolError("the server closed the connection without a response")
+
+
+def _closed_mid_body() -> None:
+    raise httpx.RemoteProtocolError("the server closed the connection mid-body")
+
+
+class _Body(httpx.AsyncByteStream):
+    """A streaming response body on its connection; the connection is reused only at its end."""
+
+    __slots__ = ("_conn", "_timeout", "_transport")
+
+    def __init__(self, transport: H11Transport, conn: Connection, timeout: float | None) -> None:
+        self._transport = transport
+        self._conn: Connection | None = conn
+        self._timeout = timeout
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        conn = self._conn
+        if conn is None:
+            raise httpx.StreamClosed()
+        h = conn.h11
+        try:
+            while True:
+                with _mapped(httpx.ReadTimeout, httpx.ReadError):
+                    event: Any = h.next_event()
+                if event is h11.NEED_DATA:
+                    data = await _receive(conn.stream, self._timeout)
+                    with _mapped(httpx.ReadTimeout, httpx.ReadError):
+                        h.receive_data(data)
+                    continue
+                kind = type(event)
+                if kind is h11.Data:
+                    yield event.data
+                elif kind is h11.EndOfMessage:
+                    break
+                else:
+                    _closed_mid_body()
+        except BaseException:
+            await self._abandon()
+            raise
+        self._conn = None
+        to_close: list[Connection] = []
+        self._transport._release(conn, to_close)
+        if to_close:
+            await self._transport._close(to_close)
+
+    async def _abandon(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._transport._discard(conn)
+
+    async def aclose(self) -> None:
+        """Closed before its end (or from another task): the socket is closed, not reused."""
+        await self._abandon()
