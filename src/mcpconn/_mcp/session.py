@@ -236,10 +236,13 @@ class Session(Listening, Recovering, Opening):
         stream = CallStream(options, token)
         if on_progress is not None:
             self._progress[rid] = on_progress
-        # no response stream of its own: the call's progress is found by its token
-        legacy = not self.rules.call_streams and token is not None
-        legacy = legacy and options.on_notification is not None
-        if legacy:
+        # no response stream of its own (legacy SSE): the call's progress is found by its token
+        by_token = (
+            not self.rules.call_streams
+            and token is not None
+            and options.on_notification is not None
+        )
+        if by_token:
             self._legacy_calls[token] = stream
         pending = self._pending[rid] = _Pending()
         if sent is not None:
@@ -259,7 +262,7 @@ class Session(Listening, Recovering, Opening):
             self._inflight.discard(scope)
             del self._pending[rid]
             self._progress.pop(rid, None)
-            if legacy:
+            if by_token:
                 self._legacy_calls.pop(token, None)
         if scope.cancelled_caught:
             raise ConnectionClosed("the session closed while the request was in flight")
