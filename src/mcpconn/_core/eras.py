@@ -89,7 +89,12 @@ SESSION_VERSIONS = tuple(v for v in SUPPORTED_PROTOCOL_VERSIONS if v != STATELES
 
 @dataclass(frozen=True)
 class EraRules:
-    """Everything one era does differently; read by the session, never branched on by name."""
+    """Everything one era does differently; read by the session, never branched on by name.
+
+    ``sessions``, ``session_id`` and ``capabilities`` describe what the era's wire
+    and handshake do by themselves (a transport keeps the id; the stateless wire
+    stamps every ``_meta``); the session, its listener and the surface read the rest.
+    """
 
     name: Era
     #: ``initialize`` (+ ``notifications/initialized``) or ``server/discover``.
