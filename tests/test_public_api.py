@@ -76,7 +76,12 @@ ORDER = [
 # Inside a package, the same rule between its modules (top to bottom).
 INNER = {
     "_supervision": [{"supervisor"}, {"connection"}, {"notifications", "stats"}],
-    "_mcp": [{"session"}, {"handshake", "inbound", "lists"}, {"transports"}],
+    "_mcp": [
+        {"session"},
+        {"listening", "opening", "recovering"},
+        {"handshake", "inbound", "lists"},
+        {"transports"},
+    ],
     "_tokens": [{"auth"}, {"source"}, {"flights"}, {"view", "judge"}, {"provider"}, {"store"}],
     "oauth": [
         {"_provider"},

@@ -19,6 +19,7 @@ token: no ``str()`` or ``repr()`` here may contain a credential.
         │   └── ConnectError         never connected: the request did not leave
         ├── ReadTimeout              a stalled stream or response
         ├── StreamEnded              a stream closed cleanly (carries `retry`)
+        │   └── SessionReinitialized the listener's session was forgotten and made anew
         ├── SessionLost              the server's side of the session is gone
         │   └── SessionExpired       (also an HTTPStatusError, below)
         ├── ProtocolError            bytes that are not MCP
@@ -121,6 +122,7 @@ __all__ = [
     "ServerError",
     "SessionExpired",
     "SessionLost",
+    "SessionReinitialized",
     "StreamEnded",
     "TokenProviderError",
     "TransportError",
@@ -294,6 +296,20 @@ class StreamEnded(TransportError):
     def __init__(self, message: str = "stream ended", *, retry: float | None = None) -> None:
         super().__init__(message)
         self.retry = retry
+
+
+class SessionReinitialized(StreamEnded):
+    """The server forgot the listener's session (a 404) and a new one was initialized.
+
+    The listener's stream is over with its session: listen again at once, on
+    the new session (``retry`` is None). Nothing the old stream missed is
+    replayed: the new session's lists are fresh.
+    """
+
+    def __init__(
+        self, message: str = "the server forgot the session; it was re-initialized"
+    ) -> None:
+        super().__init__(message, retry=None)
 
 
 class SessionLost(TransportError):

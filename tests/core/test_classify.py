@@ -11,8 +11,8 @@ from typing import get_args
 
 import pytest
 
-import mcpconn._mcp.transports.eras  # noqa: F401 - its private errors have rows too
 from mcpconn._core.classify import Operation, classify, describe
+from mcpconn._core.eras import NotModern, StreamLost
 from mcpconn._core.machine import Input
 from mcpconn._core.token import Token
 from mcpconn._exceptions import (
@@ -38,6 +38,7 @@ from mcpconn._exceptions import (
     ServerError,
     SessionExpired,
     SessionLost,
+    SessionReinitialized,
     SSELimitExceeded,
     StreamEnded,
     TokenProviderError,
@@ -46,8 +47,6 @@ from mcpconn._exceptions import (
     UnexpectedContentType,
     UnsupportedProtocolVersion,
 )
-from mcpconn._mcp.transports.base import StreamLost
-from mcpconn._mcp.transports.eras import NotModern
 
 OPERATIONS: tuple[Operation, ...] = get_args(Operation)
 In = Input
@@ -69,6 +68,7 @@ ROWS: list[tuple[BaseException, tuple[Input | None, ...]]] = [
     (SessionLost("the legacy SSE stream ended"), (LOST, LOST, LOST, LOST)),
     # the rest is the connection's only when the connection was doing it
     (StreamEnded(retry=1.5), (ENDED, ENDED, ENDED, MINE)),
+    (SessionReinitialized(), (ENDED, ENDED, ENDED, MINE)),
     (UnsupportedProtocolVersion("1999-01-01"), (PERM, PERM, PERM, MINE)),
     (InsecureTransportError("http"), (PERM, LISTENER, PERM, MINE)),
     (MethodNotAllowed(), (TRANS, NO_LISTENER, TRANS, MINE)),

@@ -309,7 +309,7 @@ async def test_cached_era_that_fails_is_forgotten_and_detection_reruns() -> None
 
 def test_plan_for_pinned_eras() -> None:
     from mcpconn._config import ServerConfig
-    from mcpconn._mcp.transports.eras import plan as plan_eras
+    from mcpconn._core.eras import plan as plan_eras
 
     def plan(**kw: Any) -> list[str]:
         return list(plan_eras(ServerConfig(name="x", url=URL, **kw), None))

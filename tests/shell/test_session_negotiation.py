@@ -10,8 +10,8 @@ from test_session_eras import META_VERSION, Modern
 from test_session_streamable import Fake, Inbox, opened
 
 from mcpconn import JSONRPCError
+from mcpconn._core.eras import negotiate
 from mcpconn._mcp.session import SessionHandlers, client_capabilities
-from mcpconn._mcp.transports.eras import negotiate
 
 CAPS_KEY = "io.modelcontextprotocol/clientCapabilities"
 

@@ -22,9 +22,12 @@ from test_session_streamable import (
 from mcpconn import (
     MethodNotAllowed,
     RequestTimeout,
+    SessionReinitialized,
     StreamEnded,
     TransportError,
 )
+from mcpconn._core.classify import classify
+from mcpconn._core.machine import Input
 from mcpconn._mcp.session import SessionHandlers
 
 # ---- timeouts and cancellation -------------------------------------------------------------
@@ -182,6 +185,30 @@ async def test_listener_404_reinitializes_and_ends_the_stream() -> None:
         with pytest.raises(StreamEnded):
             await session.listen()
         assert session.session_id == "s2"
+
+
+async def test_listener_404_ends_with_session_reinitialized_and_the_next_listen_uses_it() -> None:
+    fake = Fake()
+    sent_ids: list[str | None] = []
+
+    async def gone_once(request: httpx.Request) -> httpx.Response:
+        sent_ids.append(request.headers.get("mcp-session-id"))
+        return httpx.Response(404) if len(sent_ids) == 1 else sse_reply(sse("retry: 250"))
+
+    fake.get = gone_once
+    reinit: list[int] = []
+    handlers = SessionHandlers(Inbox(), on_reinitialized=lambda: reinit.append(1))
+    async with opened(fake, handlers=handlers) as session:
+        with pytest.raises(SessionReinitialized) as info:
+            await session.listen()
+        assert info.value.retry is None
+        fact = classify(info.value, during="listen")
+        assert (fact.input, fact.retry) == (Input.STREAM_ENDED, None)  # listen again at once
+        assert reinit == [1]
+        with pytest.raises(StreamEnded) as ended:
+            await session.listen()
+        assert type(ended.value) is StreamEnded and ended.value.retry == 0.25
+    assert sent_ids == ["s1", "s2"]
 
 
 async def test_caller_cancellation_sends_cancelled_in_the_background() -> None:

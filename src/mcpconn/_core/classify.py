@@ -28,6 +28,7 @@ from .._exceptions import (
     RateLimited,
     ReauthRequired,
     SessionLost,
+    SessionReinitialized,
     StreamEnded,
     Unauthorized,
     UnsupportedProtocolVersion,
@@ -56,6 +57,8 @@ def classify(error: BaseException, *, during: Operation) -> Fact | None:
     if fact is not None or during == "call":
         return fact
     reason = describe(error)
+    if isinstance(error, SessionReinitialized):  # a new session under the listener: listen now
+        return Fact(Input.STREAM_ENDED, retry=None, reason=reason)
     if isinstance(error, StreamEnded):
         return Fact(Input.STREAM_ENDED, retry=error.retry, reason=reason)
     if isinstance(error, UnsupportedProtocolVersion):  # on a connect or a re-initialize

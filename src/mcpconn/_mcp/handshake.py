@@ -1,10 +1,10 @@
 """Opening an MCP session: which era to speak, and that era's handshake.
 
-Era detection (``transport="auto"``, no pinned version) is planned in
-`_transports._eras`: ``server/discover`` first, then ``initialize``, then the
-legacy SSE GET, remembered per URL in an `EraCache`. These are plain functions
-so the session stays the only owner of its state: it hands in its round-trip
-and adopts the `ServerHello` they return.
+Era detection (``transport="auto"``, no pinned version) is planned and judged
+in the core (`mcpconn._core.eras`): ``server/discover`` first, then
+``initialize``, then the legacy SSE GET, remembered per URL in an `EraCache`.
+These are plain functions so the session stays the only owner of its state: it
+hands in its round-trip and adopts the `ServerHello` they return.
 """
 
 from __future__ import annotations
@@ -18,6 +18,20 @@ from typing import Any
 from anyio.abc import TaskGroup
 
 from .._config import LATEST_SESSION_VERSION, STATELESS_VERSION, ServerConfig
+from .._core.eras import (
+    HEADER_MISMATCH,
+    LEGACY_SSE,
+    SESSION_VERSIONS,
+    STATELESS,
+    STREAMABLE_HTTP,
+    Era,
+    EraRules,
+    NotModern,
+    is_fallback,
+    negotiate,
+    plan,
+    rules_of,
+)
 from .._exceptions import JSONRPCError, MCPConnError, UnsupportedProtocolVersion
 from .transports import (
     HTTPChannel,
@@ -26,20 +40,13 @@ from .transports import (
     StreamableHTTPTransport,
     Transport,
 )
-from .transports.base import Era
-from .transports.eras import (
-    HEADER_MISMATCH,
-    SESSION_VERSIONS,
-    EraCache,
-    NotModern,
-    is_fallback,
-    negotiate,
-    plan,
-)
+from .transports.eras import EraCache
 
 __all__ = [
     "Roundtrip",
     "ServerHello",
+    "ToolLearner",
+    "Wire",
     "client_capabilities",
     "discover",
     "initialize",
@@ -100,7 +107,7 @@ def _client_info(config: ServerConfig) -> dict[str, Any]:
 async def open_first_era(
     config: ServerConfig,
     era_cache: EraCache | None,
-    open_era: Callable[[Era], Awaitable[None]],
+    open_era: Callable[[EraRules], Awaitable[None]],
 ) -> None:
     """Try the planned eras in order until ``open_era`` succeeds; keep the cache honest.
 
@@ -110,10 +117,11 @@ async def open_first_era(
     cached = era_cache.get(url) if era_cache is not None else None
     eras = plan(config, cached)
     for index, era in enumerate(eras):
+        rules = rules_of(era)
         try:
-            await open_era(era)
+            await open_era(rules)
         except MCPConnError as exc:
-            if index + 1 == len(eras) or not is_fallback(exc, era):
+            if index + 1 == len(eras) or not is_fallback(exc, rules):
                 if era == cached and era_cache is not None:
                     era_cache.forget(url)
                 raise
@@ -126,28 +134,50 @@ async def open_first_era(
         return
 
 
+ToolLearner = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Wire:
+    """An era's transport, not yet started, and what only its wire can do."""
+
+    transport: Transport
+    #: Learns the tools' ``x-mcp-header`` maps from a ``tools/list`` result (2026-07-28).
+    learn_tools: ToolLearner | None = None
+
+
 def make_transport(
-    era: Era,
+    rules: EraRules,
     channel: HTTPChannel,
     config: ServerConfig,
     *,
     task_group: TaskGroup,
     on_lost: Callable[[MCPConnError], None],
     capabilities: dict[str, Any],
-) -> Transport:
-    """The transport for ``era``, not yet started."""
-    if era == "stateless":
-        return StatelessTransport(
+) -> Wire:
+    """The wire for the era ``rules`` describe."""
+
+    def stateless() -> Wire:
+        transport = StatelessTransport(
             channel, config.url, client_info=_client_info(config), capabilities=capabilities
         )
-    if era == "streamable-http":
-        return StreamableHTTPTransport(channel, config.url)
-    return LegacySSETransport(channel, config.url, task_group, on_lost)
+        return Wire(transport, transport.learn_tools)
+
+    def streamable_http() -> Wire:
+        return Wire(StreamableHTTPTransport(channel, config.url))
+
+    def legacy_sse() -> Wire:
+        return Wire(LegacySSETransport(channel, config.url, task_group, on_lost))
+
+    wires: dict[Era, Callable[[], Wire]] = {
+        STATELESS.name: stateless,
+        STREAMABLE_HTTP.name: streamable_http,
+        LEGACY_SSE.name: legacy_sse,
+    }
+    return wires[rules.name]()
 
 
-async def discover(
-    transport: StatelessTransport, roundtrip: Roundtrip, config: ServerConfig
-) -> ServerHello:
+async def discover(transport: Transport, roundtrip: Roundtrip, config: ServerConfig) -> ServerHello:
     """The 2026-07-28 handshake: ``server/discover``, with SEP-2575 version negotiation."""
     try:
         try:

@@ -1,11 +1,15 @@
 """The session's server-to-client stream: one listen at a time, restarted when asked.
 
-Mixed into `Session`. Session eras run the GET listener (or the legacy SSE
-stream); 2026-07-28 runs ``subscriptions/listen`` with our filter (the
+Mixed into `Session`. The era's rules say which listener (`EraRules.listener`):
+the GET listener, the legacy SSE stream itself, or ``subscriptions/listen`` with
+our filter (the
 resource subscriptions in `Wanted` included) and re-listens at once when the
 subscriptions change. A listener restarted without replay (2026 never
 replays; a session stream without ``Last-Event-ID``) may have missed a
 ``list_changed``: ``on_listener_fresh`` tells the connection to drop its lists.
+When the server forgot the session under the listener (a 404), the session
+re-initializes if its era does (`mcpconn._core.recovery`) and the listener
+ends with `SessionReinitialized`: listen again at once.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .._core import jsonrpc as _jsonrpc
-from .._exceptions import SessionExpired, StreamEnded
+from .._core.eras import EraRules
+from .._core.recovery import LISTENER, Recovery, recover
+from .._exceptions import MCPConnError, SessionReinitialized
 from .handlers import SessionHandlers
 from .transports import Transport
-from .transports.base import Era
 from .transports.stateless import LISTEN_FILTER
 
 __all__ = ["Listening"]
@@ -31,7 +36,7 @@ logger = logging.getLogger("mcpconn.session")
 class Listening:
     """The listener half of `Session` (see the module docstring)."""
 
-    era: Era
+    rules: EraRules
     _handlers: SessionHandlers
     _ids: _jsonrpc.IdAllocator
     _tg: TaskGroup
@@ -51,26 +56,27 @@ class Listening:
 
         `StreamEnded` (sleep ``retry`` if given, call again: it resumes),
         `MethodNotAllowed` or a -32601 `JSONRPCError` (no listener here),
-        `SessionLost` (legacy SSE: the stream was the session), or another typed
-        error; `mcpconn._core.classify` says what each means. In the session era
-        a 404 re-initializes the session and raises `StreamEnded`.
+        `SessionLost` (legacy SSE: the stream was the session),
+        `SessionReinitialized` (a 404 made a new session: listen again), or another
+        typed error; `mcpconn._core.classify` says what each means.
         """
         transport = self._require_transport()
         generation = self._generation
+        rules = self.rules
         try:
-            if self.era == "stateless":
+            if rules.listener == "subscriptions-listen":
                 await self._listen_stateless(transport)
             else:
                 self._listen_starts += 1
-                state = getattr(transport, "listen_state", None)
+                state = getattr(transport, "listen_state", None) if rules.listener_replays else None
                 if state is None or not state.last_event_id:
                     self._listener_fresh()  # no Last-Event-ID: nothing will be replayed
                 await transport.listen(self._dispatch, None)
-        except SessionExpired:
-            if self.era != "streamable-http":
+        except MCPConnError as exc:
+            if recover(rules, exc, method=LISTENER) is not Recovery.REINITIALIZE:
                 raise
             await self._reinitialize(generation)
-            raise StreamEnded("the session was re-initialized", retry=None) from None
+            raise SessionReinitialized() from None
 
     async def _listen_stateless(self, transport: Transport) -> None:
         """``subscriptions/listen`` with our filter; a change of subscriptions re-listens."""

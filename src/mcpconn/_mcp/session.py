@@ -5,16 +5,15 @@
 (bounded by ``timeouts.close``). The session owns a task group (entered and
 exited in the task that enters `open_session`) for answering server requests
 and, in the legacy era, for reading the SSE stream; nothing in it ever raises
-into that group. Choosing the era and its handshake are in `handshake`;
-notifications in `inbound`, server requests in `server_requests`, the
-listener in `listening`, a call's options and the 2026 input rounds in `calls`.
-
-Rules carried out here: a 404 on a request that carried ``Mcp-Session-Id``
-re-initializes once and re-issues once (single-flight across concurrent
-callers; ``on_reinitialized`` is called); a request whose response stream is
-lost in the stateless era is re-issued once with a new id; on timeout a
-``notifications/cancelled`` goes out (not in the stateless era, where closing
-the stream is the cancellation) and a late response is ignored and counted.
+into that group. What differs between eras is data (`mcpconn._core.eras`,
+``Session.rules``): nothing here compares era names. Opening (the era plan and
+its handshake) is in `opening` and `handshake`; recovery from a forgotten
+session, a lost stream or a HeaderMismatch in `recovering` (decided by
+`mcpconn._core.recovery`); notifications in `inbound`, server requests in
+`server_requests`, the listener in `listening`, a call's options and the 2026
+input rounds in `calls`. Here: request/response matching, timeouts and
+cancellation (``notifications/cancelled`` where the era has it; a late
+response is ignored and counted).
 """
 
 from __future__ import annotations
@@ -31,26 +30,20 @@ from anyio.abc import TaskGroup
 
 from .._config import ServerConfig
 from .._core import jsonrpc as _jsonrpc
-from .._exceptions import (
-    ConnectionClosed,
-    JSONRPCError,
-    MCPConnError,
-    RequestTimeout,
-    SessionExpired,
-)
+from .._core.eras import Era, EraRules
+from .._exceptions import ConnectionClosed, MCPConnError, RequestTimeout
 from . import calls as _calls
-from . import handshake as _handshake
 from . import inbound as _inbound
-from . import wanted as _wanted
 from .calls import NO_OPTIONS, CallOptions, CallStream
 from .handlers import SessionHandlers, SessionStatistics
-from .handshake import ServerHello, client_capabilities
+from .handshake import ToolLearner, client_capabilities
 from .inbound import ProgressCallback
 from .listening import Listening
-from .lists import paginate
+from .opening import Opening
+from .recovering import Recovering
 from .server_requests import Incoming, ServerRequestDesk
-from .transports import HTTPChannel, StatelessTransport, StreamLost, Transport
-from .transports.base import Era, describe
+from .transports import HTTPChannel, Transport
+from .transports.base import describe
 from .transports.eras import EraCache
 
 __all__ = [
@@ -65,9 +58,6 @@ __all__ = [
 
 logger = logging.getLogger("mcpconn.session")
 
-#: JSON-RPC code for HeaderMismatch (2026-07-28): mirrored headers disagree with the body.
-HEADER_MISMATCH = -32020
-
 
 class _Pending:
     __slots__ = ("done", "error", "result")
@@ -78,10 +68,11 @@ class _Pending:
         self.error: MCPConnError | None = None
 
 
-class Session(Listening):
+class Session(Listening, Recovering, Opening):
     """One live MCP session. Use `open_session`; do not construct it yourself."""
 
-    era: Era
+    #: What the session's era does (set when an era is tried).
+    rules: EraRules
     protocol_version: str
     server_info: dict[str, Any]
     capabilities: dict[str, Any]
@@ -110,6 +101,7 @@ class Session(Listening):
         )
         self._inflight: set[anyio.CancelScope] = set()
         self._transport: Transport | None = None
+        self._learn_tools: ToolLearner | None = None
         self._reinit_lock = anyio.Lock()
         self._generation = 0
         self._listen_starts = 0
@@ -124,8 +116,14 @@ class Session(Listening):
         self.protocol_version = ""
 
     def __repr__(self) -> str:
-        era = getattr(self, "era", "?")
+        rules = getattr(self, "rules", None)
+        era = rules.name if rules is not None else "?"
         return f"<Session {self._config.name!r} era={era} version={self.protocol_version!r}>"
+
+    @property
+    def era(self) -> Era:
+        """The era's name: ``"streamable-http"``, ``"stateless"`` or ``"sse"``."""
+        return self.rules.name
 
     @property
     def session_id(self) -> str | None:
@@ -173,8 +171,9 @@ class Session(Listening):
         """
         if self._closed:
             raise ConnectionClosed("the session is closed")
-        if method == "ping" and self.era == "stateless":
-            await self.request("server/discover", None, timeout=timeout)
+        keepalive = self.rules.keepalive
+        if method == "ping" and keepalive != "ping":
+            await self.request(keepalive, None, timeout=timeout)
             return {}
         options = options or NO_OPTIONS
         if on_progress is not None:
@@ -205,10 +204,10 @@ class Session(Listening):
             with anyio.move_on_after(timeout):
                 return await self._with_rules(method, params, options, sent)
         except anyio.get_cancelled_exc_class():
-            if sent and self.era != "stateless" and not self._closed:
+            if sent and self.rules.cancel_notification and not self._closed:
                 self._tg.start_soon(self._send_cancelled, sent[-1], "cancelled")
             raise
-        if sent and self.era != "stateless":
+        if sent and self.rules.cancel_notification:
             await self._send_cancelled(sent[-1], "timeout")
         raise RequestTimeout(f"{method} got no response within {timeout:g}s")
 
@@ -217,50 +216,7 @@ class Session(Listening):
             raise ConnectionClosed("the session is closed")
         await self._send(_jsonrpc.Notification(method, params))
 
-    # ---- the rules ----------------------------------------------------------------------
-
-    async def _with_rules(
-        self,
-        method: str,
-        params: dict[str, Any] | None,
-        options: CallOptions,
-        sent: list[_jsonrpc.RequestId],
-    ) -> dict[str, Any]:
-        reinitialized = reissued = relisted = False
-        while True:
-            generation = self._generation
-            try:
-                result = await self._roundtrip(method, params, options, sent)
-            except JSONRPCError as exc:
-                # The spec's answer to HeaderMismatch on tools/call: re-read the
-                # tools (their x-mcp-header annotations may have changed), retry once.
-                if relisted or exc.code != HEADER_MISMATCH or method != "tools/call":
-                    raise
-                transport = self._transport
-                if not isinstance(transport, StatelessTransport):
-                    raise
-                relisted = True
-                await self._list_tools(transport)
-                continue
-            except SessionExpired:
-                if self.era != "streamable-http" or reinitialized or method == "initialize":
-                    raise
-                reinitialized = True
-                await self._reinitialize(generation)
-                continue
-            except StreamLost:
-                if self.era != "stateless" or reissued:
-                    raise
-                reissued = True
-                self._counts["reissued"] += 1
-                continue
-            if method == "tools/list" and isinstance(self._transport, StatelessTransport):
-                result = self._transport.learn_tools(result)
-            return result
-
-    async def _list_tools(self, transport: StatelessTransport) -> None:
-        """Every page of tools/list, to learn the tools' ``x-mcp-header`` maps."""
-        await paginate(self._roundtrip, "tools/list", transport.learn_tools)
+    # ---- request/response matching -------------------------------------------------------
 
     async def _roundtrip(
         self,
@@ -275,13 +231,18 @@ class Session(Listening):
         on_progress = options.on_progress
         ours = rid if on_progress is not None else None
         token = ours if ours is not None else _calls.progress_token_of(options, params)
-        level = self._handlers.wanted.log_level if self.era == "stateless" else None
+        level = self._handlers.wanted.meta_level(self.rules)
         params = _calls.merge_params(params, options, log_level=level, progress_token=ours)
         stream = CallStream(options, token)
         if on_progress is not None:
             self._progress[rid] = on_progress
-        legacy = self.era == "sse" and token is not None and options.on_notification is not None
-        if legacy:
+        # no response stream of its own (legacy SSE): the call's progress is found by its token
+        by_token = (
+            not self.rules.call_streams
+            and token is not None
+            and options.on_notification is not None
+        )
+        if by_token:
             self._legacy_calls[token] = stream
         pending = self._pending[rid] = _Pending()
         if sent is not None:
@@ -301,7 +262,7 @@ class Session(Listening):
             self._inflight.discard(scope)
             del self._pending[rid]
             self._progress.pop(rid, None)
-            if legacy:
+            if by_token:
                 self._legacy_calls.pop(token, None)
         if scope.cancelled_caught:
             raise ConnectionClosed("the session closed while the request was in flight")
@@ -317,24 +278,6 @@ class Session(Listening):
                 await self._send(_jsonrpc.Notification("notifications/cancelled", params))
             except MCPConnError as exc:
                 logger.debug("could not send notifications/cancelled: %s", type(exc).__name__)
-
-    async def _reinitialize(self, generation: int) -> None:
-        """Single-flight: the first caller re-initializes, the others reuse its session."""
-        async with self._reinit_lock:
-            if self._generation != generation:
-                return
-            transport = self._require_transport()
-            with anyio.fail_after(self._config.timeouts.request):
-                await self._initialize(transport)
-            self._generation += 1
-            self._counts["reinit"] += 1
-            logger.info("%r re-initialized after the server forgot the session", self)
-        callback = self._handlers.on_reinitialized
-        if callback is not None:
-            try:
-                callback()
-            except Exception:
-                logger.exception("on_reinitialized raised")
 
     # ---- inbound --------------------------------------------------------------------------
 
@@ -366,10 +309,10 @@ class Session(Listening):
                 else:
                     pending.error = message.error
                 pending.done.set()
-        elif getattr(self, "era", None) == "stateless":
+        elif not self.rules.server_requests:
             self._counts["skipped"] += 1
             shown = describe(message, self._channel.secrets)
-            logger.debug("ignored %s: no server requests in the stateless era", shown)
+            logger.debug("ignored %s: no server requests in the %s era", shown, self.rules.name)
         else:
             context = stream.options.context if stream is not None else None
             self._desk.receive(message, context)
@@ -391,7 +334,7 @@ class Session(Listening):
                 pending.error = error
                 pending.done.set()
 
-    # ---- handshake ------------------------------------------------------------------------
+    # ---- lifecycle ------------------------------------------------------------------------
 
     def _require_transport(self) -> Transport:
         if self._transport is None:
@@ -400,53 +343,6 @@ class Session(Listening):
 
     async def _send(self, message: _jsonrpc.Message) -> None:
         await self._require_transport().send_message(message)
-
-    async def _open(self, era_cache: EraCache | None) -> None:
-        await _handshake.open_first_era(self._config, era_cache, self._open_era)
-
-    async def _open_era(self, era: Era) -> None:
-        config = self._config
-        transport = _handshake.make_transport(
-            era,
-            self._channel,
-            config,
-            task_group=self._tg,
-            on_lost=self._fail_all,
-            capabilities=self._client_capabilities(),
-        )
-        self._transport, self.era = transport, era
-        try:
-            with anyio.fail_after(config.timeouts.request):
-                await transport.start(self._dispatch)
-                if isinstance(transport, StatelessTransport):
-                    self._adopt(await _handshake.discover(transport, self._roundtrip, config))
-                else:
-                    await self._initialize(transport)
-        except TimeoutError:
-            await transport.aclose()
-            self._transport = None
-            raise RequestTimeout(f"the {era} handshake got no answer in time") from None
-        except BaseException:
-            with anyio.move_on_after(config.timeouts.close, shield=True):
-                await transport.aclose()
-            self._transport = None
-            raise
-
-    async def _initialize(self, transport: Transport) -> None:
-        capabilities = self._client_capabilities()
-        hello = await _handshake.initialize(transport, self._roundtrip, self._config, capabilities)
-        self._adopt(hello)
-        await transport.send_message(_jsonrpc.Notification("notifications/initialized", None))
-        await _wanted.apply(self._handlers.wanted, self.capabilities, self._roundtrip)
-
-    def _client_capabilities(self) -> dict[str, Any]:
-        return dict(self._handlers.capabilities or {})
-
-    def _adopt(self, hello: ServerHello) -> None:
-        self.protocol_version = hello.protocol_version
-        self.server_info = hello.server_info
-        self.capabilities = hello.capabilities
-        self.instructions = hello.instructions
 
     async def _aclose(self) -> None:
         self._closed = True

@@ -1,11 +1,12 @@
 """What the embedder wants in force on every session: a log level, resource subscriptions.
 
 A connection outlives its sessions, so it keeps one `Wanted` and every session
-re-applies it: in the session eras after each initialize and re-initialize
-(``logging/setLevel`` when the server declares ``logging``, one
-``resources/subscribe`` per URI when it declares ``resources.subscribe``; the
-session waits for the replies, so READY means they are in force); in
-2026-07-28 the level rides every request's ``_meta`` and the subscriptions the
+re-applies it, the way its era's rules say (`EraRules.log_level`,
+`EraRules.subscriptions`): after each initialize and re-initialize
+``logging/setLevel`` when the server declares ``logging``, and one
+``resources/subscribe`` per URI when it declares ``resources.subscribe`` (the
+session waits for the replies, so READY means they are in force); or, in
+2026-07-28, the level rides every request's ``_meta`` and the subscriptions the
 listener's ``resourceSubscriptions`` filter (a change re-listens).
 """
 
@@ -18,9 +19,18 @@ from typing import Any
 import anyio
 
 from .._config import LOG_LEVELS
+from .._core.eras import EraRules
 from .._exceptions import JSONRPCError
 
-__all__ = ["Wanted", "apply", "check_level", "declares_logging", "declares_subscribe"]
+__all__ = [
+    "Wanted",
+    "apply",
+    "check_level",
+    "declares_logging",
+    "declares_subscribe",
+    "sends_set_level",
+    "sends_subscribe",
+]
 
 logger = logging.getLogger("mcpconn.session")
 
@@ -40,6 +50,16 @@ def declares_logging(capabilities: Mapping[str, Any]) -> bool:
 def declares_subscribe(capabilities: Mapping[str, Any]) -> bool:
     resources = capabilities.get("resources")
     return isinstance(resources, dict) and resources.get("subscribe") is True
+
+
+def sends_set_level(rules: EraRules, capabilities: Mapping[str, Any]) -> bool:
+    """A level is put in force by ``logging/setLevel`` on this session."""
+    return rules.log_level == "set-level" and declares_logging(capabilities)
+
+
+def sends_subscribe(rules: EraRules, capabilities: Mapping[str, Any]) -> bool:
+    """Resources are subscribed by ``resources/subscribe`` on this session."""
+    return rules.subscriptions == "subscribe" and declares_subscribe(capabilities)
 
 
 class Wanted:
@@ -63,6 +83,10 @@ class Wanted:
             self._changed = anyio.Event()
         return self._changed
 
+    def meta_level(self, rules: EraRules) -> str | None:
+        """The level every request's ``_meta`` carries in ``rules``' era (None: none)."""
+        return self.log_level if rules.log_level == "request-meta" else None
+
     def listen_filter(self, base: Mapping[str, Any]) -> dict[str, Any]:
         """The 2026-07-28 ``subscriptions/listen`` filter with our resource URIs."""
         out = dict(base)
@@ -71,12 +95,14 @@ class Wanted:
         return out
 
 
-async def apply(wanted: Wanted, capabilities: Mapping[str, Any], roundtrip: Roundtrip) -> None:
-    """Session eras, after ``initialize``: put the level and subscriptions in force."""
+async def apply(
+    wanted: Wanted, rules: EraRules, capabilities: Mapping[str, Any], roundtrip: Roundtrip
+) -> None:
+    """After ``initialize``: put the level and subscriptions in force by request."""
     steps: list[tuple[str, dict[str, Any]]] = []
-    if wanted.log_level is not None and declares_logging(capabilities):
+    if wanted.log_level is not None and sends_set_level(rules, capabilities):
         steps.append(("logging/setLevel", {"level": wanted.log_level}))
-    if wanted.subscriptions and declares_subscribe(capabilities):
+    if wanted.subscriptions and sends_subscribe(rules, capabilities):
         steps.extend(("resources/subscribe", {"uri": uri}) for uri in sorted(wanted.subscriptions))
     for method, params in steps:
         try:

@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._core.eras import EraRules
 from .._mcp.output_schema import check_output
-from .._mcp.wanted import Wanted, check_level, declares_logging, declares_subscribe
+from .._mcp.wanted import Wanted, check_level, sends_set_level, sends_subscribe
 
 if TYPE_CHECKING:
     from .._mcp.session import Session
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 __all__ = ["Negotiated", "ProtocolSurface"]
 
 NoteCallback = Callable[[dict[str, Any]], None]
+#: Whether the live session puts a wanted setting in force by a request (`wanted`).
+SendsRequest = Callable[[EraRules, Mapping[str, Any]], bool]
 
 
 @dataclass(frozen=True)
@@ -229,7 +232,7 @@ class ProtocolSurface:
             return
         self._wanted.subscriptions.add(uri)
         self._wanted.mark_changed()  # 2026: the listener re-listens with the new filter
-        if self._session_era_declares(declares_subscribe):
+        if self._live_session(sends_subscribe):
             await self.request("resources/subscribe", {"uri": uri})
 
     async def unsubscribe_resource(self, uri: str) -> None:
@@ -237,22 +240,23 @@ class ProtocolSurface:
             return
         self._wanted.subscriptions.discard(uri)
         self._wanted.mark_changed()
-        if self._session_era_declares(declares_subscribe):
+        if self._live_session(sends_subscribe):
             await self.request("resources/unsubscribe", {"uri": uri})
 
     async def set_log_level(self, level: str) -> None:
         """Ask for log messages at ``level`` and above, now and on every later session."""
         self._wanted.log_level = check_level(level)
-        if self._session_era_declares(declares_logging):
+        if self._live_session(sends_set_level):
             await self.request("logging/setLevel", {"level": level})
 
     async def notify_roots_changed(self) -> None:
         """``notifications/roots/list_changed`` (a no-op in 2026, which removed it)."""
         session = self._session
-        if session is None or session.era == "stateless":
+        if session is None or not session.rules.roots_list_changed:
             return  # a new session asks for the roots afresh
         await session.notify("notifications/roots/list_changed")
 
-    def _session_era_declares(self, declares: Callable[[Mapping[str, Any]], bool]) -> bool:
+    def _live_session(self, sends: SendsRequest) -> bool:
+        """Whether the live session puts the setting in force by a request now."""
         session = self._session
-        return session is not None and session.era != "stateless" and declares(session.capabilities)
+        return session is not None and sends(session.rules, session.capabilities)

@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import httpx
@@ -32,6 +32,7 @@ from ..._core import http_rules as _http_rules
 from ..._core import jsonrpc as _jsonrpc
 from ..._core.bounds import parse_digits, wait_hint
 from ..._core.content_coding import ACCEPT_ENCODING, ContentDecoder
+from ..._core.eras import Era, StreamLost
 from ..._core.sanitize import sanitize
 from ..._core.sse import ServerSentEvent, SSEDecoder
 from ..._exceptions import (
@@ -62,7 +63,6 @@ __all__ = [
 
 logger = logging.getLogger("mcpconn.transport")
 
-Era = Literal["sse", "streamable-http", "stateless"]
 #: The session's sync message sink: resolves requests, routes notifications.
 Dispatch = Callable[[_jsonrpc.Message], None]
 
@@ -74,15 +74,6 @@ SSE = "text/event-stream"
 REMEMBERED_CREDENTIALS = 4
 #: The largest Content-Length read as one (8 EiB): beyond, the header is no number.
 _MAX_CONTENT_LENGTH = (1 << 63) - 1
-
-
-class StreamLost(TransportError):
-    """A request's response stream ended or broke before its response arrived.
-
-    Private to the transports and the session: in the stateless era the
-    session re-issues the request once (with a new id) on this; elsewhere it
-    reaches the caller as the `TransportError` it is.
-    """
 
 
 @contextmanager

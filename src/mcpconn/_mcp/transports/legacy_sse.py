@@ -24,6 +24,7 @@ import httpx
 from anyio.abc import TaskGroup
 
 from ..._core import jsonrpc as _jsonrpc
+from ..._core.eras import LEGACY_SSE
 from ..._core.sse import ServerSentEvent
 from ..._exceptions import InvalidMessage, MCPConnError, ProtocolError, SessionLost
 from .base import ACCEPT_BOTH, ACCEPT_SSE, JSON, SSE, Dispatch, Era, HTTPChannel, StreamState
@@ -56,7 +57,7 @@ def resolve_endpoint(sse_url: str, data: str) -> str:
 class LegacySSETransport:
     """One 2024-11-05 session: the SSE stream (read by a task) plus POSTs."""
 
-    era: Era = "sse"
+    era: Era = LEGACY_SSE.name
 
     def __init__(
         self,

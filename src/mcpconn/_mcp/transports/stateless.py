@@ -25,6 +25,7 @@ import httpx
 
 from ..._config import STATELESS_VERSION
 from ..._core import jsonrpc as _jsonrpc
+from ..._core.eras import STATELESS
 from ..._exceptions import ConnectError, NetworkError, StreamEnded
 from .base import ACCEPT_BOTH, JSON, SSE, Dispatch, Era, HTTPChannel, StreamLost, StreamState
 from .params import encode_header_value, param_header_map, param_headers
@@ -56,7 +57,7 @@ _NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "u
 class StatelessTransport:
     """The 2026-07-28 wire: one POST per request, per-request metadata."""
 
-    era: Era = "stateless"
+    era: Era = STATELESS.name
 
     def __init__(
         self,

@@ -26,6 +26,7 @@ import anyio
 import httpx
 
 from ..._core import jsonrpc as _jsonrpc
+from ..._core.eras import STREAMABLE_HTTP
 from ..._core.sse import ServerSentEvent
 from ..._exceptions import (
     InvalidMessage,
@@ -116,7 +117,7 @@ async def pump(
 class StreamableHTTPTransport:
     """One Streamable HTTP session's wire: POSTs, the GET listener, resumption, DELETE."""
 
-    era: Era = "streamable-http"
+    era: Era = STREAMABLE_HTTP.name
 
     def __init__(self, channel: HTTPChannel, url: str) -> None:
         self.channel = channel
