@@ -338,3 +338,22 @@ def test_a_failed_listener_keeps_the_session_and_backs_off_before_listening_agai
 def test_log_lines_thin_out_as_failures_repeat() -> None:
     logged = [n for n in range(1025) if worth_logging(n)]
     assert logged == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+
+
+def test_a_listener_exhausting_a_finite_policy_fails_without_a_session() -> None:
+    """Issue 10 item 6: FAILED with the session (and its pinger) still open was reachable."""
+    m = machine_in(State.READY, Backoff(max_attempts=1))
+    feed(m, Input.STREAM_ENDED, Input.TIMER_FIRED)
+    actions = feed(m, Input.STREAM_ENDED)
+    assert actions == [DropSession(polite=True), Fail()]
+    assert m.state is State.FAILED and not m.has_session
+
+
+def test_a_ping_reinitializing_into_no_common_version_while_the_listener_backs_off() -> None:
+    """Issue 10 item 7: BACKOFF with a kept session + PERMANENT_FAILURE was missing."""
+    m = machine_in(State.READY)
+    feed(m, Input.LISTENER_FAILED)
+    assert m.state is State.BACKOFF and m.has_session
+    actions = feed(m, Input.PERMANENT_FAILURE)
+    assert actions == [DropSession(polite=True), Fail()]
+    assert m.state is State.FAILED and not m.has_session

@@ -242,7 +242,7 @@ class Machine:
             return [Sleep(max(0.0, fact.retry))]
         delay = self._next_transient_delay(None, now, rng)
         if delay is None:
-            return self._fail()
+            return self._permanent(fact, now, rng)  # FAILED holds no session (and no pinger)
         return [Sleep(delay, budgeted=True)]
 
     def _listener_failed(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
@@ -437,6 +437,7 @@ _TABLE: dict[tuple[State, Input], _Handler] = {
     (S.BACKOFF, In.UNAUTHORIZED): Machine._unauthorized,
     (S.BACKOFF, In.SCOPE_DENIED): Machine._park_now,
     (S.BACKOFF, In.REAUTH_REQUIRED): Machine._park_now,
+    (S.BACKOFF, In.PERMANENT_FAILURE): Machine._permanent,  # a ping re-initialized: no version
     (S.BACKOFF, In.LISTENER_FAILED): Machine._ignore,
     (S.BACKOFF, In.NO_LISTENER): Machine._no_listener,
     (S.BACKOFF, In.TOKEN_PUBLISHED): Machine._published_while_backing_off,
