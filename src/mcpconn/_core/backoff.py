@@ -11,6 +11,7 @@ Defaults follow gRPC's connection backoff: 1 s initial, x1.6, +-20 %, 120 s cap.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -102,7 +103,8 @@ class Backoff:
         ``previous`` is the last delay, used by decorrelated jitter.
         """
         if self.wait is not None:
-            return max(0.0, float(self.wait(_tenacity_state(attempt, elapsed))))
+            wanted = float(self.wait(_tenacity_state(attempt, elapsed)))
+            return max(0.0, wanted) if math.isfinite(wanted) else self.max_delay
         base = self.base_delay(attempt)
         if self.jitter == "none":
             return base
@@ -127,5 +129,16 @@ class Backoff:
         return self.max_elapsed is not None and elapsed >= self.max_elapsed
 
     def retry_after(self, seconds: float) -> float:
-        """A server's ``Retry-After``, capped and never negative."""
-        return min(max(0.0, seconds), self.retry_after_cap)
+        """A server's ``Retry-After``, capped and never negative (NaN counts as 0)."""
+        return min(max(0.0, seconds), self.retry_after_cap) if seconds == seconds else 0.0
+
+    def hint(self, seconds: float | None) -> float | None:
+        """A server's hint (``Retry-After``, SSE ``retry:``) as a usable wait, or None.
+
+        Only a finite, positive number is a hint; it is capped at ``retry_after_cap``.
+        Past dates, zero, negatives, NaN and infinities are no hint at all: the
+        curve decides.
+        """
+        if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+            return None
+        return min(seconds, self.retry_after_cap)

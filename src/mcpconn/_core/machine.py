@@ -23,10 +23,16 @@ The rules that answer the seed bug:
   ``insufficient_scope`` or the provider saying ``ReauthRequired`` parks at once.
 * Transient failures (network, 5xx, 429/503, read timeouts, clean stream ends)
   are never auth failures: they back off and retry forever unless the policy
-  says stop. ``Retry-After`` is honoured (capped); a server's SSE ``retry:`` is
-  honoured exactly, with nothing added. The transient attempt counter resets
-  only on `Input.PRODUCTIVE` (a real event or a minute connected), never on a
-  bare handshake, so a server that accepts and then drops us backs off.
+  says stop. Every wait before a reconnect (the listener's included) is
+  charged to the server's retry budget (``Sleep.budgeted``).
+* Server hints (``Retry-After``, SSE ``retry:``) only lengthen a wait: the
+  wait is ``max(curve, min(hint, retry_after_cap))``. A hint that is not a
+  finite positive number is no hint. Only the first failure after a
+  *productive period* may wait less than the curve (exactly the capped hint).
+* Productive means "lasted": the session (for a reconnect) or the listener
+  stream (for a listener retry) stayed up ``productive_after`` seconds, judged
+  from ``now`` when it fails. Events do not count, so a server that sends one
+  event and closes still climbs the curve; a bare handshake never resets it.
 """
 
 from __future__ import annotations
@@ -93,9 +99,9 @@ class Fact:
     """An input with the data the machine needs to decide."""
 
     input: Input
-    #: The server's SSE ``retry:`` in seconds (STREAM_ENDED): honoured exactly.
+    #: The server's SSE ``retry:`` in seconds (STREAM_ENDED): a hint, see `Backoff.hint`.
     retry: float | None = None
-    #: The server's ``Retry-After`` in seconds (TRANSIENT_FAILURE): honoured, capped.
+    #: The server's ``Retry-After`` in seconds (TRANSIENT_FAILURE): a hint, capped.
     retry_after: float | None = None
     reason: str = ""
 
@@ -170,6 +176,8 @@ class Machine:
     wake_jitter: float = 0.25
     #: Wait before the very first connect (the supervisor staggers start-ups).
     start_delay: float = 0.0
+    #: Seconds a session or listener stream must last to reset the backoff curve.
+    productive_after: float = 60.0
     state: State = State.CONNECTING
     transient_attempt: int = 0
     auth_attempt: int = 0
@@ -185,6 +193,8 @@ class Machine:
     _published_during_attempt: bool = False
     _failing_since: float | None = None
     _last_delay: float | None = None
+    _session_since: float | None = None
+    _listen_since: float | None = None
 
     def feed(self, fact: Fact | Input, *, now: float, rng: random.Random) -> list[Action]:
         """Apply one fact; return what the shell must do, in order."""
@@ -223,24 +233,26 @@ class Machine:
         self.auth_attempt = 0
         self._backing_off_for_auth = False
         self._pending = _Pending.NOTHING
+        self._session_since = now
+        self._listen_since = now if self.listening else None
         return [Listen()] if self.listening else []
 
     def _no_listener(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
         self.listening = False
+        self._listen_since = None
         return []
 
     def _productive(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
-        self.transient_attempt = 0
-        self._failing_since = None
-        self._last_delay = None
+        """An explicit "this connection works" from the embedder: reset the curve."""
+        self._reset_curve()
         return []
 
     def _stream_ended(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
         """The listener closed cleanly; the session lives on. Resume it, not a new session."""
+        productive = self._lasted(self._listen_since, now)
+        self._listen_since = None
         self._pending = _Pending.LISTEN
-        if fact.retry is not None:
-            return [Sleep(max(0.0, fact.retry))]
-        delay = self._next_transient_delay(None, now, rng)
+        delay = self._next_transient_delay(fact.retry, now, rng, productive=productive)
         if delay is None:
             return self._permanent(fact, now, rng)  # FAILED holds no session (and no pinger)
         return [Sleep(delay, budgeted=True)]
@@ -252,7 +264,9 @@ class Machine:
         non-fatal too); calls wait in BACKOFF. A session that is really gone shows
         up as SESSION_LOST on the next attempt.
         """
-        delay = self._next_transient_delay(fact.retry_after, now, rng)
+        productive = self._lasted(self._listen_since, now)
+        self._listen_since = None
+        delay = self._next_transient_delay(fact.retry_after, now, rng, productive=productive)
         if delay is None:
             return self._permanent(fact, now, rng)
         self.state = State.BACKOFF
@@ -261,7 +275,8 @@ class Machine:
         return [Sleep(delay, budgeted=True)]
 
     def _transient(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
-        delay = self._next_transient_delay(fact.retry_after, now, rng)
+        productive = self.has_session and self._lasted(self._session_since, now)
+        delay = self._next_transient_delay(fact.retry_after, now, rng, productive=productive)
         actions: list[Action] = []
         if self.has_session:
             actions.append(DropSession(polite=False))
@@ -274,14 +289,20 @@ class Machine:
         return [*actions, Sleep(delay, budgeted=True)]
 
     def _session_lost(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
-        """The server forgot our session: reconnect at once the first time, then back off."""
+        """The server forgot our session: reconnect at once the first time, then back off.
+
+        "At once" still draws from the retry budget, like every reconnect.
+        """
+        if self.has_session and self._lasted(self._session_since, now):
+            self._reset_curve()
         if self.transient_attempt == 0:
             self.transient_attempt = 1
             self._failing_since = now
+            actions: list[Action] = [DropSession(polite=False)] if self.has_session else []
             self.has_session = False
             self.state = State.CONNECTING
-            self._pending = _Pending.NOTHING
-            return [DropSession(polite=False), Connect()]
+            self._pending, self._pending_refresh = _Pending.CONNECT, False
+            return [*actions, Sleep(0.0, budgeted=True)]
         return self._transient(fact, now, rng)
 
     def _unauthorized(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
@@ -300,7 +321,7 @@ class Machine:
         self.state = State.BACKOFF
         self._pending, self._pending_refresh = _Pending.CONNECT, True
         self._backing_off_for_auth = True
-        return [*actions, Sleep(delay)]
+        return [*actions, Sleep(delay, budgeted=True)]
 
     def _park_now(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
         actions: list[Action] = []
@@ -320,6 +341,7 @@ class Machine:
         pending, self._pending = self._pending, _Pending.NOTHING
         if pending is _Pending.LISTEN and self.has_session:
             self.state = State.READY
+            self._listen_since = now
             return [Listen()]
         if pending is _Pending.CONNECT:
             self.state = State.CONNECTING
@@ -375,21 +397,37 @@ class Machine:
         self._pending = _Pending.NOTHING
         return [Fail()]
 
+    def _lasted(self, since: float | None, now: float) -> bool:
+        return since is not None and now - since >= self.productive_after
+
+    def _reset_curve(self) -> None:
+        self.transient_attempt = 0
+        self._failing_since = None
+        self._last_delay = None
+
     def _next_transient_delay(
-        self, retry_after: float | None, now: float, rng: random.Random
+        self, hint: float | None, now: float, rng: random.Random, *, productive: bool = False
     ) -> float | None:
+        """The wait before the next attempt, or None when the policy gives up.
+
+        A hint lengthens the curve's delay, never shortens it, except right
+        after a productive period (one short wait per period is the most a
+        server can win).
+        """
+        if productive:
+            self._reset_curve()
         self.transient_attempt += 1
         if self._failing_since is None:
             self._failing_since = now
         elapsed = now - self._failing_since
         if self.backoff.exhausted(self.transient_attempt, elapsed):
             return None
-        if retry_after is not None:
-            delay = self.backoff.retry_after(retry_after)
-        else:
-            delay = self.backoff.delay(
-                self.transient_attempt, rng, previous=self._last_delay, elapsed=elapsed
-            )
+        delay = self.backoff.delay(
+            self.transient_attempt, rng, previous=self._last_delay, elapsed=elapsed
+        )
+        wanted = self.backoff.hint(hint)
+        if wanted is not None:
+            delay = wanted if productive else max(delay, wanted)
         self._last_delay = delay
         return delay
 

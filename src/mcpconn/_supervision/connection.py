@@ -81,8 +81,6 @@ class ConnectionContext:
     on_state_change: Callable[[Connection, State, State], None]
     on_reauth_required: ReauthCallback | None = None
     request_handlers: Mapping[str, RequestHandler] = field(default_factory=dict)
-    #: Seconds READY after which the attempt counter resets even with no event.
-    productive_after: float = 60.0
 
 
 class Connection:
@@ -376,12 +374,7 @@ class Connection:
                     self.post(Fact(Input.OPENED, reason=f"opened ({session.era})"), epoch)
                     if self.server.ping_interval:
                         tg.start_soon(self._pinger, session, epoch)
-                    # this task doubles as the "connected long enough" timer
-                    with anyio.move_on_after(self._ctx.productive_after):
-                        await close.wait()
-                    if not close.is_set():
-                        self.post(Fact(Input.PRODUCTIVE, reason="connected long enough"), epoch)
-                        await close.wait()
+                    await close.wait()
                     tg.cancel_scope.cancel()
         except MCPConnError as exc:
             self._fail_epoch(exc, epoch, "connect")
@@ -546,8 +539,6 @@ class Connection:
         self._lists.on_notification(message.get("method"))
         if epoch == self._epoch:
             self._ctx.counters.notifications += 1
-            if self._machine.transient_attempt:
-                self.post(Fact(Input.PRODUCTIVE, reason="received an event"), epoch)
         self._notes.publish(message)
 
     async def _on_server_request(

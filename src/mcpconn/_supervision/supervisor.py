@@ -150,6 +150,7 @@ class Supervisor:
             backoff=server.backoff or self.backoff,
             wake_jitter=self._wake_jitter,
             start_delay=start_delay,
+            productive_after=self._productive_after,
             listen=server.listen,
         )
         conn = Connection(self._context_for(server), server, principal, machine)
@@ -228,7 +229,6 @@ class Supervisor:
             on_state_change=self._state_changed,
             on_reauth_required=self._on_reauth_required,
             request_handlers=self._request_handlers,
-            productive_after=self._productive_after,
         )
 
     def _budget(
