@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from mcpconn import Backoff
 from mcpconn._core.machine import (
+    TRANSITIONS,
     Connect,
     DropSession,
     Fact,
@@ -20,12 +21,14 @@ from mcpconn._core.machine import (
     Listen,
     Machine,
     Park,
+    Phase,
     Shutdown,
     Sleep,
     State,
     classify,
     worth_logging,
 )
+from mcpconn._core.states import WITH_SESSION
 from mcpconn._exceptions import (
     Forbidden,
     HTTPStatusError,
@@ -77,22 +80,103 @@ def machine_in(state: State, backoff: Backoff | None = None) -> Machine:
     return m
 
 
-@pytest.mark.parametrize("state", list(State))
+#: A path of legal inputs into every phase (the machine's own states, not only `State`).
+PATHS: dict[Phase, tuple[Input, ...]] = {
+    Phase.IDLE: (),
+    Phase.WAITING: (Input.STARTED, Input.SESSION_LOST),
+    Phase.PROBE_WAIT: (Input.STARTED, Input.REAUTH_REQUIRED, Input.PROBE_DUE),
+    Phase.CONNECTING: (Input.STARTED,),
+    Phase.CONNECTING_SUPERSEDED: (Input.STARTED, Input.TOKEN_PUBLISHED),
+    Phase.READY_LISTENING: (Input.STARTED, Input.OPENED),
+    Phase.READY_QUIET: (Input.STARTED, Input.OPENED, Input.NO_LISTENER),
+    Phase.READY_RELISTEN_WAIT: (Input.STARTED, Input.OPENED, Input.STREAM_ENDED),
+    Phase.BACKOFF_TRANSIENT: (Input.STARTED, Input.TRANSIENT_FAILURE),
+    Phase.BACKOFF_AUTH: (Input.STARTED, Input.UNAUTHORIZED),
+    Phase.BACKOFF_LISTENER: (Input.STARTED, Input.OPENED, Input.LISTENER_FAILED),
+    Phase.NEEDS_REAUTH: (Input.STARTED, Input.REAUTH_REQUIRED),
+    Phase.FAILED: (Input.STARTED, Input.PERMANENT_FAILURE),
+    Phase.CLOSED: (Input.CLOSE_REQUESTED,),
+}
+#: The pairs the table leaves out, each for a reason the shell guarantees.
+UNREACHABLE_BECAUSE = {
+    Input.STARTED: "posted once, first, by the connection's own task",
+    Input.OPENED: "only a connect in flight opens a session",
+    Input.TIMER_FIRED: "a timer runs only in a phase that sleeps; a new phase bumps the epoch",
+    Input.STREAM_ENDED: "only a running listener (or a connect) ends a stream",
+    Input.NO_LISTENER: "only a running listener learns there is none",
+    Input.LISTENER_FAILED: "only a running listener fails (else: a stale epoch, dropped)",
+    Input.TRANSIENT_FAILURE: "needs a session or a connect in flight",
+    Input.SESSION_LOST: "needs a session or a connect in flight",
+    Input.UNAUTHORIZED: "needs a session or a connect in flight",
+    Input.SCOPE_DENIED: "needs a session or a connect in flight",
+    Input.REAUTH_REQUIRED: "needs a session or a connect in flight",
+    Input.PERMANENT_FAILURE: "needs a session or a connect in flight",
+    Input.PRODUCTIVE: "only meaningful for a live connection",
+}
+
+
+def machine_at(phase: Phase, backoff: Backoff | None = None) -> Machine:
+    m = Machine(backoff=backoff or Backoff(auth_attempts=2))
+    feed(m, *PATHS[phase])
+    assert m.phase is phase
+    return m
+
+
+def test_every_phase_has_a_path_and_projects_onto_a_public_state() -> None:
+    assert set(PATHS) == set(Phase)
+    assert {p.state for p in Phase} == set(State)
+
+
+@pytest.mark.parametrize("phase", list(Phase))
 @pytest.mark.parametrize("inp", list(Input))
-def test_every_pair_lands_in_a_state_or_fails_loudly(state: State, inp: Input) -> None:
-    m = machine_in(state)
-    try:
-        actions = m.feed(Fact(inp, retry=0.5, retry_after=2.0), now=NOW, rng=random.Random(1))
-    except InvalidTransition:
-        assert m.state is state  # a refused input changes nothing
+def test_every_pair_lands_in_a_listed_destination_or_fails_loudly(phase: Phase, inp: Input) -> None:
+    rule = TRANSITIONS.get((phase, inp))
+    m = machine_at(phase)
+    if rule is None:
+        assert inp in UNREACHABLE_BECAUSE, f"{phase.name} x {inp.name} has no rule and no reason"
         with pytest.raises(InvalidTransition, match=inp.name):
-            m.feed(Fact(inp), now=NOW, rng=random.Random(1))
+            m.feed(Fact(inp, retry=0.5, retry_after=2.0), now=NOW, rng=random.Random(1))
+        assert m.phase is phase  # a refused input changes nothing
         return
-    assert isinstance(m.state, State)
+    actions = m.feed(Fact(inp, retry=0.5, retry_after=2.0), now=NOW, rng=random.Random(1))
+    assert m.phase in rule[1]
     assert all(isinstance(a, ACTIONS) for a in actions)
-    if state is State.CLOSED:
-        assert m.state is State.CLOSED
-        assert actions == []
+    if m.phase in (Phase.FAILED, Phase.NEEDS_REAUTH, Phase.CLOSED):
+        assert not m.has_session  # these phases never hold one
+    if phase is Phase.CLOSED:
+        assert m.phase is Phase.CLOSED and actions == []
+
+
+@pytest.mark.parametrize("phase", list(Phase))
+def test_every_fact_a_session_can_report_is_handled_wherever_there_is_one(phase: Phase) -> None:
+    """The class of issue 10 items 6/7: a session (and its pinger) reports in any phase it lives."""
+    session_facts = (
+        Input.TRANSIENT_FAILURE,
+        Input.SESSION_LOST,
+        Input.UNAUTHORIZED,
+        Input.SCOPE_DENIED,
+        Input.REAUTH_REQUIRED,
+        Input.PERMANENT_FAILURE,
+    )
+    m = machine_at(phase)
+    connecting = phase in (Phase.CONNECTING, Phase.CONNECTING_SUPERSEDED)
+    if m.has_session or connecting:
+        for inp in session_facts:
+            assert (phase, inp) in TRANSITIONS, inp
+
+
+@pytest.mark.parametrize("exhausting", [Backoff(max_attempts=0), Backoff(max_elapsed=0.0)])
+@pytest.mark.parametrize("phase", sorted(WITH_SESSION, key=lambda p: p.name))
+def test_giving_up_never_leaves_a_session_behind(exhausting: Backoff, phase: Phase) -> None:
+    for inp in (Input.TRANSIENT_FAILURE, Input.STREAM_ENDED, Input.LISTENER_FAILED):
+        rule = TRANSITIONS.get((phase, inp))
+        if rule is None or rule[0] is None:
+            continue
+        m = machine_at(phase)
+        m.backoff = exhausting
+        actions = feed(m, inp)
+        assert m.phase is Phase.FAILED and not m.has_session
+        assert any(isinstance(a, DropSession) for a in actions)
 
 
 @settings(max_examples=300, deadline=None)
@@ -334,7 +418,8 @@ def test_probe_reconnects_once_and_a_401_parks_again_at_once() -> None:
     m = machine_in(State.NEEDS_REAUTH)
     (sleep,) = feed(m, Input.PROBE_DUE)
     assert isinstance(sleep, Sleep) and 0 <= sleep.seconds <= m.wake_jitter  # spread out
-    assert feed(m, Input.TIMER_FIRED) == [Connect(refresh_token=True)]
+    # one request: no retry inside the auth layer either
+    assert feed(m, Input.TIMER_FIRED) == [Connect(refresh_token=True, retry_on_401=False)]
     feed(m, Input.UNAUTHORIZED)
     assert m.state is State.NEEDS_REAUTH
 

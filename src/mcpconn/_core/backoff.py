@@ -142,3 +142,53 @@ class Backoff:
         if seconds is None or not math.isfinite(seconds) or seconds <= 0:
             return None
         return min(seconds, self.retry_after_cap)
+
+
+@dataclass
+class Retries:
+    """Where one connection is on a `Backoff` curve: the transient attempt, since when.
+
+    Mutable and sans-IO like the machine that owns it: ``now`` and ``rng`` are
+    passed in.
+    """
+
+    attempt: int = 0
+    failing_since: float | None = None
+    #: The last delay (decorrelated jitter grows from it).
+    last_delay: float | None = None
+
+    def reset(self) -> None:
+        """The connection was productive: the next failure starts the curve over."""
+        self.attempt = 0
+        self.failing_since = None
+        self.last_delay = None
+
+    def next_delay(
+        self,
+        backoff: Backoff,
+        hint: float | None,
+        now: float,
+        rng: random.Random,
+        *,
+        productive: bool = False,
+    ) -> float | None:
+        """The wait before the next attempt, or None when the policy gives up.
+
+        A server's hint lengthens the curve's delay, never shortens it, except
+        right after a productive period (one short wait per period is the most a
+        server can win).
+        """
+        if productive:
+            self.reset()
+        self.attempt += 1
+        if self.failing_since is None:
+            self.failing_since = now
+        elapsed = now - self.failing_since
+        if backoff.exhausted(self.attempt, elapsed):
+            return None
+        delay = backoff.delay(self.attempt, rng, previous=self.last_delay, elapsed=elapsed)
+        wanted = backoff.hint(hint)
+        if wanted is not None:
+            delay = wanted if productive else max(delay, wanted)
+        self.last_delay = delay
+        return delay

@@ -25,23 +25,9 @@ import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._config import ServerConfig
+from .._core.actions import Action, Connect, DropSession, Fail, Listen, Park, Shutdown, Sleep
 from .._core.budget import TokenBucket
-from .._core.machine import (
-    Action,
-    Connect,
-    DropSession,
-    Fact,
-    Fail,
-    Input,
-    Listen,
-    Machine,
-    Park,
-    Shutdown,
-    Sleep,
-    State,
-    classify,
-    worth_logging,
-)
+from .._core.machine import Fact, Input, Machine, State, classify
 from .._exceptions import (
     ConnectionClosed,
     Forbidden,
@@ -292,12 +278,16 @@ class Connection:
     async def _do(self, action: Action) -> None:
         assert self._tg is not None
         if isinstance(action, Sleep):
+            if action.log:
+                self._log.warning(
+                    "%s: %s; backing off (attempt %d)", self._who(), action.reason, action.attempt
+                )
             self._start_timer(action)
         elif isinstance(action, Connect):
             self._cancel_timer()
             self._epoch += 1
             self._ctx.counters.connects += 1
-            self._tg.start_soon(self._session_task, self._epoch, action.refresh_token)
+            self._tg.start_soon(self._session_task, self._epoch, action)
         elif isinstance(action, Listen):
             if self._session_tg is not None and self._session is not None:
                 # tagged with its session's epoch: a session being dropped reports nothing
@@ -310,9 +300,7 @@ class Connection:
             self._on_park(action)
         elif isinstance(action, Fail):
             self._cancel_timer()
-            self._log.error(
-                "%s: connection failed permanently: %s", self._who(), self._machine.last_reason
-            )
+            self._log.error("%s: connection failed permanently: %s", self._who(), action.reason)
         elif isinstance(action, Shutdown):
             self._cancel_timer()
             await self._shutdown()
@@ -342,7 +330,7 @@ class Connection:
 
     # ---- the session task -------------------------------------------------------
 
-    async def _session_task(self, epoch: int, refresh_token: bool) -> None:
+    async def _session_task(self, epoch: int, connect: Connect) -> None:
         close, done = anyio.Event(), anyio.Event()
         handlers = SessionHandlers(
             on_notification=lambda msg: self._on_notification(msg, epoch),
@@ -352,9 +340,8 @@ class Connection:
         )
         try:
             if self._auth is not None:
-                # While counting 401s ourselves, every attempt costs exactly one request.
-                self._auth.retry_on_401 = self._machine.auth_attempt == 0
-                if refresh_token:
+                self._auth.retry_on_401 = connect.retry_on_401
+                if connect.refresh_token:
                     await self._force_refresh()
             async with open_session(
                 self._ctx.client,
@@ -422,11 +409,6 @@ class Connection:
             self.challenge = exc.challenge
         elif fact.input in (Input.TRANSIENT_FAILURE, Input.LISTENER_FAILED):
             counters.transient_failures += 1
-            attempt = self._machine.transient_attempt + 1
-            if worth_logging(attempt):
-                self._log.warning(
-                    "%s: %s; backing off (attempt %d)", self._who(), fact.reason, attempt
-                )
 
     def _drop_session(self, *, polite: bool) -> None:
         close = self._session_close
@@ -469,7 +451,7 @@ class Connection:
                 "%s: parked in NEEDS_REAUTH after %s; no traffic until a new token is "
                 "published (parked %d time(s))",
                 self._who(),
-                self._machine.last_reason or "repeated 401s",
+                park.reason or "repeated 401s",
                 park.count,
             )
         callback = self._ctx.on_reauth_required
