@@ -3,6 +3,7 @@
 from ._config import Limits, ServerConfig, Timeouts
 from ._core.backoff import Backoff
 from ._core.machine import State
+from ._core.policy import ReconnectPolicy, StormControl
 from ._core.token import Token
 from ._exceptions import (
     Challenge,
@@ -34,7 +35,7 @@ from ._exceptions import (
 from ._supervision.connection import Connection
 from ._supervision.notifications import Subscription
 from ._supervision.stats import ServerStatistics, StateChange, SupervisorStatistics
-from ._supervision.supervisor import StormControl, Supervisor
+from ._supervision.supervisor import Supervisor
 from ._tokens.auth import BearerAuth
 from ._tokens.source import TokenRequest, TokenSource, TokenSourceStatistics
 from ._tokens.store import MemoryTokenStore, StoredToken, TokenStore
@@ -60,6 +61,7 @@ __all__ = [
     "RateLimited",
     "ReadTimeout",
     "ReauthRequired",
+    "ReconnectPolicy",
     "RequestTimeout",
     "SSELimitExceeded",
     "ServerConfig",
