@@ -83,12 +83,11 @@ def alarms() -> Iterator[Alarms]:
 
 
 def connection_tasks() -> list[str]:
-    """The tasks a connection spawns (session, listener, pinger, timers, callbacks)."""
-    own = "Connection."
+    """The tasks a connection's runner spawns (session, listener, pinger, callbacks)."""
     return [
         t.name
         for t in anyio.get_running_tasks()
-        if t.name and own in t.name and not t.name.endswith(".run")
+        if t.name and "_supervision.runner.Runner." in t.name
     ]
 
 
@@ -130,7 +129,7 @@ async def holds_nothing(server: MockServer, conn: Connection) -> None:
 
     def holding() -> bool:
         streams = server.stats().open_streams_by_principal.get(PRINCIPAL, 0)
-        return conn._session is not None or bool(connection_tasks()) or streams > 0
+        return conn._runner.session is not None or bool(connection_tasks()) or streams > 0
 
     with anyio.fail_after(5):
         while holding():  # noqa: ASYNC110 (nothing signals "wound down": poll, bounded)
