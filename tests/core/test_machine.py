@@ -220,7 +220,8 @@ def test_revoked_principal_costs_bounded_attempts_then_parks() -> None:
     for _ in range(3):
         actions = feed(m, Input.UNAUTHORIZED)
         assert m.state is State.BACKOFF
-        assert any(isinstance(a, Sleep) for a in actions)
+        (sleep,) = [a for a in actions if isinstance(a, Sleep)]
+        assert not sleep.budgeted  # bounded by count: parking never queues for the budget
         actions = feed(m, Input.TIMER_FIRED)
         connects += [a for a in actions if isinstance(a, Connect)]
         assert connects[-1].refresh_token  # each attempt asks the token layer again

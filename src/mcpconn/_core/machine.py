@@ -29,8 +29,9 @@ The rules that answer the seed bug:
   ``insufficient_scope`` or the provider saying ``ReauthRequired`` parks at once.
 * Transient failures (network, 5xx, 429/503, read timeouts, clean stream ends)
   are never auth failures: they back off and retry forever unless the policy
-  says stop. Every wait before a reconnect (the listener's included) is
-  charged to the server's retry budget (``Sleep.budgeted``).
+  says stop. Every wait before a transient reconnect or a listener retry is
+  charged to the server's retry budget (``Sleep.budgeted``); auth attempts are
+  bounded by count instead, and parking must not queue behind the budget.
 * Server hints (``Retry-After``, SSE ``retry:``) only lengthen a wait: the
   wait is ``max(curve, min(hint, retry_after_cap))``. A hint that is not a
   finite positive number is no hint. Only the first failure after a
@@ -240,7 +241,10 @@ class Machine:
             return [*actions, self._park()], Phase.NEEDS_REAUTH
         delay = self.backoff.delay(self.auth_attempt, rng, previous=self.retries.last_delay)
         self.retries.last_delay = delay
-        return [*actions, Sleep(delay, budgeted=True)], Phase.BACKOFF_AUTH
+        # Not budgeted: auth attempts are bounded by count (then the connection parks),
+        # and a revoked principal's connections must park promptly, not queue for the
+        # budget behind each other.
+        return [*actions, Sleep(delay)], Phase.BACKOFF_AUTH
 
     def _park_now(self, fact: Fact, now: float, rng: random.Random) -> Outcome:
         actions: list[Action] = [DropSession(polite=False)] if self.has_session else []
