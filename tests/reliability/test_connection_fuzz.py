@@ -4,7 +4,7 @@ Hypothesis picks a backoff policy (finite or not) and a sequence of faults that
 the mock server applies while a real connection (via `Supervisor`) runs against
 it over loopback: failing pings, re-initializes into a protocol version we do
 not speak, revocations and publishes, 401s, 429s saying "retry at once",
-listener stream ends and failures, expired sessions, calls. After every step:
+listener stream ends and failures, expired sessions, probes, calls. After every step:
 
 * no ``InvalidTransition`` and no "crashed" / "unexpected error" log record;
 * ``last_error`` is an `MCPConnError` (or nothing);
@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 import mcpconn
 from mcpconn import Backoff, Connection, ServerConfig, State, Supervisor, Timeouts, TokenSource
+from mcpconn._core.machine import Fact, Input
 from mcpconn.testing import Fault, JWTProvider, MockServer
 
 from ._raw import no_leaks
@@ -54,6 +55,7 @@ STEPS = [
     "stream_ends",
     "listener_fails",
     "sessions_expire",
+    "probe",
     "call",
 ]
 
@@ -118,6 +120,8 @@ async def apply(step: str, server: MockServer, tokens: TokenSource, conn: Connec
         server.close_streams(PRINCIPAL)
     elif step == "sessions_expire":
         server.expire_sessions(PRINCIPAL)
+    elif step == "probe":  # what the supervisor's slow probe posts (it only reaches parked ones)
+        conn.post(Fact(Input.PROBE_DUE, reason="probe"))
     elif step == "call":
         # anything of ours is fine; anything else fails the test
         with contextlib.suppress(mcpconn.MCPConnError):
