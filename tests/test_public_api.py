@@ -75,7 +75,7 @@ ORDER = [
 ]
 # Inside a package, the same rule between its modules (top to bottom).
 INNER = {
-    "_supervision": [{"supervisor"}, {"connection"}, {"notifications", "stats"}],
+    "_supervision": [{"supervisor"}, {"connection"}, {"runner"}, {"notifications", "stats"}],
     "_mcp": [
         {"session"},
         {"listening", "opening", "recovering"},

@@ -3,6 +3,7 @@
 from ._config import Limits, ServerConfig, Timeouts
 from ._core.backoff import Backoff
 from ._core.machine import State
+from ._core.policy import ReconnectPolicy, StormControl
 from ._core.token import Token
 from ._exceptions import (
     Challenge,
@@ -45,7 +46,7 @@ from ._supervision.stats import (
     StateChange,
     SupervisorStatistics,
 )
-from ._supervision.supervisor import StormControl, Supervisor
+from ._supervision.supervisor import Supervisor
 from ._tokens.auth import BearerAuth, Rejection
 from ._tokens.source import TokenRequest, TokenSource, TokenSourceStatistics
 from ._tokens.store import MemoryTokenStore, StoredToken, TokenStore
@@ -75,6 +76,7 @@ __all__ = [
     "RateLimited",
     "ReadTimeout",
     "ReauthRequired",
+    "ReconnectPolicy",
     "Rejection",
     "RequestTimeout",
     "SSELimitExceeded",

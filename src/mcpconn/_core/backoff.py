@@ -1,20 +1,25 @@
 """Backoff policies: how long to wait before the next attempt, and when to stop.
 
 Sans-IO: the caller passes the attempt number, the elapsed time and a random
-source, so every delay is reproducible in tests. The exponential curve is
-tenacity's ``wait_exponential``; a user may hand in any tenacity ``wait`` or
-``stop`` strategy instead. Jitter is applied *after* the cap, as gRPC does, so
-a thousand connections waiting at the cap still spread out.
+source, so every delay is reproducible in tests. The exponential curve is the
+one tenacity's ``wait_exponential`` draws, computed here; a user may hand in
+any tenacity ``wait`` or ``stop`` strategy instead, and those are called with
+a real tenacity call state set to our attempt and elapsed time. Jitter is
+applied *after* the cap, as gRPC does, so a thousand connections waiting at
+the cap still spread out.
 
 Defaults follow gRPC's connection backoff: 1 s initial, x1.6, +-20 %, 120 s cap.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal
 
 import tenacity
+
+from .settings import number
 
 if TYPE_CHECKING:
     import random
@@ -23,21 +28,20 @@ JitterKind = Literal["proportional", "full", "equal", "decorrelated", "none"]
 _JITTER_KINDS = ("proportional", "full", "equal", "decorrelated", "none")
 
 
-class _RetryState:
-    """The attributes tenacity strategies read, without tenacity's clock."""
+def _call_state(wait: Any, stop: Any, attempt: int, elapsed: float) -> tenacity.RetryCallState:
+    """A real tenacity call state for the user's strategies, set to our attempt and clock.
 
-    def __init__(self, attempt_number: int, elapsed: float, idle_for: float) -> None:
-        self.attempt_number = attempt_number
-        self.start_time = 0.0
-        self.outcome_timestamp = elapsed
-        self.seconds_since_start = elapsed
-        self.idle_for = idle_for
-        self.outcome = None
-        self.upcoming_sleep = 0.0
-
-
-def _tenacity_state(attempt: int, elapsed: float) -> tenacity.RetryCallState:
-    return cast(tenacity.RetryCallState, _RetryState(attempt, elapsed, 0.0))
+    Tenacity stamps its own clock into a new state; we overwrite it with the
+    caller's elapsed time, so the strategies see exactly what the machine saw.
+    """
+    retrying = tenacity.Retrying(
+        wait=wait or tenacity.wait_none(), stop=stop or tenacity.stop_never
+    )
+    state = tenacity.RetryCallState(retrying, None, (), {})
+    state.attempt_number = max(attempt, 1)
+    state.start_time = 0.0
+    state.outcome_timestamp = elapsed
+    return state
 
 
 @dataclass(frozen=True)
@@ -67,10 +71,11 @@ class Backoff:
     stop: Any = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        if self.initial < 0 or self.max_delay < 0:
-            raise ValueError("backoff delays must be >= 0")
-        if self.multiplier < 1:
-            raise ValueError("backoff multiplier must be >= 1")
+        for name in ("initial", "max_delay", "retry_after_cap"):
+            number(getattr(self, name), f"backoff {name}")
+        number(self.multiplier, "backoff multiplier", low=1)
+        if self.max_elapsed is not None:
+            number(self.max_elapsed, "max_elapsed")
         if self.jitter not in _JITTER_KINDS:
             raise ValueError(f"unknown jitter kind {self.jitter!r}")
         if not 0 <= self.jitter_ratio <= 1:
@@ -81,13 +86,17 @@ class Backoff:
             raise ValueError("auth_attempts must be >= 0")
 
     def base_delay(self, attempt: int) -> float:
-        """The capped exponential delay before jitter (tenacity's curve)."""
-        curve = tenacity.wait_exponential(
-            multiplier=self.initial, exp_base=self.multiplier, max=self.max_delay
-        )
-        if self.multiplier == 1:
+        """The capped exponential delay before jitter: ``initial * multiplier**(attempt-1)``.
+
+        The same curve as tenacity's ``wait_exponential``, computed directly; past the
+        cap no power is taken, so attempt 10,000 is the cap, not an overflow.
+        """
+        steps = max(attempt, 1) - 1
+        if self.initial == 0 or self.multiplier == 1 or self.initial >= self.max_delay:
             return min(self.initial, self.max_delay)
-        return float(curve(_tenacity_state(max(attempt, 1), 0.0)))
+        if steps >= math.log(self.max_delay / self.initial, self.multiplier):
+            return self.max_delay
+        return min(self.initial * self.multiplier**steps, self.max_delay)
 
     def delay(
         self,
@@ -102,7 +111,8 @@ class Backoff:
         ``previous`` is the last delay, used by decorrelated jitter.
         """
         if self.wait is not None:
-            return max(0.0, float(self.wait(_tenacity_state(attempt, elapsed))))
+            wanted = float(self.wait(_call_state(self.wait, self.stop, attempt, elapsed)))
+            return max(0.0, wanted) if math.isfinite(wanted) else self.max_delay
         base = self.base_delay(attempt)
         if self.jitter == "none":
             return base
@@ -121,11 +131,72 @@ class Backoff:
     def exhausted(self, attempt: int, elapsed: float) -> bool:
         """True when retry number ``attempt`` should not happen at all."""
         if self.stop is not None:
-            return bool(self.stop(_tenacity_state(attempt, elapsed)))
+            return bool(self.stop(_call_state(self.wait, self.stop, attempt, elapsed)))
         if self.max_attempts is not None and attempt > self.max_attempts:
             return True
         return self.max_elapsed is not None and elapsed >= self.max_elapsed
 
     def retry_after(self, seconds: float) -> float:
-        """A server's ``Retry-After``, capped and never negative."""
-        return min(max(0.0, seconds), self.retry_after_cap)
+        """A server's ``Retry-After``, capped and never negative (NaN counts as 0)."""
+        return min(max(0.0, seconds), self.retry_after_cap) if seconds == seconds else 0.0
+
+    def hint(self, seconds: float | None) -> float | None:
+        """A server's hint (``Retry-After``, SSE ``retry:``) as a usable wait, or None.
+
+        Only a finite, positive number is a hint; it is capped at ``retry_after_cap``.
+        Past dates, zero, negatives, NaN and infinities are no hint at all: the
+        curve decides.
+        """
+        if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+            return None
+        return min(seconds, self.retry_after_cap)
+
+
+@dataclass
+class Retries:
+    """Where one connection is on a `Backoff` curve: the transient attempt, since when.
+
+    Mutable and sans-IO like the machine that owns it: ``now`` and ``rng`` are
+    passed in.
+    """
+
+    attempt: int = 0
+    failing_since: float | None = None
+    #: The last delay (decorrelated jitter grows from it).
+    last_delay: float | None = None
+
+    def reset(self) -> None:
+        """The connection was productive: the next failure starts the curve over."""
+        self.attempt = 0
+        self.failing_since = None
+        self.last_delay = None
+
+    def next_delay(
+        self,
+        backoff: Backoff,
+        hint: float | None,
+        now: float,
+        rng: random.Random,
+        *,
+        productive: bool = False,
+    ) -> float | None:
+        """The wait before the next attempt, or None when the policy gives up.
+
+        A server's hint lengthens the curve's delay, never shortens it, except
+        right after a productive period (one short wait per period is the most a
+        server can win).
+        """
+        if productive:
+            self.reset()
+        self.attempt += 1
+        if self.failing_since is None:
+            self.failing_since = now
+        elapsed = now - self.failing_since
+        if backoff.exhausted(self.attempt, elapsed):
+            return None
+        delay = backoff.delay(self.attempt, rng, previous=self.last_delay, elapsed=elapsed)
+        wanted = backoff.hint(hint)
+        if wanted is not None:
+            delay = wanted if productive else max(delay, wanted)
+        self.last_delay = delay
+        return delay

@@ -3,14 +3,20 @@
 Theory of operation
 -------------------
 A downstream connection (one server x one principal) is in exactly one
-`State`. The shell observes facts (`Input`: something that *happened*, named
-in the past tense) and feeds them to `Machine.feed()`, which returns the new
-state and a list of actions (imperative nouns) for the shell to carry out. The
-machine never awaits, never reads a clock and never draws a random number: the
-caller passes ``now`` and an ``rng``. Every (state, input) pair is in
-`_TABLE`; a pair that is not there is a bug in the shell and raises
-`InvalidTransition` instead of being silently ignored. Pairs that are legal
-but mean nothing (a token published while READY) are listed as ``_ignore``.
+`Phase`; the public `State` is a projection of it. The shell observes facts
+(`Input`: something that *happened*, named in the past tense) and feeds them
+to `Machine.feed()`, which returns actions (imperative nouns, `actions.py`)
+for the shell to carry out. The machine never awaits, never reads a clock and
+never draws a random number: the caller passes ``now`` and an ``rng``.
+
+`TRANSITIONS` maps every legal (phase, input) to ``(effect, destinations)``,
+the shape of h2's ``_transitions``: the effect computes the actions and picks
+one of the listed destinations (the policy decides which: back off or give
+up, retry or park), and picking any other is refused. A pair that is absent
+cannot happen and raises `InvalidTransition` instead of being ignored; pairs
+that are legal but mean nothing (a token published while READY) stay put with
+no effect. The README's state diagram is rendered from this table
+(`diagram.render`).
 
 The rules that answer the seed bug:
 
@@ -23,20 +29,38 @@ The rules that answer the seed bug:
   ``insufficient_scope`` or the provider saying ``ReauthRequired`` parks at once.
 * Transient failures (network, 5xx, 429/503, read timeouts, clean stream ends)
   are never auth failures: they back off and retry forever unless the policy
-  says stop. ``Retry-After`` is honoured (capped); a server's SSE ``retry:`` is
-  honoured exactly, with nothing added. The transient attempt counter resets
-  only on `Input.PRODUCTIVE` (a real event or a minute connected), never on a
-  bare handshake, so a server that accepts and then drops us backs off.
+  says stop. Every wait before a transient reconnect or a listener retry is
+  charged to the server's retry budget (``Sleep.budgeted``); auth attempts are
+  bounded by count instead, and parking must not queue behind the budget.
+* Server hints (``Retry-After``, SSE ``retry:``) only lengthen a wait: the
+  wait is ``max(curve, min(hint, retry_after_cap))``. A hint that is not a
+  finite positive number is no hint. Only the first failure after a
+  *productive period* may wait less than the curve (exactly the capped hint).
+* Productive means "lasted": the session (for a reconnect) or the listener
+  stream (for a listener retry) stayed up ``productive_after`` seconds, judged
+  from ``now`` when it fails. Events do not count, so a server that sends one
+  event and closes still climbs the curve; a bare handshake never resets it.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .backoff import Backoff
+from .actions import Action as Action
+from .actions import Connect as Connect
+from .actions import DropSession as DropSession
+from .actions import Fail as Fail
+from .actions import Listen as Listen
+from .actions import Park as Park
+from .actions import Shutdown as Shutdown
+from .actions import Sleep as Sleep
+from .backoff import Backoff, Retries
+from .states import WITH_SESSION
+from .states import Input as Input
+from .states import Phase as Phase
+from .states import State as State
 
 if TYPE_CHECKING:
     import random
@@ -45,48 +69,14 @@ if TYPE_CHECKING:
     from .token import Token
 
 
-class State(enum.Enum):
-    """Where a connection is. Calls go straight through only in READY."""
-
-    CONNECTING = "connecting"
-    READY = "ready"
-    BACKOFF = "backoff"
-    NEEDS_REAUTH = "needs_reauth"
-    #: The server can never work with this configuration (e.g. no common protocol
-    #: version) or the backoff policy gave up; only closing leaves it.
-    FAILED = "failed"
-    CLOSED = "closed"
-
-
-class Input(enum.Enum):
-    """Facts the shell observed."""
-
-    STARTED = "started"
-    OPENED = "opened"
-    NO_LISTENER = "no_listener"
-    LISTENER_FAILED = "listener_failed"
-    STREAM_ENDED = "stream_ended"
-    PRODUCTIVE = "productive"
-    TRANSIENT_FAILURE = "transient_failure"
-    SESSION_LOST = "session_lost"
-    UNAUTHORIZED = "unauthorized"
-    SCOPE_DENIED = "scope_denied"
-    REAUTH_REQUIRED = "reauth_required"
-    PERMANENT_FAILURE = "permanent_failure"
-    TIMER_FIRED = "timer_fired"
-    TOKEN_PUBLISHED = "token_published"
-    PROBE_DUE = "probe_due"
-    CLOSE_REQUESTED = "close_requested"
-
-
 @dataclass(frozen=True)
 class Fact:
     """An input with the data the machine needs to decide."""
 
     input: Input
-    #: The server's SSE ``retry:`` in seconds (STREAM_ENDED): honoured exactly.
+    #: The server's SSE ``retry:`` in seconds (STREAM_ENDED): a hint, see `Backoff.hint`.
     retry: float | None = None
-    #: The server's ``Retry-After`` in seconds (TRANSIENT_FAILURE): honoured, capped.
+    #: The server's ``Retry-After`` in seconds (TRANSIENT_FAILURE): a hint, capped.
     retry_after: float | None = None
     reason: str = ""
     #: The parsed ``WWW-Authenticate`` (UNAUTHORIZED, SCOPE_DENIED, REAUTH_REQUIRED).
@@ -95,364 +85,327 @@ class Fact:
     rejected: Token | None = None
 
 
-# ---- actions --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Connect:
-    """Open a new session (and its listener). ``refresh_token``: force a token refresh first."""
-
-    refresh_token: bool = False
-
-
-@dataclass(frozen=True)
-class Listen:
-    """(Re)open the listener stream on the current session, resuming where it stopped."""
-
-
-@dataclass(frozen=True)
-class Sleep:
-    """Wait, then feed TIMER_FIRED. ``budgeted``: also wait for the server's retry budget."""
-
-    seconds: float
-    budgeted: bool = False
-
-
-@dataclass(frozen=True)
-class DropSession:
-    """Abandon the current session. ``polite``: send DELETE (not when auth is failing)."""
-
-    polite: bool
-
-
-@dataclass(frozen=True)
-class Park:
-    """Enter NEEDS_REAUTH: stop all traffic, tell the embedder. ``log``: write the log line."""
-
-    log: bool
-    count: int
-
-
-@dataclass(frozen=True)
-class Fail:
-    """Enter FAILED."""
-
-
-@dataclass(frozen=True)
-class Shutdown:
-    """Close the session politely and stop the connection's task."""
-
-
-Action = Connect | Listen | Sleep | DropSession | Park | Fail | Shutdown
-
-
 class InvalidTransition(RuntimeError):
-    """The shell fed an input the current state cannot receive: a bug, not a condition."""
+    """The shell fed an input the current phase cannot receive: a bug, not a condition."""
 
 
-class _Pending(enum.Enum):
-    NOTHING = "nothing"
-    CONNECT = "connect"
-    LISTEN = "listen"
+Outcome = tuple[list[Action], Phase]
 
 
 @dataclass
 class Machine:
-    """One connection's decisions. Mutable, owned by exactly one task."""
+    """One connection's decisions. Mutable, owned by exactly one task.
+
+    The phase is the state; the counters (attempts, since-when) are data the
+    decisions read, never a hidden sub-state.
+    """
 
     backoff: Backoff = field(default_factory=Backoff)
     #: Jitter (seconds, uniform) spreading connects after a published token.
     wake_jitter: float = 0.25
     #: Wait before the very first connect (the supervisor staggers start-ups).
     start_delay: float = 0.0
-    state: State = State.CONNECTING
-    transient_attempt: int = 0
+    #: Seconds a session or listener stream must last to reset the backoff curve.
+    productive_after: float = 60.0
+    #: Whether the embedder wants a listener at all.
+    listen: bool = True
+    phase: Phase = Phase.IDLE
+    retries: Retries = field(default_factory=Retries)
     auth_attempt: int = 0
     park_count: int = 0
-    #: Whether the embedder wants a listener; `listening` is this session's answer.
-    listen: bool = True
-    listening: bool = True
-    has_session: bool = False
     last_reason: str = ""
-    _pending: _Pending = _Pending.NOTHING
-    _pending_refresh: bool = False
-    _backing_off_for_auth: bool = False
-    _published_during_attempt: bool = False
-    _failing_since: float | None = None
-    _last_delay: float | None = None
+    _session_since: float | None = None
+    _listen_since: float | None = None
+
+    @property
+    def state(self) -> State:
+        return self.phase.state
+
+    @property
+    def transient_attempt(self) -> int:
+        return self.retries.attempt
+
+    @property
+    def has_session(self) -> bool:
+        return self.phase in WITH_SESSION
+
+    @property
+    def listening(self) -> bool:
+        """Whether a listener runs (or will resume) on the current session."""
+        return self.phase is not Phase.READY_QUIET and self.has_session
 
     def feed(self, fact: Fact | Input, *, now: float, rng: random.Random) -> list[Action]:
         """Apply one fact; return what the shell must do, in order."""
         if isinstance(fact, Input):
             fact = Fact(fact)
-        handler = _TABLE.get((self.state, fact.input))
-        if handler is None:
-            raise InvalidTransition(f"{fact.input.name} cannot happen in {self.state.name}")
+        rule = TRANSITIONS.get((self.phase, fact.input))
+        if rule is None:
+            raise InvalidTransition(f"{fact.input.name} cannot happen in {self.phase.name}")
         if fact.reason:
             self.last_reason = fact.reason
-        return handler(self, fact, now, rng)
+        effect, destinations = rule
+        actions: list[Action] = []
+        phase = destinations[0]
+        if effect is not None:
+            actions, phase = effect(self, fact, now, rng)
+        if phase not in destinations:  # the table is the contract; an effect cannot stray
+            raise InvalidTransition(f"{fact.input.name} in {self.phase.name} led to {phase.name}")
+        self.phase = phase
+        return actions
 
-    # ---- handlers ---------------------------------------------------------------
+    # ---- effects: (machine, fact, now, rng) -> (actions, one of the rule's destinations)
 
-    def _ignore(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
-        return []
-
-    def _start(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
+    def _start(self, fact: Fact, now: float, rng: random.Random) -> Outcome:
         if self.start_delay > 0:
-            self._pending, self._pending_refresh = _Pending.CONNECT, False
-            return [Sleep(self.start_delay)]
-        return [Connect()]
+            return [Sleep(self.start_delay)], Phase.WAITING
+        return [self._connect()], Phase.CONNECTING
 
-    def _published_while_connecting(
-        self, fact: Fact, now: float, rng: random.Random
-    ) -> list[Action]:
-        """Remember it: a 401 to the attempt in flight must not park the connection."""
-        self._published_during_attempt = True
-        return []
+    def _dial(self, fact: Fact, now: float, rng: random.Random) -> Outcome:
+        return [self._connect()], Phase.CONNECTING
 
-    def _opened(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
-        self._published_during_attempt = False
-        self.listening = self.listen  # a new session may offer what the old one did not
-        self.state = State.READY
-        self.has_session = True
+    def _dial_refreshed(self, fact: Fact, now: float, rng: random.Random) -> Outcome:
+        return [self._connect(refresh_token=True)], Phase.CONNECTING
+
+    def _opened(self, fact: Fact, now: float, rng: random.Random) -> Outcome:
         self.auth_attempt = 0
-        self._backing_off_for_auth = False
-        self._pending = _Pending.NOTHING
-        return [Listen()] if self.listening else []
+        self._session_since = now
+        if not self.listen:
+            return [], Phase.READY_QUIET
+        self._listen_since = now  # a new session may offer what the old one did not
+        return [Listen()], Phase.READY_LISTENING
 
-    def _no_listener(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
-        self.listening = False
-        return []
+    def _no_listener(self, fact: Fact, now: float, rng: random.Random) -> Outcome:
+        self._listen_since = None
+        return [], Phase.READY_QUIET
 
-    def _productive(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
-        self.transient_attempt = 0
-        self._failing_since = None
-        self._last_delay = None
-        return []
+    def _relisten(self, fact: Fact, now: float, rng: random.Random) -> Outcome:
+        self._listen_since = now
+        return [Listen()], Phase.READY_LISTENING
 
-    def _stream_ended(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
+    def _productive(self, fact: Fact, now: float, rng: random.Random) -> Outcome:
+        """An explicit "this connection works" (the embedder's): reset the curve."""
+        self.retries.reset()
+        return [], self.phase
+
+    def _stream_ended(self, fact: Fact, now: float, rng: random.Random) -> Outcome:
         """The listener closed cleanly; the session lives on. Resume it, not a new session."""
-        self._pending = _Pending.LISTEN
-        if fact.retry is not None:
-            return [Sleep(max(0.0, fact.retry))]
-        delay = self._next_transient_delay(None, now, rng)
+        delay = self._listener_delay(fact.retry, now, rng)
         if delay is None:
-            return self._fail()
-        return [Sleep(delay, budgeted=True)]
+            return self._permanent(fact, now, rng)  # FAILED holds no session (and no pinger)
+        return [Sleep(delay, budgeted=True)], Phase.READY_RELISTEN_WAIT
 
-    def _listener_failed(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
-        """The listener stream failed but the session may be fine: keep it, back off, listen again.
+    def _listener_failed(self, fact: Fact, now: float, rng: random.Random) -> Outcome:
+        """The listener failed but the session may be fine: keep it, back off, listen again.
 
         Requests in flight are not torn down (the SDKs treat a listener failure as
         non-fatal too); calls wait in BACKOFF. A session that is really gone shows
         up as SESSION_LOST on the next attempt.
         """
-        delay = self._next_transient_delay(fact.retry_after, now, rng)
+        delay = self._listener_delay(fact.retry_after, now, rng)
         if delay is None:
             return self._permanent(fact, now, rng)
-        self.state = State.BACKOFF
-        self._pending = _Pending.LISTEN
-        self._backing_off_for_auth = False
-        return [Sleep(delay, budgeted=True)]
+        return [self._backoff_sleep(delay)], Phase.BACKOFF_LISTENER
 
-    def _transient(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
-        delay = self._next_transient_delay(fact.retry_after, now, rng)
-        actions: list[Action] = []
-        if self.has_session:
-            actions.append(DropSession(polite=False))
-            self.has_session = False
+    def _transient(self, fact: Fact, now: float, rng: random.Random) -> Outcome:
+        productive = self.has_session and self._lasted(self._session_since, now)
+        delay = self.retries.next_delay(
+            self.backoff, fact.retry_after, now, rng, productive=productive
+        )
+        actions: list[Action] = [DropSession(polite=False)] if self.has_session else []
         if delay is None:
-            return actions + self._fail()
-        self.state = State.BACKOFF
-        self._pending, self._pending_refresh = _Pending.CONNECT, False
-        self._backing_off_for_auth = False
-        return [*actions, Sleep(delay, budgeted=True)]
+            return [*actions, Fail(self.last_reason)], Phase.FAILED
+        return [*actions, self._backoff_sleep(delay)], Phase.BACKOFF_TRANSIENT
 
-    def _session_lost(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
-        """The server forgot our session: reconnect at once the first time, then back off."""
-        if self.transient_attempt == 0:
-            self.transient_attempt = 1
-            self._failing_since = now
-            self.has_session = False
-            self.state = State.CONNECTING
-            self._pending = _Pending.NOTHING
-            return [DropSession(polite=False), Connect()]
-        return self._transient(fact, now, rng)
+    def _session_lost(self, fact: Fact, now: float, rng: random.Random) -> Outcome:
+        """The server forgot our session: reconnect at once the first time, then back off.
 
-    def _unauthorized(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
-        actions: list[Action] = []
-        if self.has_session:
-            actions.append(DropSession(polite=False))
-            self.has_session = False
-        if self._published_during_attempt:
-            # The attempt carried the old token; the user has logged in since: try the new one.
-            return actions + self._wake(rng)
+        "At once" still draws from the retry budget, like every reconnect.
+        """
+        if self.has_session and self._lasted(self._session_since, now):
+            self.retries.reset()
+        if self.retries.attempt > 0:
+            return self._transient(fact, now, rng)
+        self.retries.attempt, self.retries.failing_since = 1, now
+        actions: list[Action] = [DropSession(polite=False)] if self.has_session else []
+        return [*actions, Sleep(0.0, budgeted=True)], Phase.WAITING
+
+    def _unauthorized(self, fact: Fact, now: float, rng: random.Random) -> Outcome:
+        actions: list[Action] = [DropSession(polite=False)] if self.has_session else []
         self.auth_attempt += 1
         if self.auth_attempt > self.backoff.auth_attempts:
-            return actions + self._park()
-        delay = self.backoff.delay(self.auth_attempt, rng, previous=self._last_delay)
-        self._last_delay = delay
-        self.state = State.BACKOFF
-        self._pending, self._pending_refresh = _Pending.CONNECT, True
-        self._backing_off_for_auth = True
-        return [*actions, Sleep(delay)]
+            return [*actions, self._park()], Phase.NEEDS_REAUTH
+        delay = self.backoff.delay(self.auth_attempt, rng, previous=self.retries.last_delay)
+        self.retries.last_delay = delay
+        # Not budgeted: auth attempts are bounded by count (then the connection parks),
+        # and a revoked principal's connections must park promptly, not queue for the
+        # budget behind each other.
+        return [*actions, Sleep(delay)], Phase.BACKOFF_AUTH
 
-    def _park_now(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
-        actions: list[Action] = []
-        if self.has_session:
-            actions.append(DropSession(polite=False))
-            self.has_session = False
-        return actions + self._park()
+    def _park_now(self, fact: Fact, now: float, rng: random.Random) -> Outcome:
+        actions: list[Action] = [DropSession(polite=False)] if self.has_session else []
+        return [*actions, self._park()], Phase.NEEDS_REAUTH
 
-    def _permanent(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
-        actions: list[Action] = []
-        if self.has_session:
-            actions.append(DropSession(polite=True))
-            self.has_session = False
-        return actions + self._fail()
+    def _permanent(self, fact: Fact, now: float, rng: random.Random) -> Outcome:
+        actions: list[Action] = [DropSession(polite=True)] if self.has_session else []
+        return [*actions, Fail(self.last_reason)], Phase.FAILED
 
-    def _timer(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
-        pending, self._pending = self._pending, _Pending.NOTHING
-        if pending is _Pending.LISTEN and self.has_session:
-            self.state = State.READY
-            return [Listen()]
-        if pending is _Pending.CONNECT:
-            self.state = State.CONNECTING
-            self._published_during_attempt = False  # this attempt takes the newest token
-            return [Connect(refresh_token=self._pending_refresh)]
-        raise InvalidTransition(f"TIMER_FIRED with nothing pending in {self.state.name}")
+    def _wake(self, fact: Fact, now: float, rng: random.Random) -> Outcome:
+        """A token was published: reconnect soon (spread), with a fresh auth count."""
+        self.auth_attempt = 0
+        return [self._jitter(rng)], Phase.WAITING
 
-    def _published_while_backing_off(
-        self, fact: Fact, now: float, rng: random.Random
-    ) -> list[Action]:
-        if not self._backing_off_for_auth:
-            return []
-        return self._wake(rng)
-
-    def _published_while_parked(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
-        return self._wake(rng)
-
-    def _probe(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
+    def _probe(self, fact: Fact, now: float, rng: random.Random) -> Outcome:
         """A slow re-check while parked: one more 401 parks again at once.
 
         Spread like a wake-up: the supervisor probes every parked connection together.
         """
         self.auth_attempt = self.backoff.auth_attempts
-        self.state = State.CONNECTING
-        self._pending, self._pending_refresh = _Pending.CONNECT, True
-        return [Sleep(rng.uniform(0.0, self.wake_jitter) if self.wake_jitter > 0 else 0.0)]
+        return [self._jitter(rng)], Phase.PROBE_WAIT
 
-    def _close(self, fact: Fact, now: float, rng: random.Random) -> list[Action]:
-        self.state = State.CLOSED
-        self.has_session = False
-        self._pending = _Pending.NOTHING
-        return [Shutdown()]
+    def _close(self, fact: Fact, now: float, rng: random.Random) -> Outcome:
+        return [Shutdown()], Phase.CLOSED
 
     # ---- helpers ----------------------------------------------------------------
 
-    def _wake(self, rng: random.Random) -> list[Action]:
-        self._published_during_attempt = False
-        self.auth_attempt = 0
-        self._backing_off_for_auth = False
-        self.state = State.CONNECTING
-        self._pending, self._pending_refresh = _Pending.CONNECT, False
-        return [Sleep(rng.uniform(0.0, self.wake_jitter) if self.wake_jitter > 0 else 0.0)]
+    def _connect(self, *, refresh_token: bool = False) -> Connect:
+        # While the machine counts 401s itself, every attempt costs exactly one request.
+        return Connect(refresh_token=refresh_token, retry_on_401=self.auth_attempt == 0)
 
-    def _park(self) -> list[Action]:
-        self.state = State.NEEDS_REAUTH
+    def _jitter(self, rng: random.Random) -> Sleep:
+        return Sleep(rng.uniform(0.0, self.wake_jitter) if self.wake_jitter > 0 else 0.0)
+
+    def _backoff_sleep(self, delay: float) -> Sleep:
+        attempt = self.retries.attempt
+        log = worth_logging(attempt)
+        return Sleep(delay, budgeted=True, log=log, attempt=attempt, reason=self.last_reason)
+
+    def _park(self) -> Park:
         self.park_count += 1
-        self._pending = _Pending.NOTHING
-        self._backing_off_for_auth = False
-        return [Park(log=worth_logging(self.park_count), count=self.park_count)]
+        count = self.park_count
+        return Park(log=worth_logging(count), count=count, reason=self.last_reason)
 
-    def _fail(self) -> list[Action]:
-        self.state = State.FAILED
-        self._pending = _Pending.NOTHING
-        return [Fail()]
+    def _lasted(self, since: float | None, now: float) -> bool:
+        return since is not None and now - since >= self.productive_after
 
-    def _next_transient_delay(
-        self, retry_after: float | None, now: float, rng: random.Random
-    ) -> float | None:
-        self.transient_attempt += 1
-        if self._failing_since is None:
-            self._failing_since = now
-        elapsed = now - self._failing_since
-        if self.backoff.exhausted(self.transient_attempt, elapsed):
-            return None
-        if retry_after is not None:
-            delay = self.backoff.retry_after(retry_after)
-        else:
-            delay = self.backoff.delay(
-                self.transient_attempt, rng, previous=self._last_delay, elapsed=elapsed
-            )
-        self._last_delay = delay
-        return delay
+    def _listener_delay(self, hint: float | None, now: float, rng: random.Random) -> float | None:
+        productive = self._lasted(self._listen_since, now)
+        self._listen_since = None
+        return self.retries.next_delay(self.backoff, hint, now, rng, productive=productive)
 
 
-_Handler = Callable[[Machine, Fact, float, "random.Random"], list[Action]]
-S, In = State, Input
+# ---- the table ----------------------------------------------------------------------
 
-_TABLE: dict[tuple[State, Input], _Handler] = {
-    # CONNECTING: a Connect (or a jittered Sleep before one) is in flight.
-    (S.CONNECTING, In.STARTED): Machine._start,
-    (S.CONNECTING, In.OPENED): Machine._opened,
-    (S.CONNECTING, In.TRANSIENT_FAILURE): Machine._transient,
-    (S.CONNECTING, In.STREAM_ENDED): Machine._transient,
-    (S.CONNECTING, In.SESSION_LOST): Machine._session_lost,
-    (S.CONNECTING, In.UNAUTHORIZED): Machine._unauthorized,
-    (S.CONNECTING, In.SCOPE_DENIED): Machine._park_now,
-    (S.CONNECTING, In.REAUTH_REQUIRED): Machine._park_now,
-    (S.CONNECTING, In.PERMANENT_FAILURE): Machine._permanent,
-    (S.CONNECTING, In.TIMER_FIRED): Machine._timer,
-    (S.CONNECTING, In.TOKEN_PUBLISHED): Machine._published_while_connecting,
-    (S.CONNECTING, In.PROBE_DUE): Machine._ignore,
-    (S.CONNECTING, In.PRODUCTIVE): Machine._ignore,
-    (S.CONNECTING, In.LISTENER_FAILED): Machine._ignore,
-    (S.CONNECTING, In.CLOSE_REQUESTED): Machine._close,
-    # READY: the session is open; the listener may be running.
-    (S.READY, In.NO_LISTENER): Machine._no_listener,
-    (S.READY, In.LISTENER_FAILED): Machine._listener_failed,
-    (S.READY, In.STREAM_ENDED): Machine._stream_ended,
-    (S.READY, In.PRODUCTIVE): Machine._productive,
-    (S.READY, In.TRANSIENT_FAILURE): Machine._transient,
-    (S.READY, In.SESSION_LOST): Machine._session_lost,
-    (S.READY, In.UNAUTHORIZED): Machine._unauthorized,
-    (S.READY, In.SCOPE_DENIED): Machine._park_now,
-    (S.READY, In.REAUTH_REQUIRED): Machine._park_now,
-    (S.READY, In.PERMANENT_FAILURE): Machine._permanent,
-    (S.READY, In.TIMER_FIRED): Machine._timer,
-    (S.READY, In.TOKEN_PUBLISHED): Machine._ignore,
-    (S.READY, In.PROBE_DUE): Machine._ignore,
-    (S.READY, In.CLOSE_REQUESTED): Machine._close,
-    # BACKOFF: only a Sleep is in flight.
-    (S.BACKOFF, In.TIMER_FIRED): Machine._timer,
-    # ... with a session kept while the listener backs off, the pinger may still report:
-    (S.BACKOFF, In.TRANSIENT_FAILURE): Machine._transient,
-    (S.BACKOFF, In.SESSION_LOST): Machine._transient,
-    (S.BACKOFF, In.UNAUTHORIZED): Machine._unauthorized,
-    (S.BACKOFF, In.SCOPE_DENIED): Machine._park_now,
-    (S.BACKOFF, In.REAUTH_REQUIRED): Machine._park_now,
-    (S.BACKOFF, In.LISTENER_FAILED): Machine._ignore,
-    (S.BACKOFF, In.NO_LISTENER): Machine._no_listener,
-    (S.BACKOFF, In.TOKEN_PUBLISHED): Machine._published_while_backing_off,
-    (S.BACKOFF, In.PROBE_DUE): Machine._ignore,
-    (S.BACKOFF, In.PRODUCTIVE): Machine._ignore,
-    (S.BACKOFF, In.CLOSE_REQUESTED): Machine._close,
-    # NEEDS_REAUTH: silent until a token is published (or an opt-in probe).
-    (S.NEEDS_REAUTH, In.TOKEN_PUBLISHED): Machine._published_while_parked,
-    (S.NEEDS_REAUTH, In.PROBE_DUE): Machine._probe,
-    (S.NEEDS_REAUTH, In.PRODUCTIVE): Machine._ignore,
-    (S.NEEDS_REAUTH, In.LISTENER_FAILED): Machine._ignore,
-    (S.NEEDS_REAUTH, In.CLOSE_REQUESTED): Machine._close,
+Effect = Callable[[Machine, Fact, float, "random.Random"], Outcome]
+#: (phase, input) -> (effect or None for "nothing to do", the destinations it may pick;
+#: the first is the usual one). A pair that is absent cannot happen: feeding it is a bug.
+Rule = tuple[Effect | None, tuple[Phase, ...]]
+P, In, M = Phase, Input, Machine
+
+
+def _stay(phase: Phase, *inputs: Input) -> dict[tuple[Phase, Input], Rule]:
+    return {(phase, i): (None, (phase,)) for i in inputs}
+
+
+def _to(effect: Effect, *destinations: Phase) -> Rule:
+    return (effect, destinations)
+
+
+_TRANSIENT = _to(M._transient, P.BACKOFF_TRANSIENT, P.FAILED)
+_SESSION_LOST = _to(M._session_lost, P.WAITING, P.BACKOFF_TRANSIENT, P.FAILED)
+_UNAUTHORIZED = _to(M._unauthorized, P.BACKOFF_AUTH, P.NEEDS_REAUTH)
+_PARK_NOW = _to(M._park_now, P.NEEDS_REAUTH)
+_PERMANENT = _to(M._permanent, P.FAILED)
+_CLOSE = _to(M._close, P.CLOSED)
+_CONNECTING_QUIET = (In.PROBE_DUE, In.PRODUCTIVE, In.LISTENER_FAILED)
+_WAITING_QUIET = (In.PROBE_DUE, In.PRODUCTIVE, In.LISTENER_FAILED, In.NO_LISTENER)
+
+
+def _connect_outcomes(phase: Phase) -> dict[tuple[Phase, Input], Rule]:
+    """What a connect in flight can report."""
+    return {
+        (phase, In.OPENED): _to(M._opened, P.READY_LISTENING, P.READY_QUIET),
+        (phase, In.TRANSIENT_FAILURE): _TRANSIENT,
+        (phase, In.STREAM_ENDED): _TRANSIENT,
+        (phase, In.SESSION_LOST): _SESSION_LOST,
+        (phase, In.SCOPE_DENIED): _PARK_NOW,
+        (phase, In.REAUTH_REQUIRED): _PARK_NOW,
+        (phase, In.PERMANENT_FAILURE): _PERMANENT,
+        (phase, In.CLOSE_REQUESTED): _CLOSE,
+        **_stay(phase, *_CONNECTING_QUIET),
+    }
+
+
+def _session_outcomes(phase: Phase) -> dict[tuple[Phase, Input], Rule]:
+    """What an open session (its calls and pinger) can report, whatever its listener does."""
+    return {
+        (phase, In.TRANSIENT_FAILURE): _TRANSIENT,
+        (phase, In.SESSION_LOST): _SESSION_LOST,
+        (phase, In.UNAUTHORIZED): _UNAUTHORIZED,
+        (phase, In.SCOPE_DENIED): _PARK_NOW,
+        (phase, In.REAUTH_REQUIRED): _PARK_NOW,
+        (phase, In.PERMANENT_FAILURE): _PERMANENT,
+        (phase, In.PRODUCTIVE): _to(M._productive, phase),
+        (phase, In.CLOSE_REQUESTED): _CLOSE,
+        **_stay(phase, In.TOKEN_PUBLISHED, In.PROBE_DUE),
+    }
+
+
+TRANSITIONS: dict[tuple[Phase, Input], Rule] = {
+    # Before the first connect. A publish now is taken by that connect anyway.
+    (P.IDLE, In.STARTED): _to(M._start, P.CONNECTING, P.WAITING),
+    (P.IDLE, In.CLOSE_REQUESTED): _CLOSE,
+    **_stay(P.IDLE, In.TOKEN_PUBLISHED, In.PROBE_DUE),
+    # Sleeping before a connect (no session).
+    (P.WAITING, In.TIMER_FIRED): _to(M._dial, P.CONNECTING),
+    (P.WAITING, In.CLOSE_REQUESTED): _CLOSE,
+    **_stay(P.WAITING, In.TOKEN_PUBLISHED, *_WAITING_QUIET),  # the coming connect takes it
+    (P.PROBE_WAIT, In.TIMER_FIRED): _to(M._dial_refreshed, P.CONNECTING),
+    (P.PROBE_WAIT, In.TOKEN_PUBLISHED): _to(M._wake, P.WAITING),
+    (P.PROBE_WAIT, In.CLOSE_REQUESTED): _CLOSE,
+    **_stay(P.PROBE_WAIT, *_WAITING_QUIET),
+    # A connect in flight.
+    **_connect_outcomes(P.CONNECTING),
+    (P.CONNECTING, In.UNAUTHORIZED): _UNAUTHORIZED,
+    (P.CONNECTING, In.TOKEN_PUBLISHED): (None, (P.CONNECTING_SUPERSEDED,)),
+    **_connect_outcomes(P.CONNECTING_SUPERSEDED),
+    # The attempt carried the old token; the user has logged in since: try the new one.
+    (P.CONNECTING_SUPERSEDED, In.UNAUTHORIZED): _to(M._wake, P.WAITING),
+    **_stay(P.CONNECTING_SUPERSEDED, In.TOKEN_PUBLISHED),
+    # Open, listener running.
+    **_session_outcomes(P.READY_LISTENING),
+    (P.READY_LISTENING, In.STREAM_ENDED): _to(M._stream_ended, P.READY_RELISTEN_WAIT, P.FAILED),
+    (P.READY_LISTENING, In.LISTENER_FAILED): _to(M._listener_failed, P.BACKOFF_LISTENER, P.FAILED),
+    (P.READY_LISTENING, In.NO_LISTENER): _to(M._no_listener, P.READY_QUIET),
+    # Open, no listener on this session.
+    **_session_outcomes(P.READY_QUIET),
+    # Open, the listener sleeping before it resumes.
+    **_session_outcomes(P.READY_RELISTEN_WAIT),
+    (P.READY_RELISTEN_WAIT, In.TIMER_FIRED): _to(M._relisten, P.READY_LISTENING),
+    # No session, waiting to reconnect.
+    (P.BACKOFF_TRANSIENT, In.TIMER_FIRED): _to(M._dial, P.CONNECTING),
+    (P.BACKOFF_TRANSIENT, In.CLOSE_REQUESTED): _CLOSE,
+    # a publish does not cut a transient wait: the server, not the token, is the problem
+    **_stay(P.BACKOFF_TRANSIENT, In.TOKEN_PUBLISHED, *_WAITING_QUIET),
+    (P.BACKOFF_AUTH, In.TIMER_FIRED): _to(M._dial_refreshed, P.CONNECTING),
+    (P.BACKOFF_AUTH, In.TOKEN_PUBLISHED): _to(M._wake, P.WAITING),
+    (P.BACKOFF_AUTH, In.CLOSE_REQUESTED): _CLOSE,
+    **_stay(P.BACKOFF_AUTH, *_WAITING_QUIET),
+    # The session kept while its listener backs off: its calls and pinger may still report.
+    **_session_outcomes(P.BACKOFF_LISTENER),
+    (P.BACKOFF_LISTENER, In.TIMER_FIRED): _to(M._relisten, P.READY_LISTENING),
+    (P.BACKOFF_LISTENER, In.SESSION_LOST): _TRANSIENT,  # its listener already backs off
+    **_stay(P.BACKOFF_LISTENER, In.LISTENER_FAILED, In.NO_LISTENER),
+    # Parked: silent until a token is published (or an opt-in probe).
+    (P.NEEDS_REAUTH, In.TOKEN_PUBLISHED): _to(M._wake, P.WAITING),
+    (P.NEEDS_REAUTH, In.PROBE_DUE): _to(M._probe, P.PROBE_WAIT),
+    (P.NEEDS_REAUTH, In.CLOSE_REQUESTED): _CLOSE,
+    **_stay(P.NEEDS_REAUTH, In.PRODUCTIVE, In.LISTENER_FAILED),
     # FAILED: only closing leaves it.
-    (S.FAILED, In.TOKEN_PUBLISHED): Machine._ignore,
-    (S.FAILED, In.PROBE_DUE): Machine._ignore,
-    (S.FAILED, In.PRODUCTIVE): Machine._ignore,
-    (S.FAILED, In.LISTENER_FAILED): Machine._ignore,
-    (S.FAILED, In.CLOSE_REQUESTED): Machine._close,
+    (P.FAILED, In.CLOSE_REQUESTED): _CLOSE,
+    **_stay(P.FAILED, In.TOKEN_PUBLISHED, In.PROBE_DUE, In.PRODUCTIVE, In.LISTENER_FAILED),
+    # CLOSED is absorbing: late facts from a task that is winding down mean nothing.
+    **_stay(P.CLOSED, *Input),
 }
-# CLOSED is absorbing: late facts from a task that is winding down mean nothing.
-_TABLE.update({(S.CLOSED, i): Machine._ignore for i in Input})
 
 
 def worth_logging(count: int) -> bool:

@@ -1,92 +1,34 @@
-"""One downstream connection (server x principal): runs the machine, does its actions.
+"""One downstream connection (server x principal): the handle users hold.
 
-The connection's own task reads facts from an inbox, feeds them to the
-sans-IO `Machine` and carries out the actions it returns. Everything that
-waits (opening a session, the listener, timers) runs in a child task that
-posts its outcome back as a fact tagged with the *epoch* it belongs to; a
-fact from an abandoned session or a replaced timer is dropped, so a late
-failure can never knock a fresh session over. The session is entered and
-exited in the one task that owns it.
+`Connection` is the public face: calls, lists, notifications, waiting for a
+state, closing. It decides nothing and owns no I/O of its own beyond the
+calls users make: it reads what its `Runner` publishes (state, the session,
+``last_error``) and posts facts to it (a call's 401, a close). The runner owns
+the machine, the session, its listener and pinger, and the timer.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import math
-import random
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import anyio
 import anyio.abc
 import httpx
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._config import ServerConfig
-from .._core.budget import TokenBucket
 from .._core.classify import classify
-from .._core.http_rules import canonical_uri
-from .._core.machine import (
-    Action,
-    Connect,
-    DropSession,
-    Fact,
-    Fail,
-    Input,
-    Listen,
-    Machine,
-    Park,
-    Shutdown,
-    Sleep,
-    State,
-    worth_logging,
-)
-from .._core.token import Token
-from .._exceptions import (
-    Challenge,
-    ConnectionClosed,
-    JSONRPCError,
-    MCPConnError,
-    ReauthRequired,
-    RequestTimeout,
-)
+from .._core.machine import Fact, Input, Machine, State
+from .._exceptions import Challenge, ConnectionClosed, MCPConnError, RequestTimeout
 from .._mcp.calls import CallOptions
-from .._mcp.lists import ListCache
-from .._mcp.server_requests import Incoming
-from .._mcp.session import EraCache, Session, SessionHandlers, open_session
+from .._mcp.session import Session
 from .._mcp.wanted import Wanted
-from .._tokens.auth import BearerAuth
-from .._tokens.source import TokenSource
-from .notifications import Broadcast, Subscription
-from .server_requests import RequestHandler, ServerRequest, declared_capabilities, merge_handlers
-from .stats import Counters, StateChange
+from .notifications import Subscription
+from .runner import ConnectionContext as ConnectionContext
+from .runner import ReauthCallback as ReauthCallback
+from .runner import Runner
+from .server_requests import RequestHandler
 from .surface import Negotiated, ProtocolSurface
-
-logger = logging.getLogger("mcpconn")
-
-ReauthCallback = Callable[[ReauthRequired], Awaitable[None] | None]
-
-
-@dataclass
-class ConnectionContext:
-    """What the supervisor shares with every connection it runs."""
-
-    tokens: TokenSource
-    client: httpx.AsyncClient
-    rng: random.Random
-    era_cache: EraCache
-    retry_budget: TokenBucket
-    counters: Counters
-    state_changes: Broadcast[StateChange]
-    on_state_change: Callable[[Connection, State, State], None]
-    on_reauth_required: ReauthCallback | None = None
-    request_handlers: Mapping[str, RequestHandler] = field(default_factory=dict)
-    #: Seconds READY after which the attempt counter resets even with no event.
-    productive_after: float = 60.0
-    #: The server's cap on requests in flight (``Limits.max_inflight``), shared.
-    inflight_cap: anyio.CapacityLimiter | None = None
 
 
 class Connection(ProtocolSurface):
@@ -108,49 +50,20 @@ class Connection(ProtocolSurface):
     ) -> None:
         self.server = config
         self.principal = principal
-        self.last_error: MCPConnError | BaseException | None = None
-        self.challenge: Challenge | None = None
-        self._rejected: Token | None = None
         self._ctx = context
-        self._machine = machine
-        #: Every record carries the server and principal (``record.mcp_server``/``.principal``).
-        self._log = logging.LoggerAdapter(
-            logger, {"mcp_server": config.name, "principal": principal}
+        self._runner = Runner(
+            context,
+            config,
+            principal,
+            machine,
+            handle=self,
+            request_handlers=request_handlers,
         )
-        # Events are made on demand: thousands of idle connections should not carry
-        # a waiter queue each for nobody.
-        self._changed: anyio.Event | None = None
-        self._finished = anyio.Event()
-        self._inbox_send: MemoryObjectSendStream[tuple[int | None, Fact]]
-        self._inbox: MemoryObjectReceiveStream[tuple[int | None, Fact]]
-        self._inbox_send, self._inbox = anyio.create_memory_object_stream[tuple[int | None, Fact]](
-            math.inf
-        )
-        self._epoch = 0
-        self._timer_scope: anyio.CancelScope | None = None
-        self._session: Session | None = None
-        self._session_epoch = 0
-        self._session_tg: anyio.abc.TaskGroup | None = None
-        self._session_close: anyio.Event | None = None
-        self._session_done: anyio.Event | None = None
-        self._tg: anyio.abc.TaskGroup | None = None
-        self._notes: Broadcast[dict[str, Any]] = Broadcast(config.limits.notification_buffer)
-        self._lists = ListCache()
-        self._request_handlers = merge_handlers(context.request_handlers, request_handlers)
-        self._wanted = Wanted(config.log_level)
-        self._negotiated: Negotiated | None = None
+        self._notes = self._runner.notes
+        self._lists = self._runner.lists
         self._inflight = 0
         self._idle: anyio.Event | None = None  # set while calls are in flight
         self.last_used = anyio.current_time()
-        self._auth: BearerAuth | None = None
-        if config.forward_token:
-            self._auth = BearerAuth(
-                context.tokens,
-                principal,
-                config.audience,
-                allow_insecure_http=config.allow_insecure_http,
-                resource=canonical_uri(config.url),
-            )
 
     def __repr__(self) -> str:
         return (
@@ -162,15 +75,47 @@ class Connection(ProtocolSurface):
 
     @property
     def state(self) -> State:
-        # a connection whose task has ended is closed, however it ended
-        return State.CLOSED if self._finished.is_set() else self._machine.state
+        return self._runner.state
+
+    @property
+    def last_error(self) -> MCPConnError | BaseException | None:
+        """What went wrong last (an `MCPConnError`), or None."""
+        return self._runner.last_error
+
+    @property
+    def challenge(self) -> Challenge | None:
+        """The last ``WWW-Authenticate`` challenge of a 401/403, or None."""
+        return self._runner.challenge
+
+    @property
+    def reason(self) -> str:
+        """Why the connection is in its state (the last fact's reason; never a token)."""
+        return self._runner.reason
+
+    @property
+    def strikes(self) -> int:
+        """Transient failures in a row (0 once it is productive again)."""
+        return self._runner.strikes
+
+    # what the protocol surface (`ProtocolSurface`) reads: the runner's
+    @property
+    def _session(self) -> Session | None:
+        return self._runner.session
+
+    @property
+    def _wanted(self) -> Wanted:
+        return self._runner.wanted
+
+    @property
+    def _negotiated(self) -> Negotiated | None:
+        return self._runner.negotiated
 
     async def wait_for(self, state: State) -> None:
         """Wait until the connection is in ``state``. Bound it with ``anyio.fail_after``."""
         while self.state is not state:
             if self.state is State.CLOSED:
                 raise ConnectionClosed(f"{self!r} closed while waiting for {state.name}")
-            await self._next_change()
+            await self._runner.next_change()
 
     def notifications(self) -> Subscription[dict[str, Any]]:
         """Every notification the server sends from now on, on whichever stream carried it.
@@ -212,7 +157,7 @@ class Connection(ProtocolSurface):
         timeout = self.server.timeouts.request if timeout is None else timeout
         deadline = anyio.current_time() + timeout
         session: Session | None = None
-        epoch = self._epoch
+        epoch = self._runner.epoch
         with anyio.move_on_after(timeout):
             session, epoch = await self._usable_session()
         if session is None:
@@ -239,9 +184,9 @@ class Connection(ProtocolSurface):
             fact = classify(exc, during="call")
             if fact is None:
                 raise  # the caller's business, not the connection's
-            self._post_failure(exc, fact, epoch)
+            self._runner.post_failure(exc, fact, epoch)
             if fact.input is Input.REAUTH_REQUIRED:
-                raise self._reauth_error(exc) from exc
+                raise self._runner.reauth_error(exc) from exc
             raise
         finally:
             self._end_call()
@@ -262,15 +207,13 @@ class Connection(ProtocolSurface):
         """Close politely (DELETE for a session) and wait until the connection is CLOSED."""
         self.post(Fact(Input.CLOSE_REQUESTED, reason="closed by the embedder"))
         with anyio.move_on_after(self.server.timeouts.close + 2.0, shield=True):
-            await self._finished.wait()
+            await self._runner.finished.wait()
 
     # ---- supervisor hooks -------------------------------------------------------
 
     def post(self, fact: Fact, epoch: int | None = None) -> None:
         """Queue a fact from any task; ``epoch`` None means "whatever is current"."""
-        # after shutdown the inbox is closed at either end: a late fact means nothing
-        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-            self._inbox_send.send_nowait((epoch, fact))
+        self._runner.post(fact, epoch)
 
     async def drain(self) -> None:
         """Wait until no call is in flight (used when replacing a connection)."""
@@ -287,286 +230,26 @@ class Connection(ProtocolSurface):
         return self._inflight
 
     @property
-    def reason(self) -> str:
-        """Why the connection is in its state (the last fact's reason; never a token)."""
-        return self._machine.last_reason
-
-    @property
-    def strikes(self) -> int:
-        """Transient failures in a row (0 once it is productive again)."""
-        return self._machine.transient_attempt
-
-    @property
     def subscribers(self) -> int:
         return self._notes.subscriber_count
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        """The connection's own task. Never raises for the server's sake."""
-        try:
-            async with anyio.create_task_group() as tg:
-                self._tg = tg
-                task_status.started()
-                self.post(Fact(Input.STARTED))
-                async with self._inbox:
-                    async for epoch, fact in self._inbox:
-                        if epoch is not None and epoch != self._epoch:
-                            continue
-                        if await self._step(fact):
-                            break
-                tg.cancel_scope.cancel()
-        finally:
-            self._inbox_send.close()
-            self._inbox.close()
-            self._notes.close()
-            self._finished.set()
-            self._signal_change()
-
-    # ---- the loop ---------------------------------------------------------------
-
-    async def _step(self, fact: Fact) -> bool:
-        old = self._machine.state
-        actions = self._machine.feed(fact, now=anyio.current_time(), rng=self._ctx.rng)
-        new = self._machine.state
-        if new is not old:
-            self._signal_change()
-            self._ctx.on_state_change(self, old, new)
-            self._ctx.state_changes.publish(
-                StateChange(self.server.name, self.principal, old, new, fact.reason)
-            )
-        for action in actions:
-            await self._do(action)
-        return new is State.CLOSED
-
-    async def _do(self, action: Action) -> None:
-        assert self._tg is not None
-        if isinstance(action, Sleep):
-            self._start_timer(action)
-        elif isinstance(action, Connect):
-            self._cancel_timer()
-            self._epoch += 1
-            self._ctx.counters.connects += 1
-            self._tg.start_soon(self._session_task, self._epoch, action.refresh_token)
-        elif isinstance(action, Listen):
-            if self._session_tg is not None and self._session is not None:
-                # tagged with its session's epoch: a session being dropped reports nothing
-                self._session_tg.start_soon(self._listener, self._session, self._session_epoch)
-        elif isinstance(action, DropSession):
-            self._cancel_timer()
-            self._drop_session(polite=action.polite)
-        elif isinstance(action, Park):
-            self._cancel_timer()
-            self._on_park(action)
-        elif isinstance(action, Fail):
-            self._cancel_timer()
-            self._log.error(
-                "%s: connection failed permanently: %s", self._who(), self._machine.last_reason
-            )
-        elif isinstance(action, Shutdown):
-            self._cancel_timer()
-            await self._shutdown()
-
-    # ---- timers -----------------------------------------------------------------
-
-    def _start_timer(self, sleep: Sleep) -> None:
-        assert self._tg is not None
-        self._cancel_timer()
-        scope = anyio.CancelScope()
-        self._timer_scope = scope
-        extra = 0.0
-        if sleep.budgeted:
-            extra = self._ctx.retry_budget.reserve(anyio.current_time())
-        self._tg.start_soon(self._timer, scope, sleep.seconds + extra, self._epoch)
-
-    def _cancel_timer(self) -> None:
-        if self._timer_scope is not None:
-            self._timer_scope.cancel()
-            self._timer_scope = None
-
-    async def _timer(self, scope: anyio.CancelScope, seconds: float, epoch: int) -> None:
-        with scope:
-            await anyio.sleep(seconds)
-            self.post(Fact(Input.TIMER_FIRED), epoch)
-
-    # ---- the session task -------------------------------------------------------
-
-    async def _session_task(self, epoch: int, refresh_token: bool) -> None:
-        close, done = anyio.Event(), anyio.Event()
-        handlers = SessionHandlers(
-            on_notification=lambda msg: self._on_notification(msg, epoch),
-            on_request=self._on_server_request,
-            on_reinitialized=self._on_reinitialized,
-            capabilities=declared_capabilities(
-                self._request_handlers, self.server.client_capabilities
-            ),
-            wanted=self._wanted,
-            on_listener_fresh=self._lists.invalidate,
-            on_refused=self._count_refused,
-        )
-        try:
-            if self._auth is not None:
-                # While counting 401s ourselves, every attempt costs exactly one request.
-                self._auth.retry_on_401 = self._machine.auth_attempt == 0
-                if refresh_token:
-                    await self._force_refresh()
-            async with open_session(
-                self._ctx.client,
-                self.server,
-                auth=self._auth,
-                handlers=handlers,
-                era_cache=self._ctx.era_cache,
-            ) as session:
-                if epoch != self._epoch:
-                    return
-                if self._auth is not None:
-                    self._auth.retry_on_401 = True  # the server took our token: back to normal
-                async with anyio.create_task_group() as tg:
-                    self._session, self._session_epoch = session, epoch
-                    self._session_tg, self._session_close, self._session_done = tg, close, done
-                    self._lists.invalidate()
-                    self._negotiated = Negotiated.of(session)
-                    self.post(Fact(Input.OPENED, reason=f"opened ({session.era})"), epoch)
-                    if self.server.ping_interval:
-                        tg.start_soon(self._pinger, session, epoch)
-                    # this task doubles as the "connected long enough" timer
-                    with anyio.move_on_after(self._ctx.productive_after):
-                        await close.wait()
-                    if not close.is_set():
-                        self.post(Fact(Input.PRODUCTIVE, reason="connected long enough"), epoch)
-                        await close.wait()
-                    tg.cancel_scope.cancel()
-        except MCPConnError as exc:
-            self._fail_epoch(exc, epoch, "connect")
-        except Exception as exc:  # a bug of ours or an unmapped library error
-            self._log.exception("%s: unexpected error while connecting", self._who())
-            self._fail_epoch(exc, epoch, "connect")
-        finally:
-            if self._session_done is done:
-                self._session = self._session_tg = None
-                self._session_close = self._session_done = None
-            done.set()
-
-    async def _listener(self, session: Session, epoch: int) -> None:
-        try:
-            await session.listen()
-        except MCPConnError as exc:
-            self._fail_epoch(exc, epoch, "listen")
-        except Exception as exc:
-            self._log.exception("%s: unexpected error in the listener", self._who())
-            self._fail_epoch(exc, epoch, "listen")
-        else:
-            self.post(Fact(Input.STREAM_ENDED, reason="listener returned"), epoch)
-
-    async def _pinger(self, session: Session, epoch: int) -> None:
-        assert self.server.ping_interval is not None
-        while True:
-            await anyio.sleep(self.server.ping_interval)
-            try:
-                await session.request("ping", None, timeout=self.server.timeouts.request)
-            except MCPConnError as exc:
-                self._fail_epoch(exc, epoch, "ping")
-                return
-
-    def _fail_epoch(
-        self, exc: BaseException, epoch: int, during: Literal["connect", "listen", "ping"]
-    ) -> None:
-        self._post_failure(exc, classify(exc, during=during), epoch)
-
-    def _post_failure(self, exc: BaseException, fact: Fact, epoch: int) -> None:
-        if epoch == self._epoch and fact.input is not Input.NO_LISTENER:
-            self.last_error = exc
-            self._note_failure(exc, fact)
-        self.post(fact, epoch)
-
-    def _note_failure(self, exc: BaseException, fact: Fact) -> None:
-        counters = self._ctx.counters
-        if fact.input in (Input.UNAUTHORIZED, Input.SCOPE_DENIED):
-            counters.unauthorized += 1
-            self.challenge = fact.challenge
-            self._rejected = fact.rejected or self._rejected
-        elif fact.input in (Input.TRANSIENT_FAILURE, Input.LISTENER_FAILED):
-            counters.transient_failures += 1
-            attempt = self._machine.transient_attempt + 1
-            if worth_logging(attempt):
-                self._log.warning(
-                    "%s: %s; backing off (attempt %d)", self._who(), fact.reason, attempt
-                )
-
-    def _drop_session(self, *, polite: bool) -> None:
-        close = self._session_close
-        self._epoch += 1  # whatever the old session still reports is now stale
-        if close is not None:
-            if not polite and self._session is not None:
-                self._session.discard()
-            close.set()
-
-    async def _shutdown(self) -> None:
-        done = self._session_done
-        self._drop_session(polite=True)
-        if done is not None:
-            with anyio.move_on_after(self.server.timeouts.close + 1.0, shield=True):
-                await done.wait()
-
-    async def _force_refresh(self) -> None:
-        tokens, audience = self._ctx.tokens, self.server.audience
-        auth = self._auth
-        rejected = self._rejected  # the token the last 401 refused, from its error
-        resource = auth.resource if auth is not None else None
-        if rejected is None:
-            rejected = await tokens.get(self.principal, audience, resource=resource)
-        await tokens.refresh(
-            self.principal,
-            audience,
-            replacing=rejected,
-            challenge=self.challenge,
-            resource=resource,
-        )
-        self._ctx.counters.forced_refreshes += 1
-
-    # ---- parking ----------------------------------------------------------------
-
-    def _reauth_error(self, cause: BaseException | None = None) -> ReauthRequired:
-        challenge = getattr(cause, "challenge", None) or self.challenge
-        return ReauthRequired(
-            "the server rejected this principal's token; a new login is required",
-            server=self.server.name,
-            principal=self.principal,
-            challenge=challenge,
-        )
-
-    def _on_park(self, park: Park) -> None:
-        self._ctx.counters.parks += 1
-        if park.log:
-            self._log.warning(
-                "%s: parked in NEEDS_REAUTH after %s; no traffic until a new token is "
-                "published (parked %d time(s))",
-                self._who(),
-                self._machine.last_reason or "repeated 401s",
-                park.count,
-            )
-        callback = self._ctx.on_reauth_required
-        if callback is not None and self._tg is not None:
-            self._tg.start_soon(self._call_reauth_callback, callback, self._reauth_error())
-
-    async def _call_reauth_callback(self, callback: ReauthCallback, err: ReauthRequired) -> None:
-        try:
-            result = callback(err)
-            if result is not None:
-                await result
-        except Exception:
-            self._log.exception("%s: on_reauth_required callback failed", self._who())
+        """The connection's own task (its runner's loop). Never raises for the server's sake."""
+        await self._runner.run(task_status=task_status)
 
     # ---- calls ------------------------------------------------------------------
 
     async def _usable_session(self) -> tuple[Session | None, int]:
         while True:
             state = self.state
-            if state is State.READY and self._session is not None:
-                return self._session, self._epoch
+            session = self._runner.session
+            if state is State.READY and session is not None:
+                return session, self._runner.epoch
             if state is State.NEEDS_REAUTH:
-                raise self._reauth_error(self.last_error)
+                raise self._runner.reauth_error(self.last_error)
             if state in (State.CLOSED, State.FAILED):
                 raise ConnectionClosed(f"{self!r} is {state.name}: {self.last_error!r}")
-            await self._next_change()
+            await self._runner.next_change()
 
     def _begin_call(self) -> None:
         self._inflight += 1
@@ -581,16 +264,6 @@ class Connection(ProtocolSurface):
             self._idle.set()
             self._idle = None
 
-    def _signal_change(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
-
-    async def _next_change(self) -> None:
-        if self._changed is None:
-            self._changed = anyio.Event()
-        await self._changed.wait()
-
     async def _list(self, kind: str, refresh: bool) -> list[dict[str, Any]]:
         cached = None if refresh else self._lists.cached(kind, anyio.current_time())
         if cached is not None:
@@ -599,34 +272,6 @@ class Connection(ProtocolSurface):
             await self._usable_session()  # a new session clears the cache: wait for it first
         return await self._lists.fetch(kind, self.request, anyio.current_time)
 
-    # ---- server-to-client traffic ----------------------------------------------
-
-    def _on_notification(self, message: dict[str, Any], epoch: int) -> None:
-        self._lists.on_notification(message.get("method"))
-        if epoch == self._epoch:
-            self._ctx.counters.notifications += 1
-            if self._machine.transient_attempt:
-                self.post(Fact(Input.PRODUCTIVE, reason="received an event"), epoch)
-        self._notes.publish(message)
-
     def set_request_handlers(self, handlers: Mapping[str, RequestHandler]) -> None:
         """Replace this connection's own handlers (capabilities follow on the next session)."""
-        self._request_handlers = merge_handlers(self._ctx.request_handlers, handlers)
-
-    async def _on_server_request(self, incoming: Incoming) -> dict[str, Any]:
-        handler = self._request_handlers.get(incoming.method)
-        if handler is None:
-            raise JSONRPCError(-32601, f"Method not found: {incoming.method}")
-        return await handler(ServerRequest.of(incoming, self))
-
-    def _count_refused(self) -> None:
-        self._ctx.counters.server_requests_refused += 1
-
-    def _on_reinitialized(self) -> None:
-        self._lists.invalidate()
-        session = self._session
-        if session is not None:
-            self._negotiated = Negotiated.of(session)
-
-    def _who(self) -> str:
-        return f"server={self.server.name} principal={self.principal}"
+        self._runner.set_request_handlers(handlers)

@@ -12,7 +12,7 @@ import logging
 import random
 from collections import Counter as _Tally
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -24,6 +24,8 @@ from .._config import ServerConfig
 from .._core.backoff import Backoff
 from .._core.budget import TokenBucket
 from .._core.machine import Fact, Input, Machine, State
+from .._core.policy import ReconnectPolicy
+from .._core.policy import StormControl as StormControl  # its home before the policy
 from .._core.settings import number
 from .._exceptions import ConnectionClosed
 from .._http.shards import ClientShards
@@ -43,69 +45,53 @@ from .stats import (
 logger = logging.getLogger("mcpconn")
 
 
-@dataclass(frozen=True)
-class StormControl:
-    """Per-server limits shared by all of that server's connections.
-
-    ``retry_rate``/``retry_burst``: a token bucket every transient retry draws
-    from (gRPC/Finagle-style retry budget); when it is empty a retry waits its
-    turn instead of joining a stampede. ``connect_rate``/``connect_burst``:
-    start-up connects are staggered the same way.
-    """
-
-    retry_rate: float = 20.0
-    retry_burst: float = 100.0
-    connect_rate: float = 200.0
-    connect_burst: float = 100.0
-
-    def __post_init__(self) -> None:
-        number(self.retry_rate, "retry_rate", above=True)
-        number(self.connect_rate, "connect_rate", above=True)
-        number(self.retry_burst, "retry_burst", low=1)
-        number(self.connect_burst, "connect_burst", low=1)
-
-
 class Supervisor:
     """Keeps every (server, principal) connection alive, authenticated and quiet when it must be.
 
     Use as ``async with Supervisor(tokens) as sup: conn = await sup.connect(server, "alice")``.
+
+    How connections reconnect is one `ReconnectPolicy` (``policy=``); the keyword
+    arguments ``backoff``, ``storm_control``, ``wake_jitter``, ``probe_interval`` and
+    ``productive_after`` are shorthands that replace that field of the policy. Every
+    number is validated here, before anything runs.
     """
 
     def __init__(
         self,
         tokens: TokenSource,
         *,
+        policy: ReconnectPolicy | None = None,
         backoff: Backoff | None = None,
         client: httpx.AsyncClient | None = None,
         on_reauth_required: ReauthCallback | None = None,
         request_handlers: Mapping[str, RequestHandler] | None = None,
         storm_control: StormControl | None = None,
-        wake_jitter: float = 0.25,
+        wake_jitter: float | None = None,
         probe_interval: float | None = None,
         idle_timeout: float | None = None,
-        productive_after: float = 60.0,
+        productive_after: float | None = None,
         close_timeout: float = 10.0,
         shard_size: int = 32,
         rng: random.Random | None = None,
     ) -> None:
-        # Every number checked here, once: probe_interval=0 would spin, not probe.
-        number(wake_jitter, "wake_jitter")
-        for name, value in (("probe_interval", probe_interval), ("idle_timeout", idle_timeout)):
-            if value is not None:
-                number(value, name, above=True)
-        number(productive_after, "productive_after", above=True)
+        shorthands: dict[str, Any] = {
+            "backoff": backoff,
+            "storm_control": storm_control,
+            "wake_jitter": wake_jitter,
+            "probe_interval": probe_interval,
+            "productive_after": productive_after,
+        }
+        given = {name: value for name, value in shorthands.items() if value is not None}
+        self.policy = replace(policy or ReconnectPolicy(), **given)
+        if idle_timeout is not None:
+            number(idle_timeout, "idle_timeout", above=True)
         number(close_timeout, "close_timeout")
         self.tokens = tokens
-        self.backoff = backoff or Backoff()
         self._client = client  # an embedder's client carries every connection
         self._shards = ClientShards(shard_size)
         self._on_reauth_required = on_reauth_required
         self._request_handlers = dict(request_handlers or {})
-        self._storm = storm_control or StormControl()
-        self._wake_jitter = wake_jitter
-        self._probe_interval = probe_interval
         self._idle_timeout = idle_timeout
-        self._productive_after = productive_after
         self._close_timeout = close_timeout
         self._rng = rng or random.Random()
         self._connections: dict[tuple[str, str], Connection] = {}
@@ -127,8 +113,8 @@ class Supervisor:
         self._remove_listener = self.tokens.add_listener(self._token_published)
         if self._idle_timeout is not None:
             self._tg.start_soon(self._reap_idle, self._idle_timeout)
-        if self._probe_interval is not None:
-            self._tg.start_soon(self._probe_parked, self._probe_interval)
+        if self.policy.probe_interval is not None:
+            self._tg.start_soon(self._probe_parked, self.policy.probe_interval)
         return self
 
     async def __aexit__(
@@ -149,6 +135,11 @@ class Supervisor:
         finally:
             self._changes.close()
             await self._shards.aclose()
+
+    @property
+    def backoff(self) -> Backoff:
+        """The supervisor-wide backoff (``policy.backoff``); a server may bring its own."""
+        return self.policy.backoff
 
     # ---- connections ------------------------------------------------------------
 
@@ -178,10 +169,12 @@ class Supervisor:
             self._tg.start_soon(self._retire, existing)
         now = anyio.current_time()
         start_delay = self._budget(self._connect_budgets, server.name, connect=True).reserve(now)
+        policy = self.policy
         machine = Machine(
-            backoff=server.backoff or self.backoff,
-            wake_jitter=self._wake_jitter,
+            backoff=server.backoff or policy.backoff,
+            wake_jitter=policy.wake_jitter,
             start_delay=start_delay,
+            productive_after=policy.productive_after,
             listen=server.listen,
         )
         conn = Connection(
@@ -267,7 +260,6 @@ class Supervisor:
             on_state_change=self._state_changed,
             on_reauth_required=self._on_reauth_required,
             request_handlers=self._request_handlers,
-            productive_after=self._productive_after,
             inflight_cap=self._inflight_cap(server),
         )
 
@@ -288,7 +280,7 @@ class Supervisor:
     ) -> TokenBucket:
         bucket = budgets.get(name)
         if bucket is None:
-            s = self._storm
+            s = self.policy.storm_control
             bucket = (
                 TokenBucket(s.connect_rate, s.connect_burst)
                 if connect

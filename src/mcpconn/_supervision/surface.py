@@ -53,11 +53,16 @@ class Negotiated:
 class ProtocolSurface:
     """Mixed into `Connection`: forwarding helpers and read-only negotiated state."""
 
-    _session: Session | None
-    _wanted: Wanted
-    _negotiated: Negotiated | None
-
     if TYPE_CHECKING:
+        # what the connection provides (read from its runner)
+        @property
+        def _session(self) -> Session | None: ...
+
+        @property
+        def _wanted(self) -> Wanted: ...
+
+        @property
+        def _negotiated(self) -> Negotiated | None: ...
 
         async def request(
             self,

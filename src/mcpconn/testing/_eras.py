@@ -104,9 +104,10 @@ def listen_result(subscription_id: Any) -> bytes:
     )
 
 
-def _initialize(params: Any) -> tuple[str, dict[str, Any]]:
+def _initialize(params: Any, answer: str | None = None) -> tuple[str, dict[str, Any]]:
     requested = params.get("protocolVersion") if isinstance(params, dict) else None
     version = requested if requested in HANDSHAKE_VERSIONS else HANDSHAKE_VERSIONS[-1]
+    version = answer or version
     return version, {
         "protocolVersion": version,
         "capabilities": CAPABILITIES,
@@ -218,7 +219,7 @@ async def _streamable_post(server: MockServer, rc: RequestContext) -> None:
         return
     is_request = "id" in msg and isinstance(msg.get("method"), str)
     if is_request and msg["method"] == "initialize":
-        version, result = _initialize(msg.get("params"))
+        version, result = _initialize(msg.get("params"), server.answer_version)
         fresh = server.new_session(rc.principal, "streamable-http", version)
         await _reply(server, rc, fresh, {"jsonrpc": "2.0", "id": msg["id"], "result": result})
         return
@@ -356,7 +357,7 @@ async def legacy_post(server: MockServer, rc: RequestContext) -> None:
         _handle_client_message(server, session, msg)
         return
     if msg["method"] == "initialize":
-        version, result = _initialize(msg.get("params"))
+        version, result = _initialize(msg.get("params"), server.answer_version)
         session.protocol_version = version
         listener.push(encode_json({"jsonrpc": "2.0", "id": msg["id"], "result": result}))
         return

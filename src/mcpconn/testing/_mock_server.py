@@ -94,6 +94,10 @@ class MockServer:
         #: Seconds added to ``clock()`` for ``exp`` checks (settable while running).
         self.clock_offset = 0.0
         self.faults = FaultSet()
+        #: The protocol version every ``initialize`` answers (settable while running;
+        #: None: the client's own when we speak it). One we do not speak tests clients
+        #: that re-initialize into a version they cannot use.
+        self.answer_version: str | None = None
         padding = [
             Tool(f"tool_{i:04d}", _noop, "Padding for pagination.") for i in range(extra_tools)
         ]

@@ -1,0 +1,441 @@
+"""A connection's engine: owns the machine, the session, its listener and pinger, and the timer.
+
+One task per connection runs `Runner.run`: it reads facts from an inbox,
+feeds them to the sans-IO `Machine` and carries out the actions it returns.
+The machine's one timer is the loop's own deadline (the inbox is read with a
+timeout), so a wait costs no task. What has to wait elsewhere (opening a
+session and keeping it entered, the listener, the pinger) runs in a child
+task that posts its outcome back as a fact tagged with the *epoch* it belongs
+to; a fact from an abandoned session is dropped, so a late failure can never
+knock a fresh session over. The session is entered and exited in the one task
+that owns it. The runner decides nothing itself: logging, the 401 policy of
+each attempt and every wait come from the actions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import anyio.abc
+import httpx
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .._config import ServerConfig
+from .._core.actions import Action, Connect, DropSession, Fail, Listen, Park, Shutdown, Sleep
+from .._core.budget import TokenBucket
+from .._core.classify import classify
+from .._core.http_rules import canonical_uri
+from .._core.machine import Fact, Input, Machine, State
+from .._core.token import Token
+from .._exceptions import Challenge, JSONRPCError, MCPConnError, ReauthRequired
+from .._mcp.lists import ListCache
+from .._mcp.server_requests import Incoming
+from .._mcp.session import EraCache, Session, SessionHandlers, open_session
+from .._mcp.wanted import Wanted
+from .._tokens.auth import BearerAuth
+from .._tokens.source import TokenSource
+from .notifications import Broadcast
+from .server_requests import RequestHandler, ServerRequest, declared_capabilities, merge_handlers
+from .stats import Counters, StateChange
+from .surface import Negotiated
+
+if TYPE_CHECKING:
+    import random
+
+    from .connection import Connection
+
+logger = logging.getLogger("mcpconn")
+
+ReauthCallback = Callable[[ReauthRequired], Awaitable[None] | None]
+Tagged = tuple[int | None, Fact]
+
+
+@dataclass
+class ConnectionContext:
+    """What the supervisor shares with every connection it runs."""
+
+    tokens: TokenSource
+    client: httpx.AsyncClient
+    rng: random.Random
+    era_cache: EraCache
+    retry_budget: TokenBucket
+    counters: Counters
+    state_changes: Broadcast[StateChange]
+    on_state_change: Callable[[Connection, State, State], None]
+    on_reauth_required: ReauthCallback | None = None
+    request_handlers: Mapping[str, RequestHandler] = field(default_factory=dict)
+    #: The server's cap on requests in flight (``Limits.max_inflight``), shared.
+    inflight_cap: anyio.CapacityLimiter | None = None
+
+
+class Runner:
+    """Runs one connection's machine; the `Connection` handle reads what it publishes."""
+
+    def __init__(
+        self,
+        context: ConnectionContext,
+        config: ServerConfig,
+        principal: str,
+        machine: Machine,
+        *,
+        handle: Connection,
+        request_handlers: Mapping[str, RequestHandler] | None = None,
+    ) -> None:
+        self.server = config
+        self.principal = principal
+        self.last_error: MCPConnError | BaseException | None = None
+        self.challenge: Challenge | None = None
+        #: The token the last 401 refused (from its error): what a forced refresh replaces.
+        self._rejected: Token | None = None
+        #: What the embedder asked of every session (log level, subscriptions).
+        self.wanted = Wanted(config.log_level)
+        #: What the last session negotiated (None until the first READY).
+        self.negotiated: Negotiated | None = None
+        self._handle = handle
+        self._request_handlers = merge_handlers(context.request_handlers, request_handlers)
+        #: Every notification the server sends; the lists it caches.
+        self.notes: Broadcast[dict[str, Any]] = Broadcast(config.limits.notification_buffer)
+        self.lists = ListCache()
+        #: Set once the task has ended, however it ended.
+        self.finished = anyio.Event()
+        #: The current session's generation; facts tagged with another are stale.
+        self.epoch = 0
+        self._ctx = context
+        self._machine = machine
+        #: Every record carries the server and principal (``record.mcp_server``/``.principal``).
+        self._log = logging.LoggerAdapter(
+            logger, {"mcp_server": config.name, "principal": principal}
+        )
+        # Made on demand: thousands of idle connections should not carry a waiter
+        # queue each for nobody.
+        self._changed: anyio.Event | None = None
+        self._inbox_send: MemoryObjectSendStream[Tagged]
+        self._inbox: MemoryObjectReceiveStream[Tagged]
+        self._inbox_send, self._inbox = anyio.create_memory_object_stream[Tagged](math.inf)
+        self._deadline: float | None = None  # the machine's timer
+        self._session: Session | None = None
+        self._session_epoch = 0
+        self._session_tg: anyio.abc.TaskGroup | None = None
+        self._session_close: anyio.Event | None = None
+        self._session_done: anyio.Event | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._auth: BearerAuth | None = None
+        if config.forward_token:
+            self._auth = BearerAuth(
+                context.tokens,
+                principal,
+                config.audience,
+                allow_insecure_http=config.allow_insecure_http,
+                resource=canonical_uri(config.url),
+            )
+
+    # ---- what the handle reads and posts ------------------------------------------
+
+    @property
+    def state(self) -> State:
+        # a connection whose task has ended is closed, however it ended
+        return State.CLOSED if self.finished.is_set() else self._machine.state
+
+    @property
+    def session(self) -> Session | None:
+        """The open session (None while there is none)."""
+        return self._session
+
+    def post(self, fact: Fact, epoch: int | None = None) -> None:
+        """Queue a fact from any task; ``epoch`` None means "whatever is current"."""
+        # after shutdown the inbox is closed at either end: a late fact means nothing
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._inbox_send.send_nowait((epoch, fact))
+
+    @property
+    def reason(self) -> str:
+        """Why the connection is in its state (the last fact's reason; never a token)."""
+        return self._machine.last_reason
+
+    @property
+    def strikes(self) -> int:
+        """Transient failures in a row (0 once it is productive again)."""
+        return self._machine.transient_attempt
+
+    def set_request_handlers(self, handlers: Mapping[str, RequestHandler]) -> None:
+        self._request_handlers = merge_handlers(self._ctx.request_handlers, handlers)
+
+    def fail_epoch(
+        self, exc: BaseException, epoch: int, during: Literal["connect", "listen", "ping"]
+    ) -> None:
+        """Report what went wrong during ``epoch`` (stale epochs only post, and are dropped)."""
+        self.post_failure(exc, classify(exc, during=during), epoch)
+
+    def post_failure(self, exc: BaseException, fact: Fact, epoch: int) -> None:
+        """Post ``fact`` (what ``exc`` means); for the current epoch, note it first."""
+        if epoch == self.epoch and fact.input is not Input.NO_LISTENER:
+            self.last_error = exc
+            self._count_failure(exc, fact)
+        self.post(fact, epoch)
+
+    async def next_change(self) -> None:
+        """Wait for the next state change (or the end of the task)."""
+        if self._changed is None:
+            self._changed = anyio.Event()
+        await self._changed.wait()
+
+    def reauth_error(self, cause: BaseException | None = None) -> ReauthRequired:
+        challenge = getattr(cause, "challenge", None) or self.challenge
+        return ReauthRequired(
+            "the server rejected this principal's token; a new login is required",
+            server=self.server.name,
+            principal=self.principal,
+            challenge=challenge,
+        )
+
+    # ---- the loop -------------------------------------------------------------------
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """The connection's own task. Never raises for the server's sake."""
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                task_status.started()
+                self.post(Fact(Input.STARTED))
+                async with self._inbox:
+                    while (tagged := await self._next_fact()) is not None:
+                        epoch, fact = tagged
+                        if epoch is not None and epoch != self.epoch:
+                            continue
+                        if await self._step(fact):
+                            break
+                tg.cancel_scope.cancel()
+        finally:
+            self._inbox_send.close()
+            self._inbox.close()
+            self.notes.close()
+            self.finished.set()
+            self._signal_change()
+
+    async def _next_fact(self) -> Tagged | None:
+        """The next fact, or TIMER_FIRED when the machine's deadline passes first."""
+        try:
+            if self._deadline is None:
+                return await self._inbox.receive()
+            with anyio.move_on_after(self._deadline - anyio.current_time()):
+                return await self._inbox.receive()
+        except anyio.EndOfStream:
+            return None
+        self._deadline = None
+        return (self.epoch, Fact(Input.TIMER_FIRED))
+
+    async def _step(self, fact: Fact) -> bool:
+        old = self._machine.state
+        actions = self._machine.feed(fact, now=anyio.current_time(), rng=self._ctx.rng)
+        new = self._machine.state
+        if new is not old:
+            self._signal_change()
+            self._ctx.on_state_change(self._handle, old, new)
+            self._ctx.state_changes.publish(
+                StateChange(self.server.name, self.principal, old, new, fact.reason)
+            )
+        for action in actions:
+            await self._do(action)
+        return new is State.CLOSED
+
+    async def _do(self, action: Action) -> None:
+        assert self._tg is not None
+        if not isinstance(action, Sleep | Listen):
+            self._deadline = None  # the machine left the phase that was waiting
+        if isinstance(action, Sleep):
+            if action.log:
+                self._log.warning(
+                    "%s: %s; backing off (attempt %d)", self._who(), action.reason, action.attempt
+                )
+            extra = self._ctx.retry_budget.reserve(anyio.current_time()) if action.budgeted else 0
+            self._deadline = anyio.current_time() + action.seconds + extra
+        elif isinstance(action, Connect):
+            self.epoch += 1
+            self._ctx.counters.connects += 1
+            self._tg.start_soon(self._session_task, self.epoch, action)
+        elif isinstance(action, Listen):
+            if self._session_tg is not None and self._session is not None:
+                # tagged with its session's epoch: a session being dropped reports nothing
+                self._session_tg.start_soon(self._listener, self._session, self._session_epoch)
+        elif isinstance(action, DropSession):
+            self._drop_session(polite=action.polite)
+        elif isinstance(action, Park):
+            self._on_park(action)
+        elif isinstance(action, Fail):
+            self._log.error("%s: connection failed permanently: %s", self._who(), action.reason)
+        elif isinstance(action, Shutdown):
+            await self._shutdown()
+
+    # ---- the session task -----------------------------------------------------------
+
+    async def _session_task(self, epoch: int, connect: Connect) -> None:
+        close, done = anyio.Event(), anyio.Event()
+        handlers = SessionHandlers(
+            on_notification=lambda msg: self._on_notification(msg, epoch),
+            on_request=self._on_server_request,
+            on_reinitialized=self._on_reinitialized,
+            capabilities=declared_capabilities(
+                self._request_handlers, self.server.client_capabilities
+            ),
+            wanted=self.wanted,
+            on_listener_fresh=self.lists.invalidate,
+            on_refused=self._count_refused,
+        )
+        try:
+            if self._auth is not None:
+                self._auth.retry_on_401 = connect.retry_on_401
+                if connect.refresh_token:
+                    await self._force_refresh()
+            async with open_session(
+                self._ctx.client,
+                self.server,
+                auth=self._auth,
+                handlers=handlers,
+                era_cache=self._ctx.era_cache,
+            ) as session:
+                if epoch != self.epoch:
+                    return
+                if self._auth is not None:
+                    self._auth.retry_on_401 = True  # the server took our token: back to normal
+                async with anyio.create_task_group() as tg:
+                    self._session, self._session_epoch = session, epoch
+                    self._session_tg, self._session_close, self._session_done = tg, close, done
+                    self.lists.invalidate()
+                    self.negotiated = Negotiated.of(session)
+                    self.post(Fact(Input.OPENED, reason=f"opened ({session.era})"), epoch)
+                    if self.server.ping_interval:
+                        tg.start_soon(self._pinger, session, epoch)
+                    await close.wait()
+                    tg.cancel_scope.cancel()
+        except MCPConnError as exc:
+            self.fail_epoch(exc, epoch, "connect")
+        except Exception as exc:  # a bug of ours or an unmapped library error
+            self._log.exception("%s: unexpected error while connecting", self._who())
+            self.fail_epoch(exc, epoch, "connect")
+        finally:
+            if self._session_done is done:
+                self._session = self._session_tg = None
+                self._session_close = self._session_done = None
+            done.set()
+
+    async def _listener(self, session: Session, epoch: int) -> None:
+        try:
+            await session.listen()
+        except MCPConnError as exc:
+            self.fail_epoch(exc, epoch, "listen")
+        except Exception as exc:
+            self._log.exception("%s: unexpected error in the listener", self._who())
+            self.fail_epoch(exc, epoch, "listen")
+        else:
+            self.post(Fact(Input.STREAM_ENDED, reason="listener returned"), epoch)
+
+    async def _pinger(self, session: Session, epoch: int) -> None:
+        assert self.server.ping_interval is not None
+        while True:
+            await anyio.sleep(self.server.ping_interval)
+            try:
+                await session.request("ping", None, timeout=self.server.timeouts.request)
+            except MCPConnError as exc:
+                self.fail_epoch(exc, epoch, "ping")
+                return
+
+    def _count_failure(self, exc: BaseException, fact: Fact) -> None:
+        counters = self._ctx.counters
+        if fact.input in (Input.UNAUTHORIZED, Input.SCOPE_DENIED):
+            counters.unauthorized += 1
+            self.challenge = fact.challenge
+            self._rejected = fact.rejected or self._rejected
+        elif fact.input in (Input.TRANSIENT_FAILURE, Input.LISTENER_FAILED):
+            counters.transient_failures += 1
+
+    def _drop_session(self, *, polite: bool) -> None:
+        close = self._session_close
+        self.epoch += 1  # whatever the old session still reports is now stale
+        if close is not None:
+            if not polite and self._session is not None:
+                self._session.discard()
+            close.set()
+
+    async def _shutdown(self) -> None:
+        done = self._session_done
+        self._drop_session(polite=True)
+        if done is not None:
+            with anyio.move_on_after(self.server.timeouts.close + 1.0, shield=True):
+                await done.wait()
+
+    async def _force_refresh(self) -> None:
+        tokens, audience = self._ctx.tokens, self.server.audience
+        auth = self._auth
+        rejected = self._rejected  # the token the last 401 refused, from its error
+        resource = auth.resource if auth is not None else None
+        if rejected is None:
+            rejected = await tokens.get(self.principal, audience, resource=resource)
+        await tokens.refresh(
+            self.principal,
+            audience,
+            replacing=rejected,
+            challenge=self.challenge,
+            resource=resource,
+        )
+        self._ctx.counters.forced_refreshes += 1
+
+    # ---- parking --------------------------------------------------------------------
+
+    def _on_park(self, park: Park) -> None:
+        self._ctx.counters.parks += 1
+        if park.log:
+            self._log.warning(
+                "%s: parked in NEEDS_REAUTH after %s; no traffic until a new token is "
+                "published (parked %d time(s))",
+                self._who(),
+                park.reason or "repeated 401s",
+                park.count,
+            )
+        callback = self._ctx.on_reauth_required
+        if callback is not None and self._tg is not None:
+            self._tg.start_soon(self._call_reauth_callback, callback, self.reauth_error())
+
+    async def _call_reauth_callback(self, callback: ReauthCallback, err: ReauthRequired) -> None:
+        try:
+            result = callback(err)
+            if result is not None:
+                await result
+        except Exception:
+            self._log.exception("%s: on_reauth_required callback failed", self._who())
+
+    # ---- server-to-client traffic ---------------------------------------------------
+
+    def _signal_change(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    def _on_notification(self, message: dict[str, Any], epoch: int) -> None:
+        self.lists.on_notification(message.get("method"))
+        if epoch == self.epoch:
+            self._ctx.counters.notifications += 1
+        self.notes.publish(message)
+
+    async def _on_server_request(self, incoming: Incoming) -> dict[str, Any]:
+        handler = self._request_handlers.get(incoming.method)
+        if handler is None:
+            raise JSONRPCError(-32601, f"Method not found: {incoming.method}")
+        return await handler(ServerRequest.of(incoming, self._handle))
+
+    def _count_refused(self) -> None:
+        self._ctx.counters.server_requests_refused += 1
+
+    def _on_reinitialized(self) -> None:
+        self.lists.invalidate()
+        session = self._session
+        if session is not None:
+            self.negotiated = Negotiated.of(session)
+
+    def _who(self) -> str:
+        return f"server={self.server.name} principal={self.principal}"
