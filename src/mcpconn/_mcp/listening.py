@@ -10,6 +10,13 @@ replays; a session stream without ``Last-Event-ID``) may have missed a
 When the server forgot the session under the listener (a 404), the session
 re-initializes if its era does (`mcpconn._core.recovery`) and the listener
 ends with `SessionReinitialized`: listen again at once.
+
+Listen first: a session-era server may send a request on the GET stream the
+moment a call reaches it (the spec allows it) and drop it when no stream is
+open. So while a listener is starting (`expect_listener`, until its stream
+is accepted or its attempt ends) requests wait for it, at most
+`LISTENER_GRACE` seconds after it started: a server without a listener
+(405) costs nothing, a slow one at most the grace once per listen attempt.
 """
 
 from __future__ import annotations
@@ -28,9 +35,12 @@ from .handlers import SessionHandlers
 from .transports import Transport
 from .transports.stateless import LISTEN_FILTER
 
-__all__ = ["Listening"]
+__all__ = ["LISTENER_GRACE", "Listening"]
 
 logger = logging.getLogger("mcpconn.session")
+
+#: Seconds a request waits at most for a starting listener's stream to open.
+LISTENER_GRACE = 0.5
 
 
 class Listening:
@@ -42,6 +52,9 @@ class Listening:
     _tg: TaskGroup
     _generation: int
     _listen_starts: int
+    #: Set when the starting listener's stream opened or its attempt ended.
+    _listener_opening: anyio.Event | None = None
+    _listener_deadline: float = 0.0
 
     if TYPE_CHECKING:
 
@@ -71,12 +84,43 @@ class Listening:
                 state = getattr(transport, "listen_state", None) if rules.listener_replays else None
                 if state is None or not state.last_event_id:
                     self._listener_fresh()  # no Last-Event-ID: nothing will be replayed
-                await transport.listen(self._dispatch, None)
+                self.expect_listener()
+                try:
+                    await transport.listen(self._dispatch, None, on_open=self._listener_settled)
+                finally:
+                    self._listener_settled()  # ended before it opened: nobody waits for it
         except MCPConnError as exc:
             if recover(rules, exc, method=LISTENER) is not Recovery.REINITIALIZE:
                 raise
             await self._reinitialize(generation)
             raise SessionReinitialized() from None
+
+    def expect_listener(self) -> None:
+        """A listen is about to start: requests wait for its stream (see the module docstring).
+
+        Call it when deciding to listen, before the listener task runs, so a
+        call made in between waits too. Only the session era needs it: the
+        legacy stream is open before the session is, and 2026 sends no server
+        requests on its listener.
+        """
+        if self.rules.listener != "get":
+            return  # the legacy stream is the session; 2026 asks nothing on its listener
+        opening = self._listener_opening
+        if opening is None or opening.is_set():
+            self._listener_opening = anyio.Event()
+            self._listener_deadline = anyio.current_time() + LISTENER_GRACE
+
+    async def _await_listener(self) -> None:
+        """Wait (within the grace) until a starting listener's stream is open."""
+        opening = self._listener_opening
+        if opening is None or opening.is_set():
+            return
+        with anyio.move_on_after(self._listener_deadline - anyio.current_time()):
+            await opening.wait()
+
+    def _listener_settled(self) -> None:
+        if self._listener_opening is not None:
+            self._listener_opening.set()
 
     async def _listen_stateless(self, transport: Transport) -> None:
         """``subscriptions/listen`` with our filter; a change of subscriptions re-listens."""

@@ -202,6 +202,7 @@ class Session(Listening, Recovering, Opening):
         sent: list[_jsonrpc.RequestId] = []
         try:
             with anyio.move_on_after(timeout):
+                await self._await_listener()  # a request on the GET stream must find it open
                 return await self._with_rules(method, params, options, sent)
         except anyio.get_cancelled_exc_class():
             if sent and self.rules.cancel_notification and not self._closed:

@@ -261,6 +261,7 @@ class Runner:
             self._tg.start_soon(self._session_task, self.epoch, action)
         elif isinstance(action, Listen):
             if self._session_tg is not None and self._session is not None:
+                self._session.expect_listener()  # calls from now on wait for its stream
                 # tagged with its session's epoch: a session being dropped reports nothing
                 self._session_tg.start_soon(self._listener, self._session, self._session_epoch)
         elif isinstance(action, DropSession):

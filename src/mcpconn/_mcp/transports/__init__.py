@@ -7,6 +7,7 @@ HTTP facts to typed errors. Inbound messages go to the session's sync
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..._core import jsonrpc as _jsonrpc
@@ -47,6 +48,12 @@ class Transport(Protocol):
 
     async def send_message(self, message: _jsonrpc.Message) -> None: ...
 
-    async def listen(self, dispatch: Dispatch, request: _jsonrpc.Request | None = None) -> None: ...
+    async def listen(
+        self,
+        dispatch: Dispatch,
+        request: _jsonrpc.Request | None = None,
+        *,
+        on_open: Callable[[], None] | None = None,
+    ) -> None: ...
 
     async def aclose(self) -> None: ...

@@ -167,8 +167,20 @@ class LegacySSETransport:
     async def send_message(self, message: _jsonrpc.Message) -> None:
         await self._post(message)
 
-    async def listen(self, dispatch: Dispatch, request: _jsonrpc.Request | None = None) -> None:
-        """Wait until the SSE stream ends, then raise `SessionLost`."""
+    async def listen(
+        self,
+        dispatch: Dispatch,
+        request: _jsonrpc.Request | None = None,
+        *,
+        on_open: Callable[[], None] | None = None,
+    ) -> None:
+        """Wait until the SSE stream ends, then raise `SessionLost`.
+
+        The stream is the session: it has been open since `start`, so ``on_open``
+        is called at once.
+        """
+        if on_open is not None:
+            on_open()
         await self._closed.wait()
         raise self.gone()
 

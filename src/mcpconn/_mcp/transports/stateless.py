@@ -19,6 +19,7 @@ the listener is live). Cancellation is closing the stream: no
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -174,8 +175,17 @@ class StatelessTransport:
         ) as response:
             await self._check(response)
 
-    async def listen(self, dispatch: Dispatch, request: _jsonrpc.Request | None = None) -> None:
-        """Run one ``subscriptions/listen`` stream; see `Session.listen`."""
+    async def listen(
+        self,
+        dispatch: Dispatch,
+        request: _jsonrpc.Request | None = None,
+        *,
+        on_open: Callable[[], None] | None = None,
+    ) -> None:
+        """Run one ``subscriptions/listen`` stream; see `Session.listen`.
+
+        ``on_open`` is called once the server accepted the stream (2xx, SSE).
+        """
         if request is None:
             raise ValueError("the stateless listener needs its subscriptions/listen request")
         listen_id = request.id
@@ -194,6 +204,8 @@ class StatelessTransport:
         ) as response:
             await self._check(response)
             self.channel.content_type(response, (SSE,))
+            if on_open is not None:
+                on_open()
             await pump(
                 self.channel,
                 response,

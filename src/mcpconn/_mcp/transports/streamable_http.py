@@ -20,6 +20,7 @@ every later notification. On a request's own stream it fails the request.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -227,8 +228,18 @@ class StreamableHTTPTransport:
         ) as response:
             await check_rpc_status(self.channel, response, had_session=had_session, era=self.era)
 
-    async def listen(self, dispatch: Dispatch, request: _jsonrpc.Request | None = None) -> None:
-        """Run the GET listener once; see `Session.listen` for what it raises."""
+    async def listen(
+        self,
+        dispatch: Dispatch,
+        request: _jsonrpc.Request | None = None,
+        *,
+        on_open: Callable[[], None] | None = None,
+    ) -> None:
+        """Run the GET listener once; see `Session.listen` for what it raises.
+
+        ``on_open`` is called once the server accepted the stream (2xx, SSE):
+        from then on it can deliver what it sends on the GET stream.
+        """
         state = self.listen_state
         headers = self._headers(ACCEPT_SSE)
         had_session = "Mcp-Session-Id" in headers
@@ -237,6 +248,8 @@ class StreamableHTTPTransport:
         async with self.channel.open("GET", self.url, headers=headers) as response:
             self.channel.raise_for_status(response, had_session=had_session, era=self.era)
             self.channel.content_type(response, (SSE,))
+            if on_open is not None:
+                on_open()
             await pump(self.channel, response, state, dispatch, strict=False, counter=self._skipped)
         raise StreamEnded("the listener stream ended", retry=state.retry)
 
