@@ -8,4 +8,5 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet -e '.[test]'
-exec .venv/bin/python -m pytest "$@"
+# one worker per core (MCPCONN_TEST_WORKERS=0 runs in this process, e.g. for pdb)
+exec .venv/bin/python -m pytest -n "${MCPCONN_TEST_WORKERS:-auto}" "$@"
