@@ -18,6 +18,7 @@ from typing import Any
 from anyio.abc import TaskGroup
 
 from .._config import LATEST_SESSION_VERSION, STATELESS_VERSION, ServerConfig
+from .._core.discovery import SERVER_INFO_KEY
 from .._core.eras import (
     HEADER_MISMATCH,
     LEGACY_SSE,
@@ -49,6 +50,7 @@ __all__ = [
     "Wire",
     "client_capabilities",
     "discover",
+    "hello_of",
     "initialize",
     "make_transport",
     "open_first_era",
@@ -177,8 +179,14 @@ def make_transport(
     return wires[rules.name]()
 
 
-async def discover(transport: Transport, roundtrip: Roundtrip, config: ServerConfig) -> ServerHello:
-    """The 2026-07-28 handshake: ``server/discover``, with SEP-2575 version negotiation."""
+async def discover(
+    transport: Transport, roundtrip: Roundtrip, config: ServerConfig
+) -> tuple[str, dict[str, Any]]:
+    """The 2026-07-28 handshake: ``server/discover``, with SEP-2575 version negotiation.
+
+    Returns the version spoken and the answer (`hello_of` reads it; the session
+    may keep it, `mcpconn._core.discovery`).
+    """
     try:
         try:
             result = await roundtrip("server/discover", {})
@@ -210,8 +218,13 @@ async def discover(transport: Transport, roundtrip: Roundtrip, config: ServerCon
     if not isinstance(versions, list) or version not in versions:
         # A discover answer without a modern version is a legacy advertisement.
         raise NotModern("server/discover advertised no modern protocol version")
+    return version, result
+
+
+def hello_of(version: str, result: dict[str, Any]) -> ServerHello:
+    """What a ``server/discover`` answer (or a kept `Discovery` of it) says about the server."""
     meta = result.get("_meta")
-    info = meta.get("io.modelcontextprotocol/serverInfo") if isinstance(meta, dict) else None
+    info = meta.get(SERVER_INFO_KEY) if isinstance(meta, dict) else None
     return _hello(version, result, info)
 
 

@@ -17,11 +17,17 @@ open. So while a listener is starting (`expect_listener`, until its stream
 is accepted or its attempt ends) requests wait for it, at most
 `LISTENER_GRACE` seconds after it started: a server without a listener
 (405) costs nothing, a slow one at most the grace once per listen attempt.
+
+Discovery reuse (2026, `mcpconn._core.discovery`): the handshake may open the
+first ``subscriptions/listen`` itself as the proof that a kept discover answer
+still stands (a `FirstListen` in the session's task group); `listen` then
+carries on with that stream instead of opening another.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import anyio
@@ -30,12 +36,12 @@ from anyio.abc import TaskGroup
 from .._core import jsonrpc as _jsonrpc
 from .._core.eras import EraRules
 from .._core.recovery import LISTENER, Recovery, recover
-from .._exceptions import MCPConnError, SessionReinitialized
+from .._exceptions import MCPConnError, SessionReinitialized, StreamEnded
 from .handlers import SessionHandlers
 from .transports import Transport
 from .transports.stateless import LISTEN_FILTER
 
-__all__ = ["LISTENER_GRACE", "Listening"]
+__all__ = ["LISTENER_GRACE", "FirstListen", "Listening"]
 
 logger = logging.getLogger("mcpconn.session")
 
@@ -55,6 +61,8 @@ class Listening:
     #: Set when the starting listener's stream opened or its attempt ended.
     _listener_opening: anyio.Event | None = None
     _listener_deadline: float = 0.0
+    #: The first 2026 listen, opened by the handshake as its proof (`Opening`).
+    _first_listen: FirstListen | None = None
 
     if TYPE_CHECKING:
 
@@ -78,7 +86,11 @@ class Listening:
         rules = self.rules
         try:
             if rules.listener == "subscriptions-listen":
-                await self._listen_stateless(transport)
+                first, self._first_listen = self._first_listen, None
+                if first is not None:
+                    await first.outcome()  # the handshake's proof, already listening
+                else:
+                    await self._listen_stateless(transport)
             else:
                 self._listen_starts += 1
                 state = getattr(transport, "listen_state", None) if rules.listener_replays else None
@@ -122,8 +134,13 @@ class Listening:
         if self._listener_opening is not None:
             self._listener_opening.set()
 
-    async def _listen_stateless(self, transport: Transport) -> None:
-        """``subscriptions/listen`` with our filter; a change of subscriptions re-listens."""
+    async def _listen_stateless(
+        self, transport: Transport, on_open: Callable[[], None] | None = None
+    ) -> None:
+        """``subscriptions/listen`` with our filter; a change of subscriptions re-listens.
+
+        ``on_open`` is called each time the server accepted a stream (2xx, SSE).
+        """
         wanted = self._handlers.wanted
         while True:
             changed = wanted.changed()
@@ -136,7 +153,7 @@ class Listening:
                 waiter = anyio.CancelScope()
                 self._tg.start_soon(_cancel_on, changed, scope, waiter)
                 try:
-                    await transport.listen(self._dispatch_listener, request)
+                    await transport.listen(self._dispatch_listener, request, on_open=on_open)
                 finally:
                     waiter.cancel()
             if not changed.is_set():
@@ -163,6 +180,46 @@ class Listening:
                 callback()
             except Exception:
                 logger.exception("on_listener_fresh raised")
+
+
+class FirstListen:
+    """A listen started in the session's task group by the handshake, joined by `listen`."""
+
+    def __init__(self) -> None:
+        self.opened = False  # the server accepted the stream: the proof
+        self.settled = anyio.Event()  # opened, or ended before it opened
+        self.error: Exception | None = None
+        self._done = anyio.Event()
+        self._scope = anyio.CancelScope()
+
+    def _on_open(self) -> None:
+        self.opened = True
+        self.settled.set()
+
+    async def run(self, listen: Callable[[Callable[[], None]], Awaitable[None]]) -> None:
+        """Run ``listen(on_open)`` to its end; keep what it raised (nothing raises here)."""
+        with self._scope:
+            try:
+                await listen(self._on_open)
+            except Exception as exc:
+                self.error = exc
+            finally:
+                self._done.set()
+                self.settled.set()
+
+    def cancel(self) -> None:
+        self._scope.cancel()
+
+    async def outcome(self) -> None:
+        """Wait for the listen's end and raise what it raised; cancelled: stop it too."""
+        try:
+            await self._done.wait()
+        except BaseException:
+            self._scope.cancel()
+            raise
+        if self.error is not None:
+            raise self.error
+        raise StreamEnded("the listener was stopped", retry=None)
 
 
 async def _cancel_on(event: anyio.Event, target: anyio.CancelScope, own: anyio.CancelScope) -> None:

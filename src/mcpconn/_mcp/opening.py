@@ -5,15 +5,25 @@ plain functions in `handshake`; here the session builds the era's wire, runs
 ``server/discover`` or ``initialize`` (then ``notifications/initialized`` and
 what `Wanted` keeps in force) and adopts the `ServerHello`. A failed attempt
 closes its transport before the next era is tried.
+
+Discovery reuse (2026, decided in `mcpconn._core.discovery`): a fresh kept
+``server/discover`` answer stands in for a new one when the first
+``subscriptions/listen``, opened here, is accepted (the session opens only
+then); a refused token there is raised as from a discover (the connection's
+business), any other failure forgets the answer and sends discover after all.
+A discover answer with a usable ``ttlMs`` is kept for the next reconnect.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup
 
+from .._core import discovery as _discovery
 from .._core import jsonrpc as _jsonrpc
 from .._core.eras import EraRules
 from .._exceptions import MCPConnError, RequestTimeout
@@ -22,13 +32,18 @@ from . import wanted as _wanted
 from .calls import CallOptions
 from .handlers import SessionHandlers
 from .handshake import ServerHello, ToolLearner
+from .listening import FirstListen
 from .transports import HTTPChannel, Transport
 from .transports.eras import EraCache
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .._config import ServerConfig
 
 __all__ = ["Opening"]
+
+logger = logging.getLogger("mcpconn.session")
 
 
 class Opening:
@@ -45,6 +60,10 @@ class Opening:
     _tg: TaskGroup
     _transport: Transport | None
     _learn_tools: ToolLearner | None
+    #: Scopes the reuse of a private ``server/discover`` answer.
+    _principal: str | None
+    _era_cache: EraCache | None = None
+    _first_listen: FirstListen | None
 
     if TYPE_CHECKING:
 
@@ -60,7 +79,12 @@ class Opening:
 
         def _fail_all(self, error: MCPConnError) -> None: ...
 
+        async def _listen_stateless(
+            self, transport: Transport, on_open: Callable[[], None] | None = None
+        ) -> None: ...
+
     async def _open(self, era_cache: EraCache | None) -> None:
+        self._era_cache = era_cache
         await _handshake.open_first_era(self._config, era_cache, self._open_era)
 
     async def _open_era(self, rules: EraRules) -> None:
@@ -79,7 +103,10 @@ class Opening:
             with anyio.fail_after(config.timeouts.request):
                 await transport.start(self._dispatch)
                 if rules.handshake == "discover":
-                    self._adopt(await _handshake.discover(transport, self._roundtrip, config))
+                    if not await self._reuse_discovery(rules, transport):
+                        answer = await _handshake.discover(transport, self._roundtrip, config)
+                        self._adopt(_handshake.hello_of(*answer))
+                        self._keep_discovery(*answer)
                 else:
                     await self._initialize(transport)
         except TimeoutError:
@@ -91,6 +118,46 @@ class Opening:
                 await transport.aclose()
             self._transport = None
             raise
+
+    async def _reuse_discovery(self, rules: EraRules, transport: Transport) -> bool:
+        """Open on a fresh kept ``server/discover`` answer, proven by the first listen.
+
+        False: nothing to reuse, or the proof failed other than by a refused
+        token: send ``server/discover``.
+        """
+        cache, url = self._era_cache, self._config.url
+        if cache is None or not _discovery.may_reuse(rules, listen=self._config.listen):
+            return False
+        found = cache.discovery(url, self._principal, anyio.current_time())
+        if found is None:
+            return False
+        before, transport.protocol_version = transport.protocol_version, found.version
+        first = FirstListen()
+        self._tg.start_soon(first.run, functools.partial(self._listen_stateless, transport))
+        try:
+            await first.settled.wait()
+        except BaseException:
+            first.cancel()  # the handshake timed out or was cancelled
+            raise
+        if first.opened:
+            self._adopt(_handshake.hello_of(found.version, found.result))
+            self._first_listen = first
+            return True
+        if first.error is not None and _discovery.proof_refused(first.error):
+            raise first.error  # what a discover would have met
+        shown = type(first.error).__name__ if first.error is not None else "ended"
+        logger.debug("%s: a kept server/discover answer failed its proof (%s)", url, shown)
+        cache.forget_discovery(url, self._principal)
+        transport.protocol_version = before
+        return False
+
+    def _keep_discovery(self, version: str, result: dict[str, Any]) -> None:
+        cache = self._era_cache
+        if cache is None:
+            return
+        found = _discovery.discovery_of(version, result, anyio.current_time())
+        if found is not None:
+            cache.keep_discovery(self._config.url, self._principal, found)
 
     async def _initialize(self, transport: Transport) -> None:
         capabilities = self._client_capabilities()

@@ -86,8 +86,10 @@ class Session(Listening, Recovering, Opening):
         auth: httpx.Auth | None,
         handlers: SessionHandlers,
         task_group: TaskGroup,
+        principal: str | None = None,
     ) -> None:
         self._config = config
+        self._principal = principal
         self._handlers = handlers
         self._tg = task_group
         self._channel = HTTPChannel(client, config, auth)
@@ -367,11 +369,18 @@ async def open_session(
     auth: httpx.Auth | None,
     handlers: SessionHandlers,
     era_cache: EraCache | None = None,
+    principal: str | None = None,
 ) -> AsyncIterator[Session]:
-    """Open one MCP session (see the module docstring); close it on exit."""
+    """Open one MCP session (see the module docstring); close it on exit.
+
+    ``principal`` scopes the reuse of a private ``server/discover`` answer kept
+    in ``era_cache`` (`mcpconn._core.discovery`).
+    """
     error: Exception | None = None
     async with anyio.create_task_group() as tg:
-        session = Session(client, config, auth=auth, handlers=handlers, task_group=tg)
+        session = Session(
+            client, config, auth=auth, handlers=handlers, task_group=tg, principal=principal
+        )
         try:
             await session._open(era_cache)
             yield session

@@ -299,6 +299,7 @@ class Runner:
                 auth=self._auth,
                 handlers=handlers,
                 era_cache=self._ctx.era_cache,
+                principal=self.principal,
             ) as session:
                 if epoch != self.epoch:
                     return

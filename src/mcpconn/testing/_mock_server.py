@@ -67,6 +67,8 @@ class MockServer:
         clock: Callable[[], float] = time.time,
         authorization_server: str | None = None,
         list_ttl_ms: int | None = None,
+        discover_ttl_ms: int = 0,
+        discover_cache_scope: str = "private",
     ) -> None:
         unknown = set(eras) - {"streamable-http", "sse", "stateless"}
         if unknown:
@@ -91,6 +93,10 @@ class MockServer:
         self.clock = clock
         #: ``ttlMs`` on 2026-07-28 list results (None: none, cached until list_changed).
         self.list_ttl_ms = list_ttl_ms
+        #: ``ttlMs`` and ``cacheScope`` of the 2026-07-28 ``server/discover`` answer
+        #: (settable while running; the default 0 says "do not reuse").
+        self.discover_ttl_ms = discover_ttl_ms
+        self.discover_cache_scope = discover_cache_scope
         #: Seconds added to ``clock()`` for ``exp`` checks (settable while running).
         self.clock_offset = 0.0
         self.faults = FaultSet()

@@ -114,8 +114,8 @@ async def _modern_call(server: MockServer, msg: dict[str, Any], ctx: CallContext
                 "capabilities": CAPABILITIES,
                 "serverInfo": SERVER_INFO,
                 "instructions": INSTRUCTIONS,
-                "ttlMs": 0,
-                "cacheScope": "private",
+                "ttlMs": server.discover_ttl_ms,
+                "cacheScope": server.discover_cache_scope,
             }
         else:
             result = await dispatch(method, params, ctx, server.catalog)
