@@ -803,3 +803,28 @@ async def test_no_token_in_reprs_messages_or_logs(
         for raw in (secret, fresh):
             assert raw not in text
             assert raw.split(".")[1] not in text
+
+
+async def test_an_expired_token_landing_during_a_flight_never_wins_over_the_fresh_one() -> None:
+    """A token that lands while the provider is asked (a publish, or another replica's
+    token arriving late over pub/sub) is kept only if it may be served: an expired one
+    must not be handed out instead of the provider's fresh answer."""
+    asked, release = anyio.Event(), anyio.Event()
+
+    async def slow(request: TokenRequest) -> Token:
+        asked.set()
+        await release.wait()
+        return Token("fresh-from-the-provider", expires_at=time.time() + 3600)
+
+    got: list[Token] = []
+    async with TokenSource(slow) as tokens, anyio.create_task_group() as tg:
+
+        async def get() -> None:
+            got.append(await tokens.get("alice"))
+
+        tg.start_soon(get)
+        with anyio.fail_after(5):
+            await asked.wait()
+        tokens.publish("alice", Token("expired-landing", expires_at=time.time() - 10))
+        release.set()
+    assert [t.raw for t in got] == ["fresh-from-the-provider"]

@@ -212,9 +212,12 @@ class Flights:
                 result = await view.store.exchange(key, usable=usable, fetch=fetch)
             token = result.token
             if state.generation != flight.generation:
-                # A publish() landed while we were asking: it is newer; keep it.
+                # A token landed while we were asking (a publish, or another replica's
+                # token arriving late over pub/sub): keep it only if it may be served and
+                # is not the one we replace; an expired one never wins over ours.
                 entry = view.get(key)
-                if entry is not None:
+                if usable(entry):
+                    assert entry is not None
                     flight.token = entry.token
                     return
             entry = view.get(key)
@@ -238,7 +241,8 @@ class Flights:
                 type(exc.__cause__ or exc).__name__,
             )
             entry = view.get(key)
-            if state.generation != flight.generation and entry is not None:
+            if state.generation != flight.generation and usable(entry):
+                assert entry is not None
                 flight.token = entry.token
             else:
                 state.failure = exc
