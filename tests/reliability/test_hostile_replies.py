@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import zlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -108,27 +109,38 @@ def replies(draw: st.DrawFn) -> dict[str, Any]:
     return {"status": status, "headers": headers, "body": raw}
 
 
-def header_safe(headers: dict[str, str]) -> dict[str, str]:
-    # What can go on the wire at all: h11 (the raw server is ours) refuses CR/LF/NUL.
-    return {k: v for k, v in headers.items() if not any(c in v for c in "\r\n\x00")}
-
-
-@settings(
+HOSTILE = settings(
     max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(reply=replies())
-async def test_any_reply_to_a_call_is_a_result_or_an_mcpconn_error(
-    reply: dict[str, Any], caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.clear()
+
+
+def replying(reply: dict[str, Any]) -> Callable[[Any, RawRequest], Awaitable[None]]:
+    """A raw-server handler that sends ``reply`` (status, headers, body) as drawn."""
 
     async def answer(stream: Any, req: RawRequest) -> None:
         hdrs = header_safe(reply["headers"])
         body = reply["body"]
         hdrs["content-length"] = str(len(body))
         await stream.send(head(reply["status"], hdrs) + body)
+
+    return answer
+
+
+def header_safe(headers: dict[str, str]) -> dict[str, str]:
+    # What can go on the wire at all: h11 (the raw server is ours) refuses CR/LF/NUL.
+    return {k: v for k, v in headers.items() if not any(c in v for c in "\r\n\x00")}
+
+
+@HOSTILE
+@given(reply=replies())
+async def test_any_reply_to_a_call_is_a_result_or_an_mcpconn_error(
+    reply: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.clear()
+
+    answer = replying(reply)
 
     async with raw_server(on_request=answer) as raw, httpx.AsyncClient() as client:
         timeouts = Timeouts(connect=2, request=2, read=2, close=1)
@@ -145,22 +157,14 @@ async def test_any_reply_to_a_call_is_a_result_or_an_mcpconn_error(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@HOSTILE
 @given(reply=replies())
 async def test_any_reply_to_the_listener_ends_it_with_an_mcpconn_error(
     reply: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.clear()
 
-    async def answer(stream: Any, req: RawRequest) -> None:
-        hdrs = header_safe(reply["headers"])
-        body = reply["body"]
-        hdrs["content-length"] = str(len(body))
-        await stream.send(head(reply["status"], hdrs) + body)
+    answer = replying(reply)
 
     async with raw_server(on_get=answer) as raw, httpx.AsyncClient() as client:
         timeouts = Timeouts(connect=2, request=2, read=0.5, close=1)
