@@ -8,5 +8,6 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet -e '.[test]'
-# one worker per core (MCPCONN_TEST_WORKERS=0 runs in this process, e.g. for pdb)
-exec .venv/bin/python -m pytest -n "${MCPCONN_TEST_WORKERS:-auto}" "$@"
+# one worker per core, each module on one worker (its module-scoped servers are started
+# once and its tests keep their order); MCPCONN_TEST_WORKERS=0 runs in this process
+exec .venv/bin/python -m pytest -n "${MCPCONN_TEST_WORKERS:-auto}" --dist loadfile "$@"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import signal
 import subprocess
 import sys
@@ -29,6 +28,8 @@ import jwt
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+
+from helpers.subprocesses import first_line
 
 SECRET = "mcpconn-e2e-shared-test-secret-0123456789abcdef"
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,21 +89,7 @@ class Process:
         return self.first_line
 
     def _read_line(self) -> str:
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        line = b""
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            while not line.endswith(b"\n"):
-                left = deadline - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None:
-                    raise RuntimeError(f"{self.args} did not start")
-                if sel.select(timeout=left):
-                    chunk = os.read(self.proc.stdout.fileno(), 1)
-                    if not chunk:
-                        raise RuntimeError(f"{self.args} exited")
-                    line += chunk
-        return line.decode().strip()
+        return first_line(self.proc, str(self.args), STARTUP_TIMEOUT)
 
     def terminate(self, timeout: float) -> int:
         """SIGTERM, then the exit status (raises if it takes longer than ``timeout``)."""

@@ -9,7 +9,6 @@ process is killed at the end of the session.
 from __future__ import annotations
 
 import os
-import selectors
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import anyio
 import httpx
 import jwt
 
+from helpers.subprocesses import first_line
 from mcpconn import ServerConfig, Timeouts
 from mcpconn._config import TransportKind
 from mcpconn._mcp.session import EraCache, Session, SessionHandlers, open_session
@@ -81,21 +81,7 @@ class SDKProcess:
             raise
 
     def _read_port(self) -> int:
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        line = b""
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            while not line.endswith(b"\n"):
-                left = deadline - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None:
-                    raise RuntimeError(f"sdk_server.py {self.args} did not start")
-                if sel.select(timeout=left):
-                    chunk = os.read(self.proc.stdout.fileno(), 64)
-                    if not chunk:
-                        raise RuntimeError(f"sdk_server.py {self.args} exited")
-                    line += chunk
-        return int(line.strip())
+        return int(first_line(self.proc, f"sdk_server.py {self.args}", STARTUP_TIMEOUT))
 
     def kill(self) -> None:
         self.proc.kill()
