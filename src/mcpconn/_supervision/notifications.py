@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncIterator
-from types import TracebackType
 from typing import Generic, TypeVar
 
 import anyio
+import anyio.abc
 
 T = TypeVar("T")
 
 
-class Subscription(AsyncIterator[T], Generic[T]):
+class Subscription(AsyncIterator[T], anyio.abc.AsyncResource, Generic[T]):
     """An async iterator over what a `Broadcast` publishes after it was created."""
 
     def __init__(self, owner: Broadcast[T], maxlen: int) -> None:
@@ -53,17 +53,6 @@ class Subscription(AsyncIterator[T], Generic[T]):
         self._owner._discard(self)
         self._end()
         self._items.clear()
-
-    async def __aenter__(self) -> Subscription[T]:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 class Broadcast(Generic[T]):

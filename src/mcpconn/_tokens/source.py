@@ -57,7 +57,6 @@ import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Self
 
 import anyio
@@ -92,7 +91,7 @@ class TokenSourceStatistics:
     in_flight: int
 
 
-class TokenSource:
+class TokenSource(anyio.abc.AsyncResource):
     """Hands out a fresh token per (principal, audience); see the module docstring.
 
     ``provider``: ``async (TokenRequest) -> str | Token``. ``margin``: seconds
@@ -176,15 +175,6 @@ class TokenSource:
             await self.aclose()
             raise
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        await self.aclose()
-        return None
 
     async def aclose(self) -> None:
         """Stop background refreshes and timers; later calls raise `ConnectionClosed`."""

@@ -40,7 +40,6 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 import anyio
@@ -95,7 +94,7 @@ class _KeyState:
     login: _Login | None = None
 
 
-class OAuthProvider:
+class OAuthProvider(anyio.abc.AsyncResource):
     """``TokenSource(OAuthProvider(...))``: OAuth 2.1 for downstream MCP servers.
 
     ``user_agent``: ``async (AuthorizationPrompt) -> str``, the redirect URL the
@@ -166,12 +165,8 @@ class OAuthProvider:
         self._stack = stack
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def aclose(self) -> None:
+        """Stop pending logins and close the HTTP client this provider opened."""
         stack, self._stack = self._stack, None
         if stack is not None and self._tg is not None:
             self._tg.cancel_scope.cancel()
