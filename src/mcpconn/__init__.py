@@ -2,11 +2,11 @@
 
 from ._config import Limits, ServerConfig, Timeouts
 from ._core.backoff import Backoff
+from ._core.challenge import Challenge
 from ._core.machine import State
 from ._core.policy import ReconnectPolicy, StormControl
 from ._core.token import Token
 from ._exceptions import (
-    Challenge,
     ConnectError,
     ConnectionClosed,
     Forbidden,

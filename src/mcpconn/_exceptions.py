@@ -43,114 +43,13 @@ the sans-IO state machine (transient, auth, session lost, permanent).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from ._core.challenge import Challenge as Challenge
+from ._core.challenge import quotable_error, quotable_oauth_error
 
 if TYPE_CHECKING:
     from ._core.token import Token
-
-# The registered error codes of a bearer challenge (RFC 6750, RFC 9470 step-up, RFC 9449
-# DPoP): only these are quoted in a message. Anything else a server puts in ``error=``
-# is its own text, which may be our token shaped like a code (a UUID starting with a
-# letter passes any "short lowercase word" test); the challenge keeps it, sanitized.
-_ERROR_CODES = frozenset(
-    (
-        "invalid_request",
-        "invalid_token",
-        "insufficient_scope",
-        "insufficient_user_authentication",
-        "invalid_dpop_proof",
-        "use_dpop_nonce",
-    )
-)
-
-
-# The registered OAuth error codes (RFC 6749 5.2 and 4.1.2.1, RFC 7591, RFC 8628,
-# RFC 8707, OIDC): the only ones an `OAuthError` quotes, for the same reason.
-_OAUTH_ERROR_CODES = frozenset(
-    (
-        "invalid_request",
-        "invalid_client",
-        "invalid_grant",
-        "unauthorized_client",
-        "unsupported_grant_type",
-        "invalid_scope",
-        "access_denied",
-        "unsupported_response_type",
-        "server_error",
-        "temporarily_unavailable",
-        "invalid_redirect_uri",
-        "invalid_client_metadata",
-        "invalid_target",
-        "interaction_required",
-        "login_required",
-        "consent_required",
-        "authorization_pending",
-        "slow_down",
-        "expired_token",
-    )
-)
-
-
-def _safe_error(challenge: Challenge | None) -> str | None:
-    if challenge is None or not challenge.error:
-        return None
-    return challenge.error if challenge.error in _ERROR_CODES else "unregistered error code"
-
-
-__all__ = [
-    "Challenge",
-    "ConnectError",
-    "ConnectionClosed",
-    "Forbidden",
-    "HTTPStatusError",
-    "InputRequired",
-    "InsecureTransportError",
-    "InvalidMessage",
-    "JSONRPCError",
-    "MCPConnError",
-    "MalformedTokenError",
-    "MethodNotAllowed",
-    "NetworkError",
-    "OAuthError",
-    "ProtocolError",
-    "RateLimited",
-    "ReadTimeout",
-    "ReauthRequired",
-    "RequestTimeout",
-    "SSELimitExceeded",
-    "ServerError",
-    "SessionExpired",
-    "SessionLost",
-    "SessionReinitialized",
-    "StreamEnded",
-    "TokenProviderError",
-    "TransportError",
-    "Unauthorized",
-    "UnexpectedContentType",
-]
-
-
-@dataclass(frozen=True)
-class Challenge:
-    """A parsed ``WWW-Authenticate: Bearer`` challenge (RFC 6750, RFC 9728).
-
-    Unknown or malformed parts are dropped, never raised: a hostile server must
-    not be able to crash us with a header. Values are the server's text after the
-    sanitizer (`mcpconn._core.sanitize`): bounded, no control characters, the
-    credential we sent and anything JWT-shaped redacted.
-    """
-
-    scheme: str = "Bearer"
-    error: str | None = None
-    error_description: str | None = None
-    scope: str | None = None
-    resource_metadata: str | None = None
-    params: Mapping[str, str] = field(default_factory=dict)
-
-    def __repr__(self) -> str:
-        # Only a registered error code: descriptions and params are the server's words.
-        return f"Challenge(scheme={self.scheme!r}, error={_safe_error(self)!r})"
 
 
 class MCPConnError(Exception):
@@ -202,7 +101,7 @@ class ReauthRequired(MCPConnError):
             where.append(f"server={self.server!r}")
         if self.principal is not None:
             where.append(f"principal={self.principal!r}")
-        error = _safe_error(self.challenge)
+        error = quotable_error(self.challenge)
         if error:
             where.append(f"error={error!r}")
         base = super().__str__()
@@ -223,7 +122,7 @@ class OAuthError(MCPConnError):
     def __init__(
         self, message: str, *, error: str | None = None, status_code: int | None = None
     ) -> None:
-        code = error if error is None or error in _OAUTH_ERROR_CODES else "invalid error code"
+        code = quotable_oauth_error(error)
         super().__init__(f"{message} ({code})" if code else message)
         self.error = code
         self.status_code = status_code
@@ -369,7 +268,7 @@ class Unauthorized(HTTPStatusError):
     def __init__(
         self, challenge: Challenge | None = None, *, rejected: Token | None = None
     ) -> None:
-        code = _safe_error(challenge)
+        code = quotable_error(challenge)
         super().__init__(401, f"401 Unauthorized ({code})" if code else "401 Unauthorized")
         self.challenge = challenge
         self.rejected = rejected
@@ -379,7 +278,7 @@ class Forbidden(HTTPStatusError):
     """403: ``insufficient_scope`` means a human must grant more scope."""
 
     def __init__(self, challenge: Challenge | None = None) -> None:
-        code = _safe_error(challenge)
+        code = quotable_error(challenge)
         super().__init__(403, f"403 Forbidden ({code})" if code else "403 Forbidden")
         self.challenge = challenge
 

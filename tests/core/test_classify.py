@@ -11,42 +11,11 @@ from typing import get_args
 
 import pytest
 
+from mcpconn import _exceptions as errors
 from mcpconn._core.classify import Operation, classify, describe
 from mcpconn._core.eras import NotModern, StreamLost
 from mcpconn._core.machine import Input
 from mcpconn._core.token import Token
-from mcpconn._exceptions import (
-    Challenge,
-    ConnectError,
-    ConnectionClosed,
-    Forbidden,
-    HTTPStatusError,
-    InputRequired,
-    InsecureTransportError,
-    InvalidMessage,
-    JSONRPCError,
-    MalformedTokenError,
-    MCPConnError,
-    MethodNotAllowed,
-    NetworkError,
-    OAuthError,
-    ProtocolError,
-    RateLimited,
-    ReadTimeout,
-    ReauthRequired,
-    RequestTimeout,
-    ServerError,
-    SessionExpired,
-    SessionLost,
-    SessionReinitialized,
-    SSELimitExceeded,
-    StreamEnded,
-    TokenProviderError,
-    TransportError,
-    Unauthorized,
-    UnexpectedContentType,
-    UnsupportedProtocolVersion,
-)
 
 OPERATIONS: tuple[Operation, ...] = get_args(Operation)
 In = Input
@@ -60,43 +29,46 @@ RETRY = (TRANS, LISTENER, TRANS, MINE)
 
 ROWS: list[tuple[BaseException, tuple[Input | None, ...]]] = [
     # auth and a lost session mean the same whatever was being done
-    (Unauthorized(Challenge(error="invalid_token")), (UNAUTH, UNAUTH, UNAUTH, UNAUTH)),
-    (Forbidden(Challenge(error="insufficient_scope")), (SCOPE, SCOPE, SCOPE, SCOPE)),
-    (ReauthRequired(), (REAUTH, REAUTH, REAUTH, REAUTH)),
-    (SessionExpired(404), (LOST, LOST, LOST, LOST)),
-    (SessionExpired(410), (LOST, LOST, LOST, LOST)),
-    (SessionLost("the legacy SSE stream ended"), (LOST, LOST, LOST, LOST)),
+    (
+        errors.Unauthorized(errors.Challenge(error="invalid_token")),
+        (UNAUTH, UNAUTH, UNAUTH, UNAUTH),
+    ),
+    (errors.Forbidden(errors.Challenge(error="insufficient_scope")), (SCOPE, SCOPE, SCOPE, SCOPE)),
+    (errors.ReauthRequired(), (REAUTH, REAUTH, REAUTH, REAUTH)),
+    (errors.SessionExpired(404), (LOST, LOST, LOST, LOST)),
+    (errors.SessionExpired(410), (LOST, LOST, LOST, LOST)),
+    (errors.SessionLost("the legacy SSE stream ended"), (LOST, LOST, LOST, LOST)),
     # the rest is the connection's only when the connection was doing it
-    (StreamEnded(retry=1.5), (ENDED, ENDED, ENDED, MINE)),
-    (SessionReinitialized(), (ENDED, ENDED, ENDED, MINE)),
-    (UnsupportedProtocolVersion("1999-01-01"), (PERM, PERM, PERM, MINE)),
-    (InsecureTransportError("http"), (PERM, LISTENER, PERM, MINE)),
-    (MethodNotAllowed(), (TRANS, NO_LISTENER, TRANS, MINE)),
-    (JSONRPCError(-32601, "no subscriptions/listen"), (PERM, NO_LISTENER, TRANS, MINE)),
-    (JSONRPCError(-32602, "bad params"), (PERM, LISTENER, TRANS, MINE)),
-    (RateLimited(429, 3.0), RETRY),
-    (RateLimited(503, None), RETRY),
-    (ServerError(502), RETRY),
-    (HTTPStatusError(400), RETRY),
-    (HTTPStatusError(404), RETRY),
-    (NetworkError("reset"), RETRY),
-    (ConnectError("refused"), RETRY),
-    (ReadTimeout("stalled"), RETRY),
-    (TransportError("odd"), RETRY),
-    (ProtocolError("garbage"), RETRY),
-    (UnexpectedContentType("text/html"), RETRY),
-    (SSELimitExceeded("line", 10), RETRY),
-    (InvalidMessage("not JSON"), RETRY),
+    (errors.StreamEnded(retry=1.5), (ENDED, ENDED, ENDED, MINE)),
+    (errors.SessionReinitialized(), (ENDED, ENDED, ENDED, MINE)),
+    (errors.UnsupportedProtocolVersion("1999-01-01"), (PERM, PERM, PERM, MINE)),
+    (errors.InsecureTransportError("http"), (PERM, LISTENER, PERM, MINE)),
+    (errors.MethodNotAllowed(), (TRANS, NO_LISTENER, TRANS, MINE)),
+    (errors.JSONRPCError(-32601, "no subscriptions/listen"), (PERM, NO_LISTENER, TRANS, MINE)),
+    (errors.JSONRPCError(-32602, "bad params"), (PERM, LISTENER, TRANS, MINE)),
+    (errors.RateLimited(429, 3.0), RETRY),
+    (errors.RateLimited(503, None), RETRY),
+    (errors.ServerError(502), RETRY),
+    (errors.HTTPStatusError(400), RETRY),
+    (errors.HTTPStatusError(404), RETRY),
+    (errors.NetworkError("reset"), RETRY),
+    (errors.ConnectError("refused"), RETRY),
+    (errors.ReadTimeout("stalled"), RETRY),
+    (errors.TransportError("odd"), RETRY),
+    (errors.ProtocolError("garbage"), RETRY),
+    (errors.UnexpectedContentType("text/html"), RETRY),
+    (errors.SSELimitExceeded("line", 10), RETRY),
+    (errors.InvalidMessage("not JSON"), RETRY),
     (StreamLost("the response stream ended"), RETRY),
     (NotModern("no modern version"), RETRY),
-    (RequestTimeout("no answer"), RETRY),
-    (ConnectionClosed("closed"), RETRY),
-    (TokenProviderError("provider down", principal="alice"), RETRY),
-    (OAuthError("the authorization server refused", error="invalid_grant"), RETRY),
-    (MalformedTokenError("not a JWT"), RETRY),
+    (errors.RequestTimeout("no answer"), RETRY),
+    (errors.ConnectionClosed("closed"), RETRY),
+    (errors.TokenProviderError("provider down", principal="alice"), RETRY),
+    (errors.OAuthError("the authorization server refused", error="invalid_grant"), RETRY),
+    (errors.MalformedTokenError("not a JWT"), RETRY),
     # a call's own MRTR round is the caller's; a handshake or ping asking for input is odd
-    (InputRequired("input", input_requests={}, request_state=None), RETRY),
-    (MCPConnError("ours"), RETRY),
+    (errors.InputRequired("input", input_requests={}, request_state=None), RETRY),
+    (errors.MCPConnError("ours"), RETRY),
     (RuntimeError("a bug of ours"), RETRY),
 ]
 CASES = [
@@ -117,8 +89,8 @@ def test_every_error_x_every_operation(
     assert fact is not None
     assert fact.input is expected
     assert fact.reason == describe(error)
-    assert fact.retry == (error.retry if isinstance(error, StreamEnded) else None)
-    if isinstance(error, RateLimited) and expected in (TRANS, LISTENER):
+    assert fact.retry == (error.retry if isinstance(error, errors.StreamEnded) else None)
+    if isinstance(error, errors.RateLimited) and expected in (TRANS, LISTENER):
         assert fact.retry_after == error.retry_after
     else:
         assert fact.retry_after is None
@@ -133,7 +105,7 @@ def _subclasses(cls: type[BaseException]) -> set[type[BaseException]]:
 
 def test_every_error_class_has_a_row() -> None:
     covered = {type(error) for error, _ in ROWS}
-    missing = {c for c in _subclasses(MCPConnError) if c.__module__.startswith("mcpconn")}
+    missing = {c for c in _subclasses(errors.MCPConnError) if c.__module__.startswith("mcpconn")}
     assert missing - covered == set()
 
 
@@ -142,27 +114,29 @@ def test_the_operations_are_the_four_the_connection_has() -> None:
 
 
 def test_describe_names_the_class_and_never_more_than_the_message() -> None:
-    assert describe(NetworkError("reset")) == "NetworkError: reset"
-    assert describe(MethodNotAllowed()) == "MethodNotAllowed: 405 Method Not Allowed"
+    assert describe(errors.NetworkError("reset")) == "NetworkError: reset"
+    assert describe(errors.MethodNotAllowed()) == "MethodNotAllowed: 405 Method Not Allowed"
     assert describe(RuntimeError()) == "RuntimeError"
 
 
 def test_a_session_expiry_is_a_lost_session_and_an_http_status() -> None:
-    error = SessionExpired(404, "gone")
-    assert isinstance(error, SessionLost) and isinstance(error, HTTPStatusError)
+    error = errors.SessionExpired(404, "gone")
+    assert isinstance(error, errors.SessionLost) and isinstance(error, errors.HTTPStatusError)
     assert error.status_code == 404
-    assert not isinstance(SessionLost("stream ended"), HTTPStatusError)  # no fabricated status
+    assert not isinstance(
+        errors.SessionLost("stream ended"), errors.HTTPStatusError
+    )  # no fabricated status
 
 
 @pytest.mark.parametrize("during", OPERATIONS)
 def test_an_auth_fact_carries_the_refused_token_and_the_challenge(during: Operation) -> None:
-    challenge = Challenge(error="invalid_token")
+    challenge = errors.Challenge(error="invalid_token")
     token = Token("the-refused-credential", expires_at=2_000_000_000.0)
-    fact = classify(Unauthorized(challenge, rejected=token), during=during)
+    fact = classify(errors.Unauthorized(challenge, rejected=token), during=during)
     assert fact is not None and fact.rejected is token and fact.challenge is challenge
     assert "the-refused-credential" not in repr(fact) + fact.reason
-    scope = Challenge(error="insufficient_scope")
-    denied = classify(Forbidden(scope), during=during)
+    scope = errors.Challenge(error="insufficient_scope")
+    denied = classify(errors.Forbidden(scope), during=during)
     assert denied is not None and denied.challenge is scope and denied.rejected is None
-    parked = classify(ReauthRequired(challenge=scope), during=during)
+    parked = classify(errors.ReauthRequired(challenge=scope), during=during)
     assert parked is not None and parked.challenge is scope
