@@ -7,8 +7,8 @@ the README's diagram with `render()`. Regenerate it with
 
 from __future__ import annotations
 
-from .machine import TRANSITIONS, Rule
 from .states import Input, Phase
+from .transitions import TRANSITIONS, Rule
 
 __all__ = ["render"]
 
