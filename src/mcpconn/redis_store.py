@@ -7,35 +7,24 @@
 
 How it works (docs/deployment.md has the failure modes): each replica keeps a
 local view, so ``get()`` of a fresh token never touches Redis. When a token
-must change, `RedisTokenStore.exchange` (1) reads the shared token: if another
-replica already replaced it, done; (2) else takes the key's lock (a Lua script:
-``SET NX PX lease`` plus an ``INCR`` of the key's fencing counter), calls the
-provider, and (3) writes with a script that succeeds only if the fencing
-counter still equals ours (a holder whose lease ran out, or a refresh overtaken
-by a ``publish()``, cannot overwrite the newer token), releasing the lock and
-publishing an event that carries the sealed token. Replicas that find the lock
-taken wait for that event, polling as a fallback and waking when the lease
-runs out; a live holder renews its lease every third of it.
-
-The lock and its fence live in `_redis_lock`, the event channel in
-`_redis_pubsub`. Values are AES-GCM blobs bound to their Redis key (`_sealed`)
-with a TTL from ``exp``; key names and events carry a hash of (principal,
-audience), never the names. Every Redis call is bounded and a failure means
-local fallback (`_redis_health`). redis-py's asyncio client needs anyio's
-asyncio backend: under trio `run` raises a clear RuntimeError.
+must change, `RedisTokenStore.exchange` runs the locked exchange
+(`_redis/exchange.py`): a usable shared token wins; otherwise one replica takes
+the key's fenced lock (`_redis/lock.py`), calls the provider and writes, and
+the others wait for its event on the channel (`_redis/pubsub.py`). A local
+``publish()`` or ``invalidate()`` is queued and written by ``run``. Values are
+AES-GCM blobs bound to their Redis key (`_redis/sealed.py`), named by a hash
+of (principal, audience) (`_redis/keyspace.py`). Every Redis call is bounded
+and a failure means local fallback (`_redis/health.py`). redis-py's asyncio
+client needs anyio's asyncio backend: under trio `run` raises a clear
+RuntimeError.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
-import json
 import logging
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 
 import anyio
 import anyio.abc
@@ -48,14 +37,22 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from ._core.settings import number, whole_number
-from ._exceptions import MCPConnError, ReauthRequired, TokenProviderError
 from ._redis import lua
+from ._redis.exchange import LockedExchange
 from ._redis.health import Health, Unavailable
-from ._redis.lock import Lease, LeaseLock
-from ._redis.pubsub import Listener, Opened, encode
+from ._redis.keyspace import Keyspace
+from ._redis.lock import LeaseLock
+from ._redis.pubsub import Listener, Opened
 from ._redis.records import SealedRecords
-from ._redis.sealed import Sealer, SealError
-from ._tokens.store import ChangeCallback, Key, MemoryTokenStore, StoredToken, UsablePredicate
+from ._redis.sealed import Sealer
+from ._tokens.store import (
+    ChangeCallback,
+    Fetch,
+    Key,
+    MemoryTokenStore,
+    StoredToken,
+    UsablePredicate,
+)
 
 __all__ = ["RedisTokenStore"]
 
@@ -106,7 +103,7 @@ class RedisTokenStore(MemoryTokenStore):
         self._op_timeout = number(op_timeout, "op_timeout", above=True)
         self._wait_timeout = number(wait_timeout, "wait_timeout", above=True)
         self._failure_ttl = number(failure_ttl, "failure_ttl", above=True)
-        self._ttl_without_expiry = number(ttl_without_expiry, "ttl_without_expiry", above=True)
+        ttl_without_expiry = number(ttl_without_expiry, "ttl_without_expiry", above=True)
         if isinstance(redis, str):
             self._redis: aioredis.Redis = aioredis.Redis.from_url(
                 redis,
@@ -120,14 +117,17 @@ class RedisTokenStore(MemoryTokenStore):
                 raise ValueError("the Redis client must not use decode_responses=True")
             self._redis = redis
             self._own_client = False
-        self._ns = namespace
-        self._channel = f"{namespace}:events"
-        self._replica = uuid.uuid4().hex
+        self._keys = Keyspace(
+            namespace,
+            replica=uuid.uuid4().hex,
+            sealer=self._sealer,
+            ttl_without_expiry=ttl_without_expiry,
+        )
+        self._channel = self._keys.channel
         self._scripts = {
             name: self._redis.register_script(text)
             for name, text in [("publish", lua.PUBLISH), ("delete", lua.DELETE)]
         }
-        self._known: dict[str, Key] = {}
         self._outbox: list[tuple[Key, StoredToken | None, bool]] = []
         self._outbox_ready = anyio.Event()
         self._pending: dict[Key, int] = {}
@@ -145,26 +145,37 @@ class RedisTokenStore(MemoryTokenStore):
         self._lock = LeaseLock(
             self._redis,
             self._health,
-            owner=self._replica,
+            owner=self._keys.replica,
             lease=self._lease,
             channel=self._channel,
-            name=self._name,
+            name=self._keys.name,
         )
         self._listener = Listener(
             self._redis,
             self._health,
             channel=self._channel,
-            replica=self._replica,
-            unseal=self._open,
+            replica=self._keys.replica,
+            unseal=self._keys.open,
             on_event=self._on_event,
             on_resubscribe=self._start_resync,
         )
         self._running = False
         self._records = SealedRecords(self._redis, self._health, self._sealer, namespace)
+        self._exchange = LockedExchange(
+            self._redis,
+            self._health,
+            self._keys,
+            self._lock,
+            self._listener,
+            wait_timeout=self._wait_timeout,
+            failure_ttl=self._failure_ttl,
+        )
 
     def __repr__(self) -> str:
         state = "up" if self._health.healthy else "down"
-        return f"<RedisTokenStore namespace={self._ns!r} redis={state} keys={len(self)}>"
+        return (
+            f"<RedisTokenStore namespace={self._keys.namespace!r} redis={state} keys={len(self)}>"
+        )
 
     async def load_record(self, name: str) -> str | None:
         """Shared and sealed (`SealedRecords`): refresh tokens, client registrations."""
@@ -178,21 +189,6 @@ class RedisTokenStore(MemoryTokenStore):
         """False while Redis is unreachable and the store acts locally."""
         return self._health.healthy
 
-    # -- naming -------------------------------------------------------------------
-
-    def _hash(self, key: Key) -> str:
-        material = json.dumps([key[0], key[1]], separators=(",", ":")).encode()
-        digest = hashlib.sha256(material).hexdigest()[:32]
-        self._known[digest] = key
-        return digest
-
-    def _name(self, digest: str, part: str) -> str:
-        # The hash tag keeps a key's token, lock and fence in one cluster slot.
-        return f"{self._ns}:{{{digest}}}:{part}"
-
-    def _event(self, kind: str, digest: str, blob: bytes | None = None) -> str:
-        return encode(self._replica, kind, digest, blob)
-
     # -- sharing ---------------------------------------------------------------------
 
     def announce(self, key: Key, entry: StoredToken | None, *, published: bool) -> None:
@@ -200,158 +196,13 @@ class RedisTokenStore(MemoryTokenStore):
         self._pending[key] = self._pending.get(key, 0) + 1
         self._outbox_ready.set()
 
-    async def exchange(
-        self,
-        key: Key,
-        *,
-        usable: UsablePredicate,
-        fetch: Callable[[], Awaitable[StoredToken]],
-    ) -> StoredToken:
-        digest = self._hash(key)
+    async def exchange(self, key: Key, *, usable: UsablePredicate, fetch: Fetch) -> StoredToken:
+        digest = self._keys.digest(key)
         await self._settle(key)
         try:
             return await self._exchange(key, digest, usable, fetch)
         finally:
             self._listener.disarm(digest)
-
-    async def _exchange(
-        self,
-        key: Key,
-        digest: str,
-        usable: UsablePredicate,
-        fetch: Callable[[], Awaitable[StoredToken]],
-    ) -> StoredToken:
-        deadline = anyio.current_time() + self._wait_timeout
-        # Events wake us; polling is the fallback, brisk only while pub/sub is down.
-        poll = 0.25 if self._listener.subscribed else 0.02
-        while True:
-            wakeup = self._listener.arm(digest)
-            try:
-                shared, failed = await self._load(digest, with_failure=True)
-                if usable(shared):
-                    assert shared is not None
-                    return shared
-                if failed is not None:
-                    raise _failure_error(key, failed)
-                lease, pttl = await self._acquire(digest)
-            except Unavailable:
-                return await fetch()
-            if lease is not None:
-                return await self._fetch_holding(digest, lease, usable, fetch)
-            remaining = deadline - anyio.current_time()
-            if remaining <= 0:
-                raise TokenProviderError(
-                    "timed out waiting for another replica's token refresh",
-                    principal=key[0],
-                    audience=key[1],
-                )
-            # Wake on the holder's event, at lease expiry, or on the next poll.
-            wait = min(poll, remaining, max(pttl, 1) / 1000 + 0.002)
-            with anyio.move_on_after(wait):
-                await wakeup.event.wait()
-            if usable(wakeup.entry):
-                assert wakeup.entry is not None
-                return wakeup.entry
-            poll = min(poll * 2, 0.5)
-
-    async def _fetch_holding(
-        self,
-        digest: str,
-        lease: Lease,
-        usable: UsablePredicate,
-        fetch: Callable[[], Awaitable[StoredToken]],
-    ) -> StoredToken:
-        result: StoredToken | None = None
-        error: Exception | None = None
-        released = False
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._lock.keep, digest, lease)
-                try:
-                    opened = None if lease.blob is None else self._open(digest, lease.blob)
-                    shared = None if opened is None else opened[1]
-                    if usable(shared):  # someone finished just before we took the lock
-                        result = shared
-                    else:
-                        result = await fetch()
-                        released = await self._write(digest, lease, result)
-                except Exception as exc:  # re-raised below, outside the task group
-                    error = exc
-                    if isinstance(exc, MCPConnError):
-                        await self._record_failure(digest, exc)
-                tg.cancel_scope.cancel()
-        finally:
-            if not released:
-                with anyio.CancelScope(shield=True):
-                    await self._lock.release(digest, lease, self._event("released", digest))
-        if error is not None:
-            raise error
-        assert result is not None
-        return result
-
-    async def _write(self, digest: str, lease: Lease, entry: StoredToken) -> bool:
-        """Fenced write of our new token plus release; True when the script ran."""
-        ttl = self._ttl_ms(entry)
-        if ttl is None:
-            return False
-        blob = self._seal(digest, entry, published=False)
-        token_event = self._event("token", digest, blob)
-        released_event = self._event("released", digest)
-        try:
-            written = await self._lock.write(
-                digest, lease, blob, ttl, written=token_event, released=released_event
-            )
-        except Unavailable:
-            return False
-        if not written:
-            logger.info("a newer token landed during this refresh; not overwriting it")
-        return True
-
-    async def _acquire(self, digest: str) -> tuple[Lease | None, int]:
-        return await self._lock.acquire(digest)
-
-    async def _load(
-        self, digest: str, *, with_failure: bool = False
-    ) -> tuple[StoredToken | None, bytes | None]:
-        """The shared token, and the failure another replica recorded (if asked)."""
-        names = [self._name(digest, "token"), self._name(digest, "failed")]
-        if with_failure:
-            blob, failed = await self._call(lambda: self._redis.mget(names))
-        else:
-            blob, failed = await self._call(lambda: self._redis.get(names[0])), None
-        opened = None if blob is None else self._open(digest, blob)
-        if isinstance(failed, str):  # a client built with decode_responses=True
-            failed = failed.encode()
-        return (None if opened is None else opened[1]), failed
-
-    async def _record_failure(self, digest: str, error: MCPConnError) -> None:
-        """Let the waiting replicas fail fast too, for ``failure_ttl``."""
-        kind = "reauth" if isinstance(error, ReauthRequired) else "provider"
-        name, ttl = self._name(digest, "failed"), int(self._failure_ttl * 1000)
-        with anyio.CancelScope(shield=True), contextlib.suppress(Unavailable):
-            await self._call(lambda: self._redis.set(name, kind, px=ttl))
-
-    def _open(self, digest: str, blob: Any) -> Opened | None:
-        name = self._name(digest, "token")
-        try:
-            key, entry, published = self._sealer.open(bytes(blob), bound_to=name.encode())
-        except SealError as exc:
-            logger.warning("ignoring the shared token at %s: %s", name, exc)
-            return None
-        return key, entry, published
-
-    def _seal(self, digest: str, entry: StoredToken, *, published: bool) -> bytes:
-        key = self._known[digest]
-        name = self._name(digest, "token").encode()
-        return self._sealer.seal(key, entry, published=published, bound_to=name)
-
-    def _ttl_ms(self, entry: StoredToken) -> int | None:
-        """Milliseconds until ``exp`` by this replica's clock; ``None``: already expired."""
-        expires_at = entry.token.expires_at
-        if expires_at is None:
-            return int(self._ttl_without_expiry * 1000)
-        ttl = int((expires_at - time.time()) * 1000)
-        return ttl if ttl > 0 else None
 
     async def _settle(self, key: Key) -> None:
         """Wait (bounded) until this replica's queued publish/invalidate for ``key`` ran."""
@@ -412,23 +263,23 @@ class RedisTokenStore(MemoryTokenStore):
                     self._progress = anyio.Event()
 
     async def _write_announced(self, key: Key, entry: StoredToken | None, published: bool) -> None:
-        digest = self._hash(key)
-        token_key = self._name(digest, "token")
-        failed_key = self._name(digest, "failed")
+        digest = self._keys.digest(key)
+        token_key = self._keys.name(digest, "token")
+        failed_key = self._keys.name(digest, "failed")
         if entry is None:
-            event = self._event("deleted", digest)
+            event = self._keys.event("deleted", digest)
             await self._call(
                 lambda: self._scripts["delete"](
                     keys=[token_key, failed_key], args=[self._channel, event]
                 )
             )
             return
-        ttl = self._ttl_ms(entry)
+        ttl = self._keys.ttl_ms(entry)
         if ttl is None:
             return
-        blob = self._seal(digest, entry, published=published)
-        event = self._event("published" if published else "token", digest, blob)
-        fence_key = self._name(digest, "fence")
+        blob = self._keys.seal(digest, entry, published=published)
+        event = self._keys.event("published" if published else "token", digest, blob)
+        fence_key = self._keys.name(digest, "fence")
         await self._call(
             lambda: self._scripts["publish"](
                 keys=[token_key, fence_key, failed_key],
@@ -439,15 +290,15 @@ class RedisTokenStore(MemoryTokenStore):
     def _on_event(self, kind: str, digest: str, opened: Opened | None) -> None:
         """Another replica's event, after the waiters for its key were woken."""
         if kind == "deleted":
-            key = self._known.get(digest)
+            key = self._keys.known.get(digest)
             if key is not None and self._on_change is not None:
                 self._on_change(key, None, False)
-        elif opened is not None and (kind == "published" or digest in self._known):
+        elif opened is not None and (kind == "published" or digest in self._keys.known):
             self._deliver(digest, opened, kind == "published")
 
     def _deliver(self, digest: str, opened: Opened, published: bool) -> None:
         key, entry, was_published = opened
-        self._known[digest] = key
+        self._keys.known[digest] = key
         if self._on_change is not None:
             self._on_change(key, entry, published or was_published)
 
@@ -457,22 +308,12 @@ class RedisTokenStore(MemoryTokenStore):
 
     async def _resync(self) -> None:
         """After a lost subscription: catch up on the keys this replica uses."""
-        for digest in list(self._known):
-            name = self._name(digest, "token")
+        for digest in list(self._keys.known):
+            name = self._keys.name(digest, "token")
             try:
                 blob = await self._call(lambda name=name: self._redis.get(name))  # type: ignore[misc]
             except Unavailable:
                 return
-            opened = None if blob is None else self._open(digest, blob)
+            opened = None if blob is None else self._keys.open(digest, blob)
             if opened is not None:
                 self._deliver(digest, opened, False)
-
-
-def _failure_error(key: Key, kind: bytes) -> MCPConnError:
-    if kind == b"reauth":
-        return ReauthRequired(
-            "re-authentication required (reported by another replica)", principal=key[0]
-        )
-    return TokenProviderError(
-        "token provider failed on another replica", principal=key[0], audience=key[1]
-    )

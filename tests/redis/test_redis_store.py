@@ -150,17 +150,17 @@ async def test_a_late_lock_holder_cannot_overwrite_a_newer_token(
 ) -> None:
     clock = deployment.clock
     async with deployment.replica(lease=0.5) as (_, late), deployment.replica() as (b, _):
-        digest = late._hash(("alice", None))
-        lease, _ = await late._acquire(digest)
+        digest = late._keys.digest(("alice", None))
+        lease, _ = await late._exchange.acquire(digest)
         assert lease is not None
         redis = redis_server.client()
-        redis.delete(late._name(digest, "lock"))  # the lease ran out (a long GC pause)
+        redis.delete(late._keys.name(digest, "lock"))  # the lease ran out (a long GC pause)
         fresh = await b.get("alice")  # B takes the lock with a higher fence
         stale = Token("SECRET-stale", expires_at=clock() + 3600)
         with caplog.at_level(logging.INFO, logger="mcpconn.redis_store"):
-            assert await late._write(digest, lease, StoredToken(stale, clock()))
+            assert await late._exchange.write(digest, lease, StoredToken(stale, clock()))
         assert "newer token landed" in caplog.text
-        shared, _ = await late._load(digest)
+        shared, _ = await late._exchange.load(digest)
         assert shared is not None and shared.token.raw == fresh.raw
         redis.close()
 
@@ -188,10 +188,10 @@ async def test_tokens_are_encrypted_and_bound_to_their_key(
                 assert value is not None and b"SECRET" not in value
                 assert alice.raw.encode() not in value
         # A blob moved to another principal's key does not open.
-        a_name = store._name(store._hash(("alice", None)), "token")
-        b_name = store._name(store._hash(("bob", None)), "token")
+        a_name = store._keys.name(store._keys.digest(("alice", None)), "token")
+        b_name = store._keys.name(store._keys.digest(("bob", None)), "token")
         redis.set(b_name, redis.get(a_name) or b"")
-        assert await store._load(store._hash(("bob", None))) == (None, None)
+        assert await store._exchange.load(store._keys.digest(("bob", None))) == (None, None)
         redis.close()
 
 

@@ -6,7 +6,7 @@ Runs on both backends; needs no redis-server.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import anyio
 import pytest
@@ -15,6 +15,7 @@ from mcpconn import Token, TokenRequest, TokenSource
 from mcpconn._redis.sealed import Sealer, SealError
 from mcpconn._tokens.store import (
     ChangeCallback,
+    Fetch,
     Key,
     MemoryTokenStore,
     StoredToken,
@@ -38,13 +39,7 @@ class FakeSharedStore(MemoryTokenStore):
     def announce(self, key: Key, entry: StoredToken | None, *, published: bool) -> None:
         self.announced.append((key, entry, published))
 
-    async def exchange(
-        self,
-        key: Key,
-        *,
-        usable: UsablePredicate,
-        fetch: Callable[[], Awaitable[StoredToken]],
-    ) -> StoredToken:
+    async def exchange(self, key: Key, *, usable: UsablePredicate, fetch: Fetch) -> StoredToken:
         shared = self.shared.get(key)
         if usable(shared):
             assert shared is not None

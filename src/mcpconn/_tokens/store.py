@@ -26,6 +26,7 @@ from .._core.token import Token
 
 __all__ = [
     "ChangeCallback",
+    "Fetch",
     "Key",
     "MemoryTokenStore",
     "StoredToken",
@@ -45,6 +46,8 @@ class StoredToken:
 
 
 UsablePredicate = Callable[["StoredToken | None"], bool]
+#: The provider call an `exchange` makes at most once.
+Fetch = Callable[[], Awaitable[StoredToken]]
 # (key, entry or None when deleted, published): sync, never blocks.
 ChangeCallback = Callable[[Key, "StoredToken | None", bool], None]
 
@@ -84,13 +87,7 @@ class TokenStore(abc.ABC):
         """
         return
 
-    async def exchange(
-        self,
-        key: Key,
-        *,
-        usable: UsablePredicate,
-        fetch: Callable[[], Awaitable[StoredToken]],
-    ) -> StoredToken:
+    async def exchange(self, key: Key, *, usable: UsablePredicate, fetch: Fetch) -> StoredToken:
         """Get a new token for ``key``: calls ``fetch`` (the provider) at most once.
 
         The token source calls this with at most one call per key at a time in
