@@ -11,16 +11,9 @@ from collections.abc import Callable
 import anyio
 import pytest
 
-from mcpconn import Token, TokenRequest, TokenSource
+from mcpconn import MemoryTokenStore, StoredToken, Token, TokenRequest, TokenSource
 from mcpconn._redis.sealed import Sealer, SealError
-from mcpconn._tokens.store import (
-    ChangeCallback,
-    Fetch,
-    Key,
-    MemoryTokenStore,
-    StoredToken,
-    UsablePredicate,
-)
+from mcpconn._tokens.store import ChangeCallback, Fetch, Key, UsablePredicate
 
 KEY = bytes(range(32))
 
