@@ -85,7 +85,7 @@ INNER = {
     "_tokens": [{"auth"}, {"source"}, {"flights"}, {"view", "judge"}, {"provider"}, {"store"}],
     "oauth": [
         {"_provider"},
-        {"_clients", "_login"},
+        {"_clients", "_login", "_login_flights"},
         {"_metadata", "_grants"},
         {"_http", "_dpop"},
         {"_authorization", "_identity"},

@@ -11,7 +11,8 @@ machine-to-machine providers.
 
 Layers: ``_discovery``, ``_authorization``, ``_identity`` and ``_responses``
 decide (sans-IO); ``_http``, ``_dpop``, ``_grants``, ``_metadata``,
-``_clients`` and ``_login`` do the I/O; ``_provider`` drives them.
+``_clients`` and ``_login`` do the I/O; ``_login_flights`` keeps one login per key
+in flight; ``_provider`` drives them.
 """
 
 from ._authorization import code_challenge, select_scope

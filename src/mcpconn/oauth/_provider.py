@@ -39,7 +39,6 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Self
 
 import anyio
@@ -57,6 +56,7 @@ from ._dpop import DPoPKey, DPoPToken
 from ._grants import refresh
 from ._identity import ClientRegistration
 from ._login import UserAgent, run_code_flow
+from ._login_flights import KeyState, join_login
 from ._metadata import Discovered, discover
 from ._responses import TokenResponse, token_from_response
 
@@ -69,29 +69,6 @@ logger = logging.getLogger("mcpconn.oauth")
 
 #: Refresh-grant errors that mean the refresh token (or client) is gone for good.
 _DEAD_GRANT = {"invalid_grant", "invalid_client", "unauthorized_client"}
-
-
-class _Login:
-    """One login in flight for a key, and whoever waits for it."""
-
-    def __init__(self, audience: str | None) -> None:
-        self.audience = audience
-        self.done = anyio.Event()
-        self.token: Token | None = None
-        self.error: MCPConnError | None = None
-        self.abandoned = False  # the provider call gave up waiting: publish the result
-
-    def outcome(self) -> Token:
-        if self.token is not None:
-            return self.token
-        raise self.error or ReauthRequired("the login did not finish")
-
-
-@dataclass
-class _KeyState:
-    scope: str | None = None  # asked for at the last login
-    step_ups: int = 0
-    login: _Login | None = None
 
 
 class OAuthProvider(anyio.abc.AsyncResource):
@@ -143,7 +120,7 @@ class OAuthProvider(anyio.abc.AsyncResource):
         self._store = store
         self._http = http
         self._clock = clock or time.time
-        self._states: dict[tuple[str, str], _KeyState] = {}
+        self._states: dict[tuple[str, str], KeyState] = {}
         self._discovered: dict[str, Discovered] = {}  # per server URL
         self._sources: weakref.WeakSet[TokenSource] = weakref.WeakSet()
         self._tg: anyio.abc.TaskGroup | None = None
@@ -216,7 +193,7 @@ class OAuthProvider(anyio.abc.AsyncResource):
         if server_url is None:
             raise OAuthError("OAuthProvider needs TokenRequest.resource (a connection's server)")
         key = (request.principal, server_url)
-        state = self._states.setdefault(key, _KeyState())
+        state = self._states.setdefault(key, KeyState())
         challenge = request.challenge
         step_up = challenge is not None and challenge.error == "insufficient_scope"
         if step_up:
@@ -270,8 +247,11 @@ class OAuthProvider(anyio.abc.AsyncResource):
         except MCPConnError as exc:  # still waiting (published later) or refused
             logger.info("login for principal %r: %s", request.principal, type(exc).__name__)
             return
+        self._publish(request.principal, token, request.audience)
+
+    def _publish(self, principal: str, token: Token, audience: str | None) -> None:
         for source in list(self._sources):
-            source.publish(request.principal, token, request.audience)
+            source.publish(principal, token, audience)
 
     # -- refresh tokens -----------------------------------------------------------------
 
@@ -311,7 +291,7 @@ class OAuthProvider(anyio.abc.AsyncResource):
         self,
         http: httpx.AsyncClient,
         key: tuple[str, str],
-        state: _KeyState,
+        state: KeyState,
         found: Discovered,
         scope: str | None,
         request: TokenRequest,
@@ -320,49 +300,21 @@ class OAuthProvider(anyio.abc.AsyncResource):
             raise ReauthRequired(
                 "a login is required", principal=key[0], challenge=request.challenge
             )
-        login = state.login
-        if login is None:
-            login = state.login = _Login(request.audience)
-            if self._tg is None:
-                await self._run_login(http, key, state, login, found, scope)
-                return login.outcome()
-            self._tg.start_soon(self._run_login, http, key, state, login, found, scope)
-        try:
-            with anyio.move_on_after(self._login_wait):
-                await login.done.wait()
-        finally:
-            # Gave up waiting (or was cancelled, e.g. by provider_timeout): publish instead.
-            if not login.done.is_set():
-                login.abandoned = True
-        if login.done.is_set():
-            return login.outcome()
-        raise ReauthRequired("waiting for the user to log in", principal=key[0])
 
-    async def _run_login(
-        self,
-        http: httpx.AsyncClient,
-        key: tuple[str, str],
-        state: _KeyState,
-        login: _Login,
-        found: Discovered,
-        scope: str | None,
-    ) -> None:
-        assert self._user_agent is not None
-        try:
-            login.token = await self._authorize(http, key, found, scope)
+        async def authorize() -> Token:
+            token = await self._authorize(http, key, found, scope)
             state.scope = scope
-        except MCPConnError as exc:
-            login.error = exc
-        except Exception as exc:  # the embedder's user agent raised
-            login.error = ReauthRequired("the user agent failed", principal=key[0])
-            login.error.__cause__ = exc
-        finally:
-            if state.login is login:
-                state.login = None
-            login.done.set()
-        if login.abandoned and login.token is not None:
-            for source in list(self._sources):
-                source.publish(key[0], login.token, login.audience)
+            return token
+
+        return await join_login(
+            state,
+            key[0],
+            request.audience,
+            authorize,
+            tg=self._tg,
+            login_wait=self._login_wait,
+            publish=self._publish,
+        )
 
     async def _authorize(
         self, http: httpx.AsyncClient, key: tuple[str, str], found: Discovered, scope: str | None
