@@ -42,7 +42,7 @@ never tries legacy SSE.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from .._config import STATELESS_VERSION, SUPPORTED_PROTOCOL_VERSIONS, ServerConfig
@@ -172,23 +172,15 @@ STATELESS = EraRules(
     keepalive="server/discover",
     call_streams=True,
 )
-LEGACY_SSE = EraRules(
+#: The legacy HTTP+SSE era is streamable HTTP's protocol over one session stream: the
+#: stream is the session (no id to forget) and carries the listener and every answer.
+LEGACY_SSE = replace(
+    STREAMABLE_HTTP,
     name="sse",
-    handshake="initialize",
-    sessions=True,
     session_id=False,
     reinitialize_on_expiry=False,
-    reissue_lost_stream=False,
-    relist_on_header_mismatch=False,
     listener="session-stream",
     listener_replays=False,
-    server_requests=True,
-    capabilities="initialize",
-    log_level="set-level",
-    subscriptions="subscribe",
-    roots_list_changed=True,
-    cancel_notification=True,
-    keepalive="ping",
     call_streams=False,
 )
 #: Every era by name.
