@@ -33,6 +33,7 @@ from .._exceptions import (
     UnexpectedContentType,
 )
 from .bounds import wait_hint
+from .eras import Era, rules_of
 from .sanitize import redact, sanitize
 
 __all__ = [
@@ -219,7 +220,7 @@ def error_for_status(
     headers: Mapping[str, str],
     *,
     had_session: bool,
-    era: str,
+    era: Era,
     now: float,
     secrets: Collection[str] = (),
 ) -> HTTPStatusError | None:
@@ -228,8 +229,8 @@ def error_for_status(
     ``secrets``: the credentials sent on the request (see the module docstring).
 
     404/410 means "session gone" only when the request carried a session id and
-    the era has sessions: in the stateless era (2026-07-28) a 404 is a missing
-    method or endpoint, and re-initializing would loop.
+    the era's rules have sessions (`EraRules.sessions`): in the stateless era
+    (2026-07-28) a 404 is a missing method or endpoint, and re-initializing would loop.
     """
     if 200 <= status < 300:
         return None
@@ -238,7 +239,7 @@ def error_for_status(
     if status == 403:
         return Forbidden(parse_www_authenticate(header(headers, "www-authenticate"), secrets))
     if status in (404, 410):
-        if had_session and era != "stateless":
+        if had_session and rules_of(era).sessions:
             return SessionExpired(status, f"HTTP {status}: the MCP session is gone")
         return HTTPStatusError(status)
     if status == 405:
