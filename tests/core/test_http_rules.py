@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mcpconn import _exceptions as errors
 from mcpconn._core import http_rules as _http_rules
 from mcpconn._core.bounds import MAX_HINT_SECONDS
 from mcpconn._core.http_rules import (
@@ -26,17 +27,6 @@ from mcpconn._core.http_rules import (
     parse_retry_after,
     parse_www_authenticate,
 )
-from mcpconn._exceptions import (
-    Challenge,
-    Forbidden,
-    HTTPStatusError,
-    MethodNotAllowed,
-    RateLimited,
-    ServerError,
-    SessionExpired,
-    Unauthorized,
-    UnexpectedContentType,
-)
 
 # --- WWW-Authenticate ---------------------------------------------------------------
 
@@ -47,7 +37,7 @@ def test_bearer_challenge_with_mcp_params() -> None:
         'resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource", '
         'scope="files:read files:write"'
     )
-    assert parse_www_authenticate(value) == Challenge(
+    assert parse_www_authenticate(value) == errors.Challenge(
         scheme="Bearer",
         error="invalid_token",
         error_description="The access token expired",
@@ -75,13 +65,13 @@ def test_rfc6750_example() -> None:
 def test_insufficient_scope() -> None:
     challenge = parse_www_authenticate('Bearer error="insufficient_scope", scope="admin"')
     assert challenge is not None
-    assert Forbidden(challenge).insufficient_scope
+    assert errors.Forbidden(challenge).insufficient_scope
     assert challenge.scope == "admin"
 
 
 def test_bare_scheme() -> None:
-    assert parse_www_authenticate("Bearer") == Challenge()
-    assert parse_www_authenticate("  bearer  ") == Challenge()
+    assert parse_www_authenticate("Bearer") == errors.Challenge()
+    assert parse_www_authenticate("  bearer  ") == errors.Challenge()
 
 
 def test_scheme_and_names_are_case_insensitive() -> None:
@@ -307,17 +297,17 @@ def test_2xx_is_no_error(code: int) -> None:
 
 def test_401_carries_the_challenge() -> None:
     error = status(401, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    assert type(error) is Unauthorized
+    assert type(error) is errors.Unauthorized
     assert error.challenge is not None
     assert error.challenge.error == "invalid_token"
     assert error.status_code == 401
-    assert type(status(401)) is Unauthorized
+    assert type(status(401)) is errors.Unauthorized
     assert status(401).challenge is None
 
 
 def test_403_insufficient_scope() -> None:
     error = status(403, {"www-authenticate": 'Bearer error="insufficient_scope", scope="x"'})
-    assert type(error) is Forbidden
+    assert type(error) is errors.Forbidden
     assert error.insufficient_scope
     assert not status(403).insufficient_scope
 
@@ -326,27 +316,27 @@ def test_403_insufficient_scope() -> None:
 @pytest.mark.parametrize("era", ["streamable-http", "sse"])
 def test_404_410_with_session_is_session_expired(code: int, era: str) -> None:
     error = status(code, era=era)
-    assert type(error) is SessionExpired
+    assert type(error) is errors.SessionExpired
     assert error.status_code == code
 
 
 @pytest.mark.parametrize("code", [404, 410])
 def test_404_without_session_or_stateless_is_plain(code: int) -> None:
     for error in (status(code, had_session=False), status(code, era="stateless")):
-        assert type(error) is HTTPStatusError
+        assert type(error) is errors.HTTPStatusError
         assert error.status_code == code
 
 
 def test_405_is_method_not_allowed() -> None:
     error = status(405)
-    assert type(error) is MethodNotAllowed
+    assert type(error) is errors.MethodNotAllowed
     assert error.status_code == 405
 
 
 @pytest.mark.parametrize("code", [429, 503])
 def test_rate_limited_with_retry_after(code: int) -> None:
     error = status(code, {"Retry-After": "3600"})
-    assert type(error) is RateLimited
+    assert type(error) is errors.RateLimited
     assert (error.status_code, error.retry_after) == (code, 3600.0)
     error = status(code, {"retry-after": "Fri, 27 Nov 2026 12:00:02 GMT"})
     assert error.retry_after == 2.0
@@ -357,14 +347,14 @@ def test_rate_limited_with_retry_after(code: int) -> None:
 @pytest.mark.parametrize("code", [500, 501, 502, 504, 599])
 def test_other_5xx_is_server_error(code: int) -> None:
     error = status(code)
-    assert type(error) is ServerError
+    assert type(error) is errors.ServerError
     assert error.status_code == code
 
 
 @pytest.mark.parametrize("code", [100, 301, 302, 304, 400, 402, 406, 409, 413, 415, 422, 600])
 def test_other_statuses_are_plain(code: int) -> None:
     error = status(code)
-    assert type(error) is HTTPStatusError
+    assert type(error) is errors.HTTPStatusError
     assert error.status_code == code
 
 
@@ -398,7 +388,7 @@ def test_check_content_type() -> None:
     assert check_content_type("TEXT/EVENT-STREAM", allowed) == "text/event-stream"
     assert check_content_type("text/event-stream", ("Text/Event-Stream",)) == "text/event-stream"
     for bad in ("text/html", None, "", "application/jsonx"):
-        with pytest.raises(UnexpectedContentType) as info:
+        with pytest.raises(errors.UnexpectedContentType) as info:
             check_content_type(bad, allowed)
         assert info.value.content_type == bad
 
@@ -468,7 +458,7 @@ _header_alphabet = st.sampled_from(
 @given(st.lists(st.text(alphabet=_header_alphabet), max_size=5))
 def test_www_authenticate_never_raises_on_several_values(headers: list[str]) -> None:
     result = _http_rules.parse_www_authenticate(headers)
-    assert result is None or isinstance(result, Challenge)
+    assert result is None or isinstance(result, errors.Challenge)
 
 
 @given(

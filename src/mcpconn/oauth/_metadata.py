@@ -12,17 +12,8 @@ from dataclasses import dataclass
 import httpx
 
 from .._exceptions import Challenge, OAuthError
-from ._discovery import (
-    AuthorizationServer,
-    ProtectedResource,
-    authorization_server_urls,
-    canonical_resource,
-    legacy_authorization_server,
-    legacy_metadata_urls,
-    parse_authorization_server,
-    parse_protected_resource,
-    protected_resource_urls,
-)
+from . import _discovery
+from ._discovery import AuthorizationServer, ProtectedResource
 from ._http import get_json, probe_challenge
 
 __all__ = ["Discovered", "discover", "discover_authorization_server"]
@@ -43,10 +34,10 @@ async def discover_authorization_server(
     http: httpx.AsyncClient, issuer: str
 ) -> AuthorizationServer | None:
     """RFC 8414 / OIDC metadata of ``issuer``; None when none of its documents exists."""
-    for url in authorization_server_urls(issuer):
+    for url in _discovery.authorization_server_urls(issuer):
         data = await get_json(http, url)
         if data is not None:
-            return parse_authorization_server(data, expected_issuer=issuer)
+            return _discovery.parse_authorization_server(data, expected_issuer=issuer)
     return None
 
 
@@ -57,10 +48,10 @@ async def discover(
     if challenge is None:
         challenge = await probe_challenge(http, server_url)
     prm: ProtectedResource | None = None
-    for url in protected_resource_urls(server_url, challenge):
+    for url in _discovery.protected_resource_urls(server_url, challenge):
         data = await get_json(http, url)
         if data is not None:
-            prm = parse_protected_resource(data, server_url=server_url)
+            prm = _discovery.parse_protected_resource(data, server_url=server_url)
             break
     if prm is not None:
         issuer = prm.authorization_servers[0]
@@ -70,12 +61,12 @@ async def discover(
         return Discovered(prm.resource, server, prm, challenge)
     # 2025-03-26: no protected-resource metadata; the server's origin authorizes.
     legacy: AuthorizationServer | None = None
-    origin = legacy_authorization_server(server_url).issuer
-    for url in legacy_metadata_urls(server_url):
+    origin = _discovery.legacy_authorization_server(server_url).issuer
+    for url in _discovery.legacy_metadata_urls(server_url):
         data = await get_json(http, url)
         if data is not None:
-            legacy = parse_authorization_server(data, expected_issuer=origin)
+            legacy = _discovery.parse_authorization_server(data, expected_issuer=origin)
             break
     if legacy is None:
-        legacy = legacy_authorization_server(server_url)
-    return Discovered(canonical_resource(server_url), legacy, None, challenge)
+        legacy = _discovery.legacy_authorization_server(server_url)
+    return Discovered(_discovery.canonical_resource(server_url), legacy, None, challenge)
