@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import httpx
 
+from ._discovery import AuthorizationServer
 from ._dpop import DPoPKey
 from ._http import post
 from ._identity import ClientRegistration, apply_client_auth
@@ -63,16 +64,16 @@ def _with(form: dict[str, str], **optional: str | None) -> dict[str, str]:
 
 async def exchange_code(
     http: httpx.AsyncClient,
-    token_endpoint: str,
+    server: AuthorizationServer,
+    client: ClientRegistration,
     *,
     code: str,
     redirect_uri: str,
     verifier: str,
     resource: str,
-    client: ClientRegistration,
-    auth_methods_supported: tuple[str, ...] | None = None,
     dpop: DPoPKey | None = None,
 ) -> TokenResponse:
+    """The authorization code (with its PKCE verifier) for a token at ``server``."""
     form = {
         "grant_type": "authorization_code",
         "code": code,
@@ -80,34 +81,34 @@ async def exchange_code(
         "code_verifier": verifier,
         "resource": resource,
     }
-    return await request_token(
-        http,
-        token_endpoint,
-        form,
-        client=client,
-        auth_methods_supported=auth_methods_supported,
-        dpop=dpop,
-    )
+    return await _grant(http, server, client, form, dpop)
 
 
 async def refresh(
     http: httpx.AsyncClient,
-    token_endpoint: str,
+    server: AuthorizationServer,
+    client: ClientRegistration | None,
     *,
     refresh_token: str,
     resource: str,
-    client: ClientRegistration | None,
-    auth_methods_supported: tuple[str, ...] | None = None,
     dpop: DPoPKey | None = None,
 ) -> TokenResponse:
+    """A refresh-token grant at ``server`` (the caller keeps any rotated refresh token)."""
     form = {"grant_type": "refresh_token", "refresh_token": refresh_token, "resource": resource}
+    return await _grant(http, server, client, form, dpop)
+
+
+async def _grant(
+    http: httpx.AsyncClient,
+    server: AuthorizationServer,
+    client: ClientRegistration | None,
+    form: dict[str, str],
+    dpop: DPoPKey | None,
+) -> TokenResponse:
+    """A grant to ``server``'s token endpoint, authenticated the way ``server`` supports."""
+    methods = server.token_endpoint_auth_methods_supported
     return await request_token(
-        http,
-        token_endpoint,
-        form,
-        client=client,
-        auth_methods_supported=auth_methods_supported,
-        dpop=dpop,
+        http, server.token_endpoint, form, client=client, auth_methods_supported=methods, dpop=dpop
     )
 
 

@@ -79,12 +79,11 @@ async def run_code_flow(
         raise ReauthRequired("the login was refused or invalid", principal=principal) from exc
     return await exchange_code(
         http,
-        server.token_endpoint,
+        server,
+        client,
         code=code,
         redirect_uri=redirect_uri,
         verifier=verifier,
         resource=resource,
-        client=client,
-        auth_methods_supported=server.token_endpoint_auth_methods_supported,
         dpop=dpop,
     )

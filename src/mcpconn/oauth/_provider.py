@@ -269,11 +269,10 @@ class OAuthProvider(anyio.abc.AsyncResource):
         try:
             response = await refresh(
                 http,
-                found.server.token_endpoint,
+                found.server,
+                client,
                 refresh_token=refresh_token,
                 resource=found.resource,
-                client=client,
-                auth_methods_supported=found.server.token_endpoint_auth_methods_supported,
                 dpop=dpop,
             )
         except OAuthError as exc:
