@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 
 __all__ = ["Fault", "FaultKind", "FaultRule", "FaultSet"]
 
@@ -194,6 +194,16 @@ class FaultRule:
             self._owner.remove(self)
 
 
+class _Where(TypedDict, total=False):
+    """`FaultSet.add`'s keywords: how many requests, and which."""
+
+    times: int | None
+    path: str | None
+    method: str | None
+    rpc_method: str | None
+    principal: str | None
+
+
 class FaultSet:
     """The live rules of one server. First matching rule wins."""
 
@@ -233,20 +243,9 @@ class FaultSet:
         return rule
 
     @contextmanager
-    def injected(
-        self,
-        fault: Fault,
-        *,
-        times: int | None = None,
-        path: str | None = None,
-        method: str | None = None,
-        rpc_method: str | None = None,
-        principal: str | None = None,
-    ) -> Iterator[FaultRule]:
-        """`add()` for the duration of a ``with`` block."""
-        rule = self.add(
-            fault, times=times, path=path, method=method, rpc_method=rpc_method, principal=principal
-        )
+    def injected(self, fault: Fault, **where: Unpack[_Where]) -> Iterator[FaultRule]:
+        """`add()` for the duration of a ``with`` block (the same keywords)."""
+        rule = self.add(fault, **where)
         try:
             yield rule
         finally:
