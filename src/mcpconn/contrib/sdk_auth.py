@@ -17,7 +17,7 @@ Needs the SDK (``pip install mcp``), which brings httpx2.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 try:
     import httpx2
@@ -29,22 +29,25 @@ from .. import BearerAuth, TokenSource
 __all__ = ["SDKBearerAuth"]
 
 
+class _Options(TypedDict, total=False):
+    """The `BearerAuth` keywords an `SDKBearerAuth` passes on."""
+
+    allow_insecure_http: bool
+
+
 class SDKBearerAuth(httpx2.Auth):
     """An ``httpx2.Auth`` with `BearerAuth`'s rules; ``inner`` is that `BearerAuth`."""
 
-    requires_request_body = True  # so a retry can resend the body
+    requires_request_body = BearerAuth.requires_request_body  # a retry resends the body
 
     def __init__(
         self,
         source: TokenSource,
         principal: str,
         audience: str | None = None,
-        *,
-        allow_insecure_http: bool = False,
+        **options: Unpack[_Options],
     ) -> None:
-        self.inner = BearerAuth(
-            source, principal, audience, allow_insecure_http=allow_insecure_http
-        )
+        self.inner = BearerAuth(source, principal, audience, **options)
 
     def __repr__(self) -> str:
         return f"<SDKBearerAuth {self.inner!r}>"
