@@ -10,14 +10,13 @@ for the shell to carry out. The machine never awaits, never reads a clock and
 never draws a random number: the caller passes ``now`` and an ``rng``.
 
 `TRANSITIONS` (`transitions.py`) maps every legal (phase, input) to
-``(effect, destinations)``,
-the shape of h2's ``_transitions``: the effect computes the actions and picks
-one of the listed destinations (the policy decides which: back off or give
-up, retry or park), and picking any other is refused. A pair that is absent
-cannot happen and raises `InvalidTransition` instead of being ignored; pairs
-that are legal but mean nothing (a token published while READY) stay put with
-no effect. The README's state diagram is rendered from this table
-(`diagram.render`).
+``(effect, destinations)``, the shape of h2's ``_transitions``: the effect
+(`effects.py`) computes the actions and picks one of the listed destinations
+(the policy decides which: back off or give up, retry or park), and picking
+any other is refused. A pair that is absent cannot happen and raises
+`InvalidTransition` instead of being ignored; pairs that are legal but mean
+nothing (a token published while READY) stay put with no effect. The README's
+state diagram is rendered from this table (`diagram.render`).
 
 The rules that answer the seed bug:
 
