@@ -37,6 +37,22 @@ _COUNTERS = {
 }
 
 
+#: The per-server figures, name -> (kind, help): an adapter that registers its
+#: instruments up front (OpenTelemetry) needs them before any server is known.
+PER_SERVER: dict[str, tuple[Kind, str]] = {
+    "mcpconn_server_connections": ("gauge", "Connections per server."),
+    "mcpconn_server_parked": ("gauge", "Parked connections per server."),
+    "mcpconn_retry_budget_available": (
+        "gauge",
+        "Retry budget tokens left per server (negative: retries queued).",
+    ),
+    "mcpconn_retry_budget_exhausted": (
+        "counter",
+        "Retries that had to wait for the server's retry budget.",
+    ),
+}
+
+
 def figures(stats: SupervisorStatistics) -> Iterator[Figure]:
     """Every number worth exporting; tokens never appear here."""
     for field, text in _COUNTERS.items():
@@ -51,24 +67,12 @@ def figures(stats: SupervisorStatistics) -> Iterator[Figure]:
         )
     for server, s in stats.servers.items():
         labels = (("server", server),)
-        yield Figure(
-            "mcpconn_server_connections", "Connections per server.", "gauge", labels, s.connections
-        )
         parked = float(sum(n for st, n in s.by_state.items() if st.name == "NEEDS_REAUTH"))
-        yield Figure(
-            "mcpconn_server_parked", "Parked connections per server.", "gauge", labels, parked
-        )
-        yield Figure(
-            "mcpconn_retry_budget_available",
-            "Retry budget tokens left per server (negative: retries queued).",
-            "gauge",
-            labels,
-            s.retry_budget_available,
-        )
-        yield Figure(
-            "mcpconn_retry_budget_exhausted",
-            "Retries that had to wait for the server's retry budget.",
-            "counter",
-            labels,
-            float(s.retry_budget_exhausted),
-        )
+        values = {
+            "mcpconn_server_connections": s.connections,
+            "mcpconn_server_parked": parked,
+            "mcpconn_retry_budget_available": s.retry_budget_available,
+            "mcpconn_retry_budget_exhausted": float(s.retry_budget_exhausted),
+        }
+        for name, (kind, text) in PER_SERVER.items():
+            yield Figure(name, text, kind, labels, values[name])

@@ -18,7 +18,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "mcpconn.contrib.otel needs opentelemetry-api: pip install 'mcpconn[otel]'"
     ) from exc
 
-from ._figures import figures
+from ._figures import PER_SERVER, figures
 
 if TYPE_CHECKING:
     from .._supervision.supervisor import Supervisor
@@ -29,16 +29,8 @@ def instrument(supervisor: Supervisor, meter: Meter) -> list[Any]:
     names: dict[str, tuple[str, str]] = {}
     for fig in figures(supervisor.statistics()):
         names.setdefault(fig.name, (fig.kind, fig.help))
-    # figures that only appear once servers are known
-    names.setdefault("mcpconn_server_connections", ("gauge", "Connections per server."))
-    names.setdefault("mcpconn_server_parked", ("gauge", "Parked connections per server."))
-    names.setdefault(
-        "mcpconn_retry_budget_available", ("gauge", "Retry budget tokens left per server.")
-    )
-    names.setdefault(
-        "mcpconn_retry_budget_exhausted",
-        ("counter", "Retries that had to wait for the server's retry budget."),
-    )
+    for name, kind_and_help in PER_SERVER.items():  # they appear once servers are known
+        names.setdefault(name, kind_and_help)
 
     def callback_for(name: str) -> Any:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
