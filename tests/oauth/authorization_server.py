@@ -53,6 +53,14 @@ class AuthorizationServer:
     refresh_attempts: int = 0
     #: Called with every credential issued (a test's leak guard registers them).
     on_issue: Callable[[str], None] | None = None
+    #: Seconds a registration takes (a slow server widens the window for a race).
+    registration_delay: float = 0.0
+    #: Registrations still to refuse with a 503 (then they succeed).
+    registration_failures: int = 0
+    #: Registration requests received, refused or not; the most in progress at once.
+    registration_requests: int = 0
+    registration_peak: int = 0
+    _registering: int = 0
     _codes: dict[str, _Code] = field(default_factory=dict)
     _clients: dict[str, str] = field(default_factory=dict)
 
@@ -87,6 +95,17 @@ class AuthorizationServer:
                 },
             )
         elif request.method == "POST" and path == "/register":
+            self.registration_requests += 1
+            self._registering += 1
+            self.registration_peak = max(self.registration_peak, self._registering)
+            try:
+                await anyio.sleep(self.registration_delay)
+            finally:
+                self._registering -= 1
+            if self.registration_failures > 0:
+                self.registration_failures -= 1
+                await self._json(exchange, 503, {"error": "temporarily_unavailable"})
+                return
             body = json.loads(request.body)
             client_id, secret = f"client-{secrets.token_hex(4)}", secrets.token_urlsafe(16)
             self._clients[client_id] = secret

@@ -7,6 +7,7 @@ is noise in a script's log); Ctrl-C exits 130 without a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
@@ -86,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="divide the demo's pauses by this factor (tokens still live at least 2 s)",
     )
+    demo.add_argument(
+        "--aggregator",
+        action="store_true",
+        help="the reference aggregator (examples/aggregator.py) in front of two mock servers "
+        "instead (about 15 s; a source checkout with the test extra)",
+    )
     demo.set_defaults(handler=_run_demo)
 
     try:
@@ -137,9 +144,31 @@ def _run_demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     speed = 3.0 if args.quick and args.speed == 1.0 else args.speed
+    if args.aggregator:
+        return _run_aggregator_demo(parser)
     try:
         status: int = anyio.run(run_demo, speed)
     except (MCPConnError, TimeoutError, OSError) as exc:
+        print(f"mcpconn demo: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return status
+
+
+def _run_aggregator_demo(parser: argparse.ArgumentParser) -> int:
+    from .._exceptions import MCPConnError
+    from .aggregator_demo import run_aggregator_demo
+
+    script = find_in_checkout("examples/aggregator.py")
+    if script is None:
+        parser.exit(2, "mcpconn demo: error: no examples/aggregator.py here (a source checkout)\n")
+    missing = [name for name in ("mcp", "uvicorn") if importlib.util.find_spec(name) is None]
+    if missing:
+        parser.exit(
+            2, f"mcpconn demo: error: the aggregator needs {', '.join(missing)} (extra test)\n"
+        )
+    try:
+        status: int = anyio.run(run_aggregator_demo, script)
+    except (MCPConnError, TimeoutError, OSError, RuntimeError) as exc:
         print(f"mcpconn demo: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return status
@@ -156,13 +185,19 @@ def _run_mock_server(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     return anyio.run(serve)
 
 
+def find_in_checkout(relative: str) -> Path | None:
+    """The file ``relative`` under the current directory, else under the source checkout."""
+    checkout = Path(__file__).resolve().parents[3]  # src/mcpconn/_cli/main.py
+    for root in (Path.cwd(), checkout):
+        if (root / relative).is_file():
+            return root / relative
+    return None
+
+
 def find_benchmarks() -> Path | None:
     """The ``benchmarks/`` directory: the current one's, else the source checkout's."""
-    here = Path(__file__).resolve().parents[2] / "benchmarks"
-    for candidate in (Path.cwd() / "benchmarks", here):
-        if (candidate / "run.py").is_file():
-            return candidate
-    return None
+    run = find_in_checkout("benchmarks/run.py")
+    return None if run is None else run.parent
 
 
 def _run_bench(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

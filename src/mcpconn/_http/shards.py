@@ -34,10 +34,14 @@ class ClientShards:
     On `H11Transport` there is one shard, whatever its number of users.
     """
 
-    def __init__(self, shard_size: int = 32, *, h11: bool | None = None) -> None:
+    def __init__(
+        self, shard_size: int = 32, *, h11: bool | None = None, max_per_origin: int | None = None
+    ) -> None:
         whole_number(shard_size, "shard_size")
         self._h11 = uses_h11() if h11 is None else h11
         self._shard_size = shard_size
+        # On H11Transport a cap per origin; on httpx's transport, per shard's client.
+        self._max_connections = max_per_origin
         self._shards: list[_Shard] = []
         self._ssl: ssl.SSLContext | None = None
 
@@ -56,7 +60,9 @@ class ClientShards:
                 self._ssl = ssl.create_default_context()  # ~65 ms: once, shared by all
                 self._ssl.set_alpn_protocols(["http/1.1"])
             keepalive = 64 if self._h11 else 2 * self._shard_size
-            limits = httpx.Limits(max_connections=None, max_keepalive_connections=keepalive)
+            limits = httpx.Limits(
+                max_connections=self._max_connections, max_keepalive_connections=keepalive
+            )
             if self._h11:
                 client = make_client(verify=self._ssl, limits=limits, follow_redirects=False)
             else:

@@ -26,7 +26,7 @@ from .._core.budget import TokenBucket
 from .._core.machine import Fact, Input, Machine, State
 from .._core.policy import ReconnectPolicy
 from .._core.policy import StormControl as StormControl  # its home before the policy
-from .._core.settings import number
+from .._core.settings import number, whole_number
 from .._exceptions import ConnectionClosed
 from .._http.shards import ClientShards
 from .._mcp.session import EraCache
@@ -53,7 +53,9 @@ class Supervisor:
     How connections reconnect is one `ReconnectPolicy` (``policy=``); the keyword
     arguments ``backoff``, ``storm_control``, ``wake_jitter``, ``probe_interval`` and
     ``productive_after`` are shorthands that replace that field of the policy. Every
-    number is validated here, before anything runs.
+    number is validated here, before anything runs. ``max_connections_per_origin``
+    caps the sockets the supervisor's own clients open to one origin (default: three
+    quarters of the process's file descriptors); a request beyond it waits for one.
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class Supervisor:
         productive_after: float | None = None,
         close_timeout: float = 10.0,
         shard_size: int = 32,
+        max_connections_per_origin: int | None = None,
         rng: random.Random | None = None,
     ) -> None:
         shorthands: dict[str, Any] = {
@@ -87,8 +90,15 @@ class Supervisor:
             number(idle_timeout, "idle_timeout", above=True)
         number(close_timeout, "close_timeout")
         self.tokens = tokens
+        if max_connections_per_origin is not None:
+            whole_number(max_connections_per_origin, "max_connections_per_origin")
+            if client is not None:
+                raise ValueError(
+                    "max_connections_per_origin applies to the supervisor's own clients; "
+                    "give your client= its own httpx.Limits"
+                )
         self._client = client  # an embedder's client carries every connection
-        self._shards = ClientShards(shard_size)
+        self._shards = ClientShards(shard_size, max_per_origin=max_connections_per_origin)
         self._on_reauth_required = on_reauth_required
         self._request_handlers = dict(request_handlers or {})
         self._idle_timeout = idle_timeout

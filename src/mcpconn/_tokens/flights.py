@@ -232,14 +232,17 @@ class Flights:
             self.refreshes += 1
         except MCPConnError as exc:
             self.failures += 1
-            if isinstance(exc, ReauthRequired) and exc.principal is None:
-                exc.principal = key[0]
-            logger.warning(
-                "token provider failed for principal %r audience %r: %s",
-                key[0],
-                key[1],
-                type(exc.__cause__ or exc).__name__,
-            )
+            if isinstance(exc, ReauthRequired):
+                # the documented "log in again": no failure; the park logs its one line
+                if exc.principal is None:
+                    exc.principal = key[0]
+            else:
+                logger.warning(
+                    "token provider failed for principal %r audience %r: %s",
+                    key[0],
+                    key[1],
+                    type(exc.__cause__ or exc).__name__,
+                )
             entry = view.get(key)
             if state.generation != flight.generation and usable(entry):
                 assert entry is not None

@@ -12,8 +12,9 @@ them (``RedisTokenStore``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import anyio
 import httpx
 
 from .._exceptions import ReauthRequired
@@ -28,18 +29,38 @@ __all__ = ["Clients", "RefreshTokens"]
 Key = tuple[str, str]  # (principal, server URL)
 
 
+class _Registering:
+    """One registration in flight; the first logins at an issuer wait for it."""
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.result: ClientRegistration | None = None
+
+
 @dataclass(frozen=True)
 class Clients:
-    """Who we are at each authorization server (see the module docstring)."""
+    """Who we are at each authorization server (see the module docstring).
+
+    Concurrent first logins at one issuer send one registration: the others wait
+    for it (per process; replicas sharing a store may each register once).
+    """
 
     registered: tuple[ClientRegistration, ...]
     metadata_url: str | None
     client_name: str
     redirect_uri: str
+    _registering: dict[str, _Registering] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @staticmethod
     def _name(issuer: str) -> str:
         return "oauth:client:" + issuer
+
+    async def _stored(self, store: TokenStore, issuer: str) -> ClientRegistration | None:
+        text = await store.load_record(self._name(issuer))
+        stored = ClientRegistration.from_json(text) if text is not None else None
+        return stored if stored is not None and stored.issuer == issuer else None
 
     async def identity(
         self,
@@ -56,22 +77,39 @@ class Clients:
                 return client
         if self.metadata_url is not None and server.client_id_metadata_document_supported:
             return ClientRegistration(self.metadata_url, auth_method="none", issuer=issuer)
-        text = await store.load_record(self._name(issuer))
-        stored = ClientRegistration.from_json(text) if text is not None else None
-        if stored is not None and stored.issuer == issuer:
+        stored = await self._stored(store, issuer)
+        if stored is not None or not register:
             return stored
-        if not register:
-            return None
         if server.registration_endpoint is None:
             raise ReauthRequired("no client registration for this authorization server")
+        while (flight := self._registering.get(issuer)) is not None:
+            await flight.done.wait()
+            if flight.result is not None:
+                return flight.result
+            # it failed or was cancelled: the next of us tries, one at a time
+        flight = self._registering[issuer] = _Registering()
+        try:
+            # one that finished since our look-up is stored (it was saved before it ended)
+            flight.result = await self._stored(store, issuer) or await self._register(
+                http, server, store
+            )
+            return flight.result
+        finally:
+            del self._registering[issuer]
+            flight.done.set()
+
+    async def _register(
+        self, http: httpx.AsyncClient, server: AuthorizationServer, store: TokenStore
+    ) -> ClientRegistration:
+        assert server.registration_endpoint is not None
         body = registration_request(
             client_name=self.client_name,
             redirect_uri=self.redirect_uri,
             auth_methods_supported=server.token_endpoint_auth_methods_supported,
         )
         status, answer, _ = await post(http, server.registration_endpoint, json_body=body)
-        registered = parse_registration(status, answer, issuer=issuer)
-        await store.save_record(self._name(issuer), registered.to_json())
+        registered = parse_registration(status, answer, issuer=server.issuer)
+        await store.save_record(self._name(server.issuer), registered.to_json())
         return registered
 
     async def forget(self, store: TokenStore, issuer: str) -> None:

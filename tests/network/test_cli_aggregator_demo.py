@@ -1,0 +1,39 @@
+"""``mcpconn demo --aggregator``: the reference aggregator's story holds, on both backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mcpconn._cli import main as cli
+from mcpconn._cli.aggregator_demo import run_aggregator_demo
+
+SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "aggregator.py"
+
+
+async def test_the_aggregator_demo_tells_its_story_and_every_claim_holds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status = await run_aggregator_demo(SCRIPT)
+    out = capsys.readouterr().out
+    assert status == 0, out[-3000:]
+    assert "alpha_echo" in out and "beta_echo" in out
+    assert "expired tokens seen downstream: 0; 401s downstream: 0" in out
+    assert out.count("[ok]") == 6 and "FAILED" not in out
+    assert "exit status 0" in out
+    assert "demo complete: every claim held" in out
+    assert "eyJ" not in out  # no token printed
+
+
+def test_the_cli_finds_the_example_from_anywhere_and_says_when_it_cannot(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # not a checkout: the package's own checkout is found
+    assert cli.find_in_checkout("examples/aggregator.py") == SCRIPT
+    assert cli.find_benchmarks() == SCRIPT.parents[1] / "benchmarks"
+    monkeypatch.setattr(cli, "find_in_checkout", lambda relative: None)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["demo", "--aggregator"])
+    assert info.value.code == 2
+    assert "no examples/aggregator.py here" in capsys.readouterr().err
