@@ -422,18 +422,30 @@ async def test_a_legacy_endpoint_on_another_origin_is_refused() -> None:
 # ---- Retry-After ------------------------------------------------------------------------
 
 
+def busy(status: int, retry_after: str) -> Writer:
+    """Every handshake refused with ``status`` and this ``Retry-After``."""
+
+    async def write(stream: Stream, req: RawRequest) -> None:
+        await stream.send(head(status, {"retry-after": retry_after, "content-length": "0"}))
+
+    return write
+
+
+async def third_refusal(raw: RawServer, bad: Connection) -> mcpconn.RateLimited:
+    """The error of ``bad`` once the server refused three handshakes (fast enough)."""
+    await raw.wait(lambda r: r.count("POST", "initialize") >= 3)
+    assert isinstance(bad.last_error, mcpconn.RateLimited)
+    return bad.last_error
+
+
 @pytest.mark.parametrize("value", ["31536000", "Fri, 01 Jan 2100 00:00:00 GMT"])
 async def test_a_retry_after_of_a_year_is_capped(value: str) -> None:
-    async def busy(stream: Stream, req: RawRequest) -> None:
-        await stream.send(head(503, {"retry-after": value, "content-length": "0"}))
-
     async def check(raw: RawServer, sup: Supervisor, bad: Connection) -> None:
-        await raw.wait(lambda r: r.count("POST", "initialize") >= 3)
-        assert isinstance(bad.last_error, mcpconn.RateLimited)
-        assert bad.last_error.retry_after is not None and bad.last_error.retry_after > 1e6
+        retry_after = (await third_refusal(raw, bad)).retry_after
+        assert retry_after is not None and retry_after > 1e6
 
     backoff = mcpconn.Backoff(initial=0.01, max_delay=0.05, retry_after_cap=0.05)
-    await against({"on_initialize": busy}, check, backoff=backoff)
+    await against({"on_initialize": busy(503, value)}, check, backoff=backoff)
 
 
 @pytest.mark.parametrize(
@@ -450,14 +462,9 @@ async def test_a_retry_after_of_a_year_is_capped(value: str) -> None:
     ],
 )
 async def test_a_garbage_retry_after_is_ignored(value: str) -> None:
-    async def busy(stream: Stream, req: RawRequest) -> None:
-        await stream.send(head(429, {"retry-after": value, "content-length": "0"}))
-
     async def check(raw: RawServer, sup: Supervisor, bad: Connection) -> None:
         # the default cap is 300 s: only an ignored hint lets retries come this fast;
         # a past date, 0 or a negative is no hint (None), so the backoff curve applies
-        await raw.wait(lambda r: r.count("POST", "initialize") >= 3)
-        assert isinstance(bad.last_error, mcpconn.RateLimited)
-        assert bad.last_error.retry_after is None
+        assert (await third_refusal(raw, bad)).retry_after is None
 
-    await against({"on_initialize": busy}, check)
+    await against({"on_initialize": busy(429, value)}, check)

@@ -10,10 +10,11 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from test_session_streamable import (
+from fake_mcp import (
     URL,
     Fake,
     Inbox,
+    an_empty_stream,
     json_reply,
     msg,
     opened,
@@ -160,11 +161,7 @@ async def test_stateless_lost_twice_fails() -> None:
     from mcpconn import TransportError
 
     fake = Modern()
-
-    async def lost(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
-        return sse_reply(b": nothing\n\n")
-
-    fake.routes["tools/call"] = lost
+    fake.routes["tools/call"] = an_empty_stream
     async with opened(fake, protocol_version="2026-07-28") as session:
         with pytest.raises(TransportError):
             await session.request("tools/call", {"name": "x"})
