@@ -184,20 +184,16 @@ async def test_streamed_request_body_arrives_whole() -> None:
         assert raw.requests[0].endswith(b"part0;part1;part2;")
 
 
-async def test_server_closing_mid_body_is_a_protocol_error() -> None:
+@pytest.mark.parametrize(
+    "sent",
+    [b"", b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b"],
+    ids=["before-a-response", "mid-body"],
+)
+async def test_server_closing_early_is_a_protocol_error(sent: bytes) -> None:
     async def serve(stream: anyio.abc.SocketStream) -> None:
         await read_request(stream)
-        await stream.send(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b")
-
-    async with raw_server(serve) as raw, client() as (c, transport):
-        with pytest.raises(httpx.RemoteProtocolError):
-            await c.get(raw.url)
-        assert transport.sockets == 0
-
-
-async def test_server_closing_before_a_response_is_a_protocol_error() -> None:
-    async def serve(stream: anyio.abc.SocketStream) -> None:
-        await read_request(stream)
+        if sent:
+            await stream.send(sent)
 
     async with raw_server(serve) as raw, client() as (c, transport):
         with pytest.raises(httpx.RemoteProtocolError):
