@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers.sse_lines import field
 from mcpconn._core import sse as _sse
 from mcpconn._core.sse import MAX_RETRY_MS, ServerSentEvent, SSEDecoder
 from mcpconn._exceptions import ProtocolError, SSELimitExceeded
@@ -55,10 +56,10 @@ def reference(
                     events.append((event_type or "message", joined, last_id, event_retry))
             data, event_type, event_retry = None, "", None
             continue
-        if line.startswith(":"):
+        parsed = field(line)
+        if parsed is None:
             continue
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
+        name, value = parsed
         if name == "data":
             data = [*(data or []), value]
         elif name == "event":
