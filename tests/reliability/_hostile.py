@@ -1,7 +1,6 @@
-"""Hostile handshakes, and the harness: a connection to a hostile server beside a good one.
+"""The hostile-server harness: a connection to a raw hostile server beside one to a good one.
 
-`HOSTILE_HANDSHAKES` names what a hostile server does and what the client must make of
-it. `against` runs a check on the hostile connection, then proves the good one (same
+`against` runs a check on the hostile connection, then proves the good one (same
 principal, same supervisor) still works, that the hostile one closes, and that no socket
 to the hostile server is left open.
 """
@@ -9,29 +8,16 @@ to the hostile server is left open.
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 import anyio.abc
 
-import mcpconn
 from mcpconn import Connection, ServerConfig, State, Supervisor, Timeouts
 from mcpconn.testing import JWTProvider, MockServer
 
-from ._raw import (
-    FAST,
-    RawRequest,
-    RawServer,
-    Writer,
-    config,
-    head,
-    init_result,
-    no_leaks,
-    raw_server,
-    send_json,
-)
+from ._raw import FAST, RawServer, Writer, config, head, no_leaks, raw_server
 from ._supervised import supervised
 
 SHORT = Timeouts(connect=1, request=0.5, read=0.5, close=0.5)
@@ -54,76 +40,6 @@ async def sse_head(stream: Stream) -> None:
 def note(seq: int) -> bytes:
     msg = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"seq": seq}}
     return b"data: " + json.dumps(msg, separators=(",", ":")).encode() + b"\n\n"
-
-
-# ---- what the hostile server does ------------------------------------------
-
-
-async def garbage(stream: Stream, req: RawRequest) -> None:
-    await sse_head(stream)
-    rng = random.Random(6)
-    await stream.send(bytes(rng.getrandbits(8) for _ in range(64 << 10)))
-    await stream.aclose()
-
-
-async def silent(stream: Stream, req: RawRequest) -> None:
-    await until_client_leaves(stream)
-
-
-async def headers_then_stall(stream: Stream, req: RawRequest) -> None:
-    await sse_head(stream)
-    await until_client_leaves(stream)
-
-
-async def close_mid_event(stream: Stream, req: RawRequest) -> None:
-    await sse_head(stream)
-    await stream.send(b'data: {"jsonrpc":"2.0","id":')
-    await stream.aclose()
-
-
-async def html(stream: Stream, req: RawRequest) -> None:
-    await stream.send(head(200, {"content-type": "text/html", "content-length": "5"}) + b"<b/>\n")
-
-
-async def lie_about_era(stream: Stream, req: RawRequest) -> None:
-    # We offered a session era; it claims the stateless one (which has no initialize).
-    await send_json(stream, init_result(req.message, "2026-07-28"))
-
-
-async def malformed_challenge(stream: Stream, req: RawRequest) -> None:
-    bad = 'Bearer error="x, realm=,,,"===, ,"\x01 scope'
-    await stream.send(head(401, {"www-authenticate": bad, "content-length": "0"}))
-
-
-HOSTILE_HANDSHAKES: dict[str, tuple[Writer, type[Exception], tuple[State, ...]]] = {
-    "garbage-bytes": (garbage, mcpconn.TransportError, (State.BACKOFF, State.CONNECTING)),
-    "never-a-byte": (silent, mcpconn.RequestTimeout, (State.BACKOFF, State.CONNECTING)),
-    "headers-then-stall": (
-        headers_then_stall,
-        mcpconn.RequestTimeout,
-        (State.BACKOFF, State.CONNECTING),
-    ),
-    "closes-mid-event": (
-        close_mid_event,
-        mcpconn.MCPConnError,
-        (State.BACKOFF, State.CONNECTING),
-    ),
-    "wrong-content-type": (
-        html,
-        mcpconn.UnexpectedContentType,
-        (State.BACKOFF, State.CONNECTING),
-    ),
-    "lies-about-its-era": (
-        lie_about_era,
-        mcpconn.ProtocolError,
-        (State.BACKOFF, State.CONNECTING, State.FAILED),
-    ),
-    "malformed-www-authenticate": (
-        malformed_challenge,
-        mcpconn.Unauthorized,
-        (State.NEEDS_REAUTH,),
-    ),
-}
 
 
 # ---- the harness ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import tracemalloc
 
 import anyio
@@ -22,20 +23,98 @@ from mcpconn._mcp.session import SessionHandlers, open_session
 from mcpconn.testing import JWTProvider, MockServer
 
 from ._hostile import (
-    HOSTILE_HANDSHAKES,
     SHORT,
     Stream,
     against,
-    garbage,
-    headers_then_stall,
     note,
     quiet,
-    silent,
     sse_head,
     until_client_leaves,
     wait_for_error,
 )
-from ._raw import FAST, RawRequest, RawServer, Writer, config, head, no_leaks, once, raw_server
+from ._raw import (
+    FAST,
+    RawRequest,
+    RawServer,
+    Writer,
+    config,
+    head,
+    init_result,
+    no_leaks,
+    once,
+    raw_server,
+    send_json,
+)
+
+# ---- writers: what the hostile server does ------------------------------------------
+
+
+async def garbage(stream: Stream, req: RawRequest) -> None:
+    await sse_head(stream)
+    rng = random.Random(6)
+    await stream.send(bytes(rng.getrandbits(8) for _ in range(64 << 10)))
+    await stream.aclose()
+
+
+async def silent(stream: Stream, req: RawRequest) -> None:
+    await until_client_leaves(stream)
+
+
+async def headers_then_stall(stream: Stream, req: RawRequest) -> None:
+    await sse_head(stream)
+    await until_client_leaves(stream)
+
+
+async def close_mid_event(stream: Stream, req: RawRequest) -> None:
+    await sse_head(stream)
+    await stream.send(b'data: {"jsonrpc":"2.0","id":')
+    await stream.aclose()
+
+
+async def html(stream: Stream, req: RawRequest) -> None:
+    await stream.send(head(200, {"content-type": "text/html", "content-length": "5"}) + b"<b/>\n")
+
+
+async def lie_about_era(stream: Stream, req: RawRequest) -> None:
+    # We offered a session era; it claims the stateless one (which has no initialize).
+    await send_json(stream, init_result(req.message, "2026-07-28"))
+
+
+async def malformed_challenge(stream: Stream, req: RawRequest) -> None:
+    bad = 'Bearer error="x, realm=,,,"===, ,"\x01 scope'
+    await stream.send(head(401, {"www-authenticate": bad, "content-length": "0"}))
+
+
+HOSTILE_HANDSHAKES: dict[str, tuple[Writer, type[Exception], tuple[State, ...]]] = {
+    "garbage-bytes": (garbage, mcpconn.TransportError, (State.BACKOFF, State.CONNECTING)),
+    "never-a-byte": (silent, mcpconn.RequestTimeout, (State.BACKOFF, State.CONNECTING)),
+    "headers-then-stall": (
+        headers_then_stall,
+        mcpconn.RequestTimeout,
+        (State.BACKOFF, State.CONNECTING),
+    ),
+    "closes-mid-event": (
+        close_mid_event,
+        mcpconn.MCPConnError,
+        (State.BACKOFF, State.CONNECTING),
+    ),
+    "wrong-content-type": (
+        html,
+        mcpconn.UnexpectedContentType,
+        (State.BACKOFF, State.CONNECTING),
+    ),
+    "lies-about-its-era": (
+        lie_about_era,
+        mcpconn.ProtocolError,
+        (State.BACKOFF, State.CONNECTING, State.FAILED),
+    ),
+    "malformed-www-authenticate": (
+        malformed_challenge,
+        mcpconn.Unauthorized,
+        (State.NEEDS_REAUTH,),
+    ),
+}
+
 
 # ---- handshakes that go wrong ---------------------------------------------------------
 
