@@ -10,19 +10,22 @@ Tokens are HS256 JWTs signed with ``MCPCONN_TEST_SECRET``; ``exp`` is checked.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 import anyio
 import jwt
 import mcp_types as types
-import uvicorn
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel
+
+# a child process: the shared test helpers are one directory up
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from helpers.sdk_child import add_common_tools, serve_and_announce
 
 warnings.simplefilter("ignore")  # the logging capability is deprecated in 2026-07-28
 MODERN = "2026-07-28"
@@ -53,28 +56,7 @@ def build() -> Any:
         auth=AuthSettings(issuer_url="http://127.0.0.1/issuer", resource_server_url=None),
     )
 
-    @server.tool()
-    def echo(text: str) -> str:
-        """Return the text."""
-        return text
-
-    @server.tool()
-    async def work(steps: int, ctx: Context) -> str:
-        """Log once at info and once at debug, then report progress ``steps`` times."""
-        await ctx.info("working")
-        await ctx.debug("details")
-        for i in range(steps):
-            await ctx.report_progress(i + 1, steps, f"step {i + 1}")
-        return f"did {steps} steps"
-
-    @server.tool()
-    async def announce(ctx: Context) -> str:
-        """Say the tool list changed (GET stream, or 2026 subscriptions)."""
-        if ctx.protocol_version == MODERN:
-            await ctx.notify_tools_changed()
-        else:
-            await ctx.session.send_tool_list_changed()
-        return "announced"
+    add_common_tools(server, debug_line=True)
 
     @server.tool()
     async def confirm(question: str, ctx: Context) -> Any:
@@ -127,16 +109,7 @@ def handshake_only(app: Any) -> Any:
 
 
 async def main(port: int, old: bool) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    app = handshake_only(build()) if old else build()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve, [sock])
-        while not server.started:  # noqa: ASYNC110 (uvicorn offers no started event)
-            await anyio.sleep(0.01)
-        print(sock.getsockname()[1], flush=True)
+    await serve_and_announce(handshake_only(build()) if old else build(), port)
 
 
 if __name__ == "__main__":

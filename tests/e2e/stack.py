@@ -46,6 +46,8 @@ ASYNCGEN_LEAKS_OF_THE_SDK_CLIENT = pytest.mark.filterwarnings(
     r"ignore:Exception ignored in. <async_generator object "
     r"(EventSource|PoolByteStream|Response)\.:pytest.PytestUnraisableExceptionWarning"
 )
+#: The marks of every end-to-end module (``pytestmark = MARKS``).
+MARKS = [pytest.mark.interop, ASYNCGEN_LEAKS_OF_THE_SDK_CLIENT]
 
 
 def mint(sub: str, *, ttl: float = 600.0) -> str:

@@ -20,7 +20,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from stack import (
     AGGREGATOR,
-    ASYNCGEN_LEAKS_OF_THE_SDK_CLIENT,
+    MARKS,
     MODES,
     SECRET,
     SESSION_ERA_LOGGING,
@@ -31,7 +31,7 @@ from stack import (
     text_of,
 )
 
-pytestmark = [pytest.mark.interop, ASYNCGEN_LEAKS_OF_THE_SDK_CLIENT]
+pytestmark = MARKS
 
 REAUTH = "re-authentication required"
 

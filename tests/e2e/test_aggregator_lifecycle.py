@@ -13,18 +13,9 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
-from stack import (
-    ASYNCGEN_LEAKS_OF_THE_SDK_CLIENT,
-    MODES,
-    SESSION_ERA_LOGGING,
-    Inbox,
-    Stack,
-    mint,
-    principal,
-    text_of,
-)
+from stack import MARKS, MODES, SESSION_ERA_LOGGING, Inbox, Stack, mint, principal, text_of
 
-pytestmark = [pytest.mark.interop, ASYNCGEN_LEAKS_OF_THE_SDK_CLIENT]
+pytestmark = MARKS
 
 
 @pytest.fixture(scope="module")

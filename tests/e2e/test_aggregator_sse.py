@@ -6,18 +6,9 @@ from collections.abc import Iterator
 
 import anyio
 import pytest
-from stack import (
-    AGGREGATOR,
-    ASYNCGEN_LEAKS_OF_THE_SDK_CLIENT,
-    SECRET,
-    Process,
-    Stack,
-    mint,
-    principal,
-    text_of,
-)
+from stack import AGGREGATOR, MARKS, SECRET, Process, Stack, mint, principal, text_of
 
-pytestmark = [pytest.mark.interop, ASYNCGEN_LEAKS_OF_THE_SDK_CLIENT]
+pytestmark = MARKS
 
 
 class SSEStack(Stack):

@@ -16,20 +16,22 @@ from __future__ import annotations
 
 import itertools
 import os
-import socket
 import sys
-import warnings
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
 import jwt
-import uvicorn
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
 from mcp_types import Completion, EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
 from pydantic import BaseModel, Field
+
+# a child process: the shared test helpers are one directory up
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from helpers.sdk_child import add_common_tools, serve_and_announce
 
 MODES = ("stateful", "json", "stateless", "resumable", "idle", "sse")
 
@@ -100,10 +102,7 @@ def build(mode: str, idle: float) -> Any:
         auth=AuthSettings(issuer_url="http://127.0.0.1/issuer", resource_server_url=None),
     )
 
-    @server.tool()
-    def echo(text: str) -> str:
-        """Return the text."""
-        return text
+    add_common_tools(server, debug_line=False)
 
     @server.tool()
     def regional(
@@ -111,25 +110,6 @@ def build(mode: str, idle: float) -> Any:
     ) -> str:
         """A tool whose ``region`` is mirrored into ``Mcp-Param-Region`` (2026-07-28)."""
         return f"{region}:{text}"
-
-    @server.tool()
-    async def work(steps: int, ctx: Context) -> str:
-        """Report progress ``steps`` times and log once."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            await ctx.info("working")
-        for i in range(steps):
-            await ctx.report_progress(i + 1, steps, f"step {i + 1}")
-        return f"did {steps} steps"
-
-    @server.tool()
-    async def announce(ctx: Context) -> str:
-        """Say the tool list changed: on the GET stream, or to 2026 subscriptions."""
-        if ctx.protocol_version == "2026-07-28":
-            await ctx.notify_tools_changed()
-        else:
-            await ctx.session.send_tool_list_changed()
-        return "announced"
 
     @server.tool()
     async def interrupted(ctx: Context) -> str:
@@ -220,15 +200,7 @@ def combine(modes: list[str], idle: float) -> Any:
 
 async def main(modes: list[str], idle: float) -> None:
     app = build(modes[0], idle) if len(modes) == 1 else combine(modes, idle)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve, [sock])
-        while not server.started:  # noqa: ASYNC110 (uvicorn offers no started event)
-            await anyio.sleep(0.01)
-        print(sock.getsockname()[1], flush=True)
+    await serve_and_announce(app)
 
 
 if __name__ == "__main__":

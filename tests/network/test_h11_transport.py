@@ -1,8 +1,7 @@
 """H11Transport over real loopback sockets: reuse, bodies, breakage, timeouts, caps, TLS.
 
-Small raw servers (one coroutine per accepted connection, bytes in and out)
-make the edge cases exact: a server that closes mid-body, one that stalls, one
-that closes an idle keep-alive connection. Every test runs on asyncio and trio.
+Against the small raw servers of raw_http.py, which make the edge cases exact. Every
+test runs on asyncio and trio. Which transport a client gets: test_transport_choice.
 """
 
 from __future__ import annotations
@@ -10,101 +9,16 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import anyio.abc
 import httpx
 import pytest
+from raw_http import Raw, Serve, client, keepalive, raw_server, read_request, response
 
-from mcpconn import ServerConfig, State, Supervisor, TokenSource
-from mcpconn._http import H11Transport, make_client, uses_h11
-from mcpconn._http.shards import ClientShards
-from mcpconn.testing import JWTProvider, MockServer
-
-Serve = Callable[[anyio.abc.SocketStream], Awaitable[None]]
-
-
-@dataclass
-class Raw:
-    url: str
-    accepted: int = 0
-    requests: list[bytes] = field(default_factory=list)
-
-
-@asynccontextmanager
-async def raw_server(serve: Serve, *, tls: ssl.SSLContext | None = None) -> AsyncIterator[Raw]:
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    raw = Raw(f"{'https' if tls else 'http'}://127.0.0.1:{port}/mcp")
-
-    async def handle(stream: anyio.abc.SocketStream) -> None:
-        raw.accepted += 1
-        async with stream:
-            with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream):
-                await serve(stream)
-
-    async def accept(sock: anyio.abc.SocketStream) -> None:
-        if tls is None:
-            await handle(sock)
-        else:
-            await _tls_handle(sock, tls, handle)
-
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, accept)
-        yield raw
-        tg.cancel_scope.cancel()
-
-
-async def _tls_handle(sock: anyio.abc.SocketStream, context: ssl.SSLContext, handle: Serve) -> None:
-    from anyio.streams.tls import TLSStream
-
-    async with sock:  # closed however the handshake ends (cancelled included)
-        try:
-            stream = await TLSStream.wrap(sock, server_side=True, ssl_context=context)
-        except (ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream, OSError):
-            return
-        await handle(stream)  # type: ignore[arg-type]
-
-
-async def read_request(stream: anyio.abc.ByteStream, raw: Raw | None = None) -> bytes:
-    """Read one request head (and a content-length body)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += await stream.receive()
-    head, _, body = data.partition(b"\r\n\r\n")
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-            while len(body) < length:
-                body += await stream.receive()
-    if raw is not None:
-        raw.requests.append(head + b"\r\n\r\n" + body)
-    return head + b"\r\n\r\n" + body
-
-
-def response(body: bytes, *extra: bytes) -> bytes:
-    headers = b"".join(h + b"\r\n" for h in extra)
-    return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n%s\r\n%s" % (len(body), headers, body)
-
-
-def keepalive(raw_ref: list[Raw]) -> Serve:
-    async def serve(stream: anyio.abc.SocketStream) -> None:
-        while True:
-            await read_request(stream, raw_ref[0] if raw_ref else None)
-            await stream.send(response(b"hello"))
-
-    return serve
-
-
-@asynccontextmanager
-async def client(**kwargs: object) -> AsyncIterator[tuple[httpx.AsyncClient, H11Transport]]:
-    transport = H11Transport(**kwargs)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, timeout=5) as c:
-        yield c, transport
+from mcpconn._http import H11Transport, make_client
 
 
 async def test_keep_alive_reuses_one_connection() -> None:
@@ -184,20 +98,16 @@ async def test_streamed_request_body_arrives_whole() -> None:
         assert raw.requests[0].endswith(b"part0;part1;part2;")
 
 
-async def test_server_closing_mid_body_is_a_protocol_error() -> None:
+@pytest.mark.parametrize(
+    "sent",
+    [b"", b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b"],
+    ids=["before-a-response", "mid-body"],
+)
+async def test_server_closing_early_is_a_protocol_error(sent: bytes) -> None:
     async def serve(stream: anyio.abc.SocketStream) -> None:
         await read_request(stream)
-        await stream.send(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b")
-
-    async with raw_server(serve) as raw, client() as (c, transport):
-        with pytest.raises(httpx.RemoteProtocolError):
-            await c.get(raw.url)
-        assert transport.sockets == 0
-
-
-async def test_server_closing_before_a_response_is_a_protocol_error() -> None:
-    async def serve(stream: anyio.abc.SocketStream) -> None:
-        await read_request(stream)
+        if sent:
+            await stream.send(sent)
 
     async with raw_server(serve) as raw, client() as (c, transport):
         with pytest.raises(httpx.RemoteProtocolError):
@@ -379,67 +289,6 @@ def _tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     server.load_cert_chain(cert_pem, key_pem)
     client_context = ssl.create_default_context(cafile=str(cert_pem))
     return server, client_context
-
-
-# ---- which transport a client gets -----------------------------------------------------------
-
-
-async def test_unsupported_settings_fall_back_to_httpx(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    async with make_client() as c:
-        assert isinstance(c._transport, H11Transport)
-    assert not uses_h11(http2=True)  # HTTP/2 is httpx's (with the h2 extra)
-    assert not uses_h11(proxy="http://127.0.0.1:9")
-    mine = httpx.MockTransport(lambda request: httpx.Response(204))
-    async with make_client(transport=mine) as c:
-        assert c._transport is mine
-        assert (await c.get("http://127.0.0.1:9/")).status_code == 204
-    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
-    assert not uses_h11()
-    async with make_client() as c:
-        assert not isinstance(c._transport, H11Transport)
-        assert c._mounts  # httpx read the proxy from the environment, as it always does
-    assert uses_h11(trust_env=False)
-    assert not ClientShards().h11
-
-
-async def test_unsupported_scheme_is_httpx_unsupported_protocol() -> None:
-    async with client() as (c, _transport):
-        with pytest.raises(httpx.UnsupportedProtocol):
-            await c.get("ftp://127.0.0.1/")
-
-
-async def test_supervisor_connections_share_one_client_on_h11() -> None:
-    async with (
-        MockServer() as mock,
-        TokenSource(JWTProvider(mock.issuer)) as tokens,
-        Supervisor(tokens) as sup,
-    ):
-        config = ServerConfig("mock", mock.url, transport="streamable-http")
-        conns = [await sup.connect(config, f"p{i}") for i in range(3)]
-        with anyio.fail_after(10):
-            for conn in conns:
-                await conn.wait_for(State.READY)
-        clients = {id(conn.client) for conn in conns}
-        assert len(clients) == 1
-        transport = conns[0].client._transport
-        assert isinstance(transport, H11Transport)
-        assert (await conns[0].call_tool("echo", {"text": "hi"}))["content"][0]["text"] == "hi"
-        assert transport.sockets >= 3  # a listener stream each, plus reused POST sockets
-
-
-async def test_the_default_cap_leaves_descriptors_for_other_origins() -> None:
-    import resource
-
-    ref: list[Raw] = []
-    async with raw_server(keepalive(ref)) as raw, client() as (c, transport):
-        ref.append(raw)
-        await c.get(raw.url)
-        pool = transport.origin(httpx.URL(raw.url))
-        assert pool is not None and pool.max_connections is not None
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        assert 256 <= pool.max_connections <= max(256, soft - soft // 4)
 
 
 async def test_a_server_that_never_reads_is_a_write_timeout() -> None:

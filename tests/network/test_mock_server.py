@@ -13,6 +13,7 @@ import pytest
 
 import mcpconn
 import mcpconn.testing
+from helpers.sse_lines import field
 from mcpconn._cli.mock_server import add_mock_server_parser, serve_mock_server
 from mcpconn._http import make_client
 from mcpconn.testing import Fault, JWTIssuer, JWTProvider, MockServer, TokenRejected, Tool
@@ -46,6 +47,18 @@ def init_params(version: str = LATEST) -> dict[str, Any]:
     }
 
 
+def as_event(block: list[str]) -> dict[str, str] | None:
+    """One block of lines as {id, event, data, retry} (those present); None if empty."""
+    event: dict[str, str] = {}
+    data: list[str] = []
+    for name, value in filter(None, map(field, block)):
+        if name == "data":
+            data.append(value)
+        else:
+            event[name] = value
+    return {**event, "data": "\n".join(data)} if data or event else None
+
+
 class SSE:
     """Hand-parsed SSE over ``response.aiter_lines()``: events are {id, event, data, retry}."""
 
@@ -54,23 +67,15 @@ class SSE:
 
     async def event(self) -> dict[str, str] | None:
         """The next event, or None at the end of the body."""
-        event: dict[str, str] = {}
-        data: list[str] = []
+        block: list[str] = []
         async for line in self._lines:
-            if line == "":
-                if data or event:
-                    event["data"] = "\n".join(data)
-                    return event
+            if line:
+                block.append(line)
                 continue
-            if line.startswith(":"):
-                continue
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "data":
-                data.append(value)
-            else:
-                event[name] = value
-        return None
+            event, block = as_event(block), []
+            if event is not None:
+                return event
+        return None  # an unterminated block is no event
 
     async def message(self) -> dict[str, Any] | None:
         """The next JSON-RPC message (priming events skipped), or None at the end."""

@@ -236,17 +236,27 @@ async def test_shutdown_with_connections_in_every_state_is_bounded(caplog: Any) 
             await ready[0].call_tool("echo", {})
 
 
-async def test_close_server_closes_only_that_servers_connections() -> None:
+@pytest.mark.parametrize("closing", ["server", "principal"])
+async def test_closing_a_server_or_a_principal_closes_only_its_connections(closing: str) -> None:
     async with MockServer() as server, running(server, JWTProvider(server.issuer)) as (_, sup):
-        gone = await sup.connect(ServerConfig("gone", server.url, listen=False), "ann")
-        kept = await sup.connect(config(server), "ann")
+        if closing == "server":
+            gone = await sup.connect(ServerConfig("gone", server.url, listen=False), "ann")
+            kept = await sup.connect(config(server), "ann")
+        else:
+            gone = await sup.connect(config(server), "ann")
+            kept = await sup.connect(config(server), "ben")
         with anyio.fail_after(10):
             await gone.wait_for(State.READY)
             await kept.wait_for(State.READY)
-            await sup.close_server("gone")
+            if closing == "server":
+                await sup.close_server("gone")
+            else:
+                await sup.close_principal("ann")
         assert gone.state is State.CLOSED and kept.state is State.READY
-        assert sup.connections(server="gone") == []
-        assert sup.connections(principal="ann") == [kept]
+        closed = {"server": {"server": "gone"}, "principal": {"principal": "ann"}}[closing]
+        assert sup.connections(**closed) == []
+        assert sup.connections(principal=kept.principal) == [kept]
+        assert await sup.connect(config(server), kept.principal) is kept
 
 
 async def test_resources_and_prompts_are_listed_and_cached() -> None:
@@ -263,16 +273,3 @@ async def test_resources_and_prompts_are_listed_and_cached() -> None:
             assert server.stats().requests_total == before
             assert await conn.list_prompts(refresh=True) == prompts
             assert server.stats().requests_total == before + 1
-
-
-async def test_close_principal_closes_only_that_principals_connections() -> None:
-    async with MockServer() as server, running(server, JWTProvider(server.issuer)) as (_, sup):
-        a = await sup.connect(config(server), "ann")
-        b = await sup.connect(config(server), "ben")
-        with anyio.fail_after(10):
-            await a.wait_for(State.READY)
-            await b.wait_for(State.READY)
-            await sup.close_principal("ann")
-        assert a.state is State.CLOSED and b.state is State.READY
-        assert sup.connections(principal="ann") == []
-        assert await sup.connect(config(server), "ben") is b

@@ -79,12 +79,20 @@ def deployment(redis_server: RedisServer) -> Deployment:
     return Deployment(redis_server.url)
 
 
-def failing_redis(
+@asynccontextmanager
+async def on_a_breakable_redis(
     server: RedisServer, caplog: pytest.LogCaptureFixture, *, op_timeout: float
-) -> Deployment:
-    """A deployment on a Redis the test will break, with the store's log lines captured."""
+) -> AsyncIterator[tuple[Deployment, TokenSource, RedisTokenStore]]:
+    """A replica on a Redis the test will break, with the store's log lines captured."""
     caplog.set_level(logging.INFO, logger="mcpconn.redis_store")
-    return Deployment(server.url, op_timeout=op_timeout, retry_interval=0.05)
+    deployment = Deployment(server.url, op_timeout=op_timeout, retry_interval=0.05)
+    async with deployment.replica() as (source, store):
+        yield deployment, source, store
+
+
+def fallbacks_logged(caplog: pytest.LogCaptureFixture) -> int:
+    """The store's "unavailable" lines: one per outage, however long it lasts."""
+    return len([r for r in caplog.records if "unavailable" in r.getMessage()])
 
 
 async def until_available(store: RedisTokenStore) -> None:
@@ -210,9 +218,9 @@ async def test_rotated_keys_still_read_old_blobs(deployment: Deployment) -> None
 async def test_redis_outage_falls_back_with_one_log_line_and_recovers(
     own_redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    deployment = failing_redis(own_redis_server, caplog, op_timeout=0.3)
-    clock, provider = deployment.clock, deployment.provider
-    async with deployment.replica() as (a, store):
+    async with on_a_breakable_redis(own_redis_server, caplog, op_timeout=0.3) as broken:
+        deployment, a, store = broken
+        clock = deployment.clock
         first = await a.get("alice")
         own_redis_server.kill()
         for _ in range(3):
@@ -221,10 +229,9 @@ async def test_redis_outage_falls_back_with_one_log_line_and_recovers(
             assert token.raw != first.raw
             assert token.expires_at is not None and token.expires_at > clock()
             first = token
-        assert provider.calls == 4
+        assert deployment.provider.calls == 4
         assert not store.available
-        down = [r for r in caplog.records if "unavailable" in r.getMessage()]
-        assert len(down) == 1
+        assert fallbacks_logged(caplog) == 1
         assert "SECRET" not in caplog.text
 
         own_redis_server.start()
@@ -236,7 +243,7 @@ async def test_redis_outage_falls_back_with_one_log_line_and_recovers(
             with anyio.fail_after(5):
                 await heard.wait()  # pub/sub works again
         assert (await a.get("alice")).raw == "SECRET-after"
-        assert len([r for r in caplog.records if "unavailable" in r.getMessage()]) == 1
+        assert fallbacks_logged(caplog) == 1
         assert any("reachable again" in r.getMessage() for r in caplog.records)
 
 
@@ -274,14 +281,13 @@ async def test_a_provider_failure_reaches_the_waiting_replicas(deployment: Deplo
 async def test_a_slow_redis_is_cut_off_and_recovers(
     own_redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    deployment = failing_redis(own_redis_server, caplog, op_timeout=0.2)
-    clock, provider = deployment.clock, deployment.provider
-    async with deployment.replica() as (a, store):
+    async with on_a_breakable_redis(own_redis_server, caplog, op_timeout=0.2) as broken:
+        deployment, a, store = broken
         first = await a.get("alice")
         assert own_redis_server.proc is not None
         own_redis_server.proc.send_signal(signal.SIGSTOP)  # alive but answers nothing
         try:
-            clock.offset += 7200
+            deployment.clock.offset += 7200
             with anyio.fail_after(5):  # bounded by op_timeout, not by Redis
                 second = await a.get("alice")
             assert second.raw != first.raw
@@ -289,13 +295,13 @@ async def test_a_slow_redis_is_cut_off_and_recovers(
         finally:
             own_redis_server.proc.send_signal(signal.SIGCONT)
         await until_available(store)
-        clock.offset += 7200
+        deployment.clock.offset += 7200
         third = await a.get("alice")  # Redis answers again: shared again
         assert store.available
         async with deployment.replica() as (b, _):
             assert (await b.get("alice")).raw == third.raw
-        assert provider.calls == 3
-        assert len([r for r in caplog.records if "unavailable" in r.getMessage()]) == 1
+        assert deployment.provider.calls == 3
+        assert fallbacks_logged(caplog) == 1
 
 
 async def test_a_shared_store_needs_async_with(redis_server: RedisServer) -> None:

@@ -24,14 +24,13 @@ from mcpconn import (
     ServerConfig,
     State,
     StormControl,
-    Supervisor,
     Token,
     TokenRequest,
-    TokenSource,
 )
 from mcpconn.testing import JWTIssuer, JWTProvider, MockServer
 
 from ._raw import FAST, no_leaks
+from ._supervised import connected, supervised
 
 Provider = Callable[[TokenRequest], Awaitable[Any]]
 
@@ -84,10 +83,8 @@ VISIBLE: dict[str, Provider] = {
 @pytest.mark.parametrize("kind", sorted(VISIBLE))
 async def test_a_visibly_broken_provider_sends_nothing_and_backs_off(kind: str) -> None:
     async with no_leaks(), MockServer() as server:
-        async with (
-            TokenSource(VISIBLE[kind], provider_timeout=0.2, failure_cooldown=0) as tokens,
-            Supervisor(tokens, backoff=FAST) as sup,
-        ):
+        quick_to_fail = {"provider_timeout": 0.2, "failure_cooldown": 0}
+        async with supervised(VISIBLE[kind], source_options=quick_to_fail) as sup:
             conn = await sup.connect(cfg(server), "alice")
             changes = sup.state_changes()
             with anyio.fail_after(10):
@@ -109,16 +106,11 @@ async def test_a_far_future_exp_is_accepted_and_repr_stays_safe() -> None:
     async with MockServer() as server:
         raw = server.issuer.mint("alice", lifetime=200 * 365 * 86400)  # two centuries
 
-        async with (
-            TokenSource(returning(raw)) as tokens,
-            Supervisor(tokens, backoff=FAST) as sup,
-        ):
-            conn = await sup.connect(cfg(server), "alice")
-            with anyio.fail_after(10):
-                await conn.wait_for(State.READY)
-                assert "far" in str(await conn.call_tool("echo", {"text": "far"}))
-            token = await tokens.get("alice")
-            assert raw not in repr(token) and raw not in repr(tokens) and raw not in repr(conn)
+        async with supervised(returning(raw)) as sup:
+            conn = await connected(sup, cfg(server))
+            assert "far" in str(await conn.call_tool("echo", {"text": "far"}))
+            token = await sup.tokens.get("alice")
+            assert raw not in repr(token) and raw not in repr(sup.tokens) and raw not in repr(conn)
 
 
 async def test_a_token_mcpconn_cannot_judge_is_rejected_by_the_server_and_parks() -> None:
@@ -134,13 +126,8 @@ async def test_a_token_mcpconn_cannot_judge_is_rejected_by_the_server_and_parks(
             calls += 1
             return other.mint("mallory", lifetime=600)
 
-        async with (
-            TokenSource(provider, failure_cooldown=0) as tokens,
-            Supervisor(tokens, backoff=FAST) as sup,
-        ):
-            conn = await sup.connect(cfg(server), "alice")
-            with anyio.fail_after(10):
-                await conn.wait_for(State.NEEDS_REAUTH)
+        async with supervised(provider, source_options={"failure_cooldown": 0}) as sup:
+            conn = await connected(sup, cfg(server), state=State.NEEDS_REAUTH)
             assert isinstance(conn.last_error, mcpconn.Unauthorized)
             seen = server.stats().requests_total
             assert seen == 1 + 1 + FAST.auth_attempts
@@ -160,10 +147,8 @@ async def test_hundreds_wait_on_one_slow_refresh() -> None:
 
         storm = StormControl(connect_rate=1e6, connect_burst=1e6)
         got: list[Token] = []
-        async with (
-            TokenSource(slow) as tokens,
-            Supervisor(tokens, backoff=FAST, storm_control=storm) as sup,
-        ):
+        async with supervised(slow, storm_control=storm) as sup:
+            tokens = sup.tokens
 
             async def waiter() -> None:
                 got.append(await tokens.get("alice"))
@@ -192,14 +177,9 @@ async def test_a_provider_that_fails_transiently_recovers_without_touching_auth(
                 raise ConnectionError("identity provider hiccup")
             return await inner(request)
 
-        async with (
-            TokenSource(flaky, failure_cooldown=0) as tokens,
-            Supervisor(tokens, backoff=FAST) as sup,
-        ):
-            conn = await sup.connect(cfg(server), "alice")
-            with anyio.fail_after(10):
-                await conn.wait_for(State.READY)
-                assert "ok" in str(await conn.call_tool("echo", {"text": "ok"}))
+        async with supervised(flaky, source_options={"failure_cooldown": 0}) as sup:
+            conn = await connected(sup, cfg(server))
+            assert "ok" in str(await conn.call_tool("echo", {"text": "ok"}))
             assert failures == 0
             stats = sup.statistics()
             assert stats.unauthorized == 0 and stats.parks == 0
@@ -215,13 +195,10 @@ async def test_clock_skew_the_server_says_expired_the_401_path_recovers() -> Non
             life = lifetimes.pop(0) if lifetimes else 600.0
             return server.issuer.mint(request.principal, lifetime=life)
 
-        async with (
-            TokenSource(provider, margin=1.0) as tokens,
-            Supervisor(tokens, backoff=FAST) as sup,
-        ):
-            conn = await sup.connect(cfg(server), "alice")
+        async with supervised(provider, source_options={"margin": 1.0}) as sup:
+            tokens = sup.tokens
+            conn = await connected(sup, cfg(server))
             with anyio.fail_after(10):
-                await conn.wait_for(State.READY)
                 first = await tokens.get("alice")
                 server.clock_offset = 60.0  # the server's clock runs a minute ahead
                 # by our clock the token has ~19 s left; by the server's it is dead
@@ -237,13 +214,9 @@ async def test_a_provider_that_says_reauth_parks_at_once_and_a_publish_wakes_it(
     async with no_leaks(), MockServer() as server:
         provider = JWTProvider(server.issuer)
         provider.revoke("alice")
-        async with (
-            TokenSource(provider) as tokens,
-            Supervisor(tokens, backoff=FAST) as sup,
-        ):
-            conn = await sup.connect(cfg(server), "alice")
+        async with supervised(provider) as sup:
+            conn = await connected(sup, cfg(server), state=State.NEEDS_REAUTH)
             with anyio.fail_after(10):
-                await conn.wait_for(State.NEEDS_REAUTH)
                 assert server.stats().requests_total == 0
-                tokens.publish("alice", Token.from_jwt(server.mint("alice"), now=time.time()))
+                sup.tokens.publish("alice", Token.from_jwt(server.mint("alice"), now=time.time()))
                 await conn.wait_for(State.READY)

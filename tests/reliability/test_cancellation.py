@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import anyio.abc
 import pytest
 
 import mcpconn
-from mcpconn import Backoff, ServerConfig, State, StormControl, Supervisor, TokenSource
+from mcpconn import Backoff, Connection, ServerConfig, State, StormControl, Supervisor, TokenSource
 from mcpconn.testing import Fault, JWTIssuer, JWTProvider, MockServer
 
 from ._raw import (
@@ -34,6 +37,7 @@ from ._raw import (
     raw_server,
     state_of,
 )
+from ._supervised import connected, supervised
 
 Stream = anyio.abc.SocketStream
 POINTS = ["before-head", "after-head", "mid-event"]
@@ -72,28 +76,38 @@ async def server_saw_hangup(raw: RawServer) -> None:
         await raw.wait(lambda r: r.open_connections == 0)
 
 
+@asynccontextmanager
+async def paused(
+    point: str, where: str, *, close_timeout: float = 10.0, **options: Any
+) -> AsyncIterator[tuple[RawServer, Supervisor, Connection]]:
+    """A connection whose server's ``where`` handler paused at ``point``.
+
+    The block closes the supervisor at that point; afterwards the connection is CLOSED
+    and the server saw the client hang up.
+    """
+    reached = anyio.Event()
+    async with no_leaks(), raw_server(**{where: pausing(point, reached)}) as raw:
+        with anyio.fail_after(10):
+            async with supervised(JWTProvider(JWTIssuer()), close_timeout=close_timeout) as sup:
+                conn = await sup.connect(config(raw.url, **options), "alice")
+                await reached.wait()
+                yield raw, sup, conn
+            assert state_of(conn) is State.CLOSED
+        await server_saw_hangup(raw)
+
+
 # ---- connect ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("point", POINTS)
 async def test_closing_during_the_handshake_leaves_nothing_behind(point: str) -> None:
-    reached = anyio.Event()
-    async with no_leaks(), raw_server(on_initialize=pausing(point, reached)) as raw:
-        with anyio.fail_after(10):
-            async with (
-                TokenSource(JWTProvider(JWTIssuer())) as tokens,
-                Supervisor(tokens, backoff=FAST, close_timeout=2) as sup,
-            ):
-                conn = await sup.connect(config(raw.url), "alice")
-                await reached.wait()
-                assert conn.state is State.CONNECTING
-                # a caller waiting for READY is cancelled by its own deadline, not hung
-                with anyio.move_on_after(0.05) as scope:
-                    await conn.wait_for(State.READY)
-                assert scope.cancelled_caught
-                consistent(sup)
-            assert state_of(conn) is State.CLOSED
-        await server_saw_hangup(raw)
+    async with paused(point, "on_initialize", close_timeout=2) as (_, sup, conn):
+        assert conn.state is State.CONNECTING
+        # a caller waiting for READY is cancelled by its own deadline, not hung
+        with anyio.move_on_after(0.05) as scope:
+            await conn.wait_for(State.READY)
+        assert scope.cancelled_caught
+        consistent(sup)
 
 
 # ---- request ---------------------------------------------------------------------------
@@ -157,20 +171,10 @@ async def test_a_cancelled_call_tells_the_server() -> None:
 
 @pytest.mark.parametrize("point", POINTS)
 async def test_closing_while_the_listener_is_at_each_point(point: str) -> None:
-    reached = anyio.Event()
-    async with no_leaks(), raw_server(on_get=pausing(point, reached)) as raw:
-        with anyio.fail_after(10):
-            async with (
-                TokenSource(JWTProvider(JWTIssuer())) as tokens,
-                Supervisor(tokens, backoff=FAST) as sup,
-            ):
-                conn = await sup.connect(config(raw.url, timeouts=mcpconn.Timeouts(read=30)), "a")
-                await reached.wait()
-                assert conn.state is State.READY
-                consistent(sup)
-            assert state_of(conn) is State.CLOSED
-        assert raw.count("DELETE") == 1  # a READY session is closed politely
-        await server_saw_hangup(raw)
+    async with paused(point, "on_get", timeouts=mcpconn.Timeouts(read=30)) as (raw, sup, conn):
+        assert conn.state is State.READY
+        consistent(sup)
+    assert raw.count("DELETE") == 1  # a READY session is closed politely
 
 
 # ---- refresh ---------------------------------------------------------------------------
@@ -205,16 +209,12 @@ async def test_cancelling_callers_during_a_hanging_refresh_and_closing_is_bounde
 async def test_a_refresh_that_ends_after_its_caller_left_still_serves_the_next_call() -> None:
     async with no_leaks(), MockServer() as server:
         provider = JWTProvider(server.issuer)
-        async with (
-            TokenSource(provider) as tokens,
-            Supervisor(tokens, backoff=FAST) as sup,
-        ):
+        async with supervised(provider) as sup:
             cfg = ServerConfig(
                 "m", server.url, transport="streamable-http", protocol_version="2025-11-25"
             )
-            conn = await sup.connect(cfg, "alice")
+            conn = await connected(sup, cfg)
             with anyio.fail_after(10):
-                await conn.wait_for(State.READY)
                 server.revoke("alice")  # the next call gets 401: a forced refresh
                 provider.hang()
                 with anyio.move_on_after(0.2):

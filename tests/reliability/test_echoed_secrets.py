@@ -29,11 +29,10 @@ import jwt
 import pytest
 
 import mcpconn
-from mcpconn import Connection, State, StateChange, Supervisor, TokenRequest, TokenSource
+from mcpconn import Connection, State, Supervisor, TokenRequest
 from mcpconn._core.sanitize import REDACTED
 
 from ._raw import (
-    FAST,
     RawRequest,
     RawServer,
     Writer,
@@ -46,6 +45,7 @@ from ._raw import (
     send_json,
     surfaces,
 )
+from ._supervised import recorded_changes, supervised
 
 Stream = Any
 Until = Callable[[RawServer, Connection, Supervisor], Awaitable[list[BaseException]]]
@@ -213,21 +213,13 @@ async def test_an_echoed_token_is_redacted_everywhere(
         issued.append(token)
         return token
 
-    changes: list[StateChange] = []
     async with no_leaks(), raw_server(**make_writers()) as raw:
-        async with TokenSource(provider) as tokens, Supervisor(tokens, backoff=FAST) as sup:
-            sub = sup.state_changes()
-
-            async def record() -> None:
-                async for change in sub:
-                    changes.append(change)
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(record)
+        async with supervised(provider) as sup:
+            tokens = sup.tokens
+            async with recorded_changes(sup) as changes:
                 conn = await sup.connect(config(raw.url), "alice")
                 with anyio.fail_after(10):
                     caught = await until(raw, conn, sup)
-                tg.cancel_scope.cancel()
             texts = surfaces(
                 conn.last_error,
                 *caught,

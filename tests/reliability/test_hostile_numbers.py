@@ -13,6 +13,8 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -20,11 +22,12 @@ import httpx
 import pytest
 
 import mcpconn
-from mcpconn import Limits, ServerConfig, State, Supervisor, TokenSource
+from mcpconn import Limits, ServerConfig, State, Supervisor
 from mcpconn._mcp.transports.base import HTTPChannel
 from mcpconn.testing import JWTProvider, MockServer
 
-from ._raw import FAST, RawRequest, config, head, no_leaks, once, raw_server
+from ._raw import FAST, RawRequest, RawServer, Writer, config, head, no_leaks, once, raw_server
+from ._supervised import connected, supervised
 
 Stream = Any
 HUGE = "9" * 400  # an int for Python, no float: int(HUGE) / 1000.0 overflows
@@ -33,6 +36,19 @@ HUGE = "9" * 400  # an int for Python, no float: int(HUGE) / 1000.0 overflows
 def sse(*events: dict[str, Any], prefix: str = "") -> bytes:
     body = prefix + "".join(f"data: {json.dumps(e)}\n\n" for e in events)
     return head(200, {"content-type": "text/event-stream"}) + body.encode()
+
+
+@asynccontextmanager
+async def against(
+    backoff: mcpconn.Backoff = FAST, **writers: Writer
+) -> AsyncIterator[tuple[RawServer, Supervisor]]:
+    """A raw server with these writers, and a supervisor with real tokens (a mock issuer)."""
+    async with no_leaks(), raw_server(**writers) as raw:
+        async with (
+            MockServer() as issuer,
+            supervised(JWTProvider(issuer.issuer), backoff=backoff) as sup,
+        ):
+            yield raw, sup
 
 
 def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -58,16 +74,10 @@ async def test_an_absurd_retry_on_a_broken_call_stream_is_ignored_and_the_call_r
         await stream.send(sse(answer))
         await stream.aclose()
 
-    async with no_leaks(), raw_server(on_request=call, on_get=get) as raw:
-        async with (
-            MockServer() as issuer,
-            TokenSource(JWTProvider(issuer.issuer)) as tokens,
-            Supervisor(tokens, backoff=FAST) as sup,
-        ):
-            conn = await sup.connect(config(raw.url), "alice")
-            with anyio.fail_after(10):
-                await conn.wait_for(State.READY)
-                assert await conn.call_tool("echo", {}) == {"resumed": True}
+    async with against(on_request=call, on_get=get) as (raw, sup):
+        conn = await connected(sup, config(raw.url))
+        with anyio.fail_after(10):
+            assert await conn.call_tool("echo", {}) == {"resumed": True}
     assert raw.count("GET") >= 1
     assert errors_logged(caplog) == []
 
@@ -81,20 +91,15 @@ async def test_an_absurd_retry_on_the_listener_is_a_clean_end_not_an_overflow(
         await stream.send(sse(note, prefix=f"retry: {HUGE}\n\n"))
         await stream.aclose()
 
-    async with no_leaks(), raw_server(on_get=once(listener)) as raw:
-        async with (
-            MockServer() as issuer,
-            TokenSource(JWTProvider(issuer.issuer)) as tokens,
-            Supervisor(tokens, backoff=FAST) as sup,
-        ):
-            conn = await sup.connect(config(raw.url), "alice")
-            async with conn.notifications() as notes:
-                with anyio.fail_after(10):
-                    assert (await notes.__anext__())["params"] == {"n": 1}
-                    await raw.wait(lambda r: r.count("GET") >= 2)  # ended; then a 405
-                    await conn.wait_for(State.READY)
-            error = conn.last_error
-            assert isinstance(error, mcpconn.StreamEnded) and error.retry is None
+    async with against(on_get=once(listener)) as (raw, sup):
+        conn = await sup.connect(config(raw.url), "alice")
+        async with conn.notifications() as notes:
+            with anyio.fail_after(10):
+                assert (await notes.__anext__())["params"] == {"n": 1}
+                await raw.wait(lambda r: r.count("GET") >= 2)  # ended; then a 405
+                await conn.wait_for(State.READY)
+        error = conn.last_error
+        assert isinstance(error, mcpconn.StreamEnded) and error.retry is None
     assert errors_logged(caplog) == []
 
 
@@ -123,16 +128,10 @@ async def test_hostile_progress_notifications_are_dropped_and_the_call_completes
         await stream.aclose()
 
     seen: list[dict[str, Any]] = []
-    async with no_leaks(), raw_server(on_request=call) as raw:
-        async with (
-            MockServer() as issuer,
-            TokenSource(JWTProvider(issuer.issuer)) as tokens,
-            Supervisor(tokens, backoff=FAST) as sup,
-        ):
-            conn = await sup.connect(config(raw.url, listen=False), "alice")
-            with anyio.fail_after(10):
-                await conn.wait_for(State.READY)
-                result = await conn.call_tool("p", {}, on_progress=seen.append)
+    async with against(on_request=call) as (raw, sup):
+        conn = await connected(sup, config(raw.url, listen=False))
+        with anyio.fail_after(10):
+            result = await conn.call_tool("p", {}, on_progress=seen.append)
     assert result == {"done": True}
     assert [p["progress"] for p in seen] == [5]
     assert raw.count("POST") >= 2
@@ -146,17 +145,10 @@ async def test_an_absurd_error_code_and_message_are_bounded() -> None:
         hdrs = {"content-type": "application/json", "content-length": str(len(body))}
         await stream.send(head(200, hdrs) + body.encode())
 
-    async with no_leaks(), raw_server(on_request=call) as raw:
-        async with (
-            MockServer() as issuer,
-            TokenSource(JWTProvider(issuer.issuer)) as tokens,
-            Supervisor(tokens, backoff=FAST) as sup,
-        ):
-            conn = await sup.connect(config(raw.url, listen=False), "alice")
-            with anyio.fail_after(10):
-                await conn.wait_for(State.READY)
-                with pytest.raises(mcpconn.JSONRPCError) as info:
-                    await conn.call_tool("x", {})
+    async with against(on_request=call) as (raw, sup):
+        conn = await connected(sup, config(raw.url, listen=False))
+        with anyio.fail_after(10), pytest.raises(mcpconn.JSONRPCError) as info:
+            await conn.call_tool("x", {})
     error = info.value
     assert error.code == -32603  # not a 64-bit integer: no code at all
     assert len(str(error)) < 600 and len(repr(error.data)) < 2000
@@ -187,15 +179,10 @@ PACE = mcpconn.Backoff(initial=0.1, multiplier=1, max_delay=0.1, jitter="none")
 
 async def paced(times: list[float], writers: dict[str, Any], count: int = 4) -> float:
     """The shortest gap between the first ``count`` requests the writers timed."""
-    async with no_leaks(), raw_server(**writers) as raw:
-        async with (
-            MockServer() as issuer,
-            TokenSource(JWTProvider(issuer.issuer)) as tokens,
-            Supervisor(tokens, backoff=PACE) as sup,
-        ):
-            await sup.connect(config(raw.url), "alice")
-            with anyio.fail_after(10):
-                await raw.wait(lambda r: len(times) >= count)
+    async with against(backoff=PACE, **writers) as (raw, sup):
+        await sup.connect(config(raw.url), "alice")
+        with anyio.fail_after(10):
+            await raw.wait(lambda r: len(times) >= count)
     gaps = [b - a for a, b in itertools.pairwise(times[:count])]
     return min(gaps)
 

@@ -16,7 +16,8 @@ import json
 import logging
 import os
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 
 import mcpconn
 from mcpconn import Timeouts
-from mcpconn._mcp.session import SessionHandlers, open_session
+from mcpconn._mcp.session import Session, SessionHandlers, open_session
 
 from ._raw import RawRequest, config, head, raw_server
 
@@ -133,28 +134,38 @@ def header_safe(headers: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if not any(c in v for c in "\r\n\x00")}
 
 
+@asynccontextmanager
+async def session_answered_with(
+    reply: dict[str, Any], *, on: str, read: float, **options: Any
+) -> AsyncIterator[Session]:
+    """A session (no supervisor) to a raw server whose ``on`` handler sends ``reply``."""
+    async with raw_server(**{on: replying(reply)}) as raw, httpx.AsyncClient() as client:
+        timeouts = Timeouts(connect=2, request=2, read=read, close=1)
+        cfg = config(raw.url, timeouts=timeouts, **options)
+        handlers = SessionHandlers(on_notification=lambda _m: None)
+        async with open_session(client, cfg, auth=None, handlers=handlers) as session:
+            yield session
+
+
+def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 @HOSTILE
 @given(reply=replies())
 async def test_any_reply_to_a_call_is_a_result_or_an_mcpconn_error(
     reply: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.clear()
-
-    answer = replying(reply)
-
-    async with raw_server(on_request=answer) as raw, httpx.AsyncClient() as client:
-        timeouts = Timeouts(connect=2, request=2, read=2, close=1)
-        cfg = config(raw.url, timeouts=timeouts, listen=False)
-        handlers = SessionHandlers(on_notification=lambda _m: None)
-        async with open_session(client, cfg, auth=None, handlers=handlers) as session:
-            with anyio.fail_after(5):
-                try:
-                    result = await session.request("tools/call", {"name": "x"}, timeout=0.3)
-                except mcpconn.MCPConnError:
-                    pass
-                else:
-                    assert isinstance(result, dict)
-    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    async with session_answered_with(reply, on="on_request", read=2, listen=False) as session:
+        with anyio.fail_after(5):
+            try:
+                result = await session.request("tools/call", {"name": "x"}, timeout=0.3)
+            except mcpconn.MCPConnError:
+                pass
+            else:
+                assert isinstance(result, dict)
+    assert errors_logged(caplog) == []
 
 
 @HOSTILE
@@ -163,14 +174,7 @@ async def test_any_reply_to_the_listener_ends_it_with_an_mcpconn_error(
     reply: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.clear()
-
-    answer = replying(reply)
-
-    async with raw_server(on_get=answer) as raw, httpx.AsyncClient() as client:
-        timeouts = Timeouts(connect=2, request=2, read=0.5, close=1)
-        cfg = config(raw.url, timeouts=timeouts)
-        handlers = SessionHandlers(on_notification=lambda _m: None)
-        async with open_session(client, cfg, auth=None, handlers=handlers) as session:
-            with anyio.fail_after(5), pytest.raises(mcpconn.MCPConnError):
-                await session.listen()  # it always ends in an exception: ours
-    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    async with session_answered_with(reply, on="on_get", read=0.5) as session:
+        with anyio.fail_after(5), pytest.raises(mcpconn.MCPConnError):
+            await session.listen()  # it always ends in an exception: ours
+    assert errors_logged(caplog) == []

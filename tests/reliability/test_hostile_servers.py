@@ -11,27 +11,27 @@ import json
 import os
 import random
 import tracemalloc
-from collections.abc import Callable
-from typing import Any
 
 import anyio
 import anyio.abc
 import pytest
 
 import mcpconn
-from mcpconn import (
-    Connection,
-    Limits,
-    ServerConfig,
-    State,
-    Supervisor,
-    Timeouts,
-    TokenSource,
-)
+from mcpconn import Connection, Limits, State, Supervisor, Timeouts, TokenSource
 from mcpconn._http import make_client
 from mcpconn._mcp.session import SessionHandlers, open_session
 from mcpconn.testing import JWTProvider, MockServer
 
+from ._hostile import (
+    SHORT,
+    Stream,
+    against,
+    note,
+    quiet,
+    sse_head,
+    until_client_leaves,
+    wait_for_error,
+)
 from ._raw import (
     FAST,
     RawRequest,
@@ -45,28 +45,6 @@ from ._raw import (
     raw_server,
     send_json,
 )
-
-SHORT = Timeouts(connect=1, request=0.5, read=0.5, close=0.5)
-Stream = anyio.abc.SocketStream
-
-
-async def until_client_leaves(stream: Stream) -> None:
-    """Stall: send nothing, but notice when the client hangs up."""
-    try:
-        while await stream.receive():
-            pass
-    except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-        pass
-
-
-async def sse_head(stream: Stream) -> None:
-    await stream.send(head(200, {"content-type": "text/event-stream"}))
-
-
-def note(seq: int) -> bytes:
-    msg = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"seq": seq}}
-    return b"data: " + json.dumps(msg, separators=(",", ":")).encode() + b"\n\n"
-
 
 # ---- writers: what the hostile server does ------------------------------------------
 
@@ -136,61 +114,6 @@ HOSTILE_HANDSHAKES: dict[str, tuple[Writer, type[Exception], tuple[State, ...]]]
         (State.NEEDS_REAUTH,),
     ),
 }
-
-
-# ---- the harness ----------------------------------------------------------------------
-
-
-async def quiet(raw: RawServer, conn: Connection) -> None:
-    """Wait until the hostile listener was replaced by a 405 and the connection is READY."""
-    await raw.wait(lambda r: r.count("GET") >= 2)
-    await conn.wait_for(State.READY)
-
-
-async def wait_for_error(
-    sup: Supervisor, conn: Connection, expected: type[BaseException], states: tuple[State, ...]
-) -> None:
-    """Wait until ``conn`` reported ``expected`` and sits in one of ``states``."""
-    changes = sup.state_changes()
-    try:
-        while not (isinstance(conn.last_error, expected) and conn.state in states):
-            await changes.__anext__()
-    finally:
-        await changes.aclose()
-
-
-async def against(
-    writers: dict[str, Writer],
-    check: Callable[[RawServer, Supervisor, Connection], Any],
-    **cfg: Any,
-) -> RawServer:
-    """Run ``check`` with a connection to the hostile server and one to a good server."""
-    limit = cfg.pop("limit", 15.0)
-    async with no_leaks():
-        async with MockServer() as good, raw_server(**writers) as raw:
-            provider = JWTProvider(good.issuer)
-            async with (
-                TokenSource(provider) as tokens,
-                Supervisor(tokens, backoff=cfg.pop("backoff", FAST)) as sup,
-            ):
-                cfg.setdefault("timeouts", SHORT)
-                bad = await sup.connect(config(raw.url, **cfg), "alice")
-                ok = await sup.connect(
-                    ServerConfig(
-                        "good", good.url, transport="streamable-http", protocol_version="2025-11-25"
-                    ),
-                    "alice",
-                )
-                with anyio.fail_after(limit):
-                    await check(raw, sup, bad)
-                    await ok.wait_for(State.READY)
-                    assert "fine" in str(await ok.call_tool("echo", {"text": "fine"}))
-                assert ok.state is State.READY
-            assert bad.state is State.CLOSED
-            # every socket the client opened to the hostile server is closed
-            with anyio.fail_after(5):
-                await raw.wait(lambda r: r.open_connections == 0)
-    return raw
 
 
 # ---- handshakes that go wrong ---------------------------------------------------------
@@ -375,89 +298,3 @@ async def test_responses_to_unknown_ids_and_duplicates_are_ignored_and_counted()
                 assert stats.pending == 0
         with anyio.fail_after(5):
             await raw.wait(lambda r: r.open_connections == 0)
-
-
-# ---- redirects and origins ------------------------------------------------------------
-
-
-@pytest.mark.parametrize("status", [301, 302, 307, 308])
-async def test_a_redirect_is_a_typed_error_and_the_other_origin_sees_no_token(
-    status: int,
-) -> None:
-    async with raw_server() as elsewhere:
-
-        async def redirect(stream: Stream, req: RawRequest) -> None:
-            hdrs = {"location": elsewhere.url, "content-length": "0"}
-            await stream.send(head(status, hdrs))
-
-        async def check(raw: RawServer, sup: Supervisor, bad: Connection) -> None:
-            await wait_for_error(
-                sup, bad, mcpconn.HTTPStatusError, (State.BACKOFF, State.CONNECTING)
-            )
-            assert isinstance(bad.last_error, mcpconn.HTTPStatusError)
-            assert bad.last_error.status_code == status
-
-        raw = await against({"on_initialize": redirect}, check)
-        assert raw.requests and all("authorization" in r.headers for r in raw.requests)
-        assert elsewhere.requests == []  # never followed, so never a token elsewhere
-
-
-async def test_a_legacy_endpoint_on_another_origin_is_refused() -> None:
-    async with raw_server() as elsewhere:
-
-        async def endpoint(stream: Stream, req: RawRequest) -> None:
-            await sse_head(stream)
-            await stream.send(b"event: endpoint\ndata: " + elsewhere.url.encode() + b"\n\n")
-            await until_client_leaves(stream)
-
-        async def check(raw: RawServer, sup: Supervisor, bad: Connection) -> None:
-            await wait_for_error(
-                sup, bad, mcpconn.ProtocolError, (State.BACKOFF, State.CONNECTING, State.FAILED)
-            )
-
-        await against({"on_get": once(endpoint)}, check, transport="sse", protocol_version=None)
-        assert elsewhere.requests == []
-
-
-# ---- Retry-After ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("value", ["31536000", "Fri, 01 Jan 2100 00:00:00 GMT"])
-async def test_a_retry_after_of_a_year_is_capped(value: str) -> None:
-    async def busy(stream: Stream, req: RawRequest) -> None:
-        await stream.send(head(503, {"retry-after": value, "content-length": "0"}))
-
-    async def check(raw: RawServer, sup: Supervisor, bad: Connection) -> None:
-        await raw.wait(lambda r: r.count("POST", "initialize") >= 3)
-        assert isinstance(bad.last_error, mcpconn.RateLimited)
-        assert bad.last_error.retry_after is not None and bad.last_error.retry_after > 1e6
-
-    backoff = mcpconn.Backoff(initial=0.01, max_delay=0.05, retry_after_cap=0.05)
-    await against({"on_initialize": busy}, check, backoff=backoff)
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        "soon",
-        "-5",
-        "0",
-        "1e999",
-        "9" * 400,
-        "",
-        "Mon, 99 Foo 20xx",
-        "Thu, 01 Jan 1970 00:00:00 GMT",
-    ],
-)
-async def test_a_garbage_retry_after_is_ignored(value: str) -> None:
-    async def busy(stream: Stream, req: RawRequest) -> None:
-        await stream.send(head(429, {"retry-after": value, "content-length": "0"}))
-
-    async def check(raw: RawServer, sup: Supervisor, bad: Connection) -> None:
-        # the default cap is 300 s: only an ignored hint lets retries come this fast;
-        # a past date, 0 or a negative is no hint (None), so the backoff curve applies
-        await raw.wait(lambda r: r.count("POST", "initialize") >= 3)
-        assert isinstance(bad.last_error, mcpconn.RateLimited)
-        assert bad.last_error.retry_after is None
-
-    await against({"on_initialize": busy}, check)

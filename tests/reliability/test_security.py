@@ -19,22 +19,15 @@ import httpx
 import pytest
 
 import mcpconn
-from mcpconn import (
-    ServerConfig,
-    State,
-    StateChange,
-    Supervisor,
-    Token,
-    TokenRequest,
-    TokenSource,
-)
+from mcpconn import ServerConfig, State, Supervisor, Token, TokenRequest, TokenSource
 from mcpconn._tokens.view import KeyState
 from mcpconn.testing import Fault, JWTProvider, MockServer, Tool
 
-from ._raw import FAST, RawRequest, head, no_leaks, raw_server, surfaces
+from ._raw import FAST, RawRequest, RawServer, head, no_leaks, raw_server, surfaces
+from ._supervised import connected, recorded_changes, supervised
 
 
-def cfg(server: MockServer, name: str = "mock", **kwargs: Any) -> ServerConfig:
+def cfg(server: MockServer | RawServer, name: str = "mock", **kwargs: Any) -> ServerConfig:
     kwargs.setdefault("transport", "streamable-http")
     kwargs.setdefault("protocol_version", "2025-11-25")
     return ServerConfig(name, server.url, **kwargs)
@@ -45,23 +38,12 @@ async def test_no_token_in_any_surface_through_expiry_rejection_parking_and_reco
 ) -> None:
     async with no_leaks(), MockServer() as server:
         provider = JWTProvider(server.issuer, lifetime=60)
-        changes: list[StateChange] = []
         reauths: list[mcpconn.ReauthRequired] = []
-        async with (
-            TokenSource(provider) as tokens,
-            Supervisor(tokens, backoff=FAST, on_reauth_required=reauths.append) as sup,
-        ):
-            sub = sup.state_changes()
-
-            async def record() -> None:
-                async for change in sub:
-                    changes.append(change)
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(record)
-                conn = await sup.connect(cfg(server), "alice")
+        async with supervised(provider, on_reauth_required=reauths.append) as sup:
+            tokens = sup.tokens
+            async with recorded_changes(sup) as changes:
+                conn = await connected(sup, cfg(server))
                 with anyio.fail_after(10):
-                    await conn.wait_for(State.READY)
                     await conn.call_tool("echo", {"text": "hello"})
                     # a server-side rejection, the forced refresh, backoff, parking
                     server.revoke("alice")
@@ -77,7 +59,6 @@ async def test_no_token_in_any_surface_through_expiry_rejection_parking_and_reco
                     tokens.publish("alice", fresh)
                     await conn.wait_for(State.READY)
                     await conn.call_tool("echo", {"text": "back"})
-                tg.cancel_scope.cancel()
             minted = {fresh, *(t.raw for t in [await tokens.get("alice")])}
             for raw in minted:
                 leak_guard.register(raw)
@@ -142,17 +123,8 @@ async def test_a_server_echoing_the_token_back_does_not_get_it_logged(
         MockServer() as issuer_server,
         raw_server(on_initialize=echo_back) as raw,
     ):
-        provider = JWTProvider(issuer_server.issuer)
-        async with (
-            TokenSource(provider) as tokens,
-            Supervisor(tokens, backoff=FAST) as sup,
-        ):
-            config = ServerConfig(
-                "echo", raw.url, transport="streamable-http", protocol_version="2025-11-25"
-            )
-            conn = await sup.connect(config, "alice")
-            with anyio.fail_after(10):
-                await conn.wait_for(State.NEEDS_REAUTH)
+        async with supervised(JWTProvider(issuer_server.issuer)) as sup:
+            conn = await connected(sup, cfg(raw, "echo"), state=State.NEEDS_REAUTH)
             with pytest.raises(mcpconn.ReauthRequired) as info:
                 await conn.call_tool("echo", {})
             texts = surfaces(conn.last_error, info.value)

@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 import pytest
+from fake_mcp import Fake, Inbox, opened
 from test_session_eras import META_VERSION, Modern
-from test_session_streamable import Fake, Inbox, opened
 
 from mcpconn import JSONRPCError
 from mcpconn._core.eras import negotiate

@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 import pytest
+from fake_mcp import json_reply, opened, result
 from test_session_eras import Modern
-from test_session_streamable import json_reply, opened, result
 
 from mcpconn import JSONRPCError
 from mcpconn._mcp.transports.params import encode_header_value, param_header_map, param_headers

@@ -1,5 +1,5 @@
 """Streams over Streamable HTTP: timeouts and cancellation, POST-stream resumption, the GET
-listener (MockTransport fakes from test_session_streamable)."""
+listener (MockTransport fakes from fake_mcp)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from test_session_streamable import (
+from fake_mcp import (
     CountingAuth,
     Fake,
     Inbox,
+    an_empty_stream,
     msg,
     opened,
     sse,
@@ -110,11 +111,7 @@ async def test_broken_post_stream_resumes_with_last_event_id_after_retry() -> No
 
 async def test_stream_ending_without_response_or_event_id_is_a_transport_error() -> None:
     fake = Fake()
-
-    async def empty(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
-        return sse_reply(b": nothing\n\n")
-
-    fake.routes["tools/list"] = empty
+    fake.routes["tools/list"] = an_empty_stream
     async with opened(fake) as session:
         with pytest.raises(TransportError, match="before the response"):
             await session.request("tools/list")
