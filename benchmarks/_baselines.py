@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -150,3 +151,20 @@ async def bare_reconnect(
     out.append(anyio.current_time() - started)
     async with open_listen_stream(client, url, token):
         pass  # headers in: listening
+
+
+@contextlib.asynccontextmanager
+async def sdk_session(url: str, token: str) -> AsyncIterator[Any]:
+    """The official SDK's streamable HTTP client session, initialized, with a fixed token."""
+    import httpx2
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=60) as http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        yield session

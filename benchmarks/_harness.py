@@ -224,10 +224,10 @@ def rss_bytes(pid: int | None = None) -> int:
 
 
 def cpu_seconds(pid: int | None = None) -> float:
-    """User + system CPU seconds of a process (this one by default)."""
+    """User + system CPU seconds of a process (this one by default: ``time.process_time()``,
+    not ``os.times()``'s 10 ms ticks; another process's CPU is only known in /proc's ticks)."""
     if pid is None:
-        t = os.times()
-        return t.user + t.system
+        return time.process_time()
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")

@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio
 import httpx
-from _baselines import ACCEPT, PROTOCOL, NaiveSession
+from _baselines import ACCEPT, PROTOCOL, NaiveSession, sdk_session
 from _harness import MockProcess, Result, run_scenario
 
 from mcpconn import Limits, ServerConfig, State, Supervisor, TokenSource
@@ -132,18 +132,7 @@ async def _calls_bare(mock: MockProcess, issuer: JWTIssuer, k: int) -> float:
 
 
 async def _calls_sdk(mock: MockProcess, issuer: JWTIssuer, k: int) -> float:
-    import httpx2
-    from mcp import ClientSession
-    from mcp.client.streamable_http import streamable_http_client
-
-    token = issuer.mint("tc-sdk", lifetime=3600)
-    headers = {"Authorization": f"Bearer {token}"}
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=60) as http,
-        streamable_http_client(mock.url, http_client=http) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
+    async with sdk_session(mock.url, issuer.mint("tc-sdk", lifetime=3600)) as session:
         return await _cpu_per_call(session.call_tool, k)
 
 
