@@ -198,6 +198,7 @@ class Child:
         from mcpconn.testing import JWTIssuer
 
         self.issuer = JWTIssuer(secret)
+        self._control: Any = None
 
     def token(self, who: str) -> str:
         return self.issuer.mint(who, lifetime=3600)
@@ -206,15 +207,18 @@ class Child:
         return cpu_seconds(self.server_pid)
 
     async def control(self, route: str, **body: Any) -> Any:
+        """One request to the mock's control endpoint, on one client made at the first
+        (a new client per request would count its TLS setup in the measured window)."""
         import httpx
 
-        async with httpx.AsyncClient(timeout=120) as client:
-            if route == "stats":
-                response = await client.get(self.control_url + "stats")
-            else:
-                response = await client.post(self.control_url + route, json=body)
-            response.raise_for_status()
-            return response.json()
+        if self._control is None:
+            self._control = httpx.AsyncClient(timeout=120)
+        if route == "stats":
+            response = await self._control.get(self.control_url + "stats")
+        else:
+            response = await self._control.post(self.control_url + route, json=body)
+        response.raise_for_status()
+        return response.json()
 
     async def wait_streams(self, count: int, principal: str | None = None) -> None:
         with anyio.fail_after(120):
@@ -235,7 +239,11 @@ class Child:
 
         module = _floor_notify if self.figure == "notify" else _floor_work
         work = getattr(module, f"{self.figure}_{self.kind.replace('-', '_')}")
-        result: dict[str, Any] = await work(self)
+        try:
+            result: dict[str, Any] = await work(self)
+        finally:
+            if self._control is not None:
+                await self._control.aclose()
         return result
 
 
