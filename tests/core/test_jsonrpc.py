@@ -52,6 +52,18 @@ def test_parse_request() -> None:
     assert parse_message(raw) == Request("a", "tools/call", {"name": "x"})
 
 
+def test_hot_path_notification_is_an_ordinary_frozen_one() -> None:
+    """The listener's fast construction gives the same value, hash and immutability."""
+    got = parse_message('{"jsonrpc":"2.0","method":"m","params":{"a":1}}')
+    assert type(got) is Notification
+    assert got == Notification("m", {"a": 1})
+    assert repr(got) == repr(Notification("m", {"a": 1}))
+    bare = parse_message('{"jsonrpc":"2.0","method":"m"}')
+    assert bare == Notification("m") and hash(bare) == hash(Notification("m"))
+    with pytest.raises(AttributeError):
+        got.method = "other"  # type: ignore[misc]
+
+
 def test_parse_notification() -> None:
     raw = '{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}'
     assert parse_message(raw) == Notification("notifications/progress", {"progress": 1})

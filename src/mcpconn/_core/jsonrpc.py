@@ -55,10 +55,13 @@ def _loads_orjson(data: str | bytes) -> Any:
     # in a row goes to the stdlib (found with one C-speed translate, not a regex). What
     # orjson refuses and the stdlib accepts (NaN, lone surrogates) the stdlib decides
     # too, so both decoders give the same results.
-    try:
-        raw = data.encode() if isinstance(data, str) else bytes(data)
-    except (UnicodeEncodeError, TypeError):
-        return json.loads(data)
+    if type(data) is bytes:
+        raw = data
+    else:
+        try:
+            raw = data.encode() if isinstance(data, str) else bytes(data)
+        except (UnicodeEncodeError, TypeError):
+            return json.loads(data)
     if _LONG_RUN not in raw.translate(_DIGITS_AS_ZERO):
         try:
             return _orjson.loads(raw)
@@ -131,6 +134,12 @@ class ErrorResponse:
 
 
 Message = Request | Notification | Response | ErrorResponse
+
+# A listener builds one Notification per message: through its slots, not the frozen
+# dataclass __init__ (two object.__setattr__ calls through a Python frame), half the cost.
+_new_object = object.__new__
+_set_method = Notification.__dict__["method"].__set__
+_set_params = Notification.__dict__["params"].__set__
 
 
 class IdAllocator:
@@ -207,7 +216,10 @@ def parse_object(obj: object, secrets: Secrets = ()) -> Message:
         if type(method) is str and "id" not in obj and "result" not in obj and "error" not in obj:
             params = obj.get("params")
             if params is None or type(params) is dict:
-                return Notification(method, params)
+                note = _new_object(Notification)
+                _set_method(note, method)
+                _set_params(note, params)
+                return note
     if isinstance(obj, list):
         raise InvalidMessage("JSON-RPC batches are not supported")
     if not isinstance(obj, dict):
