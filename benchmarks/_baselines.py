@@ -23,6 +23,42 @@ log = logging.getLogger("baseline")
 _ids = itertools.count(1)
 
 
+def initialize_message(client: str) -> dict[str, Any]:
+    """An ``initialize`` request of the session era (every baseline sends the same)."""
+    return {
+        "jsonrpc": "2.0",
+        "id": next(_ids),
+        "method": "initialize",
+        "params": {
+            "protocolVersion": PROTOCOL,
+            "capabilities": {},
+            "clientInfo": {"name": client, "version": "0"},
+        },
+    }
+
+
+def tool_call_message(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": next(_ids),
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }
+
+
+def open_get_listener(
+    client: httpx.AsyncClient, url: str, token: str, session_id: str | None
+) -> contextlib.AbstractAsyncContextManager[httpx.Response]:
+    """A bare session-era GET listener stream (the response, headers in)."""
+    headers = {
+        "authorization": f"Bearer {token}",
+        "accept": "text/event-stream",
+        "mcp-protocol-version": PROTOCOL,
+        "mcp-session-id": session_id or "",
+    }
+    return client.stream("GET", url, headers=headers)
+
+
 class NaiveSession:
     """An MCP session over plain httpx with a token cached once and never checked."""
 
@@ -48,18 +84,7 @@ class NaiveSession:
         return response
 
     async def initialize(self) -> int:
-        response = await self._post(
-            {
-                "jsonrpc": "2.0",
-                "id": next(_ids),
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": PROTOCOL,
-                    "capabilities": {},
-                    "clientInfo": {"name": "naive", "version": "0"},
-                },
-            }
-        )
+        response = await self._post(initialize_message("naive"))
         if response.status_code == 200:
             self.session_id = response.headers.get("mcp-session-id")
             await self._post({"jsonrpc": "2.0", "method": "notifications/initialized"})
@@ -67,13 +92,7 @@ class NaiveSession:
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> int:
         """The HTTP status of one ``tools/call`` (200: it worked)."""
-        message = {
-            "jsonrpc": "2.0",
-            "id": next(_ids),
-            "method": "tools/call",
-            "params": {"name": name, "arguments": arguments},
-        }
-        return (await self._post(message)).status_code
+        return (await self._post(tool_call_message(name, arguments))).status_code
 
 
 async def retry_loop_listener(
