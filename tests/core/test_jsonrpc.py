@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from typing import Any
 
 import pytest
@@ -361,6 +362,21 @@ def test_arbitrary_json_raises_only_invalid_message(obj: object) -> None:
         return
     assert isinstance(message, Request | Notification | Response | ErrorResponse)
     assert parse_object(obj) == message or isinstance(message, ErrorResponse)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    head=st.binary(max_size=40),
+    run=st.integers(min_value=0, max_value=40),
+    tail=st.binary(max_size=40),
+    digits=st.text("0123456789", min_size=40, max_size=40),
+)
+def test_long_digit_runs_found_at_every_offset(
+    head: bytes, run: int, tail: bytes, digits: str
+) -> None:
+    """The sampled scan finds a run of 19+ digits wherever it starts, and nothing else."""
+    raw = head + digits[:run].encode() + tail
+    assert _jsonrpc._has_long_run(raw) == bool(re.search(rb"[0-9]{19}", raw))
 
 
 @pytest.mark.parametrize(
