@@ -173,13 +173,13 @@ def _table(result: Result, figures: dict[str, Any], sizes: dict[str, int]) -> No
         ours, base = got.get("mcpconn", {}).get(key), got.get(floor, {}).get(key)
         if ours and base:
             result.row(f"{figure}: mcpconn / {floor}", f"{ours / base:.2f}x")
-    for figure in ("notify-200", "notify-2000"):
+    for figure, size in (("notify-200", "200 B"), ("notify-2000", "2 KB")):
         # the server may bound the rate; client CPU per notification is the client's own work
         got = figures.get(figure, {})
         ours, base = got.get("mcpconn", {}).get("us"), got.get("httpx-sse", {}).get("us")
         if ours and base:
             result.row(f"{figure}: client CPU, httpx-sse / mcpconn", f"{base / ours:.2f}x")
-            title = f"notifications ({figure[7:]} B) vs httpx-sse + json.loads, by client CPU"
+            title = f"notifications ({size}) vs httpx-sse + json.loads, by client CPU"
             result.target(title, ">= 1.0x", base / ours, base / ours >= 1.0)
     got = figures.get("toolcall", {})
     if got.get("mcpconn", {}).get("cpu_us") and got.get("sdk", {}).get("cpu_us"):
