@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -20,6 +21,42 @@ ACCEPT = "application/json, text/event-stream"
 PROTOCOL = "2025-11-25"
 log = logging.getLogger("baseline")
 _ids = itertools.count(1)
+
+
+def initialize_message(client: str) -> dict[str, Any]:
+    """An ``initialize`` request of the session era (every baseline sends the same)."""
+    return {
+        "jsonrpc": "2.0",
+        "id": next(_ids),
+        "method": "initialize",
+        "params": {
+            "protocolVersion": PROTOCOL,
+            "capabilities": {},
+            "clientInfo": {"name": client, "version": "0"},
+        },
+    }
+
+
+def tool_call_message(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": next(_ids),
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }
+
+
+def open_get_listener(
+    client: httpx.AsyncClient, url: str, token: str, session_id: str | None
+) -> contextlib.AbstractAsyncContextManager[httpx.Response]:
+    """A bare session-era GET listener stream (the response, headers in)."""
+    headers = {
+        "authorization": f"Bearer {token}",
+        "accept": "text/event-stream",
+        "mcp-protocol-version": PROTOCOL,
+        "mcp-session-id": session_id or "",
+    }
+    return client.stream("GET", url, headers=headers)
 
 
 class NaiveSession:
@@ -47,18 +84,7 @@ class NaiveSession:
         return response
 
     async def initialize(self) -> int:
-        response = await self._post(
-            {
-                "jsonrpc": "2.0",
-                "id": next(_ids),
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": PROTOCOL,
-                    "capabilities": {},
-                    "clientInfo": {"name": "naive", "version": "0"},
-                },
-            }
-        )
+        response = await self._post(initialize_message("naive"))
         if response.status_code == 200:
             self.session_id = response.headers.get("mcp-session-id")
             await self._post({"jsonrpc": "2.0", "method": "notifications/initialized"})
@@ -66,13 +92,7 @@ class NaiveSession:
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> int:
         """The HTTP status of one ``tools/call`` (200: it worked)."""
-        message = {
-            "jsonrpc": "2.0",
-            "id": next(_ids),
-            "method": "tools/call",
-            "params": {"name": name, "arguments": arguments},
-        }
-        return (await self._post(message)).status_code
+        return (await self._post(tool_call_message(name, arguments))).status_code
 
 
 async def retry_loop_listener(
@@ -150,3 +170,20 @@ async def bare_reconnect(
     out.append(anyio.current_time() - started)
     async with open_listen_stream(client, url, token):
         pass  # headers in: listening
+
+
+@contextlib.asynccontextmanager
+async def sdk_session(url: str, token: str) -> AsyncIterator[Any]:
+    """The official SDK's streamable HTTP client session, initialized, with a fixed token."""
+    import httpx2
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=60) as http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        yield session

@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 import httpx
-from _baselines import NaiveSession
+from _baselines import NaiveSession, open_get_listener
 from _floors import McpFloor, sse_messages
 
 # ---- notifications ---------------------------------------------------------------------------
@@ -89,7 +89,6 @@ notify_raw = notify_h11 = _notify_floor
 
 
 async def notify_httpx_sse(child: Any) -> dict[str, Any]:
-    from _baselines import PROTOCOL
     from httpx_sse import EventSource
 
     who = f"nf-sse-{child.size}-{time.time_ns()}"
@@ -97,13 +96,7 @@ async def notify_httpx_sse(child: Any) -> dict[str, Any]:
     async with httpx.AsyncClient(timeout=60) as client:
         session = NaiveSession(client, child.url, token)
         await session.initialize()
-        headers = {
-            "authorization": f"Bearer {token}",
-            "accept": "text/event-stream",
-            "mcp-protocol-version": PROTOCOL,
-            "mcp-session-id": session.session_id or "",
-        }
-        async with client.stream("GET", child.url, headers=headers) as response:
+        async with open_get_listener(client, child.url, token, session.session_id) as response:
 
             async def read() -> int:
                 received = 0

@@ -10,13 +10,14 @@ from __future__ import annotations
 import gc
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 import httpx
-from _baselines import NaiveSession, bare_reconnect, open_listen_stream
+from _baselines import NaiveSession, bare_reconnect, open_listen_stream, sdk_session
 from _floors import McpFloor
 from _harness import percentile, rss_bytes
 
@@ -91,17 +92,7 @@ async def toolcall_mcpconn(child: Any) -> dict[str, Any]:
 
 
 async def toolcall_sdk(child: Any) -> dict[str, Any]:
-    import httpx2
-    from mcp import ClientSession
-    from mcp.client.streamable_http import streamable_http_client
-
-    headers = {"Authorization": f"Bearer {child.token('tc-sdk')}"}
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=60) as http,
-        streamable_http_client(child.url, http_client=http) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
+    async with sdk_session(child.url, child.token("tc-sdk")) as session:
         return await _per_call(child, lambda: session.call_tool("echo", {"text": "x"}))
 
 
@@ -153,31 +144,34 @@ async def _idle_floor(child: Any) -> dict[str, Any]:
 idle_raw = idle_h11 = _idle_floor
 
 
-def _shards(n: int) -> list[httpx.AsyncClient]:
+@asynccontextmanager
+async def _shards(n: int) -> AsyncIterator[list[httpx.AsyncClient]]:
     """Bare httpx with a client per 32 connections (httpcore scans its whole pool)."""
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
-    return [
+    clients = [
         httpx.AsyncClient(timeout=None, limits=limits, verify=False)
         for _ in range(max(1, n // 32 + 1))
     ]
-
-
-async def idle_httpx(child: Any) -> dict[str, Any]:
-    clients = _shards(child.n)
-
-    async def open_one(i: int, opened: anyio.Event) -> None:
-        client = clients[(i + 1) % len(clients)]
-        async with open_listen_stream(client, child.url, child.token(f"u{i:05d}")) as response:
-            if response.status_code == 200:
-                opened.set()
-            async for _ in response.aiter_bytes():
-                pass
-
     try:
-        return await _idle(child, open_one)
+        yield clients
     finally:
         for client in clients:
             await client.aclose()
+
+
+async def idle_httpx(child: Any) -> dict[str, Any]:
+    async with _shards(child.n) as clients:
+
+        async def open_one(i: int, opened: anyio.Event) -> None:
+            client = clients[(i + 1) % len(clients)]
+            token = child.token(f"u{i:05d}")
+            async with open_listen_stream(client, child.url, token) as response:
+                if response.status_code == 200:
+                    opened.set()
+                async for _ in response.aiter_bytes():
+                    pass
+
+        return await _idle(child, open_one)
 
 
 async def idle_mcpconn(child: Any) -> dict[str, Any]:
@@ -242,22 +236,18 @@ reconnect_raw = reconnect_h11 = _reconnect_floor
 
 
 async def reconnect_httpx(child: Any) -> dict[str, Any]:
-    clients = _shards(child.n)
     token = child.token("returning-user")
     counter = iter(range(1 << 30))
+    async with _shards(child.n) as clients:
 
-    async def one(started: float, done: list[float]) -> None:
-        # one client (shard) per reconnect: its two requests share one pool
-        client = clients[next(counter) % len(clients)]
-        answered: list[float] = []
-        await bare_reconnect(client, child.url, token, started, answered)
-        done.append(anyio.current_time() - started)
+        async def one(started: float, done: list[float]) -> None:
+            # one client (shard) per reconnect: its two requests share one pool
+            client = clients[next(counter) % len(clients)]
+            answered: list[float] = []
+            await bare_reconnect(client, child.url, token, started, answered)
+            done.append(anyio.current_time() - started)
 
-    try:
         return await _at_once(child, one)
-    finally:
-        for client in clients:
-            await client.aclose()
 
 
 async def reconnect_mcpconn(child: Any) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import h11
+from _baselines import initialize_message, tool_call_message
 
 PROTOCOL = "2025-11-25"
 STATELESS = "2026-07-28"
@@ -203,29 +204,12 @@ class McpFloor:
         return json.loads(body)
 
     async def initialize(self) -> None:
-        await self.rpc(
-            {
-                "jsonrpc": "2.0",
-                "id": next(_ids),
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": PROTOCOL,
-                    "capabilities": {},
-                    "clientInfo": {"name": "floor", "version": "0"},
-                },
-            }
-        )
+        await self.rpc(initialize_message("floor"))
         self.session_id = self.client.headers.get(b"mcp-session-id", b"")
         await self.rpc({"jsonrpc": "2.0", "method": "notifications/initialized"})
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
-        message = {
-            "jsonrpc": "2.0",
-            "id": next(_ids),
-            "method": "tools/call",
-            "params": {"name": name, "arguments": arguments},
-        }
-        return await self.rpc(message)
+        return await self.rpc(tool_call_message(name, arguments))
 
     async def open_get_listener(self) -> int:
         """The session's GET listener: the head read, the body left to `chunks()`."""

@@ -21,7 +21,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import anyio
@@ -124,12 +123,7 @@ class MockProcess:
             elif "control" in line:
                 self.control_url = match.group(1)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         if self.control is not None:
             await self.control.aclose()
         if self.proc is not None:
@@ -188,7 +182,8 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     long-lived SSE streams in one pool each request costs O(N): N listeners cost
     O(N^2) to connect. Shards of ~``per_shard`` connections keep that linear.
     The baselines use it so that *they* are not slowed down by httpx (the seed's
-    Go client would not be).
+    Go client would not be). Round robin per request: only for exchanges of one
+    request each; a reconnect's two requests keep to one client (`bench_recovery`).
     """
 
     def __init__(self, shards: int) -> None:
@@ -223,11 +218,21 @@ def rss_bytes(pid: int | None = None) -> int:
     return 0
 
 
+async def connect_all(sup: Any, configs: list[Any], principal: str, state: Any) -> list[Any]:
+    """``sup.connect`` every config for ``principal``; wait (120 s at most) until each
+    connection is in ``state``."""
+    conns = [await sup.connect(cfg, principal) for cfg in configs]
+    with anyio.fail_after(120):
+        for conn in conns:
+            await conn.wait_for(state)
+    return conns
+
+
 def cpu_seconds(pid: int | None = None) -> float:
-    """User + system CPU seconds of a process (this one by default)."""
+    """User + system CPU seconds of a process (this one by default: ``time.process_time()``,
+    not ``os.times()``'s 10 ms ticks; another process's CPU is only known in /proc's ticks)."""
     if pid is None:
-        t = os.times()
-        return t.user + t.system
+        return time.process_time()
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 import anyio
-from _harness import MockProcess, Result, progress, run_scenario
+from _harness import MockProcess, Result, connect_all, progress, run_scenario
 
 from mcpconn import Backoff, ServerConfig, State, Supervisor, TokenSource
 from mcpconn.testing import JWTIssuer, JWTProvider
@@ -72,10 +72,7 @@ async def scenario(args: argparse.Namespace) -> Result:
                 for i in range(n)
             ]
             progress(f"connecting {n} connections of one principal")
-            conns = [await sup.connect(cfg, PRINCIPAL) for cfg in configs]
-            with anyio.fail_after(120):
-                for conn in conns:
-                    await conn.wait_for(State.READY)
+            conns = await connect_all(sup, configs, PRINCIPAL, State.READY)
             startup_calls = provider.total_calls
             for cache in caches:
                 await cache.get()

@@ -21,6 +21,7 @@ from _harness import (
     LogCounter,
     MockProcess,
     Result,
+    connect_all,
     percentile,
     progress,
     run_scenario,
@@ -51,10 +52,7 @@ async def scenario(args: argparse.Namespace) -> Result:
                     for i in range(n)
                 ]
                 progress(f"connecting {n} listeners of a revoked principal")
-                conns = [await sup.connect(cfg, PRINCIPAL) for cfg in configs]
-                with anyio.fail_after(120):
-                    for conn in conns:
-                        await conn.wait_for(State.NEEDS_REAUTH)
+                conns = await connect_all(sup, configs, PRINCIPAL, State.NEEDS_REAUTH)
                 progress("all parked; the user logs in again")
                 await mock.post("restore", principal=PRINCIPAL)
                 ready_after: list[float] = []

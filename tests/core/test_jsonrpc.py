@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from typing import Any
 
 import pytest
@@ -50,6 +51,18 @@ def test_parse_request() -> None:
     assert parse_message('{"jsonrpc":"2.0","id":3,"method":"ping"}') == Request(3, "ping")
     raw = b'{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"x"}}'
     assert parse_message(raw) == Request("a", "tools/call", {"name": "x"})
+
+
+def test_hot_path_notification_is_an_ordinary_frozen_one() -> None:
+    """The listener's fast construction gives the same value, hash and immutability."""
+    got = parse_message('{"jsonrpc":"2.0","method":"m","params":{"a":1}}')
+    assert type(got) is Notification
+    assert got == Notification("m", {"a": 1})
+    assert repr(got) == repr(Notification("m", {"a": 1}))
+    bare = parse_message('{"jsonrpc":"2.0","method":"m"}')
+    assert bare == Notification("m") and hash(bare) == hash(Notification("m"))
+    with pytest.raises(AttributeError):
+        got.method = "other"  # type: ignore[misc]
 
 
 def test_parse_notification() -> None:
@@ -349,6 +362,21 @@ def test_arbitrary_json_raises_only_invalid_message(obj: object) -> None:
         return
     assert isinstance(message, Request | Notification | Response | ErrorResponse)
     assert parse_object(obj) == message or isinstance(message, ErrorResponse)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    head=st.binary(max_size=40),
+    run=st.integers(min_value=0, max_value=40),
+    tail=st.binary(max_size=40),
+    digits=st.text("0123456789", min_size=40, max_size=40),
+)
+def test_long_digit_runs_found_at_every_offset(
+    head: bytes, run: int, tail: bytes, digits: str
+) -> None:
+    """The sampled scan finds a run of 19+ digits wherever it starts, and nothing else."""
+    raw = head + digits[:run].encode() + tail
+    assert _jsonrpc._has_long_run(raw) == bool(re.search(rb"[0-9]{19}", raw))
 
 
 @pytest.mark.parametrize(

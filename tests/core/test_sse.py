@@ -131,6 +131,23 @@ def test_bad_limits_rejected() -> None:
         SSEDecoder(max_line_bytes=0)
 
 
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"])
+def test_usual_fields_and_bytearray_chunks(eol: bytes) -> None:
+    """The fast paths (``data: ``, ``id: ``, ``event: message``, the transport's
+    bytearrays, CRLF folded to LF) give what the general rules give."""
+    lines = [b"id: 1", b"event: message", b"data: {}", b"", b"id:2", b"event: messages"]
+    lines += [b"data:x", b"data", b"", b"event: message", b"data:  y", b"", b""]
+    stream = eol.join(lines)
+    expected = [("message", "{}", "1", None), ("messages", "x\n", "2", None)]
+    expected.append(("message", " y", "2", None))
+    assert decode(stream) == expected
+    decoder = SSEDecoder()
+    got = [
+        ev(e) for i in range(0, len(stream), 7) for e in decoder.feed(bytearray(stream[i : i + 7]))
+    ]
+    assert got == expected
+
+
 def test_module_exports() -> None:
     assert _sse.__all__ == ["MAX_RETRY_MS", "SSEDecoder", "ServerSentEvent"]
 
@@ -145,6 +162,8 @@ FRAGMENTS = [
     b"id: ",
     b"event:",
     b"event: ",
+    b"event: message",
+    b"message",
     b"retry:",
     b"retry: ",
     b":",

@@ -48,18 +48,33 @@ except ImportError:  # pragma: no cover - the stdlib decoder otherwise
 
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_RUN = b"0" * 19
+#: Every 6th byte: 19 digits in a row always cover three of those in a row.
+_STRIDE = 6
+
+
+def _has_long_run(raw: bytes) -> bool:
+    """Whether ``raw`` has 19 digits in a row, found at C speed (no regex).
+
+    First on a sample of every `_STRIDE`-th byte, a sixth of the work: text whose
+    sample has no three digits in a row (nearly all text) cannot hold such a run.
+    """
+    if b"000" not in raw[::_STRIDE].translate(_DIGITS_AS_ZERO):
+        return False
+    return _LONG_RUN in raw.translate(_DIGITS_AS_ZERO)
 
 
 def _loads_orjson(data: str | bytes) -> Any:
     # orjson reads integers beyond 64 bits as floats (lossy), so text with 19+ digits
-    # in a row goes to the stdlib (found with one C-speed translate, not a regex). What
-    # orjson refuses and the stdlib accepts (NaN, lone surrogates) the stdlib decides
-    # too, so both decoders give the same results.
-    try:
-        raw = data.encode() if isinstance(data, str) else bytes(data)
-    except (UnicodeEncodeError, TypeError):
-        return json.loads(data)
-    if _LONG_RUN not in raw.translate(_DIGITS_AS_ZERO):
+    # in a row goes to the stdlib. What orjson refuses and the stdlib accepts (NaN,
+    # lone surrogates) the stdlib decides too, so both decoders give the same results.
+    if type(data) is bytes:
+        raw = data
+    else:
+        try:
+            raw = data.encode() if isinstance(data, str) else bytes(data)
+        except (UnicodeEncodeError, TypeError):
+            return json.loads(data)
+    if not _has_long_run(raw):
         try:
             return _orjson.loads(raw)
         except ValueError:
@@ -131,6 +146,12 @@ class ErrorResponse:
 
 
 Message = Request | Notification | Response | ErrorResponse
+
+# A listener builds one Notification per message: through its slots, not the frozen
+# dataclass __init__ (two object.__setattr__ calls through a Python frame), half the cost.
+_new_object = object.__new__
+_set_method = Notification.__dict__["method"].__set__
+_set_params = Notification.__dict__["params"].__set__
 
 
 class IdAllocator:
@@ -207,7 +228,10 @@ def parse_object(obj: object, secrets: Secrets = ()) -> Message:
         if type(method) is str and "id" not in obj and "result" not in obj and "error" not in obj:
             params = obj.get("params")
             if params is None or type(params) is dict:
-                return Notification(method, params)
+                note = _new_object(Notification)
+                _set_method(note, method)
+                _set_params(note, params)
+                return note
     if isinstance(obj, list):
         raise InvalidMessage("JSON-RPC batches are not supported")
     if not isinstance(obj, dict):

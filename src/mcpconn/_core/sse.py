@@ -52,6 +52,8 @@ __all__ = ["MAX_RETRY_MS", "SSEDecoder", "ServerSentEvent"]
 MAX_RETRY_MS = int(MAX_HINT_SECONDS * 1000)
 
 _BOM = b"\xef\xbb\xbf"
+#: Builds an event without NamedTuple's Python-level ``__new__`` (once per event).
+_event = tuple.__new__
 _LF = 0x0A
 _CR = 0x0D
 
@@ -173,7 +175,24 @@ class SSEDecoder:
                 raise self._fail("line", max_line)
             pending += chunk
             return []
-        data = b"".join((pending, chunk)) if pending else chunk
+        # bytes, not the transport's bytearray: slicing and comparing bytes is cheaper.
+        data = b"".join((pending, chunk)) if pending else bytes(chunk)
+        if b"\r" in data:
+            unix = data.replace(b"\r\n", b"\n")  # CRLF servers (the official SDK's)
+            if b"\r" in unix:  # a lone CR, or one that may pair with the next chunk's LF
+                return self._lines(self._split_any(data))
+            data = unix
+        # The common case: LF only. One C-level split over the whole chunk; its last
+        # piece is the unterminated line (b"" when the chunk ends in LF).
+        lines = data.split(b"\n")
+        rest = lines.pop()
+        self._pending = bytearray(rest)
+        if len(data) > max_line and (len(rest) > max_line or max(map(len, lines)) > max_line):
+            raise self._fail("line", max_line)
+        return self._lines(lines)
+
+    def _split_any(self, data: bytes) -> list[bytes]:
+        """Lines ended by CRLF, CR or LF (``bytes.splitlines``), the rest kept pending."""
         lines = data.splitlines()
         last = data[-1]
         if last in (_CR, _LF):
@@ -181,14 +200,17 @@ class SSEDecoder:
             self._pending = bytearray()
         else:
             self._pending = bytearray(lines.pop())
+        max_line = self._max_line
         if len(data) > max_line and (
             len(self._pending) > max_line or (lines and max(map(len, lines)) > max_line)
         ):
             raise self._fail("line", max_line)
-        return self._lines(lines)
+        return lines
 
     def _lines(self, lines: list[bytes]) -> list[ServerSentEvent]:
-        # The hot loop: state lives in locals and is written back at the end.
+        # The hot loop: state lives in locals and is written back at the end; the
+        # usual fields (``data: ``, ``id: ``, ``event: message``) are matched whole
+        # before the general ``name: value`` split.
         events: list[ServerSentEvent] = []
         data = self._data
         more = self._more
@@ -207,7 +229,7 @@ class SSEDecoder:
                         kind = "message"
                     else:
                         kind = event.decode("utf-8", "replace")
-                    events.append(ServerSentEvent(kind, text, id_buffer, event_retry))
+                    events.append(_event(ServerSentEvent, (kind, text, id_buffer, event_retry)))
                 if data_len:
                     data = b""
                     more = None
@@ -215,12 +237,22 @@ class SSEDecoder:
                 event = b""
                 event_retry = None
                 continue
-            name, colon, value = line.partition(b":")
-            if colon:
-                if not name:
-                    continue  # a comment
-                if value and value[0] == 0x20:
-                    value = value[1:]
+            if line.startswith(b"data:"):
+                name = b"data"
+                value = line[6:] if line.startswith(b" ", 5) else line[5:]
+            elif line == b"event: message":
+                event = b"message"
+                continue
+            elif line.startswith(b"id: "):
+                name = b"id"
+                value = line[4:]
+            else:
+                name, colon, value = line.partition(b":")
+                if colon:
+                    if not name:
+                        continue  # a comment
+                    if value.startswith(b" "):
+                        value = value[1:]
             if name == b"data":
                 data_len += len(value) + 1
                 if data_len > limit:
@@ -232,11 +264,11 @@ class SSEDecoder:
                         more = bytearray(data)
                     more += b"\n"
                     more += value
-            elif name == b"event":
-                event = value
             elif name == b"id":
                 if b"\0" not in value:
                     id_buffer = value.decode("utf-8", "replace")
+            elif name == b"event":
+                event = value
             elif name == b"retry":
                 retry = parse_digits(value, high=MAX_RETRY_MS)
                 if retry is not None:

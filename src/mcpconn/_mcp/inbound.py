@@ -34,8 +34,8 @@ def deliver_notification(
     A progress notification reaches its callback only with a usable token and a
     finite ``progress`` number (`bounds.json_number`); either way it is handed on.
     """
-    params = message.params or {}
     if message.method == "notifications/progress":
+        params = message.params or {}
         token = params.get("progressToken")
         # A token is an int or a string (ours are ints); a list would not even hash.
         known = isinstance(token, int | str) and not isinstance(token, bool)

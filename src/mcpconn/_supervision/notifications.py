@@ -20,33 +20,45 @@ T = TypeVar("T")
 class Subscription(AsyncIterator[T], anyio.abc.AsyncResource, Generic[T]):
     """An async iterator over what a `Broadcast` publishes after it was created."""
 
+    __slots__ = ("_closed", "_items", "_owner", "_wakeup", "dropped")
+
     def __init__(self, owner: Broadcast[T], maxlen: int) -> None:
         self._owner = owner
         self._items: deque[T] = deque(maxlen=maxlen)
-        self._wakeup = anyio.Event()
+        # Made only while the consumer waits: a flood of items costs no Event.set
+        # each, and an idle subscription holds no Event at all.
+        self._wakeup: anyio.Event | None = None
         self._closed = False
         self.dropped = 0
 
     def _put(self, item: T) -> None:
-        if len(self._items) == self._items.maxlen:
+        items = self._items
+        if len(items) == items.maxlen:
             self.dropped += 1
-        self._items.append(item)
-        self._wakeup.set()
+        items.append(item)
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set()
 
     def _end(self) -> None:
         self._closed = True
-        self._wakeup.set()
+        wakeup, self._wakeup = self._wakeup, None
+        if wakeup is not None:
+            wakeup.set()
 
     def __aiter__(self) -> Subscription[T]:
         return self
 
     async def __anext__(self) -> T:
-        while not self._items:
+        items = self._items
+        while not items:
             if self._closed:
                 raise StopAsyncIteration
+            if self._wakeup is None:
+                self._wakeup = anyio.Event()
             await self._wakeup.wait()
-            self._wakeup = anyio.Event()
-        return self._items.popleft()
+        return items.popleft()
 
     async def aclose(self) -> None:
         """Stop receiving; pending items are discarded."""
