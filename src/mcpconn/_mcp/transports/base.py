@@ -55,6 +55,7 @@ __all__ = [
     "ACCEPT_SSE",
     "Dispatch",
     "Era",
+    "OnOpen",
     "HTTPChannel",
     "StreamLost",
     "StreamState",
@@ -65,6 +66,8 @@ logger = logging.getLogger("mcpconn.transport")
 
 #: The session's sync message sink: resolves requests, routes notifications.
 Dispatch = Callable[[_jsonrpc.Message], None]
+#: Called once a listener's stream is accepted (2xx, SSE): it can deliver from then on.
+OnOpen = Callable[[], None] | None
 
 ACCEPT_BOTH = "application/json, text/event-stream"
 ACCEPT_SSE = "text/event-stream"
@@ -222,6 +225,19 @@ class HTTPChannel:
         finally:
             with map_httpx_errors():
                 await response.aclose()
+
+    def accept_stream(self, response: httpx.Response, on_open: OnOpen) -> None:
+        """A listener's stream the server accepted (status checked): SSE, or
+        `UnexpectedContentType`; then ``on_open``.
+
+        The stream may stay open for hours, so it keeps nothing of its request
+        (headers, URL, body: ~3 KiB): the credentials it carried are remembered
+        (`secrets`), and httpx reads a response's request only as error context.
+        """
+        self.content_type(response, (SSE,))
+        response._request = None
+        if on_open is not None:
+            on_open()
 
     def raise_for_status(self, response: httpx.Response, *, had_session: bool, era: Era) -> None:
         """Raise the typed error for a non-2xx status (3xx included: we never follow)."""
