@@ -16,13 +16,14 @@ misconfigured, and following it could carry the bearer token elsewhere, so a
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import httpx
@@ -79,33 +80,49 @@ REMEMBERED_CREDENTIALS = 4
 _MAX_CONTENT_LENGTH = (1 << 63) - 1
 
 
-@contextmanager
-def map_httpx_errors() -> Iterator[None]:
-    """Translate httpx's exceptions into ours, once, at the boundary."""
-    try:
-        yield
-    except httpx.ReadTimeout as exc:
-        raise ReadTimeout(f"no data within the read timeout ({type(exc).__name__})") from exc
-    except httpx.ConnectTimeout as exc:
-        raise ConnectError(f"timed out connecting or sending ({type(exc).__name__})") from exc
-    except httpx.TimeoutException as exc:  # write and pool timeouts
-        raise NetworkError(f"timed out connecting or sending ({type(exc).__name__})") from exc
-    except httpx.ConnectError as exc:
-        raise ConnectError(f"network error ({type(exc).__name__})") from exc
-    except (httpx.ReadError, httpx.WriteError, httpx.CloseError) as exc:
-        raise NetworkError(f"network error ({type(exc).__name__})") from exc
-    except httpx.RemoteProtocolError as exc:
-        raise NetworkError(f"connection broken ({type(exc).__name__})") from exc
-    except httpx.ProxyError as exc:
-        raise NetworkError(f"proxy error ({type(exc).__name__})") from exc
-    except httpx.UnsupportedProtocol as exc:
-        raise ProtocolError(f"unsupported URL scheme ({type(exc).__name__})") from exc
-    except httpx.TransportError as exc:
-        raise NetworkError(f"transport error ({type(exc).__name__})") from exc
-    except httpx.DecodingError as exc:  # an embedder's transport that decodes for us
-        raise ProtocolError(f"the body does not decode ({type(exc).__name__})") from exc
-    except httpx.RequestError as exc:  # anything else httpx says about a request
-        raise TransportError(f"request failed ({type(exc).__name__})") from exc
+class map_httpx_errors:
+    """Translate httpx's exceptions into ours, once, at the boundary.
+
+    A class, not a generator: a listener holds one for hours, and a
+    ``@contextmanager`` costs a generator and its frame per use.
+    """
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> Literal[False]:
+        if kind is None or not issubclass(kind, httpx.RequestError):
+            return False  # ours, the caller's, or no error: passed on as it is
+        raise _translated(exc) from exc
+
+
+def _translated(exc: BaseException | None) -> MCPConnError:
+    name = type(exc).__name__
+    if isinstance(exc, httpx.ReadTimeout):
+        return ReadTimeout(f"no data within the read timeout ({name})")
+    if isinstance(exc, httpx.ConnectTimeout):
+        return ConnectError(f"timed out connecting or sending ({name})")
+    if isinstance(exc, httpx.TimeoutException):  # write and pool timeouts
+        return NetworkError(f"timed out connecting or sending ({name})")
+    if isinstance(exc, httpx.ConnectError):
+        return ConnectError(f"network error ({name})")
+    if isinstance(exc, (httpx.ReadError, httpx.WriteError, httpx.CloseError)):
+        return NetworkError(f"network error ({name})")
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return NetworkError(f"connection broken ({name})")
+    if isinstance(exc, httpx.ProxyError):
+        return NetworkError(f"proxy error ({name})")
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return ProtocolError(f"unsupported URL scheme ({name})")
+    if isinstance(exc, httpx.TransportError):
+        return NetworkError(f"transport error ({name})")
+    if isinstance(exc, httpx.DecodingError):  # an embedder's transport that decodes for us
+        return ProtocolError(f"the body does not decode ({name})")
+    return TransportError(f"request failed ({name})")  # anything else httpx says about a request
 
 
 @dataclass
@@ -136,6 +153,18 @@ def sent_credentials(response: httpx.Response) -> list[str]:
     return found
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed_url(url: str) -> httpx.URL:
+    """Parsed once per URL for every session (httpx.URL is immutable), not once per request."""
+    return httpx.URL(url)
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(connect: float | None, read: float | None) -> httpx.Timeout:
+    """One `httpx.Timeout` per setting, shared by every session that has it."""
+    return httpx.Timeout(connect, read=read)
+
+
 class HTTPChannel:
     """The I/O every transport needs: send with auth and limits, read JSON or SSE."""
 
@@ -145,19 +174,8 @@ class HTTPChannel:
         self.client = client
         self.config = config
         self.auth = auth
-        t = config.timeouts
-        self.timeout = httpx.Timeout(t.connect, read=t.read)
+        self.timeout = _timeout(config.timeouts.connect, config.timeouts.read)
         self._secrets: tuple[str, ...] = ()
-        self._urls: dict[str, httpx.URL] = {}
-
-    def _url(self, url: str) -> httpx.URL:
-        """Parsed once per URL (a session uses one or two), not once per request."""
-        parsed = self._urls.get(url)
-        if parsed is None:
-            if len(self._urls) >= 8:
-                self._urls.clear()
-            parsed = self._urls[url] = httpx.URL(url)
-        return parsed
 
     def __repr__(self) -> str:
         return f"<HTTPChannel {self.config.name!r}>"
@@ -213,13 +231,14 @@ class HTTPChannel:
             response = await _http_send.send(
                 self.client,
                 method,
-                self._url(url),
+                _parsed_url(url),
                 headers=self.headers(headers),
                 content=content,
                 auth=self.auth,
                 timeout=self.timeout,
             )
         self._remember(response)
+        del headers, content  # sent: a stream held for hours keeps neither
         try:
             yield response
         finally:

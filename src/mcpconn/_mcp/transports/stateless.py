@@ -188,6 +188,8 @@ class StatelessTransport:
             raise ValueError("the stateless listener needs its subscriptions/listen request")
         listen_id = request.id
         stamped, headers = self.stamp(request)
+        body = _jsonrpc.encode(stamped)
+        del request, stamped  # nothing of the request stays on this frame for the stream's life
         ended: list[_jsonrpc.Message] = []
 
         def route(message: _jsonrpc.Message) -> None:
@@ -197,9 +199,8 @@ class StatelessTransport:
                 return
             dispatch(message)
 
-        async with self.channel.open(
-            "POST", self.url, headers=headers, content=_jsonrpc.encode(stamped)
-        ) as response:
+        async with self.channel.open("POST", self.url, headers=headers, content=body) as response:
+            del headers, body
             await self._check(response)
             self.channel.accept_stream(response, on_open)
             await pump(
