@@ -7,6 +7,7 @@ requests are bounded per connection and cancellable.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -393,3 +394,15 @@ async def test_an_idle_listening_connection_runs_two_tasks(version: str) -> None
                 "mcpconn._supervision.supervisor.Supervisor._run_connection",
             ]
             await conn.aclose()
+
+
+@pytest.mark.parametrize("version", ["2025-11-25", "2026-07-28"])
+async def test_an_idle_listener_keeps_no_request_object(version: str) -> None:
+    """A stream held for hours keeps nothing of the request that opened it (memory)."""
+    async with MockServer() as server, connected(server, protocol_version=version) as (_, conn):
+        with anyio.fail_after(10):
+            await server.wait_for_streams(1, principal="ann")
+        await anyio.wait_all_tasks_blocked()
+        gc.collect()
+        assert [o for o in gc.get_objects() if isinstance(o, httpx.Request)] == []
+        assert conn.state is State.READY
