@@ -52,9 +52,11 @@ class Negotiated:
 
     @classmethod
     def of(cls, session: Session) -> Negotiated:
+        # the session's own dicts, not copies: a handshake replaces them, never edits
+        # them, and the properties below hand out copies (one fewer pair per connection)
         return cls(
-            server_info=dict(session.server_info),
-            server_capabilities=dict(session.capabilities),
+            server_info=session.server_info,
+            server_capabilities=session.capabilities,
             instructions=session.instructions,
             protocol_version=session.protocol_version,
             era=session.era,
