@@ -20,7 +20,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -367,7 +367,7 @@ async def iterate(response: httpx.Response, on_chunk: Callable[[bytes], bool]) -
     stopped = False
     failure: MCPConnError | None = None
     with anyio.CancelScope() as scope, map_httpx_errors():
-        async for raw in response.aiter_raw():
+        async for raw in _raw_body(response):
             if stopped or failure is not None:
                 continue
             try:
@@ -379,6 +379,16 @@ async def iterate(response: httpx.Response, on_chunk: Callable[[bytes], bool]) -
     if failure is not None:
         raise failure
     return stopped
+
+
+def _raw_body(response: httpx.Response) -> AsyncIterable[bytes]:
+    """The body's own stream: ``aiter_raw`` wraps it in one more generator, a byte
+    counter and error context that nothing here reads (a listener holds it for hours)."""
+    stream = response.stream
+    if isinstance(stream, httpx.AsyncByteStream) and not response.is_closed:
+        response.is_stream_consumed = True  # as aiter_raw marks it
+        return stream
+    return response.aiter_raw()
 
 
 def _feed(pieces: Iterable[bytes], on_chunk: Callable[[bytes], bool]) -> bool:
