@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..._core import jsonrpc as _jsonrpc
-from .base import Dispatch, Era, HTTPChannel, StreamLost, StreamState, map_httpx_errors
+from .base import Dispatch, Era, HTTPChannel, StreamLost, StreamState
+from .errors import map_httpx_errors
 from .legacy_sse import LegacySSETransport
 from .stateless import StatelessTransport
 from .streamable_http import StreamableHTTPTransport

@@ -1,7 +1,7 @@
 """What every HTTP transport shares: one error boundary, bounded reads, one send path.
 
-httpx errors are translated exactly once, in `map_httpx_errors` (the shape of
-httpx's own ``map_httpcore_exceptions``). Server text enters our errors only
+httpx errors are translated exactly once, in `errors.map_httpx_errors` (the shape
+of httpx's own ``map_httpcore_exceptions``). Server text enters our errors only
 through the channel (`HTTPChannel.raise_for_status`, `HTTPChannel.parse`,
 `HTTPChannel.content_type`, `HTTPChannel.clean`), which hands the core's parsers
 the credentials it sent (`HTTPChannel.secrets`, read back from each response's
@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import httpx
@@ -37,7 +37,6 @@ from ..._core.eras import Era, StreamLost
 from ..._core.sanitize import sanitize
 from ..._core.sse import ServerSentEvent, SSEDecoder
 from ..._exceptions import (
-    ConnectError,
     Forbidden,
     HTTPStatusError,
     JSONRPCError,
@@ -45,11 +44,11 @@ from ..._exceptions import (
     NetworkError,
     ProtocolError,
     ReadTimeout,
-    TransportError,
     Unauthorized,
 )
 from ..._http import send as _http_send
 from ..._tokens.auth import BearerAuth
+from .errors import map_httpx_errors
 
 __all__ = [
     "ACCEPT_BOTH",
@@ -78,51 +77,6 @@ SSE = "text/event-stream"
 REMEMBERED_CREDENTIALS = 4
 #: The largest Content-Length read as one (8 EiB): beyond, the header is no number.
 _MAX_CONTENT_LENGTH = (1 << 63) - 1
-
-
-class map_httpx_errors:
-    """Translate httpx's exceptions into ours, once, at the boundary.
-
-    A class, not a generator: a listener holds one for hours, and a
-    ``@contextmanager`` costs a generator and its frame per use.
-    """
-
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> Literal[False]:
-        if kind is None or not issubclass(kind, httpx.RequestError):
-            return False  # ours, the caller's, or no error: passed on as it is
-        raise _translated(exc) from exc
-
-
-def _translated(exc: BaseException | None) -> MCPConnError:
-    name = type(exc).__name__
-    if isinstance(exc, httpx.ReadTimeout):
-        return ReadTimeout(f"no data within the read timeout ({name})")
-    if isinstance(exc, httpx.ConnectTimeout):
-        return ConnectError(f"timed out connecting or sending ({name})")
-    if isinstance(exc, httpx.TimeoutException):  # write and pool timeouts
-        return NetworkError(f"timed out connecting or sending ({name})")
-    if isinstance(exc, httpx.ConnectError):
-        return ConnectError(f"network error ({name})")
-    if isinstance(exc, (httpx.ReadError, httpx.WriteError, httpx.CloseError)):
-        return NetworkError(f"network error ({name})")
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return NetworkError(f"connection broken ({name})")
-    if isinstance(exc, httpx.ProxyError):
-        return NetworkError(f"proxy error ({name})")
-    if isinstance(exc, httpx.UnsupportedProtocol):
-        return ProtocolError(f"unsupported URL scheme ({name})")
-    if isinstance(exc, httpx.TransportError):
-        return NetworkError(f"transport error ({name})")
-    if isinstance(exc, httpx.DecodingError):  # an embedder's transport that decodes for us
-        return ProtocolError(f"the body does not decode ({name})")
-    return TransportError(f"request failed ({name})")  # anything else httpx says about a request
 
 
 @dataclass
