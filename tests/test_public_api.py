@@ -75,7 +75,14 @@ ORDER = [
 ]
 # Inside a package, the same rule between its modules (top to bottom).
 INNER = {
-    "_supervision": [{"supervisor"}, {"connection"}, {"runner"}, {"notifications", "stats"}],
+    "_supervision": [
+        {"supervisor"},
+        {"connection"},
+        {"runner"},
+        {"session_task"},
+        {"context"},
+        {"inbox", "notifications", "stats"},
+    ],
     "_mcp": [
         {"session"},
         {"listening", "opening", "recovering"},

@@ -20,9 +20,8 @@ from __future__ import annotations
 import math
 import resource
 import ssl
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
@@ -52,30 +51,47 @@ def default_max_per_origin() -> int:
     return max(256, soft * 3 // 4)
 
 
-@contextmanager
-def _mapped(
-    timeout_class: type[httpx.TimeoutException], error_class: type[httpx.HTTPError]
-) -> Iterator[None]:
-    try:
-        yield
-    except TimeoutError as exc:
-        raise timeout_class(f"timed out ({timeout_class.__name__})") from exc
-    except h11.RemoteProtocolError as exc:
-        raise httpx.RemoteProtocolError(str(exc)) from exc
-    except h11.LocalProtocolError as exc:
-        raise httpx.LocalProtocolError(str(exc)) from exc
-    except ssl.SSLError as exc:
-        raise error_class(f"TLS error ({type(exc).__name__})") from exc
-    except _NETWORK_ERRORS as exc:
-        raise error_class(f"{type(exc).__name__}") from exc
+class _mapped:
+    """Our errors beneath as httpx's: ``timeout_class`` for a timeout, ``error_class`` for
+    a broken socket or TLS, h11's protocol errors as httpx's."""
+
+    __slots__ = ("_error", "_timeout")
+
+    def __init__(
+        self, timeout_class: type[httpx.TimeoutException], error_class: type[httpx.HTTPError]
+    ) -> None:
+        self._timeout = timeout_class
+        self._error = error_class
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> Literal[False]:
+        if kind is None:
+            return False
+        if issubclass(kind, TimeoutError):
+            raise self._timeout(f"timed out ({self._timeout.__name__})") from exc
+        if issubclass(kind, h11.RemoteProtocolError):
+            raise httpx.RemoteProtocolError(str(exc)) from exc
+        if issubclass(kind, h11.LocalProtocolError):
+            raise httpx.LocalProtocolError(str(exc)) from exc
+        if issubclass(kind, ssl.SSLError):
+            raise self._error(f"TLS error ({kind.__name__})") from exc
+        if issubclass(kind, _NETWORK_ERRORS):
+            raise self._error(f"{kind.__name__}") from exc
+        return False
 
 
 async def _receive(stream: anyio.abc.ByteStream, timeout: float | None) -> bytes:
     """One read (b"" at EOF); a timeout or a broken socket as httpx's errors."""
     if timeout is None:
         return await _read(stream)
-    with _mapped(httpx.ReadTimeout, httpx.ReadError), anyio.fail_after(timeout):
+    with anyio.CancelScope(deadline=anyio.current_time() + timeout) as scope:
         return await _read(stream)
+    assert scope.cancelled_caught
+    raise httpx.ReadTimeout(f"timed out ({httpx.ReadTimeout.__name__})")
 
 
 class H11Transport(httpx.AsyncBaseTransport):

@@ -143,21 +143,23 @@ class Listening:
         """
         wanted = self._handlers.wanted
         while True:
-            changed = wanted.changed()
-            notifications = wanted.listen_filter(LISTEN_FILTER)
-            request = _jsonrpc.Request(
-                self._ids.next(), "subscriptions/listen", {"notifications": notifications}
-            )
             self._listen_starts += 1
             with anyio.CancelScope() as scope:
-                waiter = anyio.CancelScope()
-                self._tg.start_soon(_cancel_on, changed, scope, waiter)
+                wanted.watch(scope.cancel)  # an edit of the subscriptions re-listens
                 try:
-                    await transport.listen(self._dispatch_listener, request, on_open=on_open)
+                    # made in the call: this frame keeps nothing of it for the stream's life
+                    await transport.listen(
+                        self._dispatch_listener, self._listen_request(), on_open=on_open
+                    )
                 finally:
-                    waiter.cancel()
-            if not changed.is_set():
+                    wanted.unwatch(scope.cancel)
+            if not scope.cancel_called:
                 return  # unreachable: listen always raises; kept for the type checker
+
+    def _listen_request(self) -> _jsonrpc.Request:
+        notifications = self._handlers.wanted.listen_filter(LISTEN_FILTER)
+        params = {"notifications": notifications}
+        return _jsonrpc.Request(self._ids.next(), "subscriptions/listen", params)
 
     def _dispatch_listener(self, message: _jsonrpc.Message) -> None:
         # 2026: the acknowledgement says the stream is live and nothing is replayed.
@@ -220,10 +222,3 @@ class FirstListen:
         if self.error is not None:
             raise self.error
         raise StreamEnded("the listener was stopped", retry=None)
-
-
-async def _cancel_on(event: anyio.Event, target: anyio.CancelScope, own: anyio.CancelScope) -> None:
-    """Cancel ``target`` when ``event`` fires; ``own`` ends the wait when the listen ends."""
-    with own:
-        await event.wait()
-        target.cancel()

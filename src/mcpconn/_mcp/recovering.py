@@ -41,12 +41,14 @@ class Recovering:
     rules: EraRules
     _config: ServerConfig
     _handlers: SessionHandlers
-    _reinit_lock: anyio.Lock
     _generation: int
     _counts: dict[str, int]
     _learn_tools: ToolLearner | None
 
     if TYPE_CHECKING:
+
+        @property
+        def _reinit_lock(self) -> anyio.Lock: ...  # made on demand by the session
 
         async def _roundtrip(
             self,

@@ -104,7 +104,7 @@ class Session(Listening, Recovering, Opening):
         self._inflight: set[anyio.CancelScope] = set()
         self._transport: Transport | None = None
         self._learn_tools: ToolLearner | None = None
-        self._reinit_lock = anyio.Lock()
+        self._reinit_lock_made: anyio.Lock | None = None
         self._generation = 0
         self._listen_starts = 0
         self._closed = False
@@ -121,6 +121,15 @@ class Session(Listening, Recovering, Opening):
         rules = getattr(self, "rules", None)
         era = rules.name if rules is not None else "?"
         return f"<Session {self._config.name!r} era={era} version={self.protocol_version!r}>"
+
+    @property
+    def _reinit_lock(self) -> anyio.Lock:
+        """Made at the first re-initialize: most sessions never have one, and an idle
+        one's lock would carry a waiter queue (~760 bytes) for nobody."""
+        lock = self._reinit_lock_made
+        if lock is None:
+            lock = self._reinit_lock_made = anyio.Lock()
+        return lock
 
     @property
     def era(self) -> Era:

@@ -16,8 +16,6 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import anyio
-
 from .._config import LOG_LEVELS
 from .._core.eras import EraRules
 from .._exceptions import JSONRPCError
@@ -63,25 +61,28 @@ def sends_subscribe(rules: EraRules, capabilities: Mapping[str, Any]) -> bool:
 
 
 class Wanted:
-    """The level and subscriptions one connection asks for; ``changed`` fires on an edit."""
+    """The level and subscriptions one connection asks for; watchers hear of an edit."""
 
-    __slots__ = ("_changed", "log_level", "subscriptions")
+    __slots__ = ("_watchers", "log_level", "subscriptions")
 
     def __init__(self, log_level: str | None = None) -> None:
         self.log_level = log_level
         self.subscriptions: set[str] = set()
-        self._changed: anyio.Event | None = None
+        self._watchers: list[Callable[[], None]] = []
 
     def mark_changed(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
+        watchers, self._watchers = self._watchers, []
+        for watcher in watchers:
+            watcher()
 
-    def changed(self) -> anyio.Event:
-        """An event set at the next edit of the subscriptions (made on demand)."""
-        if self._changed is None:
-            self._changed = anyio.Event()
-        return self._changed
+    def watch(self, watcher: Callable[[], None]) -> None:
+        """Call ``watcher`` (sync, once) at the next edit of the subscriptions: a waiting
+        listener costs no task and no waiter queue."""
+        self._watchers.append(watcher)
+
+    def unwatch(self, watcher: Callable[[], None]) -> None:
+        if watcher in self._watchers:
+            self._watchers.remove(watcher)
 
     def meta_level(self, rules: EraRules) -> str | None:
         """The level every request's ``_meta`` carries in ``rules``' era (None: none)."""

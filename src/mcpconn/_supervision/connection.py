@@ -23,9 +23,9 @@ from .._exceptions import Challenge, ConnectionClosed, MCPConnError, RequestTime
 from .._mcp.calls import CallOptions
 from .._mcp.session import Session
 from .._mcp.wanted import Wanted
+from .context import ConnectionContext as ConnectionContext
+from .context import ReauthCallback as ReauthCallback
 from .notifications import Subscription
-from .runner import ConnectionContext as ConnectionContext
-from .runner import ReauthCallback as ReauthCallback
 from .runner import Runner
 from .server_requests import RequestHandler
 from .surface import Negotiated, ProtocolSurface
@@ -51,14 +51,7 @@ class Connection(ProtocolSurface):
         self.server = config
         self.principal = principal
         self._ctx = context
-        self._runner = Runner(
-            context,
-            config,
-            principal,
-            machine,
-            handle=self,
-            request_handlers=request_handlers,
-        )
+        self._runner = Runner(self, context, machine, request_handlers)
         self._notes = self._runner.notes
         self._lists = self._runner.lists
         self._inflight = 0

@@ -1,34 +1,26 @@
-"""A connection's engine: owns the machine, the session, its listener and pinger, and the timer.
+"""A connection's engine: owns the machine and its timer, and the task that holds the session.
 
 One task per connection runs `Runner.run`: it reads facts from an inbox,
 feeds them to the sans-IO `Machine` and carries out the actions it returns.
-The machine's one timer is the loop's own deadline (the inbox is read with a
-timeout), so a wait costs no task. What has to wait elsewhere (opening a
-session and keeping it entered, the listener, the pinger) runs in a child
-task that posts its outcome back as a fact tagged with the *epoch* it belongs
-to; a fact from an abandoned session is dropped, so a late failure can never
-knock a fresh session over. The session is entered and exited in the one task
-that owns it. The runner decides nothing itself: logging, the 401 policy of
-each attempt and every wait come from the actions.
+The machine's one timer is the inbox read's deadline, so a wait costs no
+task. Opening a session, keeping it entered and running its listener happen
+in one child task (`SessionKeeping`) that posts its outcome back as a fact
+tagged with the *epoch* it belongs to; a fact from an abandoned session is
+dropped, so a late failure can never knock a fresh session over. The runner
+decides nothing itself: logging, the 401 policy of each attempt and every
+wait come from the actions.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.abc
-import httpx
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from .._config import ServerConfig
 from .._core.actions import Action, Connect, DropSession, Fail, Listen, Park, Shutdown, Sleep
-from .._core.budget import TokenBucket
 from .._core.classify import classify
 from .._core.http_rules import canonical_uri
 from .._core.machine import Fact, Input, Machine, State
@@ -36,59 +28,38 @@ from .._core.token import Token
 from .._exceptions import Challenge, JSONRPCError, MCPConnError, ReauthRequired
 from .._mcp.lists import ListCache
 from .._mcp.server_requests import Incoming
-from .._mcp.session import EraCache, Session, SessionHandlers, open_session
 from .._mcp.wanted import Wanted
 from .._tokens.auth import BearerAuth
-from .._tokens.source import TokenSource
+from .context import ConnectionContext, ReauthCallback
+from .inbox import Flag, Inbox
 from .notifications import Broadcast
-from .server_requests import RequestHandler, ServerRequest, declared_capabilities, merge_handlers
-from .stats import Counters, StateChange
+from .server_requests import RequestHandler, ServerRequest, merge_handlers
+from .session_task import Held, SessionKeeping
+from .stats import StateChange
 from .surface import Negotiated
 
 if TYPE_CHECKING:
-    import random
-
     from .connection import Connection
+
+__all__ = ["Runner"]
 
 logger = logging.getLogger("mcpconn")
 
-ReauthCallback = Callable[[ReauthRequired], Awaitable[None] | None]
 Tagged = tuple[int | None, Fact]
 
 
-@dataclass
-class ConnectionContext:
-    """What the supervisor shares with every connection it runs."""
-
-    tokens: TokenSource
-    client: httpx.AsyncClient
-    rng: random.Random
-    era_cache: EraCache
-    retry_budget: TokenBucket
-    counters: Counters
-    state_changes: Broadcast[StateChange]
-    on_state_change: Callable[[Connection, State, State], None]
-    on_reauth_required: ReauthCallback | None = None
-    request_handlers: Mapping[str, RequestHandler] = field(default_factory=dict)
-    #: The server's cap on requests in flight (``Limits.max_inflight``), shared.
-    inflight_cap: anyio.CapacityLimiter | None = None
-
-
-class Runner:
+class Runner(SessionKeeping):
     """Runs one connection's machine; the `Connection` handle reads what it publishes."""
 
     def __init__(
         self,
-        context: ConnectionContext,
-        config: ServerConfig,
-        principal: str,
-        machine: Machine,
-        *,
         handle: Connection,
-        request_handlers: Mapping[str, RequestHandler] | None = None,
+        context: ConnectionContext,
+        machine: Machine,
+        request_handlers: Mapping[str, RequestHandler] | None,
     ) -> None:
-        self.server = config
-        self.principal = principal
+        config = self.server = handle.server
+        principal = self.principal = handle.principal
         self.last_error: MCPConnError | BaseException | None = None
         self.challenge: Challenge | None = None
         #: The token the last 401 refused (from its error): what a forced refresh replaces.
@@ -103,7 +74,7 @@ class Runner:
         self.notes: Broadcast[dict[str, Any]] = Broadcast(config.limits.notification_buffer)
         self.lists = ListCache()
         #: Set once the task has ended, however it ended.
-        self.finished = anyio.Event()
+        self.finished = Flag()
         #: The current session's generation; facts tagged with another are stale.
         self.epoch = 0
         self._ctx = context
@@ -115,15 +86,9 @@ class Runner:
         # Made on demand: thousands of idle connections should not carry a waiter
         # queue each for nobody.
         self._changed: anyio.Event | None = None
-        self._inbox_send: MemoryObjectSendStream[Tagged]
-        self._inbox: MemoryObjectReceiveStream[Tagged]
-        self._inbox_send, self._inbox = anyio.create_memory_object_stream[Tagged](math.inf)
+        self._inbox: Inbox[Tagged] = Inbox()
         self._deadline: float | None = None  # the machine's timer
-        self._session: Session | None = None
-        self._session_epoch = 0
-        self._session_tg: anyio.abc.TaskGroup | None = None
-        self._session_close: anyio.Event | None = None
-        self._session_done: anyio.Event | None = None
+        self._held: Held | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._auth: BearerAuth | None = None
         if config.forward_token:
@@ -142,16 +107,9 @@ class Runner:
         # a connection whose task has ended is closed, however it ended
         return State.CLOSED if self.finished.is_set() else self._machine.state
 
-    @property
-    def session(self) -> Session | None:
-        """The open session (None while there is none)."""
-        return self._session
-
     def post(self, fact: Fact, epoch: int | None = None) -> None:
         """Queue a fact from any task; ``epoch`` None means "whatever is current"."""
-        # after shutdown the inbox is closed at either end: a late fact means nothing
-        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-            self._inbox_send.send_nowait((epoch, fact))
+        self._inbox.put((epoch, fact))  # after shutdown a late fact means nothing
 
     @property
     def reason(self) -> str:
@@ -203,32 +161,22 @@ class Runner:
                 self._tg = tg
                 task_status.started()
                 self.post(Fact(Input.STARTED))
-                async with self._inbox:
-                    while (tagged := await self._next_fact()) is not None:
-                        epoch, fact = tagged
-                        if epoch is not None and epoch != self.epoch:
-                            continue
-                        if await self._step(fact):
-                            break
+                while True:
+                    tagged = await self._inbox.get(self._deadline)
+                    if tagged is None:  # the machine's timer, before anything queued
+                        self._deadline = None
+                        tagged = (self.epoch, Fact(Input.TIMER_FIRED))
+                    epoch, fact = tagged
+                    if epoch is not None and epoch != self.epoch:
+                        continue
+                    if await self._step(fact):
+                        break
                 tg.cancel_scope.cancel()
         finally:
-            self._inbox_send.close()
             self._inbox.close()
             self.notes.close()
             self.finished.set()
             self._signal_change()
-
-    async def _next_fact(self) -> Tagged | None:
-        """The next fact, or TIMER_FIRED when the machine's deadline passes first."""
-        try:
-            if self._deadline is None:
-                return await self._inbox.receive()
-            with anyio.move_on_after(self._deadline - anyio.current_time()):
-                return await self._inbox.receive()
-        except anyio.EndOfStream:
-            return None
-        self._deadline = None
-        return (self.epoch, Fact(Input.TIMER_FIRED))
 
     async def _step(self, fact: Fact) -> bool:
         old = self._machine.state
@@ -260,10 +208,7 @@ class Runner:
             self._ctx.counters.connects += 1
             self._tg.start_soon(self._session_task, self.epoch, action)
         elif isinstance(action, Listen):
-            if self._session_tg is not None and self._session is not None:
-                self._session.expect_listener()  # calls from now on wait for its stream
-                # tagged with its session's epoch: a session being dropped reports nothing
-                self._session_tg.start_soon(self._listener, self._session, self._session_epoch)
+            self._order_listen()  # run by the session's own task, tagged with its epoch
         elif isinstance(action, DropSession):
             self._drop_session(polite=action.polite)
         elif isinstance(action, Park):
@@ -273,80 +218,6 @@ class Runner:
         elif isinstance(action, Shutdown):
             await self._shutdown()
 
-    # ---- the session task -----------------------------------------------------------
-
-    async def _session_task(self, epoch: int, connect: Connect) -> None:
-        close, done = anyio.Event(), anyio.Event()
-        handlers = SessionHandlers(
-            on_notification=lambda msg: self._on_notification(msg, epoch),
-            on_request=self._on_server_request,
-            on_reinitialized=self._on_reinitialized,
-            capabilities=declared_capabilities(
-                self._request_handlers, self.server.client_capabilities
-            ),
-            wanted=self.wanted,
-            on_listener_fresh=self.lists.invalidate,
-            on_refused=self._count_refused,
-        )
-        try:
-            if self._auth is not None:
-                self._auth.retry_on_401 = connect.retry_on_401
-                if connect.refresh_token:
-                    await self._force_refresh()
-            async with open_session(
-                self._ctx.client,
-                self.server,
-                auth=self._auth,
-                handlers=handlers,
-                era_cache=self._ctx.era_cache,
-                principal=self.principal,
-            ) as session:
-                if epoch != self.epoch:
-                    return
-                if self._auth is not None:
-                    self._auth.retry_on_401 = True  # the server took our token: back to normal
-                async with anyio.create_task_group() as tg:
-                    self._session, self._session_epoch = session, epoch
-                    self._session_tg, self._session_close, self._session_done = tg, close, done
-                    self.lists.invalidate()
-                    self.negotiated = Negotiated.of(session)
-                    self.post(Fact(Input.OPENED, reason=f"opened ({session.era})"), epoch)
-                    if self.server.ping_interval:
-                        tg.start_soon(self._pinger, session, epoch)
-                    await close.wait()
-                    tg.cancel_scope.cancel()
-        except MCPConnError as exc:
-            self.fail_epoch(exc, epoch, "connect")
-        except Exception as exc:  # a bug of ours or an unmapped library error
-            self._log.exception("%s: unexpected error while connecting", self._who())
-            self.fail_epoch(exc, epoch, "connect")
-        finally:
-            if self._session_done is done:
-                self._session = self._session_tg = None
-                self._session_close = self._session_done = None
-            done.set()
-
-    async def _listener(self, session: Session, epoch: int) -> None:
-        try:
-            await session.listen()
-        except MCPConnError as exc:
-            self.fail_epoch(exc, epoch, "listen")
-        except Exception as exc:
-            self._log.exception("%s: unexpected error in the listener", self._who())
-            self.fail_epoch(exc, epoch, "listen")
-        else:
-            self.post(Fact(Input.STREAM_ENDED, reason="listener returned"), epoch)
-
-    async def _pinger(self, session: Session, epoch: int) -> None:
-        assert self.server.ping_interval is not None
-        while True:
-            await anyio.sleep(self.server.ping_interval)
-            try:
-                await session.request("ping", None, timeout=self.server.timeouts.request)
-            except MCPConnError as exc:
-                self.fail_epoch(exc, epoch, "ping")
-                return
-
     def _count_failure(self, exc: BaseException, fact: Fact) -> None:
         counters = self._ctx.counters
         if fact.input in (Input.UNAUTHORIZED, Input.SCOPE_DENIED):
@@ -355,37 +226,6 @@ class Runner:
             self._rejected = fact.rejected or self._rejected
         elif fact.input in (Input.TRANSIENT_FAILURE, Input.LISTENER_FAILED):
             counters.transient_failures += 1
-
-    def _drop_session(self, *, polite: bool) -> None:
-        close = self._session_close
-        self.epoch += 1  # whatever the old session still reports is now stale
-        if close is not None:
-            if not polite and self._session is not None:
-                self._session.discard()
-            close.set()
-
-    async def _shutdown(self) -> None:
-        done = self._session_done
-        self._drop_session(polite=True)
-        if done is not None:
-            with anyio.move_on_after(self.server.timeouts.close + 1.0, shield=True):
-                await done.wait()
-
-    async def _force_refresh(self) -> None:
-        tokens, audience = self._ctx.tokens, self.server.audience
-        auth = self._auth
-        rejected = self._rejected  # the token the last 401 refused, from its error
-        resource = auth.resource if auth is not None else None
-        if rejected is None:
-            rejected = await tokens.get(self.principal, audience, resource=resource)
-        await tokens.refresh(
-            self.principal,
-            audience,
-            replacing=rejected,
-            challenge=self.challenge,
-            resource=resource,
-        )
-        self._ctx.counters.forced_refreshes += 1
 
     # ---- parking --------------------------------------------------------------------
 
@@ -435,7 +275,7 @@ class Runner:
 
     def _on_reinitialized(self) -> None:
         self.lists.invalidate()
-        session = self._session
+        session = self.session
         if session is not None:
             self.negotiated = Negotiated.of(session)
 

@@ -45,11 +45,17 @@ class ConnectionHealth:
 
 
 @dataclass(frozen=True)
-class ServerStatistics:
-    """Per-server figures: what an operator watches during an outage."""
+class Census:
+    """How many connections there are, and how many are in each state."""
 
     connections: int
     by_state: Mapping[State, int]
+
+
+@dataclass(frozen=True)
+class ServerStatistics(Census):
+    """Per-server figures: what an operator watches during an outage."""
+
     retry_budget_available: float
     retry_budget_exhausted: int
     #: Per connection (principal): state, last reason, transient failures in a row.
@@ -59,11 +65,9 @@ class ServerStatistics:
 
 
 @dataclass(frozen=True)
-class SupervisorStatistics:
+class SupervisorStatistics(Census):
     """A snapshot of `Supervisor.statistics()`."""
 
-    connections: int
-    by_state: Mapping[State, int]
     parked: int
     connects: int
     reconnects: int

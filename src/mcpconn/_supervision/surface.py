@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from .._core.eras import EraRules
 from .._mcp.output_schema import check_output
@@ -27,6 +27,18 @@ NoteCallback = Callable[[dict[str, Any]], None]
 SendsRequest = Callable[[EraRules, Mapping[str, Any]], bool]
 
 
+class CallKeywords(TypedDict, total=False):
+    """The per-call options every forwarding method passes on (see `Connection.request`)."""
+
+    timeout: float | None
+    on_progress: NoteCallback | None
+    meta: Mapping[str, Any] | None
+    on_notification: NoteCallback | None
+    context: Any
+    input_responses: Mapping[str, Any] | None
+    request_state: str | None
+
+
 @dataclass(frozen=True)
 class Negotiated:
     """What the last handshake settled, kept after its session is gone."""
@@ -40,9 +52,11 @@ class Negotiated:
 
     @classmethod
     def of(cls, session: Session) -> Negotiated:
+        # the session's own dicts, not copies: a handshake replaces them, never edits
+        # them, and the properties below hand out copies (one fewer pair per connection)
         return cls(
-            server_info=dict(session.server_info),
-            server_capabilities=dict(session.capabilities),
+            server_info=session.server_info,
+            server_capabilities=session.capabilities,
             instructions=session.instructions,
             protocol_version=session.protocol_version,
             era=session.era,
@@ -65,17 +79,7 @@ class ProtocolSurface:
         def _negotiated(self) -> Negotiated | None: ...
 
         async def request(
-            self,
-            method: str,
-            params: dict[str, Any] | None = None,
-            *,
-            timeout: float | None = None,
-            on_progress: NoteCallback | None = None,
-            meta: Mapping[str, Any] | None = None,
-            on_notification: NoteCallback | None = None,
-            context: Any = None,
-            input_responses: Mapping[str, Any] | None = None,
-            request_state: str | None = None,
+            self, method: str, params: dict[str, Any] | None = None, **options: Unpack[CallKeywords]
         ) -> dict[str, Any]: ...
 
         async def _list(self, kind: str, refresh: bool) -> list[dict[str, Any]]: ...
@@ -124,14 +128,8 @@ class ProtocolSurface:
         name: str,
         arguments: dict[str, Any] | None = None,
         *,
-        timeout: float | None = None,
-        on_progress: NoteCallback | None = None,
-        meta: Mapping[str, Any] | None = None,
-        on_notification: NoteCallback | None = None,
-        context: Any = None,
-        input_responses: Mapping[str, Any] | None = None,
-        request_state: str | None = None,
         validate_output: bool = False,
+        **options: Unpack[CallKeywords],
     ) -> dict[str, Any]:
         """``tools/call``; the result as the server sent it (``isError`` included).
 
@@ -139,17 +137,7 @@ class ProtocolSurface:
         ``outputSchema`` from the (cached) tool list (`output_schema`).
         """
         params: dict[str, Any] = {"name": name, "arguments": arguments or {}}
-        result = await self.request(
-            "tools/call",
-            params,
-            timeout=timeout,
-            on_progress=on_progress,
-            meta=meta,
-            on_notification=on_notification,
-            context=context,
-            input_responses=input_responses,
-            request_state=request_state,
-        )
+        result = await self.request("tools/call", params, **options)
         if validate_output:
             tools = await self._list("tools", False)
             tool = next((t for t in tools if t.get("name") == name), None)
@@ -161,55 +149,21 @@ class ProtocolSurface:
         self,
         name: str,
         arguments: dict[str, Any] | None = None,
-        *,
-        timeout: float | None = None,
-        on_progress: NoteCallback | None = None,
-        meta: Mapping[str, Any] | None = None,
-        on_notification: NoteCallback | None = None,
-        context: Any = None,
-        input_responses: Mapping[str, Any] | None = None,
-        request_state: str | None = None,
+        **options: Unpack[CallKeywords],
     ) -> dict[str, Any]:
         """``prompts/get``; the result (``messages`` inside)."""
         params: dict[str, Any] = {"name": name}
         if arguments is not None:
             params["arguments"] = arguments
-        return await self.request(
-            "prompts/get",
-            params,
-            timeout=timeout,
-            on_progress=on_progress,
-            meta=meta,
-            on_notification=on_notification,
-            context=context,
-            input_responses=input_responses,
-            request_state=request_state,
-        )
+        return await self.request("prompts/get", params, **options)
 
     async def read_resource(
         self,
         uri: str,
-        *,
-        timeout: float | None = None,
-        on_progress: NoteCallback | None = None,
-        meta: Mapping[str, Any] | None = None,
-        on_notification: NoteCallback | None = None,
-        context: Any = None,
-        input_responses: Mapping[str, Any] | None = None,
-        request_state: str | None = None,
+        **options: Unpack[CallKeywords],
     ) -> dict[str, Any]:
         """``resources/read``; the result (``contents`` inside)."""
-        return await self.request(
-            "resources/read",
-            {"uri": uri},
-            timeout=timeout,
-            on_progress=on_progress,
-            meta=meta,
-            on_notification=on_notification,
-            context=context,
-            input_responses=input_responses,
-            request_state=request_state,
-        )
+        return await self.request("resources/read", {"uri": uri}, **options)
 
     async def complete(
         self,

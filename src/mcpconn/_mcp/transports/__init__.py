@@ -7,14 +7,17 @@ HTTP facts to typed errors. Inbound messages go to the session's sync
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..._core import jsonrpc as _jsonrpc
-from .base import Dispatch, Era, HTTPChannel, StreamLost, StreamState, map_httpx_errors
+from .base import Dispatch, Era, HTTPChannel, StreamLost, StreamState
+from .errors import map_httpx_errors
 from .legacy_sse import LegacySSETransport
 from .stateless import StatelessTransport
 from .streamable_http import StreamableHTTPTransport
+
+if TYPE_CHECKING:
+    from .base import OnOpen
 
 __all__ = [
     "Dispatch",
@@ -49,11 +52,7 @@ class Transport(Protocol):
     async def send_message(self, message: _jsonrpc.Message) -> None: ...
 
     async def listen(
-        self,
-        dispatch: Dispatch,
-        request: _jsonrpc.Request | None = None,
-        *,
-        on_open: Callable[[], None] | None = None,
+        self, dispatch: Dispatch, request: _jsonrpc.Request | None = None, *, on_open: OnOpen = None
     ) -> None: ...
 
     async def aclose(self) -> None: ...

@@ -1,7 +1,7 @@
 """What every HTTP transport shares: one error boundary, bounded reads, one send path.
 
-httpx errors are translated exactly once, in `map_httpx_errors` (the shape of
-httpx's own ``map_httpcore_exceptions``). Server text enters our errors only
+httpx errors are translated exactly once, in `errors.map_httpx_errors` (the shape
+of httpx's own ``map_httpcore_exceptions``). Server text enters our errors only
 through the channel (`HTTPChannel.raise_for_status`, `HTTPChannel.parse`,
 `HTTPChannel.content_type`, `HTTPChannel.clean`), which hands the core's parsers
 the credentials it sent (`HTTPChannel.secrets`, read back from each response's
@@ -16,11 +16,12 @@ misconfigured, and following it could carry the bearer token elsewhere, so a
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,6 @@ from ..._core.eras import Era, StreamLost
 from ..._core.sanitize import sanitize
 from ..._core.sse import ServerSentEvent, SSEDecoder
 from ..._exceptions import (
-    ConnectError,
     Forbidden,
     HTTPStatusError,
     JSONRPCError,
@@ -44,17 +44,18 @@ from ..._exceptions import (
     NetworkError,
     ProtocolError,
     ReadTimeout,
-    TransportError,
     Unauthorized,
 )
 from ..._http import send as _http_send
 from ..._tokens.auth import BearerAuth
+from .errors import map_httpx_errors
 
 __all__ = [
     "ACCEPT_BOTH",
     "ACCEPT_SSE",
     "Dispatch",
     "Era",
+    "OnOpen",
     "HTTPChannel",
     "StreamLost",
     "StreamState",
@@ -65,6 +66,8 @@ logger = logging.getLogger("mcpconn.transport")
 
 #: The session's sync message sink: resolves requests, routes notifications.
 Dispatch = Callable[[_jsonrpc.Message], None]
+#: Called once a listener's stream is accepted (2xx, SSE): it can deliver from then on.
+OnOpen = Callable[[], None] | None
 
 ACCEPT_BOTH = "application/json, text/event-stream"
 ACCEPT_SSE = "text/event-stream"
@@ -74,35 +77,6 @@ SSE = "text/event-stream"
 REMEMBERED_CREDENTIALS = 4
 #: The largest Content-Length read as one (8 EiB): beyond, the header is no number.
 _MAX_CONTENT_LENGTH = (1 << 63) - 1
-
-
-@contextmanager
-def map_httpx_errors() -> Iterator[None]:
-    """Translate httpx's exceptions into ours, once, at the boundary."""
-    try:
-        yield
-    except httpx.ReadTimeout as exc:
-        raise ReadTimeout(f"no data within the read timeout ({type(exc).__name__})") from exc
-    except httpx.ConnectTimeout as exc:
-        raise ConnectError(f"timed out connecting or sending ({type(exc).__name__})") from exc
-    except httpx.TimeoutException as exc:  # write and pool timeouts
-        raise NetworkError(f"timed out connecting or sending ({type(exc).__name__})") from exc
-    except httpx.ConnectError as exc:
-        raise ConnectError(f"network error ({type(exc).__name__})") from exc
-    except (httpx.ReadError, httpx.WriteError, httpx.CloseError) as exc:
-        raise NetworkError(f"network error ({type(exc).__name__})") from exc
-    except httpx.RemoteProtocolError as exc:
-        raise NetworkError(f"connection broken ({type(exc).__name__})") from exc
-    except httpx.ProxyError as exc:
-        raise NetworkError(f"proxy error ({type(exc).__name__})") from exc
-    except httpx.UnsupportedProtocol as exc:
-        raise ProtocolError(f"unsupported URL scheme ({type(exc).__name__})") from exc
-    except httpx.TransportError as exc:
-        raise NetworkError(f"transport error ({type(exc).__name__})") from exc
-    except httpx.DecodingError as exc:  # an embedder's transport that decodes for us
-        raise ProtocolError(f"the body does not decode ({type(exc).__name__})") from exc
-    except httpx.RequestError as exc:  # anything else httpx says about a request
-        raise TransportError(f"request failed ({type(exc).__name__})") from exc
 
 
 @dataclass
@@ -133,6 +107,18 @@ def sent_credentials(response: httpx.Response) -> list[str]:
     return found
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed_url(url: str) -> httpx.URL:
+    """Parsed once per URL for every session (httpx.URL is immutable), not once per request."""
+    return httpx.URL(url)
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(connect: float | None, read: float | None) -> httpx.Timeout:
+    """One `httpx.Timeout` per setting, shared by every session that has it."""
+    return httpx.Timeout(connect, read=read)
+
+
 class HTTPChannel:
     """The I/O every transport needs: send with auth and limits, read JSON or SSE."""
 
@@ -142,19 +128,8 @@ class HTTPChannel:
         self.client = client
         self.config = config
         self.auth = auth
-        t = config.timeouts
-        self.timeout = httpx.Timeout(t.connect, read=t.read)
+        self.timeout = _timeout(config.timeouts.connect, config.timeouts.read)
         self._secrets: tuple[str, ...] = ()
-        self._urls: dict[str, httpx.URL] = {}
-
-    def _url(self, url: str) -> httpx.URL:
-        """Parsed once per URL (a session uses one or two), not once per request."""
-        parsed = self._urls.get(url)
-        if parsed is None:
-            if len(self._urls) >= 8:
-                self._urls.clear()
-            parsed = self._urls[url] = httpx.URL(url)
-        return parsed
 
     def __repr__(self) -> str:
         return f"<HTTPChannel {self.config.name!r}>"
@@ -210,18 +185,32 @@ class HTTPChannel:
             response = await _http_send.send(
                 self.client,
                 method,
-                self._url(url),
+                _parsed_url(url),
                 headers=self.headers(headers),
                 content=content,
                 auth=self.auth,
                 timeout=self.timeout,
             )
         self._remember(response)
+        del headers, content  # sent: a stream held for hours keeps neither
         try:
             yield response
         finally:
             with map_httpx_errors():
                 await response.aclose()
+
+    def accept_stream(self, response: httpx.Response, on_open: OnOpen) -> None:
+        """A listener's stream the server accepted (status checked): SSE, or
+        `UnexpectedContentType`; then ``on_open``.
+
+        The stream may stay open for hours, so it keeps nothing of its request
+        (headers, URL, body: ~3 KiB): the credentials it carried are remembered
+        (`secrets`), and httpx reads a response's request only as error context.
+        """
+        self.content_type(response, (SSE,))
+        response._request = None
+        if on_open is not None:
+            on_open()
 
     def raise_for_status(self, response: httpx.Response, *, had_session: bool, era: Era) -> None:
         """Raise the typed error for a non-2xx status (3xx included: we never follow)."""
@@ -332,7 +321,7 @@ async def iterate(response: httpx.Response, on_chunk: Callable[[bytes], bool]) -
     stopped = False
     failure: MCPConnError | None = None
     with anyio.CancelScope() as scope, map_httpx_errors():
-        async for raw in response.aiter_raw():
+        async for raw in _raw_body(response):
             if stopped or failure is not None:
                 continue
             try:
@@ -344,6 +333,16 @@ async def iterate(response: httpx.Response, on_chunk: Callable[[bytes], bool]) -
     if failure is not None:
         raise failure
     return stopped
+
+
+def _raw_body(response: httpx.Response) -> AsyncIterable[bytes]:
+    """The body's own stream: ``aiter_raw`` wraps it in one more generator, a byte
+    counter and error context that nothing here reads (a listener holds it for hours)."""
+    stream = response.stream
+    if isinstance(stream, httpx.AsyncByteStream) and not response.is_closed:
+        response.is_stream_consumed = True  # as aiter_raw marks it
+        return stream
+    return response.aiter_raw()
 
 
 def _feed(pieces: Iterable[bytes], on_chunk: Callable[[bytes], bool]) -> bool:

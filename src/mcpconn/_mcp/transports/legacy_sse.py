@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
@@ -27,7 +27,10 @@ from ..._core import jsonrpc as _jsonrpc
 from ..._core.eras import LEGACY_SSE
 from ..._core.sse import ServerSentEvent
 from ..._exceptions import InvalidMessage, MCPConnError, ProtocolError, SessionLost
-from .base import ACCEPT_BOTH, ACCEPT_SSE, JSON, SSE, Dispatch, Era, HTTPChannel, StreamState
+from .base import ACCEPT_BOTH, ACCEPT_SSE, JSON, Dispatch, Era, HTTPChannel, StreamState
+
+if TYPE_CHECKING:
+    from .base import OnOpen
 
 __all__ = ["LegacySSETransport", "resolve_endpoint"]
 
@@ -111,7 +114,7 @@ class LegacySSETransport:
     async def _run(self, dispatch: Dispatch) -> None:
         async with self.channel.open("GET", self.url, headers={"Accept": ACCEPT_SSE}) as resp:
             self.channel.raise_for_status(resp, had_session=False, era=self.era)
-            self.channel.content_type(resp, (SSE,))
+            self.channel.accept_stream(resp, None)
             await self._pump(resp, dispatch)
 
     async def _pump(self, response: httpx.Response, dispatch: Dispatch) -> None:
@@ -168,11 +171,7 @@ class LegacySSETransport:
         await self._post(message)
 
     async def listen(
-        self,
-        dispatch: Dispatch,
-        request: _jsonrpc.Request | None = None,
-        *,
-        on_open: Callable[[], None] | None = None,
+        self, dispatch: Dispatch, request: _jsonrpc.Request | None = None, *, on_open: OnOpen = None
     ) -> None:
         """Wait until the SSE stream ends, then raise `SessionLost`.
 

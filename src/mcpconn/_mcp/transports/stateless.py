@@ -19,8 +19,7 @@ the listener is live). Cancellation is closing the stream: no
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -31,6 +30,9 @@ from ..._exceptions import ConnectError, NetworkError, StreamEnded
 from .base import ACCEPT_BOTH, JSON, SSE, Dispatch, Era, HTTPChannel, StreamLost, StreamState
 from .params import encode_header_value, param_header_map, param_headers
 from .streamable_http import check_rpc_status, pump
+
+if TYPE_CHECKING:
+    from .base import OnOpen
 
 __all__ = [
     "CLIENT_CAPABILITIES_KEY",
@@ -176,11 +178,7 @@ class StatelessTransport:
             await self._check(response)
 
     async def listen(
-        self,
-        dispatch: Dispatch,
-        request: _jsonrpc.Request | None = None,
-        *,
-        on_open: Callable[[], None] | None = None,
+        self, dispatch: Dispatch, request: _jsonrpc.Request | None = None, *, on_open: OnOpen = None
     ) -> None:
         """Run one ``subscriptions/listen`` stream; see `Session.listen`.
 
@@ -190,6 +188,8 @@ class StatelessTransport:
             raise ValueError("the stateless listener needs its subscriptions/listen request")
         listen_id = request.id
         stamped, headers = self.stamp(request)
+        body = _jsonrpc.encode(stamped)
+        del request, stamped  # nothing of the request stays on this frame for the stream's life
         ended: list[_jsonrpc.Message] = []
 
         def route(message: _jsonrpc.Message) -> None:
@@ -199,13 +199,10 @@ class StatelessTransport:
                 return
             dispatch(message)
 
-        async with self.channel.open(
-            "POST", self.url, headers=headers, content=_jsonrpc.encode(stamped)
-        ) as response:
+        async with self.channel.open("POST", self.url, headers=headers, content=body) as response:
+            del headers, body
             await self._check(response)
-            self.channel.content_type(response, (SSE,))
-            if on_open is not None:
-                on_open()
+            self.channel.accept_stream(response, on_open)
             await pump(
                 self.channel,
                 response,

@@ -20,7 +20,6 @@ every later notification. On a request's own stream it fails the request.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -45,6 +44,7 @@ from .base import (
     Dispatch,
     Era,
     HTTPChannel,
+    OnOpen,
     StreamLost,
     StreamState,
     describe,
@@ -229,11 +229,7 @@ class StreamableHTTPTransport:
             await check_rpc_status(self.channel, response, had_session=had_session, era=self.era)
 
     async def listen(
-        self,
-        dispatch: Dispatch,
-        request: _jsonrpc.Request | None = None,
-        *,
-        on_open: Callable[[], None] | None = None,
+        self, dispatch: Dispatch, request: _jsonrpc.Request | None = None, *, on_open: OnOpen = None
     ) -> None:
         """Run the GET listener once; see `Session.listen` for what it raises.
 
@@ -247,9 +243,7 @@ class StreamableHTTPTransport:
             headers["Last-Event-ID"] = state.last_event_id
         async with self.channel.open("GET", self.url, headers=headers) as response:
             self.channel.raise_for_status(response, had_session=had_session, era=self.era)
-            self.channel.content_type(response, (SSE,))
-            if on_open is not None:
-                on_open()
+            self.channel.accept_stream(response, on_open)
             await pump(self.channel, response, state, dispatch, strict=False, counter=self._skipped)
         raise StreamEnded("the listener stream ended", retry=state.retry)
 
