@@ -54,7 +54,15 @@ class Connection:
 class OriginPool:
     """The connections of one (scheme, host, port)."""
 
-    __slots__ = ("_idle", "_waiters", "keepalive_expiry", "max_connections", "max_idle", "sockets")
+    __slots__ = (
+        "_idle",
+        "_waiters",
+        "keepalive_expiry",
+        "max_connections",
+        "max_idle",
+        "sockets",
+        "tail_misses",
+    )
 
     def __init__(
         self, *, max_connections: int | None, max_idle: int | None, keepalive_expiry: float | None
@@ -66,6 +74,8 @@ class OriginPool:
         self.sockets = 0
         self._idle: deque[Connection] = deque()
         self._waiters: deque[anyio.Event] | None = None  # only once the cap was reached
+        #: Response bodies in a row that went on past a reader's stop (`ResponseBody`).
+        self.tail_misses = 0
 
     @property
     def idle(self) -> int:

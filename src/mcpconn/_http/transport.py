@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import resource
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -31,7 +31,7 @@ import httpx
 
 from .pool import Connection, OriginPool
 
-__all__ = ["DEFAULT_LIMITS", "H11Transport", "default_max_per_origin"]
+__all__ = ["DEFAULT_LIMITS", "H11Transport", "ResponseBody", "default_max_per_origin"]
 
 _READ_SIZE = 65536
 _FLUSH_AT = 65536
@@ -130,6 +130,7 @@ class H11Transport(httpx.AsyncBaseTransport):
                 keepalive_expiry=self._expiry,
             )
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        read = timeouts.get("read")
         to_close: list[Connection] = []
         try:
             conn = await pool.acquire(timeouts.get("pool"), to_close)
@@ -141,14 +142,14 @@ class H11Transport(httpx.AsyncBaseTransport):
         if conn is None:
             conn = await self._connect(pool, key, timeouts.get("connect"))
         try:
-            head = await _exchange(conn, request, timeouts.get("write"), timeouts.get("read"))
+            head = await _exchange(conn, request, timeouts.get("write"), read)
         except BaseException:
             await self._discard(conn)
             raise
         return httpx.Response(
             head.status_code,
             headers=head.headers.raw_items(),
-            stream=_Body(self, conn, timeouts.get("read")),
+            stream=ResponseBody(self, conn, read),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason},
         )
 
@@ -305,8 +306,20 @@ def _closed_mid_body() -> None:
     raise httpx.RemoteProtocolError("the server closed the connection mid-body")
 
 
-class _Body(httpx.AsyncByteStream):
-    """A streaming response body on its connection; the connection is reused only at its end."""
+#: A body's tail after its reader stopped early: at most this many bytes, this many seconds
+#: are read to keep the connection; after this many misses in a row an origin is not waited for.
+TAIL_BUDGET = 65536
+TAIL_GRACE = 0.05
+TAIL_MISSES = 3
+
+
+class ResponseBody(httpx.AsyncByteStream):
+    """A streaming response body on its connection; the connection is reused only at its end.
+
+    An async iterator object, not an async generator: a reader that stops
+    early leaves nothing suspended for the garbage collector. `pump` reads it
+    without httpx's wrappers and without a cancel scope to stop it.
+    """
 
     __slots__ = ("_conn", "_timeout", "_transport")
 
@@ -315,35 +328,109 @@ class _Body(httpx.AsyncByteStream):
         self._conn: Connection | None = conn
         self._timeout = timeout
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> ResponseBody:
+        return self
+
+    async def __anext__(self) -> bytes:
         conn = self._conn
         if conn is None:
-            raise httpx.StreamClosed()
-        h = conn.h11
+            raise StopAsyncIteration
         try:
-            while True:
-                with _mapped(httpx.ReadTimeout, httpx.ReadError):
-                    event: Any = h.next_event()
-                if event is h11.NEED_DATA:
-                    data = await _receive(conn.stream, self._timeout)
-                    with _mapped(httpx.ReadTimeout, httpx.ReadError):
-                        h.receive_data(data)
-                    continue
-                kind = type(event)
-                if kind is h11.Data:
-                    yield event.data
-                elif kind is h11.EndOfMessage:
-                    break
-                else:
-                    _closed_mid_body()
+            chunk = await self._next_chunk(conn)
         except BaseException:
             await self._abandon()
             raise
+        if chunk is None:
+            await self._finished(conn)
+            raise StopAsyncIteration
+        return chunk
+
+    async def _next_chunk(self, conn: Connection) -> bytes | None:
+        """The next piece of the body, or None at its end."""
+        h = conn.h11
+        while True:
+            with _mapped(httpx.ReadTimeout, httpx.ReadError):
+                event: Any = h.next_event()
+            if event is h11.NEED_DATA:
+                data = await _receive(conn.stream, self._timeout)
+                with _mapped(httpx.ReadTimeout, httpx.ReadError):
+                    h.receive_data(data)
+                continue
+            kind = type(event)
+            if kind is h11.Data:
+                return event.data  # type: ignore[no-any-return]
+            if kind is h11.EndOfMessage:
+                return None
+            _closed_mid_body()
+
+    async def pump(self, on_raw: Callable[[bytes], bool]) -> bool:
+        """Feed each piece to ``on_raw`` until it returns True (-> True) or the body ends.
+
+        Stopping early keeps the connection when the rest of the body can be
+        read later, cheaply (see `H11Transport`); an error from ``on_raw`` or
+        the read closes it.
+        """
+        conn = self._conn
+        if conn is None:
+            raise httpx.StreamClosed()
+        try:
+            while True:
+                chunk = await self._next_chunk(conn)
+                if chunk is None:
+                    break
+                if on_raw(chunk):
+                    await self._stopped(conn)
+                    return True
+        except BaseException:
+            await self._abandon()
+            raise
+        await self._finished(conn)
+        return False
+
+    async def _finished(self, conn: Connection) -> None:
         self._conn = None
         to_close: list[Connection] = []
         self._transport._release(conn, to_close)
         if to_close:
             await self._transport._close(to_close)
+
+    async def _stopped(self, conn: Connection) -> None:
+        """The reader has what it wanted: read the rest of the body (an MCP response
+        stream ends right after its response) so that the connection can be reused.
+
+        What is buffered is read at once; more is awaited for at most `TAIL_GRACE`
+        seconds (shielded: the caller has its answer) and `TAIL_BUDGET` bytes. An
+        origin whose streams went on past the grace `TAIL_MISSES` times in a row
+        is not waited for again: its connections are closed at once, as before.
+        """
+        origin = conn.origin
+        if origin.tail_misses >= TAIL_MISSES:
+            await self._abandon()
+            return
+        h = conn.h11
+        budget = TAIL_BUDGET
+        with anyio.CancelScope(shield=True) as scope:
+            try:
+                while budget >= 0:
+                    event = h.next_event()
+                    if event is h11.NEED_DATA:
+                        if scope.deadline == math.inf:
+                            scope.deadline = anyio.current_time() + TAIL_GRACE
+                        h.receive_data(await _read(conn.stream))
+                        continue
+                    kind = type(event)
+                    if kind is h11.EndOfMessage:
+                        origin.tail_misses = 0
+                        await self._finished(conn)
+                        return
+                    if kind is not h11.Data:
+                        break
+                    budget -= len(event.data)  # type: ignore[union-attr]
+            except (h11.ProtocolError, httpx.HTTPError):
+                pass
+        if scope.cancelled_caught:
+            origin.tail_misses += 1
+        await self._abandon()
 
     async def _abandon(self) -> None:
         conn, self._conn = self._conn, None

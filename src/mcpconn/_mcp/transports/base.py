@@ -48,6 +48,7 @@ from ..._exceptions import (
     Unauthorized,
 )
 from ..._http import send as _http_send
+from ..._http.transport import ResponseBody
 from ..._tokens.auth import BearerAuth
 
 __all__ = [
@@ -329,6 +330,10 @@ async def iterate(response: httpx.Response, on_chunk: Callable[[bytes], bool]) -
     if response.is_stream_consumed:  # read and decoded by httpx already
         return _feed([response.content], on_chunk)
     decoder = ContentDecoder(response.headers.get("content-encoding"))
+    body = response.stream
+    if isinstance(body, ResponseBody):  # our transport's: read directly, no scope to stop it
+        with map_httpx_errors():
+            return await body.pump(lambda raw: _feed(decoder.feed(raw), on_chunk))
     stopped = False
     failure: MCPConnError | None = None
     with anyio.CancelScope() as scope, map_httpx_errors():
