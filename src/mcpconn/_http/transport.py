@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import resource
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -118,9 +118,41 @@ class H11Transport(httpx.AsyncBaseTransport):
         return self._ssl_context
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        with _mapped(httpx.WriteTimeout, httpx.WriteError):
+            head = h11.Request(
+                method=request.method, target=request.url.raw_path, headers=request.headers.raw
+            )
+        stream = request.stream
+        body = tuple(stream) if isinstance(stream, httpx.ByteStream) else stream
+        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        return await self._open(request.url, head, body, timeouts)  # type: ignore[arg-type]
+
+    async def send_bytes(
+        self,
+        method: bytes,
+        url: httpx.URL,
+        headers: list[tuple[bytes, bytes]],
+        content: bytes,
+        timeouts: Mapping[str, float | None],
+    ) -> httpx.Response:
+        """One request with an in-memory body, without an `httpx.Request`: what
+        `mcpconn._http.send` uses for the JSON-RPC POSTs. ``headers`` lack Host and
+        Content-Length (added here); the response has no ``request``."""
+        headers.append((b"host", url.netloc))
+        headers.append((b"content-length", b"%d" % len(content)))
+        with _mapped(httpx.WriteTimeout, httpx.WriteError):
+            head = h11.Request(method=method, target=url.raw_path, headers=headers)
+        return await self._open(url, head, (content,), timeouts)
+
+    async def _open(
+        self,
+        url: httpx.URL,
+        head: h11.Request,
+        body: tuple[bytes, ...] | AsyncIterable[bytes],
+        timeouts: Mapping[str, float | None],
+    ) -> httpx.Response:
         if self._closed:
             raise httpx.UnsupportedProtocol("the transport is closed")  # httpcore says the same
-        url = request.url
         key = _origin_key(url)
         pool = self._pools.get(key)
         if pool is None:
@@ -129,7 +161,6 @@ class H11Transport(httpx.AsyncBaseTransport):
                 max_idle=self._max_idle,
                 keepalive_expiry=self._expiry,
             )
-        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         read = timeouts.get("read")
         to_close: list[Connection] = []
         try:
@@ -142,15 +173,15 @@ class H11Transport(httpx.AsyncBaseTransport):
         if conn is None:
             conn = await self._connect(pool, key, timeouts.get("connect"))
         try:
-            head = await _exchange(conn, request, timeouts.get("write"), read)
+            response = await _exchange(conn, head, body, timeouts.get("write"), read)
         except BaseException:
             await self._discard(conn)
             raise
         return httpx.Response(
-            head.status_code,
-            headers=head.headers.raw_items(),
+            response.status_code,
+            headers=response.headers.raw_items(),
             stream=ResponseBody(self, conn, read),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason},
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason},
         )
 
     async def _connect(
@@ -226,14 +257,18 @@ def _origin_key(url: httpx.URL) -> tuple[bytes, bytes, int]:
 
 
 async def _exchange(
-    conn: Connection, request: httpx.Request, write: float | None, read: float | None
+    conn: Connection,
+    head: h11.Request,
+    body: tuple[bytes, ...] | AsyncIterable[bytes],
+    write: float | None,
+    read: float | None,
 ) -> h11.Response:
     """Send the request, read the response head: one cancel scope, its deadline moved per
     write and per read (httpx's timeouts are per operation), instead of one scope each."""
     now = anyio.current_time
     writing = True
     with anyio.CancelScope(deadline=math.inf if write is None else now() + write) as scope:
-        await _send(conn, request, scope, write)
+        await _send(conn, head, body, scope, write)
         writing = False
         return await _receive_head(conn, scope, read)
     if writing:
@@ -242,24 +277,24 @@ async def _exchange(
 
 
 async def _send(
-    conn: Connection, request: httpx.Request, scope: anyio.CancelScope, timeout: float | None
+    conn: Connection,
+    head: h11.Request,
+    body: tuple[bytes, ...] | AsyncIterable[bytes],
+    scope: anyio.CancelScope,
+    timeout: float | None,
 ) -> None:
     """The request head and body: one send when the body is in memory."""
     h = conn.h11
     stream = conn.stream
     with _mapped(httpx.WriteTimeout, httpx.WriteError):
-        head = h11.Request(
-            method=request.method, target=request.url.raw_path, headers=request.headers.raw
-        )
         parts = [h.send(head)]
         size = len(parts[0])
-        body = request.stream
-        if isinstance(body, httpx.ByteStream):
+        if isinstance(body, tuple):  # in memory
             for chunk in body:
                 if chunk:
                     parts.append(h.send(h11.Data(data=chunk)))
         else:
-            async for chunk in body:  # type: ignore[union-attr]
+            async for chunk in body:
                 if not chunk:
                     continue
                 parts.append(h.send(h11.Data(data=chunk)))

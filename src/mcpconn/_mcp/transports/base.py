@@ -124,6 +124,10 @@ def sent_credentials(response: httpx.Response) -> list[str]:
     (an auth flow's retried request and the first one it replaced), scheme removed."""
     found: list[str] = []
     for answered in (*response.history, response):
+        direct = answered.extensions.get(_http_send.SENT_CREDENTIAL)
+        if direct is not None:  # sent without an httpx.Request
+            found.append(direct)
+            continue
         try:
             value = answered.request.headers.get("authorization")
         except RuntimeError:  # a response built without a request
