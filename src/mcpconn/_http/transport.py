@@ -337,6 +337,10 @@ async def _receive_head(
         raise httpx.RemoteProtocolError("the server closed the connection without a response")
 
 
+def _read_timed_out() -> None:
+    raise httpx.ReadTimeout("timed out reading the response body")
+
+
 def _closed_mid_body() -> None:
     raise httpx.RemoteProtocolError("the server closed the connection mid-body")
 
@@ -408,14 +412,20 @@ class ResponseBody(httpx.AsyncByteStream):
         conn = self._conn
         if conn is None:
             raise httpx.StreamClosed()
+        timeout, self._timeout = self._timeout, None  # one scope for every read, not one each
         try:
-            while True:
-                chunk = await self._next_chunk(conn)
-                if chunk is None:
-                    break
-                if on_raw(chunk):
-                    await self._stopped(conn)
-                    return True
+            with anyio.CancelScope() as scope:
+                while True:
+                    if timeout is not None:
+                        scope.deadline = anyio.current_time() + timeout
+                    chunk = await self._next_chunk(conn)
+                    if chunk is None:
+                        break
+                    if on_raw(chunk):
+                        await self._stopped(conn)
+                        return True
+            if scope.cancelled_caught:
+                _read_timed_out()
         except BaseException:
             await self._abandon()
             raise

@@ -156,10 +156,11 @@ class Connection(ProtocolSurface):
         )
         timeout = self.server.timeouts.request if timeout is None else timeout
         deadline = anyio.current_time() + timeout
-        session: Session | None = None
         epoch = self._runner.epoch
-        with anyio.move_on_after(timeout):
-            session, epoch = await self._usable_session()
+        session = self._runner.session if self.state is State.READY else None
+        if session is None:  # not ready: wait for it (no cancel scope on the common path)
+            with anyio.move_on_after(timeout):
+                session, epoch = await self._usable_session()
         if session is None:
             raise RequestTimeout(
                 f"{self!r} not ready within {timeout:g}s (last error: {self.last_error!r})"
