@@ -17,11 +17,11 @@ Errors are httpx's own classes (`httpx.ConnectError`, `httpx.ReadTimeout`,
 
 from __future__ import annotations
 
+import asyncio
 import math
 import resource
 import ssl
-from collections.abc import AsyncIterable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterable, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -52,29 +52,56 @@ def default_max_per_origin() -> int:
     return max(256, soft * 3 // 4)
 
 
-@contextmanager
-def _mapped(
-    timeout_class: type[httpx.TimeoutException], error_class: type[httpx.HTTPError]
-) -> Iterator[None]:
-    try:
-        yield
-    except TimeoutError as exc:
-        raise timeout_class(f"timed out ({timeout_class.__name__})") from exc
-    except h11.RemoteProtocolError as exc:
-        raise httpx.RemoteProtocolError(str(exc)) from exc
-    except h11.LocalProtocolError as exc:
-        raise httpx.LocalProtocolError(str(exc)) from exc
-    except ssl.SSLError as exc:
-        raise error_class(f"TLS error ({type(exc).__name__})") from exc
-    except _NETWORK_ERRORS as exc:
-        raise error_class(f"{type(exc).__name__}") from exc
+def _now() -> float:
+    """``anyio.current_time()``, without its backend lookup on asyncio (whose clock is the
+    running loop's): called several times per request."""
+    loop = asyncio._get_running_loop()
+    return loop.time() if loop is not None else anyio.current_time()
+
+
+class _Mapped:
+    """Our socket's and h11's errors as httpx's: a reusable context manager (a class, not
+    a generator: it is entered several times per request)."""
+
+    __slots__ = ("error_class", "timeout_class")
+
+    def __init__(
+        self, timeout_class: type[httpx.TimeoutException], error_class: type[httpx.HTTPError]
+    ) -> None:
+        self.timeout_class = timeout_class
+        self.error_class = error_class
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        if exc is None:
+            return
+        if isinstance(exc, TimeoutError):
+            name = self.timeout_class.__name__
+            raise self.timeout_class(f"timed out ({name})") from exc
+        if isinstance(exc, h11.RemoteProtocolError):
+            raise httpx.RemoteProtocolError(str(exc)) from exc
+        if isinstance(exc, h11.LocalProtocolError):
+            raise httpx.LocalProtocolError(str(exc)) from exc
+        if isinstance(exc, ssl.SSLError):
+            raise self.error_class(f"TLS error ({type(exc).__name__})") from exc
+        if isinstance(exc, _NETWORK_ERRORS):
+            raise self.error_class(f"{type(exc).__name__}") from exc
+
+
+_READING = _Mapped(httpx.ReadTimeout, httpx.ReadError)
+_WRITING = _Mapped(httpx.WriteTimeout, httpx.WriteError)
+_CONNECTING = _Mapped(httpx.ConnectTimeout, httpx.ConnectError)
 
 
 async def _receive(stream: anyio.abc.ByteStream, timeout: float | None) -> bytes:
     """One read (b"" at EOF); a timeout or a broken socket as httpx's errors."""
     if timeout is None:
         return await _read(stream)
-    with _mapped(httpx.ReadTimeout, httpx.ReadError), anyio.fail_after(timeout):
+    with _READING, anyio.fail_after(timeout):
         return await _read(stream)
 
 
@@ -118,7 +145,7 @@ class H11Transport(httpx.AsyncBaseTransport):
         return self._ssl_context
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        with _mapped(httpx.WriteTimeout, httpx.WriteError):
+        with _WRITING:
             head = h11.Request(
                 method=request.method, target=request.url.raw_path, headers=request.headers.raw
             )
@@ -140,7 +167,7 @@ class H11Transport(httpx.AsyncBaseTransport):
         Content-Length (added here); the response has no ``request``."""
         headers.append((b"host", url.netloc))
         headers.append((b"content-length", b"%d" % len(content)))
-        with _mapped(httpx.WriteTimeout, httpx.WriteError):
+        with _WRITING:
             head = h11.Request(method=method, target=url.raw_path, headers=headers)
         return await self._open(url, head, (content,), timeouts)
 
@@ -191,7 +218,7 @@ class H11Transport(httpx.AsyncBaseTransport):
         tls = scheme == b"https"
         hostname = host.decode("ascii")
         try:
-            with _mapped(httpx.ConnectTimeout, httpx.ConnectError), anyio.fail_after(timeout):
+            with _CONNECTING, anyio.fail_after(timeout):
                 stream: anyio.abc.ByteStream
                 if tls:
                     stream = await anyio.connect_tcp(
@@ -217,7 +244,7 @@ class H11Transport(httpx.AsyncBaseTransport):
             conn.origin.discard(conn, to_close)
             return
         h.start_next_cycle()
-        conn.origin.release(conn, anyio.current_time(), to_close)
+        conn.origin.release(conn, _now(), to_close)
 
     async def _discard(self, conn: Connection) -> None:
         to_close: list[Connection] = []
@@ -265,7 +292,7 @@ async def _exchange(
 ) -> h11.Response:
     """Send the request, read the response head: one cancel scope, its deadline moved per
     write and per read (httpx's timeouts are per operation), instead of one scope each."""
-    now = anyio.current_time
+    now = _now
     writing = True
     with anyio.CancelScope(deadline=math.inf if write is None else now() + write) as scope:
         await _send(conn, head, body, scope, write)
@@ -286,7 +313,7 @@ async def _send(
     """The request head and body: one send when the body is in memory."""
     h = conn.h11
     stream = conn.stream
-    with _mapped(httpx.WriteTimeout, httpx.WriteError):
+    with _WRITING:
         parts = [h.send(head)]
         size = len(parts[0])
         if isinstance(body, tuple):  # in memory
@@ -303,13 +330,13 @@ async def _send(
                     await stream.send(b"".join(parts))
                     parts, size = [], 0
                     if timeout is not None:
-                        scope.deadline = anyio.current_time() + timeout
+                        scope.deadline = _now() + timeout
         parts.append(h.send(h11.EndOfMessage()))
         await stream.send(b"".join(parts))
 
 
 async def _read(stream: anyio.abc.ByteStream) -> bytes:
-    with _mapped(httpx.ReadTimeout, httpx.ReadError):
+    with _READING:
         try:
             return await stream.receive(_READ_SIZE)
         except anyio.EndOfStream:
@@ -321,12 +348,12 @@ async def _receive_head(
 ) -> h11.Response:
     h = conn.h11
     while True:
-        with _mapped(httpx.ReadTimeout, httpx.ReadError):
+        with _READING:
             event = h.next_event()
         if event is h11.NEED_DATA:
-            scope.deadline = math.inf if timeout is None else anyio.current_time() + timeout
+            scope.deadline = math.inf if timeout is None else _now() + timeout
             data = await _read(conn.stream)
-            with _mapped(httpx.ReadTimeout, httpx.ReadError):
+            with _READING:
                 h.receive_data(data)
             continue
         kind = type(event)
@@ -388,11 +415,11 @@ class ResponseBody(httpx.AsyncByteStream):
         """The next piece of the body, or None at its end."""
         h = conn.h11
         while True:
-            with _mapped(httpx.ReadTimeout, httpx.ReadError):
+            with _READING:
                 event: Any = h.next_event()
             if event is h11.NEED_DATA:
                 data = await _receive(conn.stream, self._timeout)
-                with _mapped(httpx.ReadTimeout, httpx.ReadError):
+                with _READING:
                     h.receive_data(data)
                 continue
             kind = type(event)
@@ -417,7 +444,7 @@ class ResponseBody(httpx.AsyncByteStream):
             with anyio.CancelScope() as scope:
                 while True:
                     if timeout is not None:
-                        scope.deadline = anyio.current_time() + timeout
+                        scope.deadline = _now() + timeout
                     chunk = await self._next_chunk(conn)
                     if chunk is None:
                         break
@@ -460,7 +487,7 @@ class ResponseBody(httpx.AsyncByteStream):
                     event = h.next_event()
                     if event is h11.NEED_DATA:
                         if scope.deadline == math.inf:
-                            scope.deadline = anyio.current_time() + TAIL_GRACE
+                            scope.deadline = _now() + TAIL_GRACE
                         h.receive_data(await _read(conn.stream))
                         continue
                     kind = type(event)
