@@ -62,7 +62,7 @@ class Connection(ProtocolSurface):
         self._notes = self._runner.notes
         self._lists = self._runner.lists
         self._inflight = 0
-        self._idle: anyio.Event | None = None  # set while calls are in flight
+        self._idle: anyio.Event | None = None  # a drain() waiting for the calls in flight
         self.last_used = anyio.current_time()
 
     def __repr__(self) -> str:
@@ -218,7 +218,9 @@ class Connection(ProtocolSurface):
 
     async def drain(self) -> None:
         """Wait until no call is in flight (used when replacing a connection)."""
-        if self._idle is not None:
+        if self._inflight:
+            if self._idle is None:  # made only for a waiter, not per call
+                self._idle = anyio.Event()
             await self._idle.wait()
 
     @property
@@ -254,8 +256,6 @@ class Connection(ProtocolSurface):
 
     def _begin_call(self) -> None:
         self._inflight += 1
-        if self._idle is None:
-            self._idle = anyio.Event()
         self.last_used = anyio.current_time()
 
     def _end_call(self) -> None:
