@@ -19,7 +19,7 @@ import pytest
 
 from mcpconn._http import H11Transport, make_client
 from mcpconn._http.send import SENT_CREDENTIAL, send, short_path
-from mcpconn._http.transport import TAIL_GRACE, TAIL_MISSES, ResponseBody
+from mcpconn._http.body import TAIL_GRACE, TAIL_MISSES, ResponseBody
 from mcpconn._tokens.auth import BearerAuth
 from mcpconn._tokens.source import TokenRequest, TokenSource
 

@@ -3,12 +3,16 @@
 `H11Transport` is an `httpx.AsyncBaseTransport`, so `httpx.AsyncClient`,
 `httpx.Auth` and `httpx.Timeout` stay the configuration; only the layer under
 the client changes. Per request it does one pool pop, one send of the whole
-request (head and an in-memory body together), and one cancel scope per
-network read that has a timeout; httpcore does a scan of its pool, ~12 cancel
-scopes and two sends. A response body is streamed (SSE listeners stay open
-for hours); closing it early, from any task, or cancelling its reader closes
-the socket instead of returning it to the pool. A connection goes back to the
-pool only after a complete exchange that both sides may continue.
+request (head and an in-memory body together), one cancel scope for the
+head and one for the body (deadlines moved per read); httpcore does a scan of
+its pool, ~12 cancel scopes and two sends. `send_bytes` takes a request
+without an `httpx.Request` (the JSON-RPC POSTs, `mcpconn._http.send`). A
+response body (`ResponseBody`) is streamed (SSE listeners stay open for
+hours); closing it early, from any task, or cancelling its reader closes the
+socket instead of returning it to the pool; a reader that stops at what it
+wanted has the stream's end read first (`ResponseBody.pump`). A connection
+goes back to the pool only after a complete exchange that both sides may
+continue.
 
 Errors are httpx's own classes (`httpx.ConnectError`, `httpx.ReadTimeout`,
 `httpx.RemoteProtocolError`, `httpx.PoolTimeout`...), so everything above,
@@ -17,27 +21,24 @@ Errors are httpx's own classes (`httpx.ConnectError`, `httpx.ReadTimeout`,
 
 from __future__ import annotations
 
-import asyncio
 import math
 import resource
 import ssl
-from collections.abc import AsyncIterable, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterable, Mapping
 
 import anyio
 import anyio.abc
 import h11
 import httpx
 
+from .body import ResponseBody
 from .pool import Connection, OriginPool
+from .wire import CONNECTING, READING, WRITING, now, read
 
-__all__ = ["DEFAULT_LIMITS", "H11Transport", "ResponseBody", "default_max_per_origin"]
+__all__ = ["DEFAULT_LIMITS", "H11Transport", "default_max_per_origin"]
 
-_READ_SIZE = 65536
 _FLUSH_AT = 65536
 DEFAULT_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=64)
-
-_NETWORK_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
 
 
 def default_max_per_origin() -> int:
@@ -50,59 +51,6 @@ def default_max_per_origin() -> int:
     if soft == resource.RLIM_INFINITY:
         return 32768
     return max(256, soft * 3 // 4)
-
-
-def _now() -> float:
-    """``anyio.current_time()``, without its backend lookup on asyncio (whose clock is the
-    running loop's): called several times per request."""
-    loop = asyncio._get_running_loop()
-    return loop.time() if loop is not None else anyio.current_time()
-
-
-class _Mapped:
-    """Our socket's and h11's errors as httpx's: a reusable context manager (a class, not
-    a generator: it is entered several times per request)."""
-
-    __slots__ = ("error_class", "timeout_class")
-
-    def __init__(
-        self, timeout_class: type[httpx.TimeoutException], error_class: type[httpx.HTTPError]
-    ) -> None:
-        self.timeout_class = timeout_class
-        self.error_class = error_class
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
-    ) -> None:
-        if exc is None:
-            return
-        if isinstance(exc, TimeoutError):
-            name = self.timeout_class.__name__
-            raise self.timeout_class(f"timed out ({name})") from exc
-        if isinstance(exc, h11.RemoteProtocolError):
-            raise httpx.RemoteProtocolError(str(exc)) from exc
-        if isinstance(exc, h11.LocalProtocolError):
-            raise httpx.LocalProtocolError(str(exc)) from exc
-        if isinstance(exc, ssl.SSLError):
-            raise self.error_class(f"TLS error ({type(exc).__name__})") from exc
-        if isinstance(exc, _NETWORK_ERRORS):
-            raise self.error_class(f"{type(exc).__name__}") from exc
-
-
-_READING = _Mapped(httpx.ReadTimeout, httpx.ReadError)
-_WRITING = _Mapped(httpx.WriteTimeout, httpx.WriteError)
-_CONNECTING = _Mapped(httpx.ConnectTimeout, httpx.ConnectError)
-
-
-async def _receive(stream: anyio.abc.ByteStream, timeout: float | None) -> bytes:
-    """One read (b"" at EOF); a timeout or a broken socket as httpx's errors."""
-    if timeout is None:
-        return await _read(stream)
-    with _READING, anyio.fail_after(timeout):
-        return await _read(stream)
 
 
 class H11Transport(httpx.AsyncBaseTransport):
@@ -145,7 +93,7 @@ class H11Transport(httpx.AsyncBaseTransport):
         return self._ssl_context
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        with _WRITING:
+        with WRITING:
             head = h11.Request(
                 method=request.method, target=request.url.raw_path, headers=request.headers.raw
             )
@@ -167,7 +115,7 @@ class H11Transport(httpx.AsyncBaseTransport):
         Content-Length (added here); the response has no ``request``."""
         headers.append((b"host", url.netloc))
         headers.append((b"content-length", b"%d" % len(content)))
-        with _WRITING:
+        with WRITING:
             head = h11.Request(method=method, target=url.raw_path, headers=headers)
         return await self._open(url, head, (content,), timeouts)
 
@@ -218,7 +166,7 @@ class H11Transport(httpx.AsyncBaseTransport):
         tls = scheme == b"https"
         hostname = host.decode("ascii")
         try:
-            with _CONNECTING, anyio.fail_after(timeout):
+            with CONNECTING, anyio.fail_after(timeout):
                 stream: anyio.abc.ByteStream
                 if tls:
                     stream = await anyio.connect_tcp(
@@ -244,7 +192,7 @@ class H11Transport(httpx.AsyncBaseTransport):
             conn.origin.discard(conn, to_close)
             return
         h.start_next_cycle()
-        conn.origin.release(conn, _now(), to_close)
+        conn.origin.release(conn, now(), to_close)
 
     async def _discard(self, conn: Connection) -> None:
         to_close: list[Connection] = []
@@ -292,7 +240,6 @@ async def _exchange(
 ) -> h11.Response:
     """Send the request, read the response head: one cancel scope, its deadline moved per
     write and per read (httpx's timeouts are per operation), instead of one scope each."""
-    now = _now
     writing = True
     with anyio.CancelScope(deadline=math.inf if write is None else now() + write) as scope:
         await _send(conn, head, body, scope, write)
@@ -313,7 +260,7 @@ async def _send(
     """The request head and body: one send when the body is in memory."""
     h = conn.h11
     stream = conn.stream
-    with _WRITING:
+    with WRITING:
         parts = [h.send(head)]
         size = len(parts[0])
         if isinstance(body, tuple):  # in memory
@@ -330,17 +277,9 @@ async def _send(
                     await stream.send(b"".join(parts))
                     parts, size = [], 0
                     if timeout is not None:
-                        scope.deadline = _now() + timeout
+                        scope.deadline = now() + timeout
         parts.append(h.send(h11.EndOfMessage()))
         await stream.send(b"".join(parts))
-
-
-async def _read(stream: anyio.abc.ByteStream) -> bytes:
-    with _READING:
-        try:
-            return await stream.receive(_READ_SIZE)
-        except anyio.EndOfStream:
-            return b""
 
 
 async def _receive_head(
@@ -348,12 +287,12 @@ async def _receive_head(
 ) -> h11.Response:
     h = conn.h11
     while True:
-        with _READING:
+        with READING:
             event = h.next_event()
         if event is h11.NEED_DATA:
-            scope.deadline = math.inf if timeout is None else _now() + timeout
-            data = await _read(conn.stream)
-            with _READING:
+            scope.deadline = math.inf if timeout is None else now() + timeout
+            data = await read(conn.stream)
+            with READING:
                 h.receive_data(data)
             continue
         kind = type(event)
@@ -362,153 +301,3 @@ async def _receive_head(
         if kind is h11.InformationalResponse:
             continue
         raise httpx.RemoteProtocolError("the server closed the connection without a response")
-
-
-def _read_timed_out() -> None:
-    raise httpx.ReadTimeout("timed out reading the response body")
-
-
-def _closed_mid_body() -> None:
-    raise httpx.RemoteProtocolError("the server closed the connection mid-body")
-
-
-#: A body's tail after its reader stopped early: at most this many bytes, this many seconds
-#: are read to keep the connection; after this many misses in a row an origin is not waited for.
-TAIL_BUDGET = 65536
-TAIL_GRACE = 0.05
-TAIL_MISSES = 3
-
-
-class ResponseBody(httpx.AsyncByteStream):
-    """A streaming response body on its connection; the connection is reused only at its end.
-
-    An async iterator object, not an async generator: a reader that stops
-    early leaves nothing suspended for the garbage collector. `pump` reads it
-    without httpx's wrappers and without a cancel scope to stop it.
-    """
-
-    __slots__ = ("_conn", "_timeout", "_transport")
-
-    def __init__(self, transport: H11Transport, conn: Connection, timeout: float | None) -> None:
-        self._transport = transport
-        self._conn: Connection | None = conn
-        self._timeout = timeout
-
-    def __aiter__(self) -> ResponseBody:
-        return self
-
-    async def __anext__(self) -> bytes:
-        conn = self._conn
-        if conn is None:
-            raise StopAsyncIteration
-        try:
-            chunk = await self._next_chunk(conn)
-        except BaseException:
-            await self._abandon()
-            raise
-        if chunk is None:
-            await self._finished(conn)
-            raise StopAsyncIteration
-        return chunk
-
-    async def _next_chunk(self, conn: Connection) -> bytes | None:
-        """The next piece of the body, or None at its end."""
-        h = conn.h11
-        while True:
-            with _READING:
-                event: Any = h.next_event()
-            if event is h11.NEED_DATA:
-                data = await _receive(conn.stream, self._timeout)
-                with _READING:
-                    h.receive_data(data)
-                continue
-            kind = type(event)
-            if kind is h11.Data:
-                return event.data  # type: ignore[no-any-return]
-            if kind is h11.EndOfMessage:
-                return None
-            _closed_mid_body()
-
-    async def pump(self, on_raw: Callable[[bytes], bool]) -> bool:
-        """Feed each piece to ``on_raw`` until it returns True (-> True) or the body ends.
-
-        Stopping early keeps the connection when the rest of the body can be
-        read later, cheaply (see `H11Transport`); an error from ``on_raw`` or
-        the read closes it.
-        """
-        conn = self._conn
-        if conn is None:
-            raise httpx.StreamClosed()
-        timeout, self._timeout = self._timeout, None  # one scope for every read, not one each
-        try:
-            with anyio.CancelScope() as scope:
-                while True:
-                    if timeout is not None:
-                        scope.deadline = _now() + timeout
-                    chunk = await self._next_chunk(conn)
-                    if chunk is None:
-                        break
-                    if on_raw(chunk):
-                        await self._stopped(conn)
-                        return True
-            if scope.cancelled_caught:
-                _read_timed_out()
-        except BaseException:
-            await self._abandon()
-            raise
-        await self._finished(conn)
-        return False
-
-    async def _finished(self, conn: Connection) -> None:
-        self._conn = None
-        to_close: list[Connection] = []
-        self._transport._release(conn, to_close)
-        if to_close:
-            await self._transport._close(to_close)
-
-    async def _stopped(self, conn: Connection) -> None:
-        """The reader has what it wanted: read the rest of the body (an MCP response
-        stream ends right after its response) so that the connection can be reused.
-
-        What is buffered is read at once; more is awaited for at most `TAIL_GRACE`
-        seconds (shielded: the caller has its answer) and `TAIL_BUDGET` bytes. An
-        origin whose streams went on past the grace `TAIL_MISSES` times in a row
-        is not waited for again: its connections are closed at once, as before.
-        """
-        origin = conn.origin
-        if origin.tail_misses >= TAIL_MISSES:
-            await self._abandon()
-            return
-        h = conn.h11
-        budget = TAIL_BUDGET
-        with anyio.CancelScope(shield=True) as scope:
-            try:
-                while budget >= 0:
-                    event = h.next_event()
-                    if event is h11.NEED_DATA:
-                        if scope.deadline == math.inf:
-                            scope.deadline = _now() + TAIL_GRACE
-                        h.receive_data(await _read(conn.stream))
-                        continue
-                    kind = type(event)
-                    if kind is h11.EndOfMessage:
-                        origin.tail_misses = 0
-                        await self._finished(conn)
-                        return
-                    if kind is not h11.Data:
-                        break
-                    budget -= len(event.data)  # type: ignore[union-attr]
-            except (h11.ProtocolError, httpx.HTTPError):
-                pass
-        if scope.cancelled_caught:
-            origin.tail_misses += 1
-        await self._abandon()
-
-    async def _abandon(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await self._transport._discard(conn)
-
-    async def aclose(self) -> None:
-        """Closed before its end (or from another task): the socket is closed, not reused."""
-        await self._abandon()

@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,6 @@ from ..._core.eras import Era, StreamLost
 from ..._core.sanitize import sanitize
 from ..._core.sse import ServerSentEvent, SSEDecoder
 from ..._exceptions import (
-    ConnectError,
     Forbidden,
     HTTPStatusError,
     JSONRPCError,
@@ -44,12 +43,12 @@ from ..._exceptions import (
     NetworkError,
     ProtocolError,
     ReadTimeout,
-    TransportError,
     Unauthorized,
 )
 from ..._http import send as _http_send
-from ..._http.transport import ResponseBody
+from ..._http.body import ResponseBody
 from ..._tokens.auth import BearerAuth
+from .httpx_errors import map_httpx_errors
 
 __all__ = [
     "ACCEPT_BOTH",
@@ -75,35 +74,6 @@ SSE = "text/event-stream"
 REMEMBERED_CREDENTIALS = 4
 #: The largest Content-Length read as one (8 EiB): beyond, the header is no number.
 _MAX_CONTENT_LENGTH = (1 << 63) - 1
-
-
-@contextmanager
-def map_httpx_errors() -> Iterator[None]:
-    """Translate httpx's exceptions into ours, once, at the boundary."""
-    try:
-        yield
-    except httpx.ReadTimeout as exc:
-        raise ReadTimeout(f"no data within the read timeout ({type(exc).__name__})") from exc
-    except httpx.ConnectTimeout as exc:
-        raise ConnectError(f"timed out connecting or sending ({type(exc).__name__})") from exc
-    except httpx.TimeoutException as exc:  # write and pool timeouts
-        raise NetworkError(f"timed out connecting or sending ({type(exc).__name__})") from exc
-    except httpx.ConnectError as exc:
-        raise ConnectError(f"network error ({type(exc).__name__})") from exc
-    except (httpx.ReadError, httpx.WriteError, httpx.CloseError) as exc:
-        raise NetworkError(f"network error ({type(exc).__name__})") from exc
-    except httpx.RemoteProtocolError as exc:
-        raise NetworkError(f"connection broken ({type(exc).__name__})") from exc
-    except httpx.ProxyError as exc:
-        raise NetworkError(f"proxy error ({type(exc).__name__})") from exc
-    except httpx.UnsupportedProtocol as exc:
-        raise ProtocolError(f"unsupported URL scheme ({type(exc).__name__})") from exc
-    except httpx.TransportError as exc:
-        raise NetworkError(f"transport error ({type(exc).__name__})") from exc
-    except httpx.DecodingError as exc:  # an embedder's transport that decodes for us
-        raise ProtocolError(f"the body does not decode ({type(exc).__name__})") from exc
-    except httpx.RequestError as exc:  # anything else httpx says about a request
-        raise TransportError(f"request failed ({type(exc).__name__})") from exc
 
 
 @dataclass
