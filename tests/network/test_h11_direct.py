@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from mcpconn._http import H11Transport, make_client
-from mcpconn._http.send import SENT_CREDENTIAL, send, short_path
 from mcpconn._http.body import TAIL_GRACE, TAIL_MISSES, ResponseBody
+from mcpconn._http.send import SENT_CREDENTIAL, send, short_path
 from mcpconn._tokens.auth import BearerAuth
 from mcpconn._tokens.source import TokenRequest, TokenSource
 
@@ -149,7 +149,12 @@ async def test_a_post_goes_straight_to_the_transport_with_the_current_token() ->
     async def reply(stream: anyio.abc.SocketStream, head: bytes) -> None:
         await stream.send(answer(200, b"ok"))
 
-    async with Wire(reply).running() as wire, make_client() as client, bearer() as (auth, _):
+    static = {"Authorization": "Bearer static"}  # replaced by the auth's, as httpx does
+    async with (
+        Wire(reply).running() as wire,
+        make_client(headers=static) as client,
+        bearer() as (auth, _),
+    ):
         assert short_path(client)
         response = await send(
             client,
@@ -170,6 +175,7 @@ async def test_a_post_goes_straight_to_the_transport_with_the_current_token() ->
     for line in (b"authorization: bearer tok1", b"x-a: 1", b"content-length: 2", b"host: 127"):
         assert b"\r\n" + line in head
     assert b"user-agent: python-httpx" in head  # the client's headers are kept
+    assert head.count(b"\r\nauthorization:") == 1
 
 
 async def test_a_401_on_the_direct_path_is_the_flows_one_refresh_and_one_retry() -> None:

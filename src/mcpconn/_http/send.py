@@ -127,7 +127,9 @@ async def _send_direct(
         token = await auth.token_for(url)  # type: ignore[attr-defined]
         if getattr(token, "authorize", None) is not None:  # binds itself per request (DPoP)
             return None
-        headers = [*headers, ("Authorization", f"Bearer {token.raw}")]
+        # the flow's header replaces any other (as ``request.headers[...] =`` does)
+        headers = [(k, v) for k, v in headers if k.lower() != "authorization"]
+        headers.append(("Authorization", f"Bearer {token.raw}"))
         credential = token.raw
     transport: H11Transport = client._transport  # type: ignore[assignment]
     raw = [(k.encode("ascii"), v.encode("ascii")) for k, v in headers]
