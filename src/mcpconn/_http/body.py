@@ -8,7 +8,6 @@ closed (a new connection per call cost 18% of tool calls a reconnect).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,41 @@ if TYPE_CHECKING:
     from .transport import H11Transport
 
 __all__ = ["TAIL_BUDGET", "TAIL_GRACE", "TAIL_MISSES", "ResponseBody"]
+
+
+def _buffered_end(h: h11.Connection, budget: int) -> bool | None:
+    """Whether the body ends within what is buffered (None: more must be read first);
+    False for anything but the end: more than ``budget`` bytes, or broken framing."""
+    try:
+        while budget >= 0:
+            event = h.next_event()
+            if event is h11.NEED_DATA:
+                return None
+            kind = type(event)
+            if kind is h11.EndOfMessage:
+                return True
+            if kind is not h11.Data:
+                return False
+            budget -= len(event.data)  # type: ignore[union-attr]
+    except h11.ProtocolError:
+        pass
+    return False
+
+
+async def _read_end(conn: Connection) -> bool:
+    """Read until the body's end (`TAIL_BUDGET` bytes at most); False if it is not that."""
+    budget = TAIL_BUDGET
+    h = conn.h11
+    try:
+        while True:
+            data = await read(conn.stream)
+            budget -= len(data)
+            h.receive_data(data)
+            ended = _buffered_end(h, budget)
+            if ended is not None:
+                return ended
+    except (h11.ProtocolError, httpx.HTTPError):
+        return False
 
 
 def _read_timed_out() -> None:
@@ -72,14 +106,22 @@ class ResponseBody(httpx.AsyncByteStream):
             raise StopAsyncIteration
         return chunk
 
-    async def _next_chunk(self, conn: Connection) -> bytes | None:
-        """The next piece of the body, or None at its end."""
+    async def _next_chunk(
+        self, conn: Connection, scope: anyio.CancelScope | None = None
+    ) -> bytes | None:
+        """The next piece of the body, or None at its end. With ``scope`` (`pump`'s),
+        each read moves its deadline instead of having a scope of its own."""
         h = conn.h11
         while True:
             with READING:
                 event: Any = h.next_event()
             if event is h11.NEED_DATA:
-                data = await receive(conn.stream, self._timeout)
+                if scope is None:
+                    data = await receive(conn.stream, self._timeout)
+                else:
+                    if self._timeout is not None:
+                        scope.deadline = now() + self._timeout
+                    data = await read(conn.stream)
                 with READING:
                     h.receive_data(data)
                 continue
@@ -100,13 +142,10 @@ class ResponseBody(httpx.AsyncByteStream):
         conn = self._conn
         if conn is None:
             raise httpx.StreamClosed()
-        timeout, self._timeout = self._timeout, None  # one scope for every read, not one each
         try:
-            with anyio.CancelScope() as scope:
+            with anyio.CancelScope() as scope:  # one scope for every read, not one each
                 while True:
-                    if timeout is not None:
-                        scope.deadline = now() + timeout
-                    chunk = await self._next_chunk(conn)
+                    chunk = await self._next_chunk(conn, scope)
                     if chunk is None:
                         break
                     if on_raw(chunk):
@@ -140,30 +179,17 @@ class ResponseBody(httpx.AsyncByteStream):
         if origin.tail_misses >= TAIL_MISSES:
             await self._abandon()
             return
-        h = conn.h11
-        budget = TAIL_BUDGET
-        with anyio.CancelScope(shield=True) as scope:
-            try:
-                while budget >= 0:
-                    event = h.next_event()
-                    if event is h11.NEED_DATA:
-                        if scope.deadline == math.inf:
-                            scope.deadline = now() + TAIL_GRACE
-                        h.receive_data(await read(conn.stream))
-                        continue
-                    kind = type(event)
-                    if kind is h11.EndOfMessage:
-                        origin.tail_misses = 0
-                        await self._finished(conn)
-                        return
-                    if kind is not h11.Data:
-                        break
-                    budget -= len(event.data)  # type: ignore[union-attr]
-            except (h11.ProtocolError, httpx.HTTPError):
-                pass
-        if scope.cancelled_caught:
-            origin.tail_misses += 1
-        await self._abandon()
+        ended = _buffered_end(conn.h11, TAIL_BUDGET)
+        if ended is None:  # the end is still on its way: wait for it (a scope only now)
+            with anyio.CancelScope(shield=True, deadline=now() + TAIL_GRACE) as scope:
+                ended = await _read_end(conn)
+            if scope.cancelled_caught:
+                origin.tail_misses += 1
+        if ended:
+            origin.tail_misses = 0
+            await self._finished(conn)
+        else:
+            await self._abandon()
 
     async def _abandon(self) -> None:
         conn, self._conn = self._conn, None
