@@ -132,10 +132,9 @@ async def _send_direct(
         headers.append(("Authorization", f"Bearer {token.raw}"))
         credential = token.raw
     transport: H11Transport = client._transport  # type: ignore[assignment]
-    raw = [(k.encode("ascii"), v.encode("ascii")) for k, v in headers]
     try:
         response = await transport.send_bytes(
-            method.encode("ascii"), url, raw, content, timeout.as_dict()
+            method.encode("ascii"), url, headers, content, timeout.as_dict()
         )
     except httpx.TransportError as exc:
         exc.request = httpx.Request(method, url)  # as httpx's request_context does

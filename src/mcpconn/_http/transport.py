@@ -106,17 +106,23 @@ class H11Transport(httpx.AsyncBaseTransport):
         self,
         method: bytes,
         url: httpx.URL,
-        headers: list[tuple[bytes, bytes]],
+        headers: list[tuple[str, str]],
         content: bytes,
         timeouts: Mapping[str, float | None],
     ) -> httpx.Response:
         """One request with an in-memory body, without an `httpx.Request`: what
         `mcpconn._http.send` uses for the JSON-RPC POSTs. ``headers`` lack Host and
         Content-Length (added here); the response has no ``request``."""
-        headers.append((b"host", url.netloc))
-        headers.append((b"content-length", b"%d" % len(content)))
-        with WRITING:
-            head = h11.Request(method=method, target=url.raw_path, headers=headers)
+        with WRITING:  # h11 encodes (ASCII) and validates the names and values
+            head = h11.Request(
+                method=method,
+                target=url.raw_path,
+                headers=[  # type: ignore[arg-type]  # str and bytes pairs: h11 takes both
+                    *headers,
+                    (b"host", url.netloc),
+                    (b"content-length", b"%d" % len(content)),
+                ],
+            )
         return await self._open(url, head, (content,), timeouts)
 
     async def _open(
