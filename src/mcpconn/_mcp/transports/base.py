@@ -1,14 +1,15 @@
 """What every HTTP transport shares: one error boundary, bounded reads, one send path.
 
-httpx errors are translated exactly once, in `map_httpx_errors` (the shape of
-httpx's own ``map_httpcore_exceptions``). Server text enters our errors only
-through the channel (`HTTPChannel.raise_for_status`, `HTTPChannel.parse`,
-`HTTPChannel.content_type`, `HTTPChannel.clean`), which hands the core's parsers
-the credentials it sent (`HTTPChannel.secrets`, read back from each response's
-request) so that the one sanitizer can redact an echoed token. Every request goes through
-`HTTPChannel.open`, which passes the caller's ``auth`` object to
-``client.send`` on *every* request (GET streams and DELETE included), so the
-token is read per request, never frozen into a header at connect time. Every
+httpx errors are translated exactly once, in `map_httpx_errors` (`httpx_errors`).
+Server text enters our errors only through the channel
+(`HTTPChannel.raise_for_status`, `HTTPChannel.parse`, `HTTPChannel.content_type`,
+`HTTPChannel.clean`), which hands the core's parsers the credentials it sent
+(`HTTPChannel.secrets`, read back from each response's request, or from the
+response itself when `mcpconn._http.send` sent it without one) so that the one
+sanitizer can redact an echoed token. Every request goes through `HTTPChannel.open`,
+which passes the caller's ``auth`` object to `mcpconn._http.send` on *every*
+request (GET streams and DELETE included), so the token is read per request,
+never frozen into a header at connect time. Every
 request sets ``follow_redirects=False``: an MCP endpoint that answers 3xx is
 misconfigured, and following it could carry the bearer token elsewhere, so a
 3xx is reported as an unexpected status.
