@@ -9,14 +9,14 @@ closed (a new connection per call cost 18% of tool calls a reconnect).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import h11
 import httpx
 
 from .pool import Connection
-from .wire import READING, now, read, receive
+from .wire import next_event, now, read
 
 if TYPE_CHECKING:
     from .transport import H11Transport
@@ -111,20 +111,8 @@ class ResponseBody(httpx.AsyncByteStream):
     ) -> bytes | None:
         """The next piece of the body, or None at its end. With ``scope`` (`pump`'s),
         each read moves its deadline instead of having a scope of its own."""
-        h = conn.h11
         while True:
-            with READING:
-                event: Any = h.next_event()
-            if event is h11.NEED_DATA:
-                if scope is None:
-                    data = await receive(conn.stream, self._timeout)
-                else:
-                    if self._timeout is not None:
-                        scope.deadline = now() + self._timeout
-                    data = await read(conn.stream)
-                with READING:
-                    h.receive_data(data)
-                continue
+            event = await next_event(conn, scope, self._timeout)
             kind = type(event)
             if kind is h11.Data:
                 return event.data  # type: ignore[no-any-return]

@@ -33,7 +33,7 @@ import httpx
 
 from .body import ResponseBody
 from .pool import Connection, OriginPool
-from .wire import CONNECTING, READING, WRITING, now, read
+from .wire import CONNECTING, WRITING, next_event, now
 
 __all__ = ["DEFAULT_LIMITS", "H11Transport", "default_max_per_origin"]
 
@@ -291,19 +291,11 @@ async def _send(
 async def _receive_head(
     conn: Connection, scope: anyio.CancelScope, timeout: float | None
 ) -> h11.Response:
-    h = conn.h11
     while True:
-        with READING:
-            event = h.next_event()
-        if event is h11.NEED_DATA:
-            scope.deadline = math.inf if timeout is None else now() + timeout
-            data = await read(conn.stream)
-            with READING:
-                h.receive_data(data)
-            continue
+        event = await next_event(conn, scope, timeout)
         kind = type(event)
         if kind is h11.Response:
-            return event  # type: ignore[return-value]
+            return event  # type: ignore[no-any-return]
         if kind is h11.InformationalResponse:
             continue
         raise httpx.RemoteProtocolError("the server closed the connection without a response")

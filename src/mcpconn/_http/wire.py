@@ -7,6 +7,7 @@ purpose, since each runs several times per request.
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 from typing import Any
 
@@ -15,7 +16,9 @@ import anyio.abc
 import h11
 import httpx
 
-__all__ = ["CONNECTING", "READING", "WRITING", "now", "read", "receive"]
+from .pool import Connection
+
+__all__ = ["CONNECTING", "READING", "WRITING", "next_event", "now", "read", "receive"]
 
 _READ_SIZE = 65536
 _NETWORK_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
@@ -80,3 +83,23 @@ async def read(stream: anyio.abc.ByteStream) -> bytes:
             return await stream.receive(_READ_SIZE)
         except anyio.EndOfStream:
             return b""
+
+
+async def next_event(
+    conn: Connection, scope: anyio.CancelScope | None, timeout: float | None
+) -> Any:
+    """``conn``'s next h11 event, reading as needed: each read under ``timeout``, by
+    moving ``scope``'s deadline (one scope for many reads) or, without one, its own."""
+    h = conn.h11
+    while True:
+        with READING:
+            event = h.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        if scope is None:
+            data = await receive(conn.stream, timeout)
+        else:
+            scope.deadline = math.inf if timeout is None else now() + timeout
+            data = await read(conn.stream)
+        with READING:
+            h.receive_data(data)
