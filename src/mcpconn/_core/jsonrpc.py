@@ -311,9 +311,31 @@ def to_object(message: Message) -> dict[str, Any]:
     return obj
 
 
+#: What orjson must leave to the stdlib encoder (which then decides, as without orjson).
+_ORJSON_STRICT = (
+    0
+    if _orjson is None
+    else _orjson.OPT_PASSTHROUGH_SUBCLASS
+    | _orjson.OPT_PASSTHROUGH_DATETIME
+    | _orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
 def encode(message: Message) -> bytes:
-    """Compact UTF-8 JSON. NaN/Infinity raise ``ValueError``: they are not JSON."""
+    """Compact UTF-8 JSON. NaN/Infinity raise ``ValueError``: they are not JSON.
+
+    orjson's when installed; whatever it refuses (big integers, lone surrogates,
+    non-string keys, subclasses) or writes as ``null`` (NaN too) goes to the stdlib.
+    """
     obj = to_object(message)
+    if _orjson is not None:
+        try:
+            out: bytes = _orjson.dumps(obj, option=_ORJSON_STRICT)
+        except TypeError:
+            pass
+        else:
+            if b"null" not in out:
+                return out
     try:
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
     except UnicodeEncodeError:  # a lone surrogate: let json escape it instead

@@ -28,7 +28,7 @@ __all__ = ["Connection", "OriginPool"]
 class Connection:
     """One HTTP/1.1 connection: a byte stream and its h11 state."""
 
-    __slots__ = ("_fd", "h11", "idle_since", "origin", "stream")
+    __slots__ = ("_fd", "_poller", "h11", "idle_since", "origin", "stream")
 
     def __init__(self, stream: anyio.abc.ByteStream, origin: OriginPool) -> None:
         self.stream = stream
@@ -37,6 +37,7 @@ class Connection:
         self.idle_since = 0.0
         sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
         self._fd: int = sock.fileno() if sock is not None else -1  # asyncio wraps it: the fd
+        self._poller: select.poll | None = None  # made at the first reuse (listeners never)
 
     def readable(self) -> bool:
         """True if the idle peer sent something (EOF or garbage): it cannot be reused."""
@@ -44,8 +45,10 @@ class Connection:
         if fd < 0:
             return True
         try:
-            poller = select.poll()  # not select(): descriptors above 1024 are normal here
-            poller.register(fd, select.POLLIN)
+            poller = self._poller
+            if poller is None:  # not select(): descriptors above 1024 are normal here
+                poller = self._poller = select.poll()
+                poller.register(fd, select.POLLIN)
             return bool(poller.poll(0))
         except (OSError, ValueError):
             return True
@@ -54,7 +57,15 @@ class Connection:
 class OriginPool:
     """The connections of one (scheme, host, port)."""
 
-    __slots__ = ("_idle", "_waiters", "keepalive_expiry", "max_connections", "max_idle", "sockets")
+    __slots__ = (
+        "_idle",
+        "_waiters",
+        "keepalive_expiry",
+        "max_connections",
+        "max_idle",
+        "sockets",
+        "tail_misses",
+    )
 
     def __init__(
         self, *, max_connections: int | None, max_idle: int | None, keepalive_expiry: float | None
@@ -66,6 +77,8 @@ class OriginPool:
         self.sockets = 0
         self._idle: deque[Connection] = deque()
         self._waiters: deque[anyio.Event] | None = None  # only once the cap was reached
+        #: Response bodies in a row that went on past a reader's stop (`ResponseBody`).
+        self.tail_misses = 0
 
     @property
     def idle(self) -> int:

@@ -21,7 +21,10 @@ import httpx
 
 from .transport import H11Transport
 
-__all__ = ["send", "short_path"]
+__all__ = ["SENT_CREDENTIAL", "send", "short_path"]
+
+#: Where a response sent without an `httpx.Request` keeps the credential it carried.
+SENT_CREDENTIAL = "mcpconn.credential"
 
 _httpx_log = logging.getLogger("httpx")
 
@@ -58,8 +61,15 @@ async def send(
     # the client's headers, then ours in their place (case-insensitive), as httpx merges
     # them, without building two intermediate Headers objects
     ours = {name.lower() for name in headers}
-    merged = [(k, v) for k, v in client.headers.multi_items() if k not in ours]
+    merged: list[tuple[str, str]] = [
+        (k, v) for k, v in client.headers.multi_items() if k not in ours
+    ]
     merged.extend(headers.items())
+    first: httpx.Response | None = None
+    if content is not None and not url.userinfo and (auth is None or _plain_bearer(auth)):
+        first = await _send_direct(client, method, url, merged, content, auth, timeout)
+        if first is not None and (auth is None or first.status_code not in (401, 403)):
+            return first
     request = httpx.Request(
         method, url, headers=merged, content=content, extensions={"timeout": timeout.as_dict()}
     )
@@ -67,22 +77,85 @@ async def send(
     history: list[httpx.Response] = []  # as httpx keeps it: who sent which credential
     try:
         request = await flow.__anext__()
+        response = _answered(first, request)
+        if response is None and first is not None:
+            await first.aclose()  # a refresh came in between: the flow sends its own
         while True:
-            response = await _send_single(client, request)
+            answer = response or await _send_single(client, request)
             try:
                 try:
-                    next_request = await flow.asend(response)
+                    next_request = await flow.asend(answer)
                 except StopAsyncIteration:
-                    response.history = list(history)
-                    return response
-                await response.aread()
-                history.append(response)
-                request = next_request
+                    answer.history = list(history)
+                    return answer
+                await answer.aread()
+                history.append(answer)
+                request, response = next_request, None
             except BaseException:
-                await response.aclose()
+                await answer.aclose()
                 raise
+    except BaseException:
+        if first is not None:
+            await first.aclose()  # idempotent
+        raise
     finally:
         await flow.aclose()
+
+
+def _plain_bearer(auth: httpx.Auth) -> bool:
+    """An auth whose flow's first step only sets a token's header, offered as
+    ``token_for(url)`` and vouched for by ``direct_flow`` being its own flow
+    (`mcpconn._tokens.auth.BearerAuth`; a subclass with another flow is not)."""
+    flow = getattr(type(auth), "direct_flow", None)
+    return flow is not None and flow is type(auth).async_auth_flow
+
+
+async def _send_direct(
+    client: httpx.AsyncClient,
+    method: str,
+    url: httpx.URL,
+    headers: list[tuple[str, str]],
+    content: bytes,
+    auth: httpx.Auth | None,
+    timeout: httpx.Timeout,
+) -> httpx.Response | None:
+    """A request with its body in memory, straight to `H11Transport`: no `httpx.Request`,
+    and `BearerAuth`'s header set from its token (its flow runs only on a 401 or 403).
+    None for a token that binds itself to each request (DPoP): the flow sets that one."""
+    credential = None
+    if auth is not None:
+        token = await auth.token_for(url)  # type: ignore[attr-defined]
+        if getattr(token, "authorize", None) is not None:  # binds itself per request (DPoP)
+            return None
+        # the flow's header replaces any other (as ``request.headers[...] =`` does)
+        headers = [(k, v) for k, v in headers if k.lower() != "authorization"]
+        headers.append(("Authorization", f"Bearer {token.raw}"))
+        credential = token.raw
+    transport: H11Transport = client._transport  # type: ignore[assignment]
+    try:
+        response = await transport.send_bytes(
+            method.encode("ascii"), url, headers, content, timeout.as_dict()
+        )
+    except httpx.TransportError as exc:
+        exc.request = httpx.Request(method, url)  # as httpx's request_context does
+        raise
+    if credential is not None:
+        response.extensions[SENT_CREDENTIAL] = credential
+    _after(client, method, url, response)
+    return response
+
+
+def _answered(first: httpx.Response | None, request: httpx.Request) -> httpx.Response | None:
+    """The direct answer, if the flow's first request is the one it answered (the same
+    credential: no refresh in between); the flow then goes on from that answer."""
+    if first is None:
+        return None
+    sent = first.extensions.get(SENT_CREDENTIAL)
+    value = request.headers.get("authorization", "")
+    if sent is not None and value.partition(" ")[2].strip() == sent:
+        first.request = request
+        return first
+    return None
 
 
 async def _send_single(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
@@ -92,15 +165,22 @@ async def _send_single(client: httpx.AsyncClient, request: httpx.Request) -> htt
         exc.request = request  # as httpx's request_context does
         raise
     response.request = request
+    _after(client, request.method, request.url, response)
+    return response
+
+
+def _after(
+    client: httpx.AsyncClient, method: str, url: httpx.URL, response: httpx.Response
+) -> None:
+    """What httpx's loop does with every response that matters here: cookies, its log line."""
     if "set-cookie" in response.headers:
         client.cookies.extract_cookies(response)
     if _httpx_log.isEnabledFor(logging.INFO):
         _httpx_log.info(
             'HTTP Request: %s %s "%s %d %s"',
-            request.method,
-            request.url,
+            method,
+            url,
             response.http_version,
             response.status_code,
             response.reason_phrase,
         )
-    return response

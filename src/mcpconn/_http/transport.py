@@ -3,12 +3,16 @@
 `H11Transport` is an `httpx.AsyncBaseTransport`, so `httpx.AsyncClient`,
 `httpx.Auth` and `httpx.Timeout` stay the configuration; only the layer under
 the client changes. Per request it does one pool pop, one send of the whole
-request (head and an in-memory body together), and one cancel scope per
-network read that has a timeout; httpcore does a scan of its pool, ~12 cancel
-scopes and two sends. A response body is streamed (SSE listeners stay open
-for hours); closing it early, from any task, or cancelling its reader closes
-the socket instead of returning it to the pool. A connection goes back to the
-pool only after a complete exchange that both sides may continue.
+request (head and an in-memory body together), one cancel scope for the
+head and one for the body (deadlines moved per read); httpcore does a scan of
+its pool, ~12 cancel scopes and two sends. `send_bytes` takes a request
+without an `httpx.Request` (the JSON-RPC POSTs, `mcpconn._http.send`). A
+response body (`ResponseBody`) is streamed (SSE listeners stay open for
+hours); closing it early, from any task, or cancelling its reader closes the
+socket instead of returning it to the pool; a reader that stops at what it
+wanted has the stream's end read first (`ResponseBody.pump`). A connection
+goes back to the pool only after a complete exchange that both sides may
+continue.
 
 Errors are httpx's own classes (`httpx.ConnectError`, `httpx.ReadTimeout`,
 `httpx.RemoteProtocolError`, `httpx.PoolTimeout`...), so everything above,
@@ -20,23 +24,21 @@ from __future__ import annotations
 import math
 import resource
 import ssl
-from collections.abc import AsyncIterator
-from typing import Any, Literal
+from collections.abc import AsyncIterable, Mapping
 
 import anyio
 import anyio.abc
 import h11
 import httpx
 
+from .body import ResponseBody
 from .pool import Connection, OriginPool
+from .wire import CONNECTING, WRITING, next_event, now
 
 __all__ = ["DEFAULT_LIMITS", "H11Transport", "default_max_per_origin"]
 
-_READ_SIZE = 65536
 _FLUSH_AT = 65536
 DEFAULT_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=64)
-
-_NETWORK_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
 
 
 def default_max_per_origin() -> int:
@@ -49,49 +51,6 @@ def default_max_per_origin() -> int:
     if soft == resource.RLIM_INFINITY:
         return 32768
     return max(256, soft * 3 // 4)
-
-
-class _mapped:
-    """Our errors beneath as httpx's: ``timeout_class`` for a timeout, ``error_class`` for
-    a broken socket or TLS, h11's protocol errors as httpx's."""
-
-    __slots__ = ("_error", "_timeout")
-
-    def __init__(
-        self, timeout_class: type[httpx.TimeoutException], error_class: type[httpx.HTTPError]
-    ) -> None:
-        self._timeout = timeout_class
-        self._error = error_class
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> Literal[False]:
-        if kind is None:
-            return False
-        if issubclass(kind, TimeoutError):
-            raise self._timeout(f"timed out ({self._timeout.__name__})") from exc
-        if issubclass(kind, h11.RemoteProtocolError):
-            raise httpx.RemoteProtocolError(str(exc)) from exc
-        if issubclass(kind, h11.LocalProtocolError):
-            raise httpx.LocalProtocolError(str(exc)) from exc
-        if issubclass(kind, ssl.SSLError):
-            raise self._error(f"TLS error ({kind.__name__})") from exc
-        if issubclass(kind, _NETWORK_ERRORS):
-            raise self._error(f"{kind.__name__}") from exc
-        return False
-
-
-async def _receive(stream: anyio.abc.ByteStream, timeout: float | None) -> bytes:
-    """One read (b"" at EOF); a timeout or a broken socket as httpx's errors."""
-    if timeout is None:
-        return await _read(stream)
-    with anyio.CancelScope(deadline=anyio.current_time() + timeout) as scope:
-        return await _read(stream)
-    assert scope.cancelled_caught
-    raise httpx.ReadTimeout(f"timed out ({httpx.ReadTimeout.__name__})")
 
 
 class H11Transport(httpx.AsyncBaseTransport):
@@ -134,9 +93,47 @@ class H11Transport(httpx.AsyncBaseTransport):
         return self._ssl_context
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        with WRITING:
+            head = h11.Request(
+                method=request.method, target=request.url.raw_path, headers=request.headers.raw
+            )
+        stream = request.stream
+        body = tuple(stream) if isinstance(stream, httpx.ByteStream) else stream
+        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        return await self._open(request.url, head, body, timeouts)  # type: ignore[arg-type]
+
+    async def send_bytes(
+        self,
+        method: bytes,
+        url: httpx.URL,
+        headers: list[tuple[str, str]],
+        content: bytes,
+        timeouts: Mapping[str, float | None],
+    ) -> httpx.Response:
+        """One request with an in-memory body, without an `httpx.Request`: what
+        `mcpconn._http.send` uses for the JSON-RPC POSTs. ``headers`` lack Host and
+        Content-Length (added here); the response has no ``request``."""
+        with WRITING:  # h11 encodes (ASCII) and validates the names and values
+            head = h11.Request(
+                method=method,
+                target=url.raw_path,
+                headers=[  # type: ignore[arg-type]  # str and bytes pairs: h11 takes both
+                    *headers,
+                    (b"host", url.netloc),
+                    (b"content-length", b"%d" % len(content)),
+                ],
+            )
+        return await self._open(url, head, (content,), timeouts)
+
+    async def _open(
+        self,
+        url: httpx.URL,
+        head: h11.Request,
+        body: tuple[bytes, ...] | AsyncIterable[bytes],
+        timeouts: Mapping[str, float | None],
+    ) -> httpx.Response:
         if self._closed:
             raise httpx.UnsupportedProtocol("the transport is closed")  # httpcore says the same
-        url = request.url
         key = _origin_key(url)
         pool = self._pools.get(key)
         if pool is None:
@@ -145,7 +142,7 @@ class H11Transport(httpx.AsyncBaseTransport):
                 max_idle=self._max_idle,
                 keepalive_expiry=self._expiry,
             )
-        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        read = timeouts.get("read")
         to_close: list[Connection] = []
         try:
             conn = await pool.acquire(timeouts.get("pool"), to_close)
@@ -157,15 +154,15 @@ class H11Transport(httpx.AsyncBaseTransport):
         if conn is None:
             conn = await self._connect(pool, key, timeouts.get("connect"))
         try:
-            head = await _exchange(conn, request, timeouts.get("write"), timeouts.get("read"))
+            response = await _exchange(conn, head, body, timeouts.get("write"), read)
         except BaseException:
             await self._discard(conn)
             raise
         return httpx.Response(
-            head.status_code,
-            headers=head.headers.raw_items(),
-            stream=_Body(self, conn, timeouts.get("read")),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason},
+            response.status_code,
+            headers=response.headers.raw_items(),
+            stream=ResponseBody(self, conn, read),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason},
         )
 
     async def _connect(
@@ -175,7 +172,7 @@ class H11Transport(httpx.AsyncBaseTransport):
         tls = scheme == b"https"
         hostname = host.decode("ascii")
         try:
-            with _mapped(httpx.ConnectTimeout, httpx.ConnectError), anyio.fail_after(timeout):
+            with CONNECTING, anyio.fail_after(timeout):
                 stream: anyio.abc.ByteStream
                 if tls:
                     stream = await anyio.connect_tcp(
@@ -201,7 +198,7 @@ class H11Transport(httpx.AsyncBaseTransport):
             conn.origin.discard(conn, to_close)
             return
         h.start_next_cycle()
-        conn.origin.release(conn, anyio.current_time(), to_close)
+        conn.origin.release(conn, now(), to_close)
 
     async def _discard(self, conn: Connection) -> None:
         to_close: list[Connection] = []
@@ -241,14 +238,17 @@ def _origin_key(url: httpx.URL) -> tuple[bytes, bytes, int]:
 
 
 async def _exchange(
-    conn: Connection, request: httpx.Request, write: float | None, read: float | None
+    conn: Connection,
+    head: h11.Request,
+    body: tuple[bytes, ...] | AsyncIterable[bytes],
+    write: float | None,
+    read: float | None,
 ) -> h11.Response:
     """Send the request, read the response head: one cancel scope, its deadline moved per
     write and per read (httpx's timeouts are per operation), instead of one scope each."""
-    now = anyio.current_time
     writing = True
     with anyio.CancelScope(deadline=math.inf if write is None else now() + write) as scope:
-        await _send(conn, request, scope, write)
+        await _send(conn, head, body, scope, write)
         writing = False
         return await _receive_head(conn, scope, read)
     if writing:
@@ -257,24 +257,24 @@ async def _exchange(
 
 
 async def _send(
-    conn: Connection, request: httpx.Request, scope: anyio.CancelScope, timeout: float | None
+    conn: Connection,
+    head: h11.Request,
+    body: tuple[bytes, ...] | AsyncIterable[bytes],
+    scope: anyio.CancelScope,
+    timeout: float | None,
 ) -> None:
     """The request head and body: one send when the body is in memory."""
     h = conn.h11
     stream = conn.stream
-    with _mapped(httpx.WriteTimeout, httpx.WriteError):
-        head = h11.Request(
-            method=request.method, target=request.url.raw_path, headers=request.headers.raw
-        )
+    with WRITING:
         parts = [h.send(head)]
         size = len(parts[0])
-        body = request.stream
-        if isinstance(body, httpx.ByteStream):
+        if isinstance(body, tuple):  # in memory
             for chunk in body:
                 if chunk:
                     parts.append(h.send(h11.Data(data=chunk)))
         else:
-            async for chunk in body:  # type: ignore[union-attr]
+            async for chunk in body:
                 if not chunk:
                     continue
                 parts.append(h.send(h11.Data(data=chunk)))
@@ -283,89 +283,19 @@ async def _send(
                     await stream.send(b"".join(parts))
                     parts, size = [], 0
                     if timeout is not None:
-                        scope.deadline = anyio.current_time() + timeout
+                        scope.deadline = now() + timeout
         parts.append(h.send(h11.EndOfMessage()))
         await stream.send(b"".join(parts))
-
-
-async def _read(stream: anyio.abc.ByteStream) -> bytes:
-    with _mapped(httpx.ReadTimeout, httpx.ReadError):
-        try:
-            return await stream.receive(_READ_SIZE)
-        except anyio.EndOfStream:
-            return b""
 
 
 async def _receive_head(
     conn: Connection, scope: anyio.CancelScope, timeout: float | None
 ) -> h11.Response:
-    h = conn.h11
     while True:
-        with _mapped(httpx.ReadTimeout, httpx.ReadError):
-            event = h.next_event()
-        if event is h11.NEED_DATA:
-            scope.deadline = math.inf if timeout is None else anyio.current_time() + timeout
-            data = await _read(conn.stream)
-            with _mapped(httpx.ReadTimeout, httpx.ReadError):
-                h.receive_data(data)
-            continue
+        event = await next_event(conn, scope, timeout)
         kind = type(event)
         if kind is h11.Response:
-            return event  # type: ignore[return-value]
+            return event  # type: ignore[no-any-return]
         if kind is h11.InformationalResponse:
             continue
         raise httpx.RemoteProtocolError("the server closed the connection without a response")
-
-
-def _closed_mid_body() -> None:
-    raise httpx.RemoteProtocolError("the server closed the connection mid-body")
-
-
-class _Body(httpx.AsyncByteStream):
-    """A streaming response body on its connection; the connection is reused only at its end."""
-
-    __slots__ = ("_conn", "_timeout", "_transport")
-
-    def __init__(self, transport: H11Transport, conn: Connection, timeout: float | None) -> None:
-        self._transport = transport
-        self._conn: Connection | None = conn
-        self._timeout = timeout
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        conn = self._conn
-        if conn is None:
-            raise httpx.StreamClosed()
-        h = conn.h11
-        try:
-            while True:
-                with _mapped(httpx.ReadTimeout, httpx.ReadError):
-                    event: Any = h.next_event()
-                if event is h11.NEED_DATA:
-                    data = await _receive(conn.stream, self._timeout)
-                    with _mapped(httpx.ReadTimeout, httpx.ReadError):
-                        h.receive_data(data)
-                    continue
-                kind = type(event)
-                if kind is h11.Data:
-                    yield event.data
-                elif kind is h11.EndOfMessage:
-                    break
-                else:
-                    _closed_mid_body()
-        except BaseException:
-            await self._abandon()
-            raise
-        self._conn = None
-        to_close: list[Connection] = []
-        self._transport._release(conn, to_close)
-        if to_close:
-            await self._transport._close(to_close)
-
-    async def _abandon(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await self._transport._discard(conn)
-
-    async def aclose(self) -> None:
-        """Closed before its end (or from another task): the socket is closed, not reused."""
-        await self._abandon()

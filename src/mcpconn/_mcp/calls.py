@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+import anyio
+
 from .._core import jsonrpc as _jsonrpc
 from .._exceptions import InputRequired, InvalidMessage, MCPConnError
 from .trace import trace_meta
@@ -26,6 +28,7 @@ __all__ = [
     "CallOptions",
     "CallStream",
     "NotificationCallback",
+    "Pending",
     "ProgressCallback",
     "complete_rounds",
     "merge_params",
@@ -113,6 +116,33 @@ class CallStream:
             callback(note)
         except Exception:
             logger.exception("an on_notification callback raised")
+
+
+class Pending:
+    """One request's answer; its Event is made only if someone has to wait for it (the
+    answer usually arrives on the request's own stream, before anyone waits)."""
+
+    __slots__ = ("_event", "answered", "error", "result")
+
+    def __init__(self) -> None:
+        self.answered = False
+        self._event: anyio.Event | None = None
+        self.result: dict[str, Any] | None = None
+        self.error: MCPConnError | None = None
+
+    def is_set(self) -> bool:
+        return self.answered
+
+    def set(self) -> None:
+        self.answered = True
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> None:
+        if not self.answered:
+            if self._event is None:
+                self._event = anyio.Event()
+            await self._event.wait()
 
 
 def progress_token_of(options: CallOptions, params: Mapping[str, Any] | None) -> Any:

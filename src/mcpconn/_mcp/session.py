@@ -5,14 +5,11 @@
 (bounded by ``timeouts.close``). The session owns a task group (entered and
 exited in the task that enters `open_session`) for answering server requests
 and, in the legacy era, for reading the SSE stream; nothing in it ever raises
-into that group. What differs between eras is data (`mcpconn._core.eras`,
-``Session.rules``): nothing here compares era names. Opening (the era plan and
-its handshake) is in `opening` and `handshake`; recovery from a forgotten
-session, a lost stream or a HeaderMismatch in `recovering` (decided by
-`mcpconn._core.recovery`); notifications in `inbound`, server requests in
-`server_requests`, the listener in `listening`, a call's options and the 2026
-input rounds in `calls`. Here: request/response matching, timeouts and
-cancellation (``notifications/cancelled`` where the era has it; a late
+into that group. What differs between eras is data (``Session.rules``). Opening
+is in `opening` and `handshake`; recovery in `recovering`; notifications in
+`inbound`, server requests in `server_requests`, the listener in `listening`, a
+call's options and answer in `calls`. Here: request/response matching, timeouts
+and cancellation (``notifications/cancelled`` where the era has it; a late
 response is ignored and counted).
 """
 
@@ -34,7 +31,7 @@ from .._core.eras import Era, EraRules
 from .._exceptions import ConnectionClosed, MCPConnError, RequestTimeout
 from . import calls as _calls
 from . import inbound as _inbound
-from .calls import NO_OPTIONS, CallOptions, CallStream
+from .calls import NO_OPTIONS, CallOptions, CallStream, Pending
 from .handlers import SessionHandlers, SessionStatistics
 from .handshake import ToolLearner, client_capabilities
 from .inbound import ProgressCallback
@@ -57,15 +54,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("mcpconn.session")
-
-
-class _Pending:
-    __slots__ = ("done", "error", "result")
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.result: dict[str, Any] | None = None
-        self.error: MCPConnError | None = None
 
 
 class Session(Listening, Recovering, Opening):
@@ -94,7 +82,7 @@ class Session(Listening, Recovering, Opening):
         self._tg = task_group
         self._channel = HTTPChannel(client, config, auth)
         self._ids = _jsonrpc.IdAllocator()
-        self._pending: dict[_jsonrpc.RequestId, _Pending] = {}
+        self._pending: dict[_jsonrpc.RequestId, Pending] = {}
         self._progress: dict[Any, ProgressCallback] = {}
         #: Legacy SSE has no per-call stream: a call's progress is found by its token.
         self._legacy_calls: dict[Any, CallStream] = {}
@@ -256,7 +244,7 @@ class Session(Listening, Recovering, Opening):
         )
         if by_token:
             self._legacy_calls[token] = stream
-        pending = self._pending[rid] = _Pending()
+        pending = self._pending[rid] = Pending()
         if sent is not None:
             sent.append(rid)
         self._counts["requests"] += 1
@@ -266,10 +254,10 @@ class Session(Listening, Recovering, Opening):
             with scope:
                 await transport.send_request(
                     _jsonrpc.Request(rid, method, params),
-                    done=pending.done.is_set,
+                    done=pending.is_set,
                     dispatch=lambda message: self._dispatch(message, stream),
                 )
-                await pending.done.wait()
+                await pending.wait()
         finally:
             self._inflight.discard(scope)
             del self._pending[rid]
@@ -313,14 +301,14 @@ class Session(Listening, Recovering, Opening):
                 self._counts["unknown"] += 1
                 shown = self._channel.clean(message.id)
                 logger.debug("ignored a response to unknown or finished id %s", shown)
-            elif pending.done.is_set():
+            elif pending.answered:
                 self._counts["duplicate"] += 1
             else:
                 if isinstance(message, _jsonrpc.Response):
                     pending.result = message.result
                 else:
                     pending.error = message.error
-                pending.done.set()
+                pending.set()
         elif not self.rules.server_requests:
             self._counts["skipped"] += 1
             shown = describe(message, self._channel.secrets)
@@ -342,9 +330,9 @@ class Session(Listening, Recovering, Opening):
 
     def _fail_all(self, error: MCPConnError) -> None:
         for pending in self._pending.values():
-            if not pending.done.is_set():
+            if not pending.answered:
                 pending.error = error
-                pending.done.set()
+                pending.set()
 
     # ---- lifecycle ------------------------------------------------------------------------
 

@@ -55,7 +55,7 @@ class Connection(ProtocolSurface):
         self._notes = self._runner.notes
         self._lists = self._runner.lists
         self._inflight = 0
-        self._idle: anyio.Event | None = None  # set while calls are in flight
+        self._idle: anyio.Event | None = None  # a drain() waiting for the calls in flight
         self.last_used = anyio.current_time()
 
     def __repr__(self) -> str:
@@ -149,10 +149,11 @@ class Connection(ProtocolSurface):
         )
         timeout = self.server.timeouts.request if timeout is None else timeout
         deadline = anyio.current_time() + timeout
-        session: Session | None = None
         epoch = self._runner.epoch
-        with anyio.move_on_after(timeout):
-            session, epoch = await self._usable_session()
+        session = self._runner.session if self.state is State.READY else None
+        if session is None:  # not ready: wait for it (no cancel scope on the common path)
+            with anyio.move_on_after(timeout):
+                session, epoch = await self._usable_session()
         if session is None:
             raise RequestTimeout(
                 f"{self!r} not ready within {timeout:g}s (last error: {self.last_error!r})"
@@ -210,7 +211,9 @@ class Connection(ProtocolSurface):
 
     async def drain(self) -> None:
         """Wait until no call is in flight (used when replacing a connection)."""
-        if self._idle is not None:
+        if self._inflight:
+            if self._idle is None:  # made only for a waiter, not per call
+                self._idle = anyio.Event()
             await self._idle.wait()
 
     @property
@@ -246,8 +249,6 @@ class Connection(ProtocolSurface):
 
     def _begin_call(self) -> None:
         self._inflight += 1
-        if self._idle is None:
-            self._idle = anyio.Event()
         self.last_used = anyio.current_time()
 
     def _end_call(self) -> None:

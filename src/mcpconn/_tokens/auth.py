@@ -93,6 +93,7 @@ class BearerAuth(httpx.Auth):
         self.resource = resource
         self.retry_on_401 = retry_on_401
         self.allow_insecure_http = allow_insecure_http
+        self._loopback: str | None = None
 
     @staticmethod
     def rejection(response: httpx.Response) -> Rejection | None:
@@ -110,11 +111,26 @@ class BearerAuth(httpx.Auth):
         )
 
     def _check_transport(self, url: httpx.URL) -> None:
-        if url.scheme == "http" and not self.allow_insecure_http and not is_loopback_host(url.host):
+        if url.scheme != "http" or self.allow_insecure_http:
+            return
+        host = url.host
+        if host == self._loopback:  # the answer for the host of the last request
+            return
+        if not is_loopback_host(host):
             raise InsecureTransportError(
-                f"refusing to send a bearer token over plain http to {url.host!r}; "
+                f"refusing to send a bearer token over plain http to {host!r}; "
                 "use https or allow_insecure_http=True"
             )
+        self._loopback = host
+
+    async def token_for(self, url: httpx.URL) -> Token:
+        """The token a request to ``url`` carries now (`InsecureTransportError` if it may not).
+
+        The first step of `async_auth_flow`; a sender that set the header itself
+        hands a 401 to the flow (which reads the token again) to take it from there.
+        """
+        self._check_transport(url)
+        return await self.source.get(self.principal, self.audience, resource=self.resource)
 
     def _rejected(
         self, response: httpx.Response, token: Token, earlier: Token | None = None
@@ -139,8 +155,7 @@ class BearerAuth(httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        self._check_transport(request.url)
-        sent = await self.source.get(self.principal, self.audience, resource=self.resource)
+        sent = await self.token_for(request.url)
         _authorize(request, sent)
         response = yield request
         if response.status_code == 401 and _retry_with_nonce(sent, response):
@@ -164,6 +179,10 @@ class BearerAuth(httpx.Auth):
         response = yield request
         if response.status_code == 401:
             self._rejected(response, fresh, sent)
+
+    #: `mcpconn._http.send` may set the first request's header from `token_for` and run
+    #: this flow only on a 401 or 403 (a subclass with its own flow is always run).
+    direct_flow = async_auth_flow
 
 
 def _authorize(request: httpx.Request, token: Token) -> None:

@@ -1,14 +1,15 @@
 """What every HTTP transport shares: one error boundary, bounded reads, one send path.
 
-httpx errors are translated exactly once, in `errors.map_httpx_errors` (the shape
-of httpx's own ``map_httpcore_exceptions``). Server text enters our errors only
-through the channel (`HTTPChannel.raise_for_status`, `HTTPChannel.parse`,
-`HTTPChannel.content_type`, `HTTPChannel.clean`), which hands the core's parsers
-the credentials it sent (`HTTPChannel.secrets`, read back from each response's
-request) so that the one sanitizer can redact an echoed token. Every request goes through
-`HTTPChannel.open`, which passes the caller's ``auth`` object to
-``client.send`` on *every* request (GET streams and DELETE included), so the
-token is read per request, never frozen into a header at connect time. Every
+httpx errors are translated exactly once, in `map_httpx_errors` (`errors`).
+Server text enters our errors only through the channel
+(`HTTPChannel.raise_for_status`, `HTTPChannel.parse`, `HTTPChannel.content_type`,
+`HTTPChannel.clean`), which hands the core's parsers the credentials it sent
+(`HTTPChannel.secrets`, read back from each response's request, or from the
+response itself when `mcpconn._http.send` sent it without one) so that the one
+sanitizer can redact an echoed token. Every request goes through `HTTPChannel.open`,
+which passes the caller's ``auth`` object to `mcpconn._http.send` on *every*
+request (GET streams and DELETE included), so the token is read per request,
+never frozen into a header at connect time. Every
 request sets ``follow_redirects=False``: an MCP endpoint that answers 3xx is
 misconfigured, and following it could carry the bearer token elsewhere, so a
 3xx is reported as an unexpected status.
@@ -47,6 +48,7 @@ from ..._exceptions import (
     Unauthorized,
 )
 from ..._http import send as _http_send
+from ..._http.body import ResponseBody
 from ..._tokens.auth import BearerAuth
 from .errors import map_httpx_errors
 
@@ -97,6 +99,10 @@ def sent_credentials(response: httpx.Response) -> list[str]:
     (an auth flow's retried request and the first one it replaced), scheme removed."""
     found: list[str] = []
     for answered in (*response.history, response):
+        direct = answered.extensions.get(_http_send.SENT_CREDENTIAL)
+        if direct is not None:  # sent without an httpx.Request
+            found.append(direct)
+            continue
         try:
             value = answered.request.headers.get("authorization")
         except RuntimeError:  # a response built without a request
@@ -318,6 +324,10 @@ async def iterate(response: httpx.Response, on_chunk: Callable[[bytes], bool]) -
     if response.is_stream_consumed:  # read and decoded by httpx already
         return _feed([response.content], on_chunk)
     decoder = ContentDecoder(response.headers.get("content-encoding"))
+    body = response.stream
+    if isinstance(body, ResponseBody):  # our transport's: read directly, no scope to stop it
+        with map_httpx_errors():
+            return await body.pump(lambda raw: _feed(decoder.feed(raw), on_chunk))
     stopped = False
     failure: MCPConnError | None = None
     with anyio.CancelScope() as scope, map_httpx_errors():

@@ -1,0 +1,189 @@
+"""A streaming response body of `H11Transport`, and what happens when its reader stops early.
+
+An MCP request's response stream ends right after its response: a reader
+that stops there (the call has its answer) leaves the stream's end unread.
+`ResponseBody` reads that end so that the connection is reused rather than
+closed (a new connection per call cost 18% of tool calls a reconnect).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import anyio
+import h11
+import httpx
+
+from .pool import Connection
+from .wire import next_event, now, read
+
+if TYPE_CHECKING:
+    from .transport import H11Transport
+
+__all__ = ["TAIL_BUDGET", "TAIL_GRACE", "TAIL_MISSES", "ResponseBody"]
+
+
+def _buffered_end(h: h11.Connection, budget: int) -> bool | None:
+    """Whether the body ends within what is buffered (None: more must be read first);
+    False for anything but the end: more than ``budget`` bytes, or broken framing."""
+    try:
+        while budget >= 0:
+            event = h.next_event()
+            if event is h11.NEED_DATA:
+                return None
+            kind = type(event)
+            if kind is h11.EndOfMessage:
+                return True
+            if kind is not h11.Data:
+                return False
+            budget -= len(event.data)  # type: ignore[union-attr]
+    except h11.ProtocolError:
+        pass
+    return False
+
+
+async def _read_end(conn: Connection) -> bool:
+    """Read until the body's end (`TAIL_BUDGET` bytes at most); False if it is not that."""
+    budget = TAIL_BUDGET
+    h = conn.h11
+    try:
+        while True:
+            data = await read(conn.stream)
+            budget -= len(data)
+            h.receive_data(data)
+            ended = _buffered_end(h, budget)
+            if ended is not None:
+                return ended
+    except (h11.ProtocolError, httpx.HTTPError):
+        return False
+
+
+def _read_timed_out() -> None:
+    raise httpx.ReadTimeout("timed out reading the response body")
+
+
+def _closed_mid_body() -> None:
+    raise httpx.RemoteProtocolError("the server closed the connection mid-body")
+
+
+#: A body's tail after its reader stopped early: at most this many bytes, this many seconds
+#: are read to keep the connection; after this many misses in a row an origin is not waited for.
+TAIL_BUDGET = 65536
+TAIL_GRACE = 0.05
+TAIL_MISSES = 3
+
+
+class ResponseBody(httpx.AsyncByteStream):
+    """A streaming response body on its connection; the connection is reused only at its end.
+
+    An async iterator object, not an async generator: a reader that stops
+    early leaves nothing suspended for the garbage collector. `pump` reads it
+    without httpx's wrappers and without a cancel scope to stop it.
+    """
+
+    __slots__ = ("_conn", "_timeout", "_transport")
+
+    def __init__(self, transport: H11Transport, conn: Connection, timeout: float | None) -> None:
+        self._transport = transport
+        self._conn: Connection | None = conn
+        self._timeout = timeout
+
+    def __aiter__(self) -> ResponseBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        conn = self._conn
+        if conn is None:
+            raise StopAsyncIteration
+        try:
+            chunk = await self._next_chunk(conn)
+        except BaseException:
+            await self._abandon()
+            raise
+        if chunk is None:
+            await self._finished(conn)
+            raise StopAsyncIteration
+        return chunk
+
+    async def _next_chunk(
+        self, conn: Connection, scope: anyio.CancelScope | None = None
+    ) -> bytes | None:
+        """The next piece of the body, or None at its end. With ``scope`` (`pump`'s),
+        each read moves its deadline instead of having a scope of its own."""
+        while True:
+            event = await next_event(conn, scope, self._timeout)
+            kind = type(event)
+            if kind is h11.Data:
+                return event.data  # type: ignore[no-any-return]
+            if kind is h11.EndOfMessage:
+                return None
+            _closed_mid_body()
+
+    async def pump(self, on_raw: Callable[[bytes], bool]) -> bool:
+        """Feed each piece to ``on_raw`` until it returns True (-> True) or the body ends.
+
+        Stopping early keeps the connection when the rest of the body can be
+        read later, cheaply (see `H11Transport`); an error from ``on_raw`` or
+        the read closes it.
+        """
+        conn = self._conn
+        if conn is None:
+            raise httpx.StreamClosed()
+        try:
+            with anyio.CancelScope() as scope:  # one scope for every read, not one each
+                while True:
+                    chunk = await self._next_chunk(conn, scope)
+                    if chunk is None:
+                        break
+                    if on_raw(chunk):
+                        await self._stopped(conn)
+                        return True
+            if scope.cancelled_caught:
+                _read_timed_out()
+        except BaseException:
+            await self._abandon()
+            raise
+        await self._finished(conn)
+        return False
+
+    async def _finished(self, conn: Connection) -> None:
+        self._conn = None
+        to_close: list[Connection] = []
+        self._transport._release(conn, to_close)
+        if to_close:
+            await self._transport._close(to_close)
+
+    async def _stopped(self, conn: Connection) -> None:
+        """The reader has what it wanted: read the rest of the body (an MCP response
+        stream ends right after its response) so that the connection can be reused.
+
+        What is buffered is read at once; more is awaited for at most `TAIL_GRACE`
+        seconds (shielded: the caller has its answer) and `TAIL_BUDGET` bytes. An
+        origin whose streams went on past the grace `TAIL_MISSES` times in a row
+        is not waited for again: its connections are closed at once, as before.
+        """
+        origin = conn.origin
+        if origin.tail_misses >= TAIL_MISSES:
+            await self._abandon()
+            return
+        ended = _buffered_end(conn.h11, TAIL_BUDGET)
+        if ended is None:  # the end is still on its way: wait for it (a scope only now)
+            with anyio.CancelScope(shield=True, deadline=now() + TAIL_GRACE) as scope:
+                ended = await _read_end(conn)
+            if scope.cancelled_caught:
+                origin.tail_misses += 1
+        if ended:
+            origin.tail_misses = 0
+            await self._finished(conn)
+        else:
+            await self._abandon()
+
+    async def _abandon(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._transport._discard(conn)
+
+    async def aclose(self) -> None:
+        """Closed before its end (or from another task): the socket is closed, not reused."""
+        await self._abandon()

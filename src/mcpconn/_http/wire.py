@@ -1,0 +1,105 @@
+"""The socket side of `H11Transport`: reads, its clock, and errors as httpx's own.
+
+Shared by the transport (request heads) and `ResponseBody` (bodies); cheap on
+purpose, since each runs several times per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import ssl
+from typing import Any
+
+import anyio
+import anyio.abc
+import h11
+import httpx
+
+from .pool import Connection
+
+__all__ = ["CONNECTING", "READING", "WRITING", "next_event", "now", "read", "receive"]
+
+_READ_SIZE = 65536
+_NETWORK_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
+
+
+def now() -> float:
+    """``anyio.current_time()``, without its backend lookup on asyncio (whose clock is the
+    running loop's): called several times per request."""
+    loop = asyncio._get_running_loop()
+    return loop.time() if loop is not None else anyio.current_time()
+
+
+class _Mapped:
+    """Our socket's and h11's errors as httpx's: a reusable context manager (a class, not
+    a generator: it is entered several times per request)."""
+
+    __slots__ = ("error_class", "timeout_class")
+
+    def __init__(
+        self, timeout_class: type[httpx.TimeoutException], error_class: type[httpx.HTTPError]
+    ) -> None:
+        self.timeout_class = timeout_class
+        self.error_class = error_class
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        if exc is None:
+            return
+        if isinstance(exc, TimeoutError):
+            name = self.timeout_class.__name__
+            raise self.timeout_class(f"timed out ({name})") from exc
+        if isinstance(exc, h11.RemoteProtocolError):
+            raise httpx.RemoteProtocolError(str(exc)) from exc
+        if isinstance(exc, h11.LocalProtocolError):
+            raise httpx.LocalProtocolError(str(exc)) from exc
+        if isinstance(exc, ssl.SSLError):
+            raise self.error_class(f"TLS error ({type(exc).__name__})") from exc
+        if isinstance(exc, _NETWORK_ERRORS):
+            raise self.error_class(f"{type(exc).__name__}") from exc
+
+
+READING = _Mapped(httpx.ReadTimeout, httpx.ReadError)
+WRITING = _Mapped(httpx.WriteTimeout, httpx.WriteError)
+CONNECTING = _Mapped(httpx.ConnectTimeout, httpx.ConnectError)
+
+
+async def receive(stream: anyio.abc.ByteStream, timeout: float | None) -> bytes:
+    """One read (b"" at EOF); a timeout or a broken socket as httpx's errors."""
+    if timeout is None:
+        return await read(stream)
+    with READING, anyio.fail_after(timeout):
+        return await read(stream)
+
+
+async def read(stream: anyio.abc.ByteStream) -> bytes:
+    with READING:
+        try:
+            return await stream.receive(_READ_SIZE)
+        except anyio.EndOfStream:
+            return b""
+
+
+async def next_event(
+    conn: Connection, scope: anyio.CancelScope | None, timeout: float | None
+) -> Any:
+    """``conn``'s next h11 event, reading as needed: each read under ``timeout``, by
+    moving ``scope``'s deadline (one scope for many reads) or, without one, its own."""
+    h = conn.h11
+    while True:
+        with READING:
+            event = h.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        if scope is None:
+            data = await receive(conn.stream, timeout)
+        else:
+            scope.deadline = math.inf if timeout is None else now() + timeout
+            data = await read(conn.stream)
+        with READING:
+            h.receive_data(data)

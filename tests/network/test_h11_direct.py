@@ -1,0 +1,231 @@
+"""H11Transport's short ways: a reader that stops at its answer, and POSTs without httpx.Request.
+
+A reader that stops early (an MCP call has its response) leaves the stream's
+end to read: the connection is reused when that end comes promptly, closed
+when the server holds the stream open, and such an origin is not waited for
+again. `send` puts JSON-RPC POSTs straight on the transport with BearerAuth's
+header, and hands a 401 to BearerAuth's flow. Real loopback sockets throughout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+import anyio.abc
+import httpx
+import pytest
+
+from mcpconn._http import H11Transport, make_client
+from mcpconn._http.body import TAIL_GRACE, TAIL_MISSES, ResponseBody
+from mcpconn._http.send import SENT_CREDENTIAL, send, short_path
+from mcpconn._tokens.auth import BearerAuth
+from mcpconn._tokens.source import TokenRequest, TokenSource
+
+TIMEOUT = httpx.Timeout(5)
+HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+EVENT = b"c\r\ndata: reply\n\r\n"
+END = b"0\r\n\r\n"
+
+
+class Wire:
+    """A loopback server: ``reply(stream, head)`` answers each request head it reads."""
+
+    def __init__(self, reply: Callable[[anyio.abc.SocketStream, bytes], Awaitable[None]]) -> None:
+        self.reply = reply
+        self.heads: list[bytes] = []
+        self.accepted = 0
+        self.url = httpx.URL()
+
+    async def _serve(self, stream: anyio.abc.SocketStream) -> None:
+        self.accepted += 1
+        pending = b""
+        async with stream:
+            try:
+                while True:
+                    while b"\r\n\r\n" not in pending:
+                        pending += await stream.receive()
+                    head, _, pending = pending.partition(b"\r\n\r\n")
+                    for line in head.lower().split(b"\r\n"):
+                        if line.startswith(b"content-length:"):
+                            size = int(line.partition(b":")[2])
+                            while len(pending) < size:
+                                pending += await stream.receive()
+                            pending = pending[size:]
+                    self.heads.append(head.lower())
+                    await self.reply(stream, head.lower())
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Wire]:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        self.url = httpx.URL(f"http://127.0.0.1:{port}/mcp")
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, self._serve)
+            yield self
+            tg.cancel_scope.cancel()
+
+
+async def read_until_reply(
+    client: httpx.AsyncClient, url: httpx.URL, on_answer: Callable[[], None] = lambda: None
+) -> bool:
+    """POST, then read the body only until its first piece (as a call stops at its answer)."""
+    response = await send(
+        client, "POST", url, headers={}, content=b"{}", auth=None, timeout=TIMEOUT
+    )
+
+    def on_raw(raw: bytes) -> bool:
+        on_answer()
+        return raw.startswith(b"data: reply")
+
+    try:
+        assert isinstance(response.stream, ResponseBody)
+        return await response.stream.pump(on_raw)
+    finally:
+        await response.aclose()
+
+
+async def test_a_stream_ending_after_its_answer_keeps_its_connection() -> None:
+    answered = [anyio.Event()]
+
+    async def reply(stream: anyio.abc.SocketStream, head: bytes) -> None:
+        await stream.send(HEAD + EVENT)
+        await answered[-1].wait()  # the end goes out only once the client has its answer
+        await stream.send(END)
+
+    async with Wire(reply).running() as wire, make_client() as client:
+        transport: H11Transport = client._transport  # type: ignore[assignment]
+        for _ in range(3):
+            answered.append(anyio.Event())
+            assert await read_until_reply(client, wire.url, answered[-1].set)
+            assert transport.sockets == 1
+    assert wire.accepted == 1  # one connection for the three streams
+
+
+async def test_a_stream_held_open_after_its_answer_is_closed_then_not_waited_for() -> None:
+    async def reply(stream: anyio.abc.SocketStream, head: bytes) -> None:
+        await stream.send(HEAD + EVENT)
+        await anyio.sleep_forever()
+
+    async with Wire(reply).running() as wire, make_client() as client:
+        transport: H11Transport = client._transport  # type: ignore[assignment]
+        for _ in range(TAIL_MISSES):
+            start = anyio.current_time()
+            assert await read_until_reply(client, wire.url)
+            assert anyio.current_time() - start >= TAIL_GRACE * 0.9  # it waited
+            assert transport.sockets == 0
+        pool = transport.origin(wire.url)
+        assert pool is not None and pool.tail_misses == TAIL_MISSES
+        with anyio.fail_after(TAIL_GRACE / 2):  # not waited for any more
+            assert await read_until_reply(client, wire.url)
+        assert transport.sockets == 0
+    assert wire.accepted == TAIL_MISSES + 1
+
+
+class Tokens:
+    def __init__(self) -> None:
+        self.issued: list[str] = []
+
+    async def __call__(self, request: TokenRequest) -> str:
+        self.issued.append(f"tok{len(self.issued) + 1}")
+        return self.issued[-1]
+
+
+@asynccontextmanager
+async def bearer() -> AsyncIterator[tuple[BearerAuth, Tokens]]:
+    tokens = Tokens()
+    async with TokenSource(tokens) as source:
+        yield BearerAuth(source, "alice"), tokens
+
+
+def answer(status: int, body: bytes = b"") -> bytes:
+    return b"HTTP/1.1 %d X\r\ncontent-length: %d\r\n\r\n%s" % (status, len(body), body)
+
+
+async def test_a_post_goes_straight_to_the_transport_with_the_current_token() -> None:
+    async def reply(stream: anyio.abc.SocketStream, head: bytes) -> None:
+        await stream.send(answer(200, b"ok"))
+
+    static = {"Authorization": "Bearer static"}  # replaced by the auth's, as httpx does
+    async with (
+        Wire(reply).running() as wire,
+        make_client(headers=static) as client,
+        bearer() as (auth, _),
+    ):
+        assert short_path(client)
+        response = await send(
+            client,
+            "POST",
+            wire.url,
+            headers={"X-A": "1"},
+            content=b"{}",
+            auth=auth,
+            timeout=TIMEOUT,
+        )
+        assert await response.aread() == b"ok"
+        await response.aclose()
+        with pytest.raises(RuntimeError):
+            _ = response.request  # no httpx.Request was built
+        assert response.extensions[SENT_CREDENTIAL] == "tok1"
+    head = wire.heads[0]
+    assert head.startswith(b"post /mcp http/1.1")
+    for line in (b"authorization: bearer tok1", b"x-a: 1", b"content-length: 2", b"host: 127"):
+        assert b"\r\n" + line in head
+    assert b"user-agent: python-httpx" in head  # the client's headers are kept
+    assert head.count(b"\r\nauthorization:") == 1
+
+
+async def test_a_401_on_the_direct_path_is_the_flows_one_refresh_and_one_retry() -> None:
+    async def reply(stream: anyio.abc.SocketStream, head: bytes) -> None:
+        ok = b"bearer tok2" in head
+        await stream.send(answer(200, b"yes") if ok else answer(401, b"no"))
+
+    async with Wire(reply).running() as wire, make_client() as client, bearer() as (auth, tokens):
+        response = await send(
+            client, "POST", wire.url, headers={}, content=b"{}", auth=auth, timeout=TIMEOUT
+        )
+        assert response.status_code == 200
+        assert await response.aread() == b"yes"
+        await response.aclose()
+        assert [r.status_code for r in response.history] == [401]
+    assert tokens.issued == ["tok1", "tok2"]
+    assert [b"bearer tok1" in h for h in wire.heads] == [True, False]
+    assert b"bearer tok2" in wire.heads[1] and len(wire.heads) == 2
+
+
+async def test_a_subclass_with_its_own_flow_is_run_for_every_request() -> None:
+    class Tagged(BearerAuth):
+        async def async_auth_flow(
+            self, request: httpx.Request
+        ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+            request.headers["X-Tag"] = "mine"
+            async for sent in self._plain(request):
+                yield sent
+
+        async def _plain(self, request: httpx.Request) -> AsyncIterator[httpx.Request]:
+            request.headers["Authorization"] = "Bearer own"
+            yield request
+
+    async def reply(stream: anyio.abc.SocketStream, head: bytes) -> None:
+        await stream.send(answer(200))
+
+    async with Wire(reply).running() as wire, make_client() as client, bearer() as (auth, _):
+        tagged = Tagged(auth.source, "alice")
+        response = await send(
+            client, "POST", wire.url, headers={}, content=b"{}", auth=tagged, timeout=TIMEOUT
+        )
+        await response.aclose()
+    assert b"x-tag: mine" in wire.heads[0] and b"bearer own" in wire.heads[0]
+
+
+def test_the_private_httpx_names_the_short_path_reads_exist() -> None:
+    """`mcpconn._http.send` reads these; a later httpx without them must fail here, loudly."""
+    client = httpx.AsyncClient()
+    for name in ("_transport", "_mounts", "_build_request_auth"):
+        assert hasattr(client, name), f"httpx {httpx.__version__} has no AsyncClient.{name}"
+    from httpx import _utils
+
+    assert hasattr(_utils, "get_environment_proxies"), "httpx moved get_environment_proxies"
