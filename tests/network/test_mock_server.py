@@ -150,9 +150,13 @@ def meta(params: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[MockServer]:
-    async with MockServer() as srv:
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[MockServer]:
+    async with MockServer(lean=getattr(request, "param", False)) as srv:
         yield srv
+
+
+#: The test holds for the ordinary server and its lean mode (same protocol, less work).
+both_modes = pytest.mark.parametrize("server", [False, True], ids=["plain", "lean"], indirect=True)
 
 
 @pytest.fixture
@@ -443,6 +447,7 @@ async def test_legacy_sse_endpoint(server: MockServer, client: httpx.AsyncClient
 
 
 # -- stateless 2026-07-28 --------------------------------------------------------------------
+@both_modes
 async def test_stateless_discover_and_call(server: MockServer, client: httpx.AsyncClient) -> None:
     token = server.mint("alice")
     _, msg = await post(
@@ -498,6 +503,7 @@ async def test_session_only_server_gives_non_modern_400(client: httpx.AsyncClien
     assert response.json()["error"]["code"] == -32600  # not a modern error: fall back
 
 
+@both_modes
 async def test_subscriptions_listen(server: MockServer, client: httpx.AsyncClient) -> None:
     token = server.mint("alice")
     body = rpc(
@@ -539,6 +545,7 @@ async def _extra_tool(arguments: dict[str, Any], ctx: Any) -> dict[str, Any]:
 
 
 # -- auth ------------------------------------------------------------------------------------
+@both_modes
 async def test_auth_rejections(server: MockServer, client: httpx.AsyncClient) -> None:
     ping = rpc(1, "initialize", init_params())
     expired = server.issuer.mint("alice", lifetime=10, now=server.now() - 60)
@@ -565,6 +572,7 @@ async def test_auth_rejections(server: MockServer, client: httpx.AsyncClient) ->
     assert metadata.json()["resource"] == server.url
 
 
+@both_modes
 async def test_revoke_restore_and_clock_offset(
     server: MockServer, client: httpx.AsyncClient
 ) -> None:
@@ -585,6 +593,7 @@ async def test_revoke_restore_and_clock_offset(
 
 
 # -- faults ----------------------------------------------------------------------------------
+@both_modes
 async def test_status_faults(server: MockServer, client: httpx.AsyncClient) -> None:
     token = server.mint("alice")
     body = rpc(1, "initialize", init_params())
