@@ -794,6 +794,10 @@ async def test_control_endpoints(client: httpx.AsyncClient) -> None:
             await client.post(server.url, json=rpc(1, "ping"), headers=session)
         ).status_code == 401
         await client.post(ctl + "restore", json={"principal": "alice"})
+        many = await client.post(ctl + "revoke", json={"principals": ["bob", "carol"]})
+        assert many.json() == {"revoked": ["bob", "carol"]} and server.revoked == {"bob", "carol"}
+        await client.post(ctl + "restore", json={"principals": ["bob", "carol"]})
+        assert server.revoked == set()
         await client.post(ctl + "faults", json={"kind": "status", "status": 502, "times": 1})
         assert (
             await client.post(server.url, json=rpc(1, "ping"), headers=session)
