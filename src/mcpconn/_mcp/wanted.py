@@ -13,7 +13,7 @@ listener's ``resourceSubscriptions`` filter (a change re-listens).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -21,6 +21,7 @@ import anyio
 from .._config import LOG_LEVELS
 from .._core.eras import EraRules
 from .._exceptions import JSONRPCError
+from .parts import Roundtrip
 
 __all__ = [
     "Wanted",
@@ -33,8 +34,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("mcpconn.session")
-
-Roundtrip = Callable[[str, dict[str, Any] | None], Awaitable[dict[str, Any]]]
 
 
 def check_level(level: str) -> str:
