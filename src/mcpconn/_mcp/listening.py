@@ -143,20 +143,14 @@ class Listening:
         """
         wanted = self._handlers.wanted
         while True:
-            changed = wanted.changed()
-            notifications = wanted.listen_filter(LISTEN_FILTER)
-            request = _jsonrpc.Request(
-                self._ids.next(), "subscriptions/listen", {"notifications": notifications}
-            )
-            self._listen_starts += 1
-            with anyio.CancelScope() as scope:
-                waiter = anyio.CancelScope()
-                self._tg.start_soon(_cancel_on, changed, scope, waiter)
-                try:
-                    await transport.listen(self._dispatch_listener, request, on_open=on_open)
-                finally:
-                    waiter.cancel()
-            if not changed.is_set():
+            with wanted.cancelled_on_change() as edited:  # an edit re-listens, new filter
+                notifications = wanted.listen_filter(LISTEN_FILTER)
+                request = _jsonrpc.Request(
+                    self._ids.next(), "subscriptions/listen", {"notifications": notifications}
+                )
+                self._listen_starts += 1
+                await transport.listen(self._dispatch_listener, request, on_open=on_open)
+            if not edited.cancel_called:
                 return  # unreachable: listen always raises; kept for the type checker
 
     def _dispatch_listener(self, message: _jsonrpc.Message) -> None:
@@ -220,10 +214,3 @@ class FirstListen:
         if self.error is not None:
             raise self.error
         raise StreamEnded("the listener was stopped", retry=None)
-
-
-async def _cancel_on(event: anyio.Event, target: anyio.CancelScope, own: anyio.CancelScope) -> None:
-    """Cancel ``target`` when ``event`` fires; ``own`` ends the wait when the listen ends."""
-    with own:
-        await event.wait()
-        target.cancel()

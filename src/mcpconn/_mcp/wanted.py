@@ -13,7 +13,8 @@ listener's ``resourceSubscriptions`` filter (a change re-listens).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
@@ -62,25 +63,34 @@ def sends_subscribe(rules: EraRules, capabilities: Mapping[str, Any]) -> bool:
 
 
 class Wanted:
-    """The level and subscriptions one connection asks for; ``changed`` fires on an edit."""
+    """The level and subscriptions one connection asks for; an edit re-listens.
 
-    __slots__ = ("_changed", "log_level", "subscriptions")
+    A listener runs inside `cancelled_on_change`: `mark_changed` (an edit of the
+    subscriptions) cancels its scope, so it opens again with the new filter. No
+    task and no event wait for the edit; the scopes are made per listen.
+    """
+
+    __slots__ = ("_listening", "log_level", "subscriptions")
 
     def __init__(self, log_level: str | None = None) -> None:
         self.log_level = log_level
         self.subscriptions: set[str] = set()
-        self._changed: anyio.Event | None = None
+        self._listening: list[anyio.CancelScope] = []
 
     def mark_changed(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
+        for scope in self._listening:
+            scope.cancel()
 
-    def changed(self) -> anyio.Event:
-        """An event set at the next edit of the subscriptions (made on demand)."""
-        if self._changed is None:
-            self._changed = anyio.Event()
-        return self._changed
+    @contextmanager
+    def cancelled_on_change(self) -> Iterator[anyio.CancelScope]:
+        """A cancel scope the next edit of the subscriptions cancels (see the class)."""
+        scope = anyio.CancelScope()
+        self._listening.append(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._listening.remove(scope)
 
     def meta_level(self, rules: EraRules) -> str | None:
         """The level every request's ``_meta`` carries in ``rules``' era (None: none)."""
