@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from types import TracebackType
+from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
@@ -126,7 +126,7 @@ class MockServer(Emission):
         self._recorder = Recorder(max_records)
         self._http = HTTPServer(self._handle)
         self._tg: anyio.abc.TaskGroup | None = None
-        self._own_tg: anyio.abc.TaskGroup | None = None
+        self._stack: AsyncExitStack | None = None  # the task group `async with` enters
 
     def __repr__(self) -> str:
         where = self.url if self.port else "unbound"
@@ -148,32 +148,24 @@ class MockServer(Emission):
             self._tg = None
 
     async def __aenter__(self) -> MockServer:
-        tg = anyio.create_task_group()
-        await tg.__aenter__()
+        self._stack = stack = AsyncExitStack()
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        stack.callback(tg.cancel_scope.cancel)  # on exit, first: stop serving
         try:
             await tg.start(self.serve)
         except BaseException:
-            tg.cancel_scope.cancel()
-            await tg.__aexit__(None, None, None)
+            await self.aclose()
             raise
-        self._own_tg = tg
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-        return None
 
     async def aclose(self) -> None:
         """Stop serving and close every connection and stream."""
-        tg, self._own_tg = self._own_tg, None
-        if tg is not None:
-            tg.cancel_scope.cancel()
-            await tg.__aexit__(None, None, None)
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
 
     # -- addresses ---------------------------------------------------------------------
     @property
