@@ -155,9 +155,13 @@ def meta(params: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[MockServer]:
-    async with MockServer() as srv:
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[MockServer]:
+    async with MockServer(lean=getattr(request, "param", False)) as srv:
         yield srv
+
+
+#: The test holds for the ordinary server and its lean mode (same protocol, less work).
+both_modes = pytest.mark.parametrize("server", [False, True], ids=["plain", "lean"], indirect=True)
 
 
 @pytest.fixture
@@ -448,6 +452,7 @@ async def test_legacy_sse_endpoint(server: MockServer, client: httpx.AsyncClient
 
 
 # -- stateless 2026-07-28 --------------------------------------------------------------------
+@both_modes
 async def test_stateless_discover_and_call(server: MockServer, client: httpx.AsyncClient) -> None:
     token = server.mint("alice")
     _, msg = await post(
@@ -503,6 +508,7 @@ async def test_session_only_server_gives_non_modern_400(client: httpx.AsyncClien
     assert response.json()["error"]["code"] == -32600  # not a modern error: fall back
 
 
+@both_modes
 async def test_subscriptions_listen(server: MockServer, client: httpx.AsyncClient) -> None:
     token = server.mint("alice")
     body = rpc(
@@ -544,6 +550,7 @@ async def _extra_tool(arguments: dict[str, Any], ctx: Any) -> dict[str, Any]:
 
 
 # -- auth ------------------------------------------------------------------------------------
+@both_modes
 async def test_auth_rejections(server: MockServer, client: httpx.AsyncClient) -> None:
     ping = rpc(1, "initialize", init_params())
     expired = server.issuer.mint("alice", lifetime=10, now=server.now() - 60)
@@ -570,6 +577,7 @@ async def test_auth_rejections(server: MockServer, client: httpx.AsyncClient) ->
     assert metadata.json()["resource"] == server.url
 
 
+@both_modes
 async def test_revoke_restore_and_clock_offset(
     server: MockServer, client: httpx.AsyncClient
 ) -> None:
@@ -590,6 +598,7 @@ async def test_revoke_restore_and_clock_offset(
 
 
 # -- faults ----------------------------------------------------------------------------------
+@both_modes
 async def test_status_faults(server: MockServer, client: httpx.AsyncClient) -> None:
     token = server.mint("alice")
     body = rpc(1, "initialize", init_params())
@@ -790,6 +799,10 @@ async def test_control_endpoints(client: httpx.AsyncClient) -> None:
             await client.post(server.url, json=rpc(1, "ping"), headers=session)
         ).status_code == 401
         await client.post(ctl + "restore", json={"principal": "alice"})
+        many = await client.post(ctl + "revoke", json={"principals": ["bob", "carol"]})
+        assert many.json() == {"revoked": ["bob", "carol"]} and server.revoked == {"bob", "carol"}
+        await client.post(ctl + "restore", json={"principals": ["bob", "carol"]})
+        assert server.revoked == set()
         await client.post(ctl + "faults", json={"kind": "status", "status": 502, "times": 1})
         assert (
             await client.post(server.url, json=rpc(1, "ping"), headers=session)

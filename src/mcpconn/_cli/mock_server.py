@@ -50,6 +50,12 @@ def add_mock_server_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-get-listener", action="store_true", help="405 on GET /mcp")
     parser.add_argument(
+        "--lean",
+        action="store_true",
+        help="least work per request (for load tests): a token's signature checked once, "
+        "short answers written in one send",
+    )
+    parser.add_argument(
         "--ready-file", default=None, help="write the URLs and secret as JSON here once listening"
     )
     parser.set_defaults(handler=serve_mock_server)
@@ -95,6 +101,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "sse_retry": _number(args.sse_retry, "sse-retry"),
         "eras": eras,
         "get_listener": not args.no_get_listener,
+        "lean": bool(args.lean),
         "ready_file": args.ready_file,
     }
 
@@ -121,6 +128,7 @@ async def serve_mock_server(args: argparse.Namespace) -> int:
         sse_retry=opts["sse_retry"],
         eras=opts["eras"],
         get_listener=opts["get_listener"],
+        lean=opts["lean"],
         control=True,
         token_lifetime=opts["lifetime"],
     )

@@ -34,6 +34,7 @@ from .._core.eras import (
     rules_of,
 )
 from .._exceptions import JSONRPCError, MCPConnError, UnsupportedProtocolVersion
+from .parts import Roundtrip, ToolLearner
 from .transports import (
     HTTPChannel,
     LegacySSETransport,
@@ -59,8 +60,6 @@ __all__ = [
 # The session's logger: the handshake is part of what a session logs.
 logger = logging.getLogger("mcpconn.session")
 
-#: Sends one request and returns its ``result`` (the session's request matching).
-Roundtrip = Callable[[str, dict[str, Any] | None], Awaitable[dict[str, Any]]]
 _VERSION = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 #: Server-to-client request method -> the client capability that announces it.
 _CAPABILITY_FOR = {
@@ -134,9 +133,6 @@ async def open_first_era(
         if era_cache is not None and len(eras) > 1:
             era_cache.set(url, era)
         return
-
-
-ToolLearner = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True)

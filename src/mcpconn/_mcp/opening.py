@@ -29,51 +29,37 @@ from .._core.eras import EraRules
 from .._exceptions import MCPConnError, RequestTimeout
 from . import handshake as _handshake
 from . import wanted as _wanted
-from .calls import CallOptions
-from .handlers import SessionHandlers
-from .handshake import ServerHello, ToolLearner
+from .handshake import ServerHello
 from .listening import FirstListen
+from .parts import SessionPart
 from .transports import HTTPChannel, Transport
 from .transports.eras import EraCache
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .._config import ServerConfig
 
 __all__ = ["Opening"]
 
 logger = logging.getLogger("mcpconn.session")
 
 
-class Opening:
+class Opening(SessionPart):
     """The opening half of `Session` (see the module docstring)."""
 
-    rules: EraRules
     protocol_version: str
     server_info: dict[str, Any]
     capabilities: dict[str, Any]
     instructions: str | None
-    _config: ServerConfig
-    _handlers: SessionHandlers
     _channel: HTTPChannel
     _tg: TaskGroup
     _transport: Transport | None
-    _learn_tools: ToolLearner | None
     #: Scopes the reuse of a private ``server/discover`` answer.
     _principal: str | None
     _era_cache: EraCache | None = None
     _first_listen: FirstListen | None
 
     if TYPE_CHECKING:
-
-        async def _roundtrip(
-            self,
-            method: str,
-            params: dict[str, Any] | None,
-            options: CallOptions | None = None,
-            sent: list[_jsonrpc.RequestId] | None = None,
-        ) -> dict[str, Any]: ...
 
         def _dispatch(self, message: _jsonrpc.Message) -> None: ...
 

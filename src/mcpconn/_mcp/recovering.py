@@ -14,17 +14,15 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._core import jsonrpc as _jsonrpc
-from .._core.eras import EraRules
 from .._core.recovery import Recovery, recover
 from .._exceptions import MCPConnError
 from .calls import CallOptions
-from .handlers import SessionHandlers
 from .lists import paginate
+from .parts import SessionPart
 from .transports import Transport
 
 if TYPE_CHECKING:
-    from .._config import ServerConfig
-    from .handshake import ToolLearner
+    pass
 
 __all__ = ["Recovering"]
 
@@ -35,28 +33,16 @@ def _keep(result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-class Recovering:
+class Recovering(SessionPart):
     """The recovery half of `Session` (see the module docstring)."""
 
-    rules: EraRules
-    _config: ServerConfig
-    _handlers: SessionHandlers
     _generation: int
     _counts: dict[str, int]
-    _learn_tools: ToolLearner | None
 
     if TYPE_CHECKING:
 
         @property
         def _reinit_lock(self) -> anyio.Lock: ...  # made on demand by the session
-
-        async def _roundtrip(
-            self,
-            method: str,
-            params: dict[str, Any] | None,
-            options: CallOptions | None = None,
-            sent: list[_jsonrpc.RequestId] | None = None,
-        ) -> dict[str, Any]: ...
 
         def _require_transport(self) -> Transport: ...
 

@@ -26,7 +26,9 @@ tested); ``/sse`` + ``/messages`` serve legacy HTTP+SSE (2024-11-05). ``eras=``
 narrows this to build a legacy-only or modern-only server.
 
 For benchmarks the same server runs in its own process (``mcpconn mock-server``)
-and is driven through its ``/_mock/`` control endpoints.
+and is driven through its ``/_mock/`` control endpoints. ``MockServer(lean=True)``
+(``--lean``) serves the same protocol with the least work per request, so that a
+load test measures the client, not this server.
 """
 
 from ._faults import Fault, FaultRule, FaultSet

@@ -8,7 +8,7 @@ a loopback test fixture. Off by default in-process; on in ``mcpconn mock-server`
     GET    /_mock/stats                      MockStats.to_json()
     GET    /_mock/records?since=T            recent RequestRecords (never tokens)
     POST   /_mock/mint            {principal, lifetime?}        -> {token}
-    POST   /_mock/revoke|restore  {principal}
+    POST   /_mock/revoke|restore  {principal} or {principals: [...]}  (many at once)
     POST   /_mock/emit            {method?, params?, principal?, count?}  -> {delivered}
                                   (count > 1 floods with backpressure)
     POST   /_mock/clock           {offset}                      server clock skew (s)
@@ -108,11 +108,10 @@ def _dispatch(server: MockServer, method: str, route: str, request: Request, bod
     if route == "mint":
         lifetime = float(body.get("lifetime", server.token_lifetime))
         return {"token": server.mint(str(body["principal"]), lifetime=lifetime)}
-    if route == "revoke":
-        server.revoke(str(body["principal"]))
-        return {"revoked": sorted(server.revoked)}
-    if route == "restore":
-        server.restore(str(body["principal"]))
+    if route in ("revoke", "restore"):
+        change = server.revoke if route == "revoke" else server.restore
+        for who in body["principals"] if "principals" in body else [body["principal"]]:
+            change(str(who))
         return {"revoked": sorted(server.revoked)}
     if route == "clock":
         server.clock_offset = float(body.get("offset", 0.0))

@@ -129,13 +129,20 @@ class Exchange:
         self.finished = True
         await self._write(data)
 
-    async def start_stream(self, status: int, headers: Iterable[tuple[str, str]] = ()) -> None:
-        """Send the headers of a chunked response; the body follows with `send()`."""
+    async def start_stream(
+        self, status: int, headers: Iterable[tuple[str, str]] = (), *, first: bytes = b""
+    ) -> None:
+        """Send the headers of a chunked response (and ``first`` chunk, in the same send).
+
+        The body follows with `send()`.
+        """
         hdrs = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
         hdrs.append((b"transfer-encoding", b"chunked"))
         data = self._conn.send(
             h11.Response(status_code=status, headers=hdrs, reason=_REASONS.get(status, b""))
         )
+        if first:
+            data = (data or b"") + (self._conn.send(h11.Data(data=first)) or b"")
         self._started(status)
         self._streaming = True
         await self._write(data or b"")

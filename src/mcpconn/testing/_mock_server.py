@@ -1,46 +1,51 @@
-"""`MockServer`: lifecycle, routing, bearer-JWT checks, faults, counters and emission.
+"""`MockServer`: configuration, lifecycle, the test-facing controls, counters and routing.
 
-The per-era protocol handling lives in `_eras.py`; this module decides who is
-asking (principal, token state), what goes wrong (faults), and records it.
+The per-era protocol handling lives in `_eras` and `_stateless`; who is asking
+and what goes wrong in `_requests`; sessions and streams in `_registry`, what
+the server emits unasked in `_emission`, the lean mode's shortcuts in `_lean`.
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import time
-import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
 import anyio.abc
 
 from . import _control, _eras
+from ._emission import Emission
 from ._eras import HANDSHAKE_VERSIONS, MODERN_VERSIONS, Session
-from ._events import EventStream, encode_json, pump, sse_frame
+from ._events import EventStream, encode_json
 from ._faults import STREAM_KINDS, FaultSet
 from ._http import Exchange, HTTPServer, Request
 from ._jwt_issuer import JWTIssuer
+from ._lean import VerifiedTokens
 from ._requests import Auth, RequestContext, inject, prepare, reject_auth
 from ._stateless import stateless
 from ._stats import MockStats, Recorder, RequestRecord
 from ._tools import BUILTIN_TOOLS, Catalog, Tool
 
-logger = logging.getLogger("mcpconn.testing")
-
 __all__ = ["HANDSHAKE_VERSIONS", "MODERN_VERSIONS", "MockServer", "RequestContext", "Session"]
 
 
-class MockServer:
+class MockServer(Emission):
     """A real MCP server on loopback, for tests and benchmarks.
 
     ``async with MockServer() as server:`` binds 127.0.0.1 on a free port and
     serves every era on ``server.url`` (``/mcp``: streamable HTTP sessions, and
     the stateless 2026-07-28 era chosen per request by ``MCP-Protocol-Version``)
     and legacy HTTP+SSE on ``server.sse_url``. Tokens are JWTs of ``issuer``.
+
+    ``lean=True`` serves the same protocol with the least work per request, for
+    benchmarks whose floor would otherwise be this server's CPU: a token's
+    signature is checked once (its expiry, audience and revocation still on
+    every request), and a response that is not a long-lived stream is written
+    in one piece (headers, its SSE events, the end) instead of being streamed.
+    Faults still apply; a faulted request takes the ordinary path.
     """
 
     def __init__(
@@ -69,6 +74,7 @@ class MockServer:
         list_ttl_ms: int | None = None,
         discover_ttl_ms: int = 0,
         discover_cache_scope: str = "private",
+        lean: bool = False,
     ) -> None:
         unknown = set(eras) - {"streamable-http", "sse", "stateless"}
         if unknown:
@@ -100,6 +106,9 @@ class MockServer:
         #: Seconds added to ``clock()`` for ``exp`` checks (settable while running).
         self.clock_offset = 0.0
         self.faults = FaultSet()
+        #: Lean mode (see the class docstring); the verified tokens it remembers.
+        self.lean = lean
+        self.verified = VerifiedTokens() if lean else None
         #: The protocol version every ``initialize`` answers (settable while running;
         #: None: the client's own when we speak it). One we do not speak tests clients
         #: that re-initialize into a version they cannot use.
@@ -117,7 +126,7 @@ class MockServer:
         self._recorder = Recorder(max_records)
         self._http = HTTPServer(self._handle)
         self._tg: anyio.abc.TaskGroup | None = None
-        self._own_tg: anyio.abc.TaskGroup | None = None
+        self._stack: AsyncExitStack | None = None  # the task group `async with` enters
 
     def __repr__(self) -> str:
         where = self.url if self.port else "unbound"
@@ -139,32 +148,24 @@ class MockServer:
             self._tg = None
 
     async def __aenter__(self) -> MockServer:
-        tg = anyio.create_task_group()
-        await tg.__aenter__()
+        self._stack = stack = AsyncExitStack()
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        stack.callback(tg.cancel_scope.cancel)  # on exit, first: stop serving
         try:
             await tg.start(self.serve)
         except BaseException:
-            tg.cancel_scope.cancel()
-            await tg.__aexit__(None, None, None)
+            await self.aclose()
             raise
-        self._own_tg = tg
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-        return None
 
     async def aclose(self) -> None:
         """Stop serving and close every connection and stream."""
-        tg, self._own_tg = self._own_tg, None
-        if tg is not None:
-            tg.cancel_scope.cancel()
-            await tg.__aexit__(None, None, None)
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
 
     # -- addresses ---------------------------------------------------------------------
     @property
@@ -216,113 +217,6 @@ class MockServer:
         self.catalog.remove(name)
         return self.emit("notifications/tools/list_changed") if notify else 0
 
-    def emit(
-        self, method: str, params: dict[str, Any] | None = None, *, principal: str | None = None
-    ) -> int:
-        """Send a notification to every listener stream (of ``principal``, or all).
-
-        Listener streams are GET streams, legacy SSE streams and 2026
-        ``subscriptions/listen`` streams (those only get what they subscribed
-        to). Returns how many streams took it: open ones, or ones a client can
-        resume with ``Last-Event-ID``. Never blocks; each stream keeps the last
-        ``event_log_size`` events (use `flood()` for bulk with backpressure).
-        """
-        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-        if params is not None:
-            message["params"] = params
-        return self._deliver(self._targets(principal), method, params, encode_json(message))
-
-    def send(self, message: dict[str, Any], *, principal: str | None = None) -> int:
-        """Put any JSON-RPC message (e.g. a server-to-client ``ping`` request) on listeners.
-
-        2026 listen streams are skipped (no server-to-client requests there).
-        The client's answers land in `client_responses`.
-        """
-        data = encode_json(message)
-        count = 0
-        for stream in self._targets(principal):
-            if stream.accepts is None:
-                stream.push(data)
-                count += 1
-        return count
-
-    async def flood(
-        self,
-        method: str = "notifications/message",
-        params: dict[str, Any] | None = None,
-        *,
-        count: int,
-        principal: str | None = None,
-    ) -> int:
-        """Emit ``count`` notifications as fast as the listeners read them (no drops).
-
-        Without ``params`` each carries ``{"seq": i}``. Waits while an open
-        stream is half an event log behind. Returns the total deliveries.
-        """
-        high_water = max(1, self.event_log_size // 2)
-        delivered = 0
-        for i in range(count):
-            targets = self._targets(principal)
-            for stream in targets:
-                if stream.writers and stream.last_seq - stream.written > high_water:
-                    await stream.wait_for_space(high_water)
-            delivered += self.emit(
-                method, {"seq": i} if params is None else params, principal=principal
-            )
-            if i % 64 == 63:
-                await anyio.lowlevel.checkpoint()
-        return delivered
-
-    def _targets(self, principal: str | None) -> list[EventStream]:
-        if principal is not None:
-            return list(self._listeners.get(principal, ()))
-        return [s for streams in self._listeners.values() for s in streams]
-
-    def _deliver(
-        self,
-        targets: Sequence[EventStream],
-        method: str,
-        params: dict[str, Any] | None,
-        data: bytes,
-    ) -> int:
-        count = 0
-        for stream in targets:
-            if stream.accepts is not None:
-                if not stream.accepts(method, params):
-                    continue
-                assert stream.transform is not None
-                stream.push(stream.transform(method, params))
-            else:
-                stream.push(data)
-            count += 1
-        self._recorder.notifications += count
-        return count
-
-    def close_streams(self, principal: str | None = None) -> int:
-        """End listener streams cleanly (clients resume with ``Last-Event-ID``)."""
-        count = 0
-        for key, streams in list(self._listeners.items()):
-            if principal is not None and key != principal:
-                continue
-            for stream in list(streams):
-                if stream.subscription_id is not None:
-                    # 2026: a graceful end is the listen request's own result.
-                    stream.push(_eras.listen_result(stream.subscription_id))
-                    stream.finish()
-                else:
-                    stream.attach()  # the writer ends its response; the log stays
-                count += 1
-        return count
-
-    def expire_sessions(self, principal: str | None = None) -> int:
-        """Forget sessions (of ``principal``, or all): their next request gets 404."""
-        doomed = [
-            s for s in self.sessions.values() if principal is None or s.principal == principal
-        ]
-        for session in doomed:
-            self.drop_session(session)
-        return len(doomed)
-
     # -- counters ----------------------------------------------------------------------
     def stats(self) -> MockStats:
         return self._recorder.snapshot(
@@ -354,95 +248,6 @@ class MockServer:
     async def wait_until(self, predicate: Callable[[MockStats], bool]) -> None:
         """Wait until ``predicate(server.stats())`` holds (checked on every change)."""
         await self._recorder.wait_until(lambda _r: predicate(self.stats()))
-
-    # -- sessions and listeners (used by the eras) --------------------------------------
-    def new_session(self, principal: str | None, era: str, version: str) -> Session:
-        session = Session(uuid.uuid4().hex, principal, era, version, last_seen=self.clock())
-        self.sessions[session.id] = session
-        while len(self.sessions) > self.max_sessions:  # forget the oldest, like a real server
-            self.drop_session(next(iter(self.sessions.values())))
-        return session
-
-    def _idle(self, session: Session, now: float) -> bool:
-        """Idle past the timeout, and no stream of it is being written right now."""
-        timeout = self.session_idle_timeout
-        if timeout is None or now - session.last_seen <= timeout:
-            return False
-        listener = session.listener
-        return not (listener is not None and listener.writers)
-
-    async def _sweep_sessions(self, idle: float) -> None:
-        """One timer for all sessions (not one per session): forget the idle ones."""
-        while True:
-            await anyio.sleep(max(idle / 2, 0.05))
-            now = self.clock()
-            for session in [s for s in self.sessions.values() if self._idle(s, now)]:
-                self.drop_session(session)
-
-    def drop_session(self, session: Session) -> None:
-        self.sessions.pop(session.id, None)
-        for scope in session.running.values():
-            scope.cancel()
-        if session.listener is not None:
-            self.unregister_listener(session.listener)
-            session.listener.finish()
-        self._recorder.changed()  # sessions is in the stats: wake wait_until
-        for stream in session.streams.values():
-            stream.attach()
-
-    def find_session(self, session_id: str, principal: str | None, era: str) -> Session | None:
-        session = self.sessions.get(session_id)
-        if session is None or session.era != era or session.principal != principal:
-            return None
-        now = self.clock()
-        if self._idle(session, now):
-            self.drop_session(session)
-            return None
-        session.last_seen = now
-        return session
-
-    def register_listener(self, stream: EventStream) -> None:
-        self._listeners.setdefault(stream.principal, set()).add(stream)
-
-    def unregister_listener(self, stream: EventStream) -> None:
-        streams = self._listeners.get(stream.principal)
-        if streams is not None:
-            streams.discard(stream)
-            if not streams:
-                del self._listeners[stream.principal]
-
-    def spawn(self, func: Callable[[], Awaitable[None]]) -> None:
-        """Run ``func`` in the server's task group (work that outlives its connection).
-
-        A failure is logged, never allowed to take the whole server down.
-        """
-
-        async def guarded() -> None:
-            try:
-                await func()
-            except Exception:
-                logger.exception("mock server task failed")
-
-        assert self._tg is not None
-        self._tg.start_soon(guarded)
-
-    async def pump(
-        self, stream: EventStream, rc: RequestContext, *, after: int, first: bytes = b""
-    ) -> None:
-        """Write a stream to the client, counted in ``open_streams``."""
-        fault = rc.fault if rc.fault is not None and rc.fault.kind in STREAM_KINDS else None
-        self._recorder.stream_opened(stream.principal)
-        try:
-            await pump(stream, rc.exchange, after=after, fault=fault, first=first)
-        finally:
-            self._recorder.stream_closed(stream.principal)
-
-    def priming(self, stream: EventStream, after: int, version: str) -> bytes:
-        """The priming event (2025-11-25+): an id and empty data, plus ``retry:``."""
-        if version < "2025-11-25" or not stream.resumable:
-            return b""
-        retry = None if self.sse_retry is None else math.ceil(self.sse_retry * 1000)
-        return sse_frame(b"", event_id=stream.event_id(after), event=None, retry_ms=retry)
 
     # -- request entry -----------------------------------------------------------------
     async def _handle(self, request: Request, exchange: Exchange) -> None:

@@ -100,20 +100,27 @@ def authenticate(server: MockServer, request: Request) -> Auth:
     raw = header[7:].strip()
     auth = Auth(present=True)
     now = server.now()
-    try:
-        unverified = jwt.decode(raw, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        unverified = {}
-    sub = unverified.get("sub")
-    auth.principal = sub if isinstance(sub, str) else None
-    exp = unverified.get("exp")
-    if isinstance(exp, int | float) and not isinstance(exp, bool):
-        auth.expired = now >= exp
-    try:
-        claims = server.issuer.verify(raw, now=now)
-    except TokenRejected as exc:
-        auth.error = exc.description
-        return auth
+    verified = server.verified  # lean mode: a token verified before, not yet expired
+    claims = verified.get(raw, now) if verified is not None else None
+    if claims is None:
+        try:
+            unverified = jwt.decode(raw, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            unverified = {}
+        sub = unverified.get("sub")
+        auth.principal = sub if isinstance(sub, str) else None
+        exp = unverified.get("exp")
+        if isinstance(exp, int | float) and not isinstance(exp, bool):
+            auth.expired = now >= exp
+        try:
+            claims = server.issuer.verify(raw, now=now)
+        except TokenRejected as exc:
+            auth.error = exc.description
+            return auth
+        if verified is not None:
+            verified.put(raw, claims)
+    else:
+        auth.principal = claims["sub"]
     if server.audience is not None and claims.get("aud") != server.audience:
         auth.error = "token audience does not match"
     elif claims["sub"] in server.revoked:

@@ -22,7 +22,8 @@ from ._eras import (
     json_reply,
     notification,
 )
-from ._events import SSE_HEADERS, EventStream, encode_json
+from ._events import SSE_HEADERS, EventStream, encode_json, sse_frame
+from ._lean import respond_events
 from ._tools import (
     ERROR_HTTP_STATUS,
     HEADER_MISMATCH,
@@ -181,6 +182,16 @@ async def stateless(server: MockServer, rc: RequestContext) -> None:
         code = response.get("error", {}).get("code")
         await json_reply(exchange, ERROR_HTTP_STATUS.get(code, 200) if code else 200, response)
         return
+    if server.lean and rc.fault is None:  # the call's events and its answer, in one send
+        events: list[bytes] = []
+
+        def to_events(method: str, params: dict[str, Any] | None) -> None:
+            events.append(notification(method, params))
+
+        ctx = CallContext(server, rc.principal, "2026-07-28", token, to_events)
+        events.append(encode_json(await _modern_call(server, msg, ctx)))
+        await respond_events(exchange, events)
+        return
     stream = EventStream("R", rc.principal, resumable=False)
 
     def to_stream(method: str, params: dict[str, Any] | None) -> None:
@@ -229,10 +240,15 @@ async def _listen(server: MockServer, rc: RequestContext, msg: dict[str, Any]) -
     stream.accepts = accepts
     stream.transform = transform
     ack = {"_meta": {SUBSCRIPTION_ID_KEY: rid}, "notifications": honoured}
-    stream.push(notification("notifications/subscriptions/acknowledged", ack))
+    acknowledged = notification("notifications/subscriptions/acknowledged", ack)
+    first = b""
+    if server.lean and rc.fault is None:
+        first = sse_frame(acknowledged)  # the head and the acknowledgement in one send
+    else:
+        stream.push(acknowledged)
     server.register_listener(stream)
     try:
-        await rc.exchange.start_stream(200, SSE_HEADERS)
+        await rc.exchange.start_stream(200, SSE_HEADERS, first=first)
         await server.pump(stream, rc, after=0)
     finally:
         server.unregister_listener(stream)

@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +79,21 @@ SSE = "text/event-stream"
 REMEMBERED_CREDENTIALS = 4
 #: The largest Content-Length read as one (8 EiB): beyond, the header is no number.
 _MAX_CONTENT_LENGTH = (1 << 63) - 1
+#: An error body at most this big, arriving within `_DRAIN_WAIT`, is read before the
+#: response closes, so its connection is reused instead of a new one per 401.
+_DRAIN_MAX = 4096
+_DRAIN_WAIT = 0.05
+
+
+async def _drain_small(response: httpx.Response) -> None:
+    """Read a small, sized error body (best effort) so the connection may be reused."""
+    declared = parse_digits(response.headers.get("content-length", "").strip(), high=_DRAIN_MAX)
+    if declared is None or response.is_stream_consumed:
+        return
+    # raw bytes, never decoded (no inflating); a failure only means the socket closes below
+    with anyio.move_on_after(_DRAIN_WAIT), suppress(httpx.HTTPError, httpx.StreamError):
+        async for _ in response.aiter_raw():
+            pass
 
 
 @dataclass
@@ -202,6 +217,8 @@ class HTTPChannel:
         try:
             yield response
         finally:
+            if response.status_code >= 400:
+                await _drain_small(response)
             with map_httpx_errors():
                 await response.aclose()
 

@@ -1,0 +1,52 @@
+"""What the halves of `Session` (`opening`, `recovering`) know of the session they join.
+
+`Session` is assembled from mixins, one job each; this is the one place that
+says which of the session's attributes they read and how its request matching
+(``_roundtrip``) is called, so each half declares only what is its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .._config import ServerConfig
+    from .._core.eras import EraRules
+    from .._core.jsonrpc import RequestId
+    from .calls import CallOptions
+    from .handlers import SessionHandlers
+
+__all__ = ["Roundtrip", "SessionPart", "SessionRoundtrip", "ToolLearner"]
+
+#: Sends one request and returns its ``result`` (the session's request matching).
+Roundtrip = Callable[[str, dict[str, Any] | None], Awaitable[dict[str, Any]]]
+#: Learns the tools' ``x-mcp-header`` maps from a ``tools/list`` result (2026-07-28).
+ToolLearner = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class SessionRoundtrip(Protocol):
+    """The session's own ``_roundtrip``: a `Roundtrip` that also takes the call's options
+    and a list collecting the ids it sent (for ``notifications/cancelled``)."""
+
+    def __call__(
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        options: CallOptions | None = ...,
+        sent: list[RequestId] | None = ...,
+    ) -> Awaitable[dict[str, Any]]: ...
+
+
+class SessionPart:
+    """The session's attributes every half reads, and its request matching."""
+
+    rules: EraRules
+    _config: ServerConfig
+    _handlers: SessionHandlers
+    _learn_tools: ToolLearner | None
+
+    if TYPE_CHECKING:
+
+        @property
+        def _roundtrip(self) -> SessionRoundtrip: ...
