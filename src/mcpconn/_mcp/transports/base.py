@@ -21,19 +21,18 @@ import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import httpx
 
 from ..._config import ServerConfig
 from ..._core import http_rules as _http_rules
 from ..._core import jsonrpc as _jsonrpc
 from ..._core.bounds import parse_digits, wait_hint
-from ..._core.content_coding import ACCEPT_ENCODING, ContentDecoder
+from ..._core.content_coding import ACCEPT_ENCODING
 from ..._core.eras import Era, StreamLost
 from ..._core.sanitize import sanitize
 from ..._core.sse import ServerSentEvent, SSEDecoder
@@ -41,15 +40,14 @@ from ..._exceptions import (
     Forbidden,
     HTTPStatusError,
     JSONRPCError,
-    MCPConnError,
     NetworkError,
     ProtocolError,
     ReadTimeout,
     Unauthorized,
 )
 from ..._http import send as _http_send
-from ..._http.body import ResponseBody
 from ..._tokens.auth import BearerAuth
+from .bodies import drain_small, iterate
 from .errors import map_httpx_errors
 
 __all__ = [
@@ -79,21 +77,6 @@ SSE = "text/event-stream"
 REMEMBERED_CREDENTIALS = 4
 #: The largest Content-Length read as one (8 EiB): beyond, the header is no number.
 _MAX_CONTENT_LENGTH = (1 << 63) - 1
-#: An error body at most this big, arriving within `_DRAIN_WAIT`, is read before the
-#: response closes, so its connection is reused instead of a new one per 401.
-_DRAIN_MAX = 4096
-_DRAIN_WAIT = 0.05
-
-
-async def _drain_small(response: httpx.Response) -> None:
-    """Read a small, sized error body (best effort) so the connection may be reused."""
-    declared = parse_digits(response.headers.get("content-length", "").strip(), high=_DRAIN_MAX)
-    if declared is None or response.is_stream_consumed:
-        return
-    # raw bytes, never decoded (no inflating); a failure only means the socket closes below
-    with anyio.move_on_after(_DRAIN_WAIT), suppress(httpx.HTTPError, httpx.StreamError):
-        async for _ in response.aiter_raw():
-            pass
 
 
 @dataclass
@@ -218,7 +201,7 @@ class HTTPChannel:
             yield response
         finally:
             if response.status_code >= 400:
-                await _drain_small(response)
+                await drain_small(response)
             with map_httpx_errors():
                 await response.aclose()
 
@@ -323,60 +306,6 @@ class HTTPChannel:
         if await iterate(response, on_chunk):
             return True
         return any(on_event(event) for event in decoder.close())
-
-
-async def iterate(response: httpx.Response, on_chunk: Callable[[bytes], bool]) -> bool:
-    """Feed the body to ``on_chunk`` until it returns True (-> True) or raises.
-
-    The body is read raw and decoded here (`ContentDecoder`), in bounded pieces: a
-    compressed body is never inflated past what ``on_chunk``'s limits allow. (A
-    response that an embedder's transport already read whole is fed as it is.)
-
-    We never leave the body's iterator early: httpx/httpcore nest async
-    generators, and abandoning them suspended at a ``yield`` leaves them to the
-    garbage collector (trio warns). To stop early we cancel a scope around the
-    loop instead: the cancellation lands inside the innermost read and unwinds
-    every generator properly. Then the caller closes the response.
-    """
-    if response.is_stream_consumed:  # read and decoded by httpx already
-        return _feed([response.content], on_chunk)
-    decoder = ContentDecoder(response.headers.get("content-encoding"))
-    body = response.stream
-    if isinstance(body, ResponseBody):  # our transport's: read directly, no scope to stop it
-        with map_httpx_errors():
-            return await body.pump(lambda raw: _feed(decoder.feed(raw), on_chunk))
-    stopped = False
-    failure: MCPConnError | None = None
-    with anyio.CancelScope() as scope, map_httpx_errors():
-        async for raw in _raw_body(response):
-            if stopped or failure is not None:
-                continue
-            try:
-                stopped = _feed(decoder.feed(raw), on_chunk)
-            except MCPConnError as exc:
-                failure = exc
-            if stopped or failure is not None:
-                scope.cancel()
-    if failure is not None:
-        raise failure
-    return stopped
-
-
-def _raw_body(response: httpx.Response) -> AsyncIterable[bytes]:
-    """The body's own stream: ``aiter_raw`` wraps it in one more generator, a byte
-    counter and error context that nothing here reads (a listener holds it for hours)."""
-    stream = response.stream
-    if isinstance(stream, httpx.AsyncByteStream) and not response.is_closed:
-        response.is_stream_consumed = True  # as aiter_raw marks it
-        return stream
-    return response.aiter_raw()
-
-
-def _feed(pieces: Iterable[bytes], on_chunk: Callable[[bytes], bool]) -> bool:
-    for piece in pieces:  # noqa: SIM110 - any() would hide that on_chunk has effects
-        if piece and on_chunk(piece):
-            return True
-    return False
 
 
 def is_message_event(event: ServerSentEvent) -> bool:
