@@ -97,3 +97,16 @@ def test_the_cache_of_checked_lines_stays_bounded() -> None:
     for i in range(head_module._MAX_REMEMBERED * 2 + 3):
         request_head(b"POST", b"/", [("Mcp-Name", f"tool-{i}")], b"h", 0)
     assert len(head_module._checked) <= head_module._MAX_REMEMBERED
+
+
+def test_h11s_event_is_remembered_per_framing_but_never_for_a_target_with_a_query() -> None:
+    first, _ = request_head(b"POST", b"/mcp", HEADERS, b"h:1", 17)
+    again, _ = request_head(b"POST", b"/mcp", HEADERS, b"h:1", 17)
+    longer, _ = request_head(b"POST", b"/mcp", HEADERS, b"h:1", 18)
+    assert again is first and longer is not first
+    assert dict(longer.headers)[b"content-length"] == b"18"
+    request_head(b"POST", b"/mcp?key=secret-in-query", HEADERS, b"h:1", 17)
+    assert not any(b"secret-in-query" in target for _, target, _ in head_module._events)
+    for i in range(head_module._MAX_REMEMBERED + 3):
+        request_head(b"POST", b"/", [], b"h", i)
+    assert len(head_module._events) <= head_module._MAX_REMEMBERED

@@ -7,7 +7,8 @@ headers its state machine reads (Host, Content-Length, Transfer-Encoding,
 Connection, Upgrade, Expect), so h11 still frames the body and decides on
 keep-alive, and writes the whole head itself: every other header checked
 against the same RFC 9110 grammar h11 uses (a token name, a value without
-CR, LF, NUL or edge whitespace), the check of a non-secret line remembered.
+CR, LF, NUL or edge whitespace), the check of a non-secret line remembered,
+and h11's event (immutable) too, per distinct request line and framing.
 A line that fails raises `h11.LocalProtocolError`, as h11 would.
 """
 
@@ -31,6 +32,7 @@ _FOR_H11 = frozenset(
 _SECRET = frozenset({"authorization", "proxy-authorization", "cookie"})
 _MAX_REMEMBERED = 512
 _checked: dict[tuple[str, str], bytes] = {}
+_events: dict[tuple[bytes, bytes, tuple[tuple[bytes, bytes], ...]], h11.Request] = {}
 
 
 def request_head(
@@ -57,8 +59,23 @@ def request_head(
                 _checked[name, value] = line
         lines.append(line)
     lines.append(b"\r\n")
-    event = h11.Request(method=method, target=target, headers=framing)
-    return event, b"%s %s HTTP/1.1\r\n%s" % (method, target, b"".join(lines))
+    raw = b"%s %s HTTP/1.1\r\n%s" % (method, target, b"".join(lines))
+    return _event(method, target, framing), raw
+
+
+def _event(method: bytes, target: bytes, framing: list[tuple[bytes, bytes]]) -> h11.Request:
+    """h11's (immutable) event, validated by h11 once per distinct framing; a target with
+    a query (which may carry a credential) is never remembered."""
+    if b"?" in target:
+        return h11.Request(method=method, target=target, headers=framing)
+    key = (method, target, tuple(framing))
+    event = _events.get(key)
+    if event is None:
+        event = h11.Request(method=method, target=target, headers=framing)
+        if len(_events) >= _MAX_REMEMBERED:
+            _events.clear()
+        _events[key] = event
+    return event
 
 
 def _line(name: str, value: str) -> bytes:
