@@ -177,3 +177,19 @@ async def test_drive_hands_an_absurd_round_to_the_caller() -> None:
     with pytest.raises(InputRequired) as info:
         await complete_rounds(send, CallOptions(), mode="drive", max_rounds=8, answer=answer)
     assert answered == [] and len(info.value.input_requests) == MAX_INPUT_REQUESTS + 1
+
+
+def test_a_remote_parent_attached_to_the_context_rides_meta_and_none_after_detach() -> None:
+    from opentelemetry import context, trace
+
+    parent = trace.SpanContext(
+        trace_id=0x1234, span_id=0x99, is_remote=True, trace_flags=trace.TraceFlags(1)
+    )
+    token = context.attach(trace.set_span_in_context(trace.NonRecordingSpan(parent)))
+    try:
+        merged = merge_params(None, CallOptions(), log_level=None, progress_token=None)
+    finally:
+        context.detach(token)
+    assert merged is not None
+    assert merged["_meta"]["traceparent"] == f"00-{0x1234:032x}-{0x99:016x}-01"
+    assert merge_params(None, CallOptions(), log_level=None, progress_token=None) is None

@@ -40,3 +40,18 @@ def test_max_age_counts_from_when_the_source_obtained_the_token() -> None:
     judge = judge_at(now, max_age=100.0, stale_window=10.0)
     assert not judge.servable(StoredToken(Token("t"), T0))
     assert judge.servable(StoredToken(Token("t"), T0 + 50))
+
+
+def test_entries_judged_in_turn_each_keep_their_own_deadlines() -> None:
+    now = [T0]
+    judge = judge_at(now, margin=30.0, stale_window=60.0)
+    old = StoredToken(Token("old", expires_at=T0 + 10, issued_at=T0 - 3590), T0 - 3590)
+    new = StoredToken(Token("new", expires_at=T0 + 3600, issued_at=T0), T0)
+    same_token_later = StoredToken(new.token, T0 + 3000)
+    for _ in range(2):
+        assert judge(old) is Freshness.EXPIRED
+        assert judge(new) is Freshness.FRESH
+    now[0] = T0 + 3600 - 30 - 60
+    assert judge(new) is Freshness.REFRESH_AHEAD
+    assert judge(old) is Freshness.EXPIRED
+    assert judge(same_token_later) is Freshness.REFRESH_AHEAD

@@ -45,6 +45,7 @@ __all__ = [
     "FreshnessPolicy",
     "deadlines",
     "freshness",
+    "freshness_within",
     "refresh_timer_at",
     "stale_window",
 ]
@@ -130,7 +131,11 @@ def freshness(
     token: Token, now: float, policy: FreshnessPolicy, *, obtained_at: float | None = None
 ) -> Freshness:
     """FRESH, REFRESH_AHEAD or EXPIRED at ``now`` (epoch seconds)."""
-    d = deadlines(token, policy, obtained_at=obtained_at)
+    return freshness_within(deadlines(token, policy, obtained_at=obtained_at), now)
+
+
+def freshness_within(d: Deadlines, now: float) -> Freshness:
+    """FRESH, REFRESH_AHEAD or EXPIRED at ``now``, for a token's `deadlines`."""
     if d.expired_from is not None and now >= d.expired_from:
         return Freshness.EXPIRED
     if d.refresh_from is not None and now >= d.refresh_from:

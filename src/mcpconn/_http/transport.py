@@ -32,6 +32,7 @@ import h11
 import httpx
 
 from .body import ResponseBody
+from .head import request_head
 from .pool import Connection, OriginPool
 from .wire import CONNECTING, WRITING, next_event, now
 
@@ -113,17 +114,9 @@ class H11Transport(httpx.AsyncBaseTransport):
         """One request with an in-memory body, without an `httpx.Request`: what
         `mcpconn._http.send` uses for the JSON-RPC POSTs. ``headers`` lack Host and
         Content-Length (added here); the response has no ``request``."""
-        with WRITING:  # h11 encodes (ASCII) and validates the names and values
-            head = h11.Request(
-                method=method,
-                target=url.raw_path,
-                headers=[  # type: ignore[arg-type]  # str and bytes pairs: h11 takes both
-                    *headers,
-                    (b"host", url.netloc),
-                    (b"content-length", b"%d" % len(content)),
-                ],
-            )
-        return await self._open(url, head, (content,), timeouts)
+        with WRITING:  # the head written here, h11 shown its framing (`request_head`)
+            head, raw = request_head(method, url.raw_path, headers, url.netloc, len(content))
+        return await self._open(url, head, (content,), timeouts, raw)
 
     async def _open(
         self,
@@ -131,6 +124,7 @@ class H11Transport(httpx.AsyncBaseTransport):
         head: h11.Request,
         body: tuple[bytes, ...] | AsyncIterable[bytes],
         timeouts: Mapping[str, float | None],
+        raw: bytes | None = None,
     ) -> httpx.Response:
         if self._closed:
             raise httpx.UnsupportedProtocol("the transport is closed")  # httpcore says the same
@@ -154,7 +148,7 @@ class H11Transport(httpx.AsyncBaseTransport):
         if conn is None:
             conn = await self._connect(pool, key, timeouts.get("connect"))
         try:
-            response = await _exchange(conn, head, body, timeouts.get("write"), read)
+            response = await _exchange(conn, head, raw, body, timeouts.get("write"), read)
         except BaseException:
             await self._discard(conn)
             raise
@@ -240,6 +234,7 @@ def _origin_key(url: httpx.URL) -> tuple[bytes, bytes, int]:
 async def _exchange(
     conn: Connection,
     head: h11.Request,
+    raw: bytes | None,
     body: tuple[bytes, ...] | AsyncIterable[bytes],
     write: float | None,
     read: float | None,
@@ -248,7 +243,7 @@ async def _exchange(
     write and per read (httpx's timeouts are per operation), instead of one scope each."""
     writing = True
     with anyio.CancelScope(deadline=math.inf if write is None else now() + write) as scope:
-        await _send(conn, head, body, scope, write)
+        await _send(conn, head, raw, body, scope, write)
         writing = False
         return await _receive_head(conn, scope, read)
     if writing:
@@ -259,15 +254,19 @@ async def _exchange(
 async def _send(
     conn: Connection,
     head: h11.Request,
+    raw: bytes | None,
     body: tuple[bytes, ...] | AsyncIterable[bytes],
     scope: anyio.CancelScope,
     timeout: float | None,
 ) -> None:
-    """The request head and body: one send when the body is in memory."""
+    """The request head and body: one send when the body is in memory. ``raw``: the head
+    as written by `request_head` (h11's own bytes of its framing-only ``head`` dropped)."""
     h = conn.h11
     stream = conn.stream
     with WRITING:
         parts = [h.send(head)]
+        if raw is not None:
+            parts[0] = raw
         size = len(parts[0])
         if isinstance(body, tuple):  # in memory
             for chunk in body:

@@ -3,7 +3,8 @@
 The official SDK, fastmcp and mcp-go all propagate ``traceparent`` (and
 ``tracestate``) in a request's ``_meta``, so a downstream server's spans join
 the aggregator's trace. OpenTelemetry is optional: without it, or without an
-active span, nothing is added. A caller's own ``meta`` keys win.
+active span, nothing is added (an empty context is not even offered to the
+propagators: ~2 us a call). A caller's own ``meta`` keys win.
 """
 
 from __future__ import annotations
@@ -16,20 +17,24 @@ __all__ = ["trace_meta"]
 _KEYS = ("traceparent", "tracestate")
 
 
-def _load() -> Callable[[dict[str, Any]], None] | None:
+def _load() -> tuple[Callable[[dict[str, Any]], None], Callable[[], Any]] | None:
     try:
-        from opentelemetry import propagate
+        from opentelemetry import context, propagate
     except ImportError:  # pragma: no cover - the otel extra is not installed
         return None
-    return propagate.inject
+    return propagate.inject, context.get_current
 
 
-_inject = _load()
+_otel = _load()
+_inject = _otel[0] if _otel else None
+_current = _otel[1] if _otel else None
 
 
 def trace_meta() -> dict[str, str]:
     """``traceparent``/``tracestate`` of the current context (empty when none is active)."""
-    if _inject is None:
+    if _inject is None or _current is None:
+        return {}
+    if not _current():  # an empty context (no span, no baggage): nothing to propagate
         return {}
     carrier: dict[str, Any] = {}
     try:

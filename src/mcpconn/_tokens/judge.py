@@ -12,9 +12,16 @@ is answered here, so there is no second reading of the rules to drift.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .._core.freshness import Freshness, FreshnessPolicy, freshness, refresh_timer_at
+from .._core.freshness import (
+    Deadlines,
+    Freshness,
+    FreshnessPolicy,
+    deadlines,
+    freshness_within,
+    refresh_timer_at,
+)
 from .store import StoredToken
 
 __all__ = ["FreshnessJudge"]
@@ -26,10 +33,21 @@ class FreshnessJudge:
 
     policy: FreshnessPolicy
     clock: Callable[[], float]
+    #: the last entry judged and its deadlines (a frozen entry's never change): the cached
+    #: token is judged on every request, its deadlines worked out once
+    _last: list[tuple[StoredToken, Deadlines]] = field(
+        default_factory=list, compare=False, repr=False
+    )
 
     def __call__(self, entry: StoredToken) -> Freshness:
         """FRESH, REFRESH_AHEAD or EXPIRED now."""
-        return freshness(entry.token, self.clock(), self.policy, obtained_at=entry.obtained_at)
+        last = self._last
+        if last and last[0][0] is entry:
+            d = last[0][1]
+        else:
+            d = deadlines(entry.token, self.policy, obtained_at=entry.obtained_at)
+            last[:] = [(entry, d)]
+        return freshness_within(d, self.clock())
 
     def servable(self, entry: StoredToken | None) -> bool:
         """Whether ``entry`` may still be handed out (FRESH or REFRESH_AHEAD)."""
