@@ -18,8 +18,9 @@ import httpx
 import pytest
 
 from mcpconn._http import H11Transport, make_client
-from mcpconn._http.body import TAIL_GRACE, TAIL_MISSES, ResponseBody
+from mcpconn._http.body import TAIL_GRACE, TAIL_MISSES, TAIL_PROBE, ResponseBody
 from mcpconn._http.send import SENT_CREDENTIAL, send, short_path
+from mcpconn._http.shards import ClientShards
 from mcpconn._tokens.auth import BearerAuth
 from mcpconn._tokens.source import TokenRequest, TokenSource
 
@@ -123,6 +124,95 @@ async def test_a_stream_held_open_after_its_answer_is_closed_then_not_waited_for
             assert await read_until_reply(client, wire.url)
         assert transport.sockets == 0
     assert wire.accepted == TAIL_MISSES + 1
+
+
+def held_then(later: Callable[[anyio.abc.SocketStream], Awaitable[None]], held: int) -> Wire:
+    """Its first ``held`` streams stay open after their answer; ``later`` answers the rest."""
+
+    async def reply(stream: anyio.abc.SocketStream, head: bytes) -> None:
+        if len(wire.heads) <= held:
+            await stream.send(HEAD + EVENT)
+            await anyio.sleep_forever()
+        await later(stream)
+
+    wire = Wire(reply)
+    return wire
+
+
+async def test_a_waited_off_origin_still_keeps_a_connection_whose_end_came_with_its_answer() -> (
+    None
+):
+    async def at_once(stream: anyio.abc.SocketStream) -> None:
+        await stream.send(HEAD + EVENT + END)  # the end is buffered when the reader stops
+
+    async with held_then(at_once, TAIL_MISSES).running() as wire, make_client() as client:
+        transport: H11Transport = client._transport  # type: ignore[assignment]
+        for _ in range(TAIL_MISSES):
+            assert await read_until_reply(client, wire.url)
+        pool = transport.origin(wire.url)
+        assert pool is not None and pool.tail_misses == TAIL_MISSES
+        for _ in range(3):
+            assert await read_until_reply(client, wire.url)
+            assert transport.sockets == 1
+        assert pool.tail_misses == 0
+    assert wire.accepted == TAIL_MISSES + 1  # the three buffered ends shared one connection
+
+
+async def test_a_waited_off_origin_is_waited_for_again_every_probe_th_time() -> None:
+    answered = [anyio.Event()]
+
+    async def end_after_answer(stream: anyio.abc.SocketStream) -> None:
+        await stream.send(HEAD + EVENT)
+        await answered[-1].wait()
+        await stream.send(END)
+
+    skipped = TAIL_PROBE - TAIL_MISSES
+    async with (
+        held_then(end_after_answer, TAIL_MISSES + skipped).running() as wire,
+        make_client() as client,
+    ):
+        transport: H11Transport = client._transport  # type: ignore[assignment]
+        for _ in range(TAIL_MISSES):
+            assert await read_until_reply(client, wire.url)
+        with anyio.fail_after(TAIL_GRACE * skipped / 2):  # none of these is waited for
+            for _ in range(skipped):
+                assert await read_until_reply(client, wire.url)
+                assert transport.sockets == 0
+        pool = transport.origin(wire.url)
+        assert pool is not None and pool.tail_misses == TAIL_PROBE
+        for _ in range(2):  # the probe waits, gets its end in time: the origin is trusted again
+            answered.append(anyio.Event())
+            assert await read_until_reply(client, wire.url, answered[-1].set)
+            assert transport.sockets == 1
+        assert pool.tail_misses == 0
+    assert wire.accepted == TAIL_PROBE + 1
+
+
+async def test_the_shared_client_keeps_a_bursts_connections_for_the_next_burst() -> None:
+    """One publish wakes many parked listeners at once: their discovers' sockets come back
+    together, and the listens that follow take them instead of connecting again."""
+    burst = 100  # more than httpx's usual idle limits
+    arrived = anyio.Event()
+
+    async def reply(stream: anyio.abc.SocketStream, head: bytes) -> None:
+        if len(wire.heads) >= burst:
+            arrived.set()
+        await arrived.wait()  # every request of the first burst holds its own socket
+        await stream.send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+
+    wire = Wire(reply)
+    shards = ClientShards(h11=True)
+    async with wire.running():
+        client = shards.acquire()
+        try:
+            for _ in range(2):
+                with anyio.fail_after(10):
+                    async with anyio.create_task_group() as tg:
+                        for _ in range(burst):
+                            tg.start_soon(client.get, wire.url)
+            assert wire.accepted == burst  # the second burst reused every socket of the first
+        finally:
+            await shards.aclose()
 
 
 class Tokens:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -307,3 +308,20 @@ async def test_a_server_that_never_reads_is_a_write_timeout() -> None:
                     timeout=httpx.Timeout(5, write=0.3),
                 )
             assert transport.sockets == 0
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_an_ip_literal_and_a_host_name_connect_alike(host: str) -> None:
+    """An IP literal skips anyio's happy eyeballs (`mcpconn._http.dial`); a name does not.
+    Either way the socket sends small writes at once (TCP_NODELAY) and is reused."""
+    ref: list[Raw] = []
+    async with raw_server(keepalive(ref)) as raw, client() as (c, transport):
+        ref.append(raw)
+        url = raw.url.replace("127.0.0.1", host)
+        for _ in range(2):
+            got = await c.get(url)
+            assert got.status_code == 200 and got.content == b"hello"
+        assert raw.accepted == 1 and transport.sockets == 1
+        (conn,) = transport._live
+        sock = conn.stream.extra(anyio.abc.SocketAttribute.raw_socket)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

@@ -27,7 +27,8 @@ def _check_raw(raw: object) -> str:
         raise MalformedTokenError("a token must not be empty")
     # RFC 6750 b64token, loosely: visible ASCII only. Whitespace or a control
     # character (CR/LF: header injection) is never part of a bearer token.
-    if not all("\x21" <= c <= "\x7e" for c in raw):
+    # str methods, not a per-character generator: every reconnect checks its token.
+    if not (raw.isascii() and raw.isprintable()) or " " in raw:
         raise MalformedTokenError(
             "a token must be visible ASCII (no whitespace or control characters)"
         )

@@ -21,7 +21,7 @@ from .wire import next_event, now, read
 if TYPE_CHECKING:
     from .transport import H11Transport
 
-__all__ = ["TAIL_BUDGET", "TAIL_GRACE", "TAIL_MISSES", "ResponseBody"]
+__all__ = ["TAIL_BUDGET", "TAIL_GRACE", "TAIL_MISSES", "TAIL_PROBE", "ResponseBody"]
 
 
 def _buffered_end(h: h11.Connection, budget: int) -> bool | None:
@@ -68,10 +68,12 @@ def _closed_mid_body() -> None:
 
 
 #: A body's tail after its reader stopped early: at most this many bytes, this many seconds
-#: are read to keep the connection; after this many misses in a row an origin is not waited for.
+#: are read to keep the connection; after this many misses in a row an origin is waited for
+#: only every `TAIL_PROBE`-th time.
 TAIL_BUDGET = 65536
 TAIL_GRACE = 0.05
 TAIL_MISSES = 3
+TAIL_PROBE = 16
 
 
 class ResponseBody(httpx.AsyncByteStream):
@@ -161,14 +163,18 @@ class ResponseBody(httpx.AsyncByteStream):
         What is buffered is read at once; more is awaited for at most `TAIL_GRACE`
         seconds (shielded: the caller has its answer) and `TAIL_BUDGET` bytes. An
         origin whose streams went on past the grace `TAIL_MISSES` times in a row
-        is not waited for again: its connections are closed at once, as before.
+        is not waited for again, only every `TAIL_PROBE`-th time (a burst of load
+        that made it miss must not close its connections for good); an end already
+        buffered is taken whatever the misses (it costs nothing).
         """
         origin = conn.origin
-        if origin.tail_misses >= TAIL_MISSES:
-            await self._abandon()
-            return
         ended = _buffered_end(conn.h11, TAIL_BUDGET)
         if ended is None:  # the end is still on its way: wait for it (a scope only now)
+            misses = origin.tail_misses
+            if misses >= TAIL_MISSES and misses % TAIL_PROBE:
+                origin.tail_misses += 1
+                await self._abandon()
+                return
             with anyio.CancelScope(shield=True, deadline=now() + TAIL_GRACE) as scope:
                 ended = await _read_end(conn)
             if scope.cancelled_caught:

@@ -21,6 +21,8 @@ import httpx
 from .._core.settings import whole_number
 from .client import make_client, uses_h11
 
+_H11_IDLE = 1024
+
 
 @dataclass
 class _Shard:
@@ -59,7 +61,10 @@ class ClientShards:
             if self._ssl is None:
                 self._ssl = ssl.create_default_context()  # ~65 ms: once, shared by all
                 self._ssl.set_alpn_protocols(["http/1.1"])
-            keepalive = 64 if self._h11 else 2 * self._shard_size
+            # On H11Transport, idle sockets per origin: a burst of reconnects (one publish
+            # waking 1,000 parked listeners) gives its discovers' sockets back faster than
+            # the listens take them; at 64 almost half were closed and connected again.
+            keepalive = _H11_IDLE if self._h11 else 2 * self._shard_size
             limits = httpx.Limits(
                 max_connections=self._max_connections, max_keepalive_connections=keepalive
             )

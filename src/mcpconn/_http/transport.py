@@ -32,6 +32,7 @@ import h11
 import httpx
 
 from .body import ResponseBody
+from .dial import dial
 from .head import request_head
 from .pool import Connection, OriginPool
 from .wire import CONNECTING, WRITING, next_event, now
@@ -167,17 +168,7 @@ class H11Transport(httpx.AsyncBaseTransport):
         hostname = host.decode("ascii")
         try:
             with CONNECTING, anyio.fail_after(timeout):
-                stream: anyio.abc.ByteStream
-                if tls:
-                    stream = await anyio.connect_tcp(
-                        hostname,
-                        port,
-                        ssl_context=self._ssl(),
-                        tls_hostname=hostname,
-                        tls_standard_compatible=False,
-                    )
-                else:
-                    stream = await anyio.connect_tcp(hostname, port)
+                stream = await dial(hostname, port, self._ssl() if tls else None)
         except BaseException:
             pool.release_slot()
             raise
