@@ -32,6 +32,8 @@ noise = st.text(max_size=60)
 
 
 def shown(text: str, secret: str) -> bool:
+    # the marker itself is no leak: a secret such as "[redacte" is a piece of it
+    text = text.replace(REDACTED, "\x00")
     return secret in text or JWT_SHAPE.search(text) is not None
 
 
@@ -118,6 +120,7 @@ def test_sanitize_json_keeps_structure_and_cleans_strings() -> None:
 
 @FUZZ
 @given(before=noise, after=noise, secret=secrets, limit=st.integers(0, 300))
+@example(before="a", after="b", secret="[redacte", limit=300)  # a piece of the marker
 def test_no_secret_no_control_character_and_bounded(
     before: str, after: str, secret: str, limit: int
 ) -> None:
