@@ -150,6 +150,13 @@ class Session(Listening, Recovering, Opening):
         """Close without the polite DELETE (the connection gave the session up)."""
         self._discarded = True
 
+    def drop(self) -> None:
+        """Stop whatever runs inside `open_session` (from any task): it then closes.
+
+        The scope of the session's own task group, which encloses the body of the
+        ``async with``: a holder needs no cancel scope of its own."""
+        self._tg.cancel_scope.cancel()
+
     # ---- public calls -----------------------------------------------------------------
 
     async def request(

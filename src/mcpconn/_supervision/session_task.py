@@ -6,8 +6,8 @@ exits it), posts OPENED, then waits for `Listen` orders and runs each listen
 *in the same task*: an idle connection costs the runner's task and this one,
 with no listener task and no task group living for the stream's life (a
 pinger, when asked for, gets a task group of its own). Dropping the session
-cancels its `Held.scope`; the task then leaves `open_session`, which closes
-politely (or not, after `Session.discard`). Every fact it posts is tagged with
+cancels what runs inside `open_session` (`Session.drop`: no scope of our own);
+the task then leaves it, which closes politely (or not, after `Session.discard`). Every fact it posts is tagged with
 its epoch, so a session being dropped reports nothing that counts.
 """
 
@@ -40,13 +40,11 @@ __all__ = ["Held", "SessionKeeping"]
 class Held:
     """The open session of one epoch, as its runner sees it."""
 
-    __slots__ = ("_listen_due", "_wake", "done", "epoch", "scope", "session")
+    __slots__ = ("_listen_due", "_wake", "done", "epoch", "session")
 
     def __init__(self, session: Session, epoch: int) -> None:
         self.session = session
         self.epoch = epoch
-        #: Cancelled to drop the session: its task then leaves `open_session`.
-        self.scope = anyio.CancelScope()
         #: Set once the task has left `open_session` (the session is closed).
         self.done = Flag()
         self._listen_due = False
@@ -157,25 +155,20 @@ class SessionKeeping:
                 # Each ordered listen runs right here, not in a method of its own: a
                 # held listen's stack is one frame shallower per level (~250 bytes each).
                 pinging = anyio.create_task_group() if self.server.ping_interval else _NO_PINGER
-                with held.scope:
-                    async with pinging as tg:
-                        if tg is not None:
-                            tg.start_soon(self._pinger, session, epoch)
-                        while True:
-                            await held.next_listen()
-                            try:
-                                await session.listen()
-                            except MCPConnError as exc:
-                                self.fail_epoch(exc, epoch, "listen")
-                            except Exception as exc:
-                                self._log.exception(
-                                    "%s: unexpected error in the listener", self._who()
-                                )
-                                self.fail_epoch(exc, epoch, "listen")
-                            else:
-                                self.post(
-                                    Fact(Input.STREAM_ENDED, reason="listener returned"), epoch
-                                )
+                async with pinging as tg:
+                    if tg is not None:
+                        tg.start_soon(self._pinger, session, epoch)
+                    while True:
+                        await held.next_listen()
+                        try:
+                            await session.listen()
+                        except MCPConnError as exc:
+                            self.fail_epoch(exc, epoch, "listen")
+                        except Exception as exc:
+                            self._log.exception("%s: unexpected error in the listener", self._who())
+                            self.fail_epoch(exc, epoch, "listen")
+                        else:
+                            self.post(Fact(Input.STREAM_ENDED, reason="listener returned"), epoch)
         except MCPConnError as exc:
             self.fail_epoch(exc, epoch, "connect")
         except Exception as exc:  # a bug of ours or an unmapped library error
@@ -209,7 +202,7 @@ class SessionKeeping:
         if held is not None:
             if not polite:
                 held.session.discard()
-            held.scope.cancel()
+            held.session.drop()
 
     async def _shutdown(self) -> None:
         held = self._held
