@@ -151,10 +151,7 @@ class Session(Listening, Recovering, Opening):
         self._discarded = True
 
     def drop(self) -> None:
-        """Stop whatever runs inside `open_session` (from any task): it then closes.
-
-        The scope of the session's own task group, which encloses the body of the
-        ``async with``: a holder needs no cancel scope of its own."""
+        """Stop what runs inside `open_session`, the holder's body too; it then closes."""
         self._tg.cancel_scope.cancel()
 
     # ---- public calls -----------------------------------------------------------------

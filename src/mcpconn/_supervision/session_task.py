@@ -7,8 +7,9 @@ exits it), posts OPENED, then waits for `Listen` orders and runs each listen
 with no listener task and no task group living for the stream's life (a
 pinger, when asked for, gets a task group of its own). Dropping the session
 cancels what runs inside `open_session` (`Session.drop`: no scope of our own);
-the task then leaves it, which closes politely (or not, after `Session.discard`). Every fact it posts is tagged with
-its epoch, so a session being dropped reports nothing that counts.
+the task then leaves it, which closes politely (or not, after `Session.discard`).
+Every fact it posts is tagged with its epoch, so a session being dropped
+reports nothing that counts.
 """
 
 from __future__ import annotations
