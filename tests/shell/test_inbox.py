@@ -57,6 +57,21 @@ async def test_no_waiter_is_kept_once_the_reader_is_woken_or_cancelled() -> None
     assert inbox._waiter is None
 
 
+async def test_a_put_between_the_readers_cancel_and_its_unwinding_is_kept() -> None:
+    # The reader's wait is cancelled at once (on asyncio its future too) but the reader
+    # has not run yet: a put then must neither raise nor be lost.
+    inbox: Inbox[int] = Inbox()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(inbox.get)
+            await anyio.wait_all_tasks_blocked()
+            assert inbox._waiter is not None
+            tg.cancel_scope.cancel()
+            inbox.put(1)
+        assert inbox._waiter is None
+        assert await inbox.get() == 1
+
+
 async def test_a_flag_wakes_every_waiter_and_stays_set() -> None:
     flag = Flag()
     woken: list[int] = []

@@ -108,19 +108,15 @@ class ResponseBody(httpx.AsyncByteStream):
             raise StopAsyncIteration
         return chunk
 
-    async def _next_chunk(
-        self, conn: Connection, scope: anyio.CancelScope | None = None
-    ) -> bytes | None:
-        """The next piece of the body, or None at its end. With ``scope`` (`pump`'s),
-        each read moves its deadline instead of having a scope of its own."""
-        while True:
-            event = await next_event(conn, scope, self._timeout)
-            kind = type(event)
-            if kind is h11.Data:
-                return event.data  # type: ignore[no-any-return]
-            if kind is h11.EndOfMessage:
-                return None
+    async def _next_chunk(self, conn: Connection) -> bytes | None:
+        """The next piece of the body, or None at its end (each read a scope of its own)."""
+        event = await next_event(conn, None, self._timeout)
+        kind = type(event)
+        if kind is h11.Data:
+            return event.data  # type: ignore[no-any-return]
+        if kind is not h11.EndOfMessage:
             _closed_mid_body()
+        return None
 
     async def pump(self, on_raw: Callable[[bytes], bool]) -> bool:
         """Feed each piece to ``on_raw`` until it returns True (-> True) or the body ends.
@@ -133,12 +129,18 @@ class ResponseBody(httpx.AsyncByteStream):
         if conn is None:
             raise httpx.StreamClosed()
         try:
-            with anyio.CancelScope() as scope:  # one scope for every read, not one each
+            timeout = self._timeout
+            # One scope for every read, whose deadline each read moves; the events are
+            # read right here: a held listener's stack is one frame shallower.
+            with anyio.CancelScope() as scope:
                 while True:
-                    chunk = await self._next_chunk(conn, scope)
-                    if chunk is None:
+                    event = await next_event(conn, scope, timeout)
+                    kind = type(event)
+                    if kind is h11.EndOfMessage:
                         break
-                    if on_raw(chunk):
+                    if kind is not h11.Data:
+                        _closed_mid_body()
+                    if on_raw(event.data):
                         await self._stopped(conn)
                         return True
             if scope.cancelled_caught:

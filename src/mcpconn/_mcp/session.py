@@ -150,6 +150,10 @@ class Session(Listening, Recovering, Opening):
         """Close without the polite DELETE (the connection gave the session up)."""
         self._discarded = True
 
+    def drop(self) -> None:
+        """Stop what runs inside `open_session`, the holder's body too; it then closes."""
+        self._tg.cancel_scope.cancel()
+
     # ---- public calls -----------------------------------------------------------------
 
     async def request(

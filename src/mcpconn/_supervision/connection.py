@@ -9,7 +9,7 @@ the machine, the session, its listener and pinger, and the timer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import anyio
@@ -229,9 +229,12 @@ class Connection(ProtocolSurface):
     def subscribers(self) -> int:
         return self._notes.subscriber_count
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        """The connection's own task (its runner's loop). Never raises for the server's sake."""
-        await self._runner.run(task_status=task_status)
+    def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> Coroutine[Any, Any, None]:
+        """The connection's own task (its runner's loop). Never raises for the server's sake.
+
+        Await it: it hands back the runner's coroutine, so an idle connection's task
+        keeps no frame of this method on its stack."""
+        return self._runner.run(task_status=task_status)
 
     # ---- calls ------------------------------------------------------------------
 

@@ -4,11 +4,14 @@ An idle connection is mostly waiting, and thousands of them wait at once. An
 ``anyio.Event`` on asyncio carries a waiter deque (~760 bytes) from birth, and
 a memory object stream two ordered dicts and an event per receive. `Flag` and
 `Inbox` hold a plain value and make the one `anyio.Event` they need only while
-a task is actually waiting, and drop it once woken.
+a task is actually waiting, and drop it once woken. The inbox's one reader
+waits for a put on a bare future on asyncio (an event would add its deque and
+two wrapper frames to every idle runner's wait).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Generic, TypeVar
 
 import anyio
@@ -17,6 +20,14 @@ import anyio.lowlevel
 __all__ = ["Flag", "Inbox"]
 
 T = TypeVar("T")
+
+_Waiter = anyio.Event | asyncio.Future[None]
+
+
+def _new_waiter() -> _Waiter:
+    """A bare future on asyncio (as `wire.now`, found by its running loop); else an event."""
+    loop = asyncio._get_running_loop()
+    return loop.create_future() if loop is not None else anyio.Event()
 
 
 class Flag:
@@ -53,7 +64,7 @@ class Inbox(Generic[T]):
 
     def __init__(self) -> None:
         self._items: list[T] = []  # a few at a time; an empty deque is ~760 bytes
-        self._waiter: anyio.Event | None = None
+        self._waiter: _Waiter | None = None
         self._closed = False
 
     def put(self, item: T) -> None:
@@ -64,7 +75,10 @@ class Inbox(Generic[T]):
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
-            waiter.set()
+            if isinstance(waiter, anyio.Event):
+                waiter.set()
+            elif not waiter.done():  # cancelled with its reader: nobody to wake
+                waiter.set_result(None)
 
     async def get(self, deadline: float | None = None) -> T | None:
         """The next item; None once ``deadline`` (``anyio.current_time()``) has passed,
@@ -76,13 +90,14 @@ class Inbox(Generic[T]):
         if items:
             await anyio.lowlevel.checkpoint()
             return items.pop(0)
-        waiter = self._waiter = anyio.Event()
+        waiter = self._waiter = _new_waiter()
+        woken = waiter.wait() if isinstance(waiter, anyio.Event) else waiter
         try:
             if deadline is None:
-                await waiter.wait()
+                await woken
             else:
                 with anyio.move_on_at(deadline):
-                    await waiter.wait()
+                    await woken
         finally:
             if self._waiter is waiter:
                 self._waiter = None

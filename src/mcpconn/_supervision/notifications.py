@@ -70,9 +70,12 @@ class Subscription(AsyncIterator[T], anyio.abc.AsyncResource, Generic[T]):
 class Broadcast(Generic[T]):
     """Publish to every live subscription without awaiting."""
 
+    __slots__ = ("_closed", "_maxlen", "_subscribers")
+
     def __init__(self, maxlen: int = 1024) -> None:
         self._maxlen = maxlen
-        self._subscribers: set[Subscription[T]] = set()
+        # a dict as an ordered set: an empty set is 216 bytes on every idle connection
+        self._subscribers: dict[Subscription[T], None] = {}
         self._closed = False
 
     def subscribe(self) -> Subscription[T]:
@@ -80,7 +83,7 @@ class Broadcast(Generic[T]):
         if self._closed:
             sub._end()
         else:
-            self._subscribers.add(sub)
+            self._subscribers[sub] = None
         return sub
 
     def publish(self, item: T) -> None:
@@ -99,4 +102,4 @@ class Broadcast(Generic[T]):
         return len(self._subscribers)
 
     def _discard(self, sub: Subscription[T]) -> None:
-        self._subscribers.discard(sub)
+        self._subscribers.pop(sub, None)

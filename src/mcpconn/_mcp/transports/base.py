@@ -21,8 +21,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,16 +174,20 @@ class HTTPChannel:
         merged.update(extra)
         return merged
 
-    @asynccontextmanager
-    async def open(
+    def open(
         self,
         method: str,
         url: str,
         *,
         headers: Mapping[str, str],
         content: bytes | None = None,
-    ) -> AsyncIterator[httpx.Response]:
-        """Send one request and yield the streaming response; always closes it."""
+    ) -> Opened:
+        """``async with`` it: send one request, get the streaming response; always closed."""
+        return Opened(self, method, url, headers, content)
+
+    async def _send(
+        self, method: str, url: str, headers: Mapping[str, str], content: bytes | None
+    ) -> httpx.Response:
         with map_httpx_errors():
             response = await _http_send.send(
                 self.client,
@@ -196,14 +199,7 @@ class HTTPChannel:
                 timeout=self.timeout,
             )
         self._remember(response)
-        del headers, content  # sent: a stream held for hours keeps neither
-        try:
-            yield response
-        finally:
-            if response.status_code >= 400:
-                await drain_small(response)
-            with map_httpx_errors():
-                await response.aclose()
+        return response
 
     def accept_stream(self, response: httpx.Response, on_open: OnOpen) -> None:
         """A listener's stream the server accepted (status checked): SSE, or
@@ -306,6 +302,45 @@ class HTTPChannel:
         if await iterate(response, on_chunk):
             return True
         return any(on_event(event) for event in decoder.close())
+
+
+class Opened:
+    """`HTTPChannel.open`'s request and then its response: an async context manager
+    object, not a generator's (a listener held for hours keeps no generator frame)."""
+
+    __slots__ = ("_channel", "_request", "_response")
+
+    def __init__(
+        self,
+        channel: HTTPChannel,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes | None,
+    ) -> None:
+        self._channel = channel
+        self._request: tuple[str, str, Mapping[str, str], bytes | None] | None = (
+            method,
+            url,
+            headers,
+            content,
+        )
+        self._response: httpx.Response | None = None
+
+    async def __aenter__(self) -> httpx.Response:
+        assert self._request is not None, "entered twice"
+        request, self._request = self._request, None  # sent: a stream keeps none of it
+        response = self._response = await self._channel._send(*request)
+        return response
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        response, self._response = self._response, None
+        if response is None:
+            return
+        if response.status_code >= 400:
+            await drain_small(response)
+        with map_httpx_errors():
+            await response.aclose()
 
 
 def is_message_event(event: ServerSentEvent) -> bool:

@@ -20,6 +20,7 @@ every later notification. On a request's own stream it fails the request.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import anyio
@@ -78,7 +79,7 @@ async def check_rpc_status(
     channel.raise_for_status(response, had_session=had_session, era=era)
 
 
-async def pump(
+def pump(
     channel: HTTPChannel,
     response: httpx.Response,
     state: StreamState,
@@ -87,10 +88,12 @@ async def pump(
     strict: bool,
     done: Any = None,
     counter: list[int] | None = None,
-) -> bool:
+) -> Awaitable[bool]:
     """Feed the SSE messages of ``response`` to ``dispatch`` until ``done()``.
 
-    Returns True when ``done()`` became true, False when the stream ended.
+    Await it: True when ``done()`` became true, False when the stream ended. Not a
+    coroutine itself: it hands back `HTTPChannel.consume`'s, so a listener held for
+    hours keeps no frame of this function on its stack.
     ``strict``: a message that is not JSON-RPC raises (a request's own stream);
     otherwise it is counted in ``counter[0]`` and skipped (a listener).
     """
@@ -112,7 +115,7 @@ async def pump(
         dispatch(message)
         return done is not None and bool(done())
 
-    return await channel.consume(response, state, on_event)
+    return channel.consume(response, state, on_event)
 
 
 class StreamableHTTPTransport:
