@@ -150,7 +150,7 @@ def _plot(ours: list[tuple[float, float]], loop: list[tuple[float, float]], n: i
     path = DOCS / "revoked.png"
     fig.savefig(path)
     plt.close(fig)
-    return f"picture: {path}"
+    return f"picture: {path.relative_to(DOCS.parent)}"
 
 
 async def scenario(args: argparse.Namespace) -> Result:
