@@ -37,3 +37,20 @@ def test_the_cli_finds_the_example_from_anywhere_and_says_when_it_cannot(
         cli.main(["demo", "--aggregator"])
     assert info.value.code == 2
     assert "no examples/aggregator.py here" in capsys.readouterr().err
+
+
+async def test_an_aggregator_that_dies_before_its_port_is_shown_retried_once_then_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    starts = tmp_path / "starts"
+    script = tmp_path / "dies.py"
+    script.write_text(
+        "import pathlib, sys\n"
+        f"p = pathlib.Path({str(starts)!r})\n"
+        "p.write_text(p.read_text() + 'x' if p.exists() else 'x')\n"
+        "sys.stderr.write('no port for you'); sys.exit(3)\n"
+    )
+    with pytest.raises(RuntimeError, match=r"exited \(3\) before its port:\nno port for you"):
+        await run_aggregator_demo(script)
+    assert starts.read_text() == "xx"  # started twice, not more
+    assert "starting it again" in capsys.readouterr().out

@@ -48,6 +48,13 @@ async def _announced_port(proc: anyio.abc.Process) -> int:
     return int(words[1])
 
 
+def _tail(errors: Any) -> str:
+    """The last of what the aggregator wrote on stderr."""
+    errors.seek(0)
+    text: str = errors.read().decode(errors="replace")
+    return text[-2000:]
+
+
 async def run_aggregator_demo(script: Path) -> int:
     """Run the demo against ``script``; returns the exit status (0 when every claim held)."""
     from ..testing import JWTIssuer, JWTProvider, MockServer
@@ -61,22 +68,34 @@ async def run_aggregator_demo(script: Path) -> int:
             command += ["--server", f"{name}={server.url}"]
         _say("mcpconn demo --aggregator: examples/aggregator.py in front of two mock servers,")
         _say("mcpconn as the upstream client of two users (every figure is a server's own count)")
-        with tempfile.TemporaryFile() as errors:
-            async with await anyio.open_process(command, stderr=errors) as proc:
-                try:
-                    port = await _announced_port(proc)
-                    claims += await _story(f"http://127.0.0.1:{port}", servers, JWTProvider, issuer)
-                finally:
-                    if proc.returncode is None:
-                        proc.send_signal(signal.SIGTERM)
-                with anyio.fail_after(20):
-                    status = await proc.wait()
-            _step(5, "SIGTERM: the aggregator closes every connection and exits")
-            _say(f"  exit status {status}")
-            claims.append(("the aggregator exited 0 on SIGTERM", status == 0))
-            if status != 0:
-                errors.seek(0)
-                _say(errors.read().decode(errors="replace")[-2000:])
+        for attempt in (1, 2):  # a start-up that dies before its port is shown, then retried once
+            with tempfile.TemporaryFile() as errors:
+                async with await anyio.open_process(command, stderr=errors) as proc:
+                    try:
+                        try:
+                            port = await _announced_port(proc)
+                        except anyio.EndOfStream:
+                            with anyio.fail_after(20):
+                                died = await proc.wait()
+                            why = f"the aggregator exited ({died}) before its port:"
+                            why += "\n" + _tail(errors)
+                            if attempt == 1:
+                                _say(f"  {why}\n  starting it again")
+                                continue
+                            raise RuntimeError(why) from None
+                        base = f"http://127.0.0.1:{port}"
+                        claims += await _story(base, servers, JWTProvider, issuer)
+                    finally:
+                        if proc.returncode is None:
+                            proc.send_signal(signal.SIGTERM)
+                    with anyio.fail_after(20):
+                        status = await proc.wait()
+                _step(5, "SIGTERM: the aggregator closes every connection and exits")
+                _say(f"  exit status {status}")
+                claims.append(("the aggregator exited 0 on SIGTERM", status == 0))
+                if status != 0:
+                    _say(_tail(errors))
+            break
     _say()
     for claim, held in claims:
         _say(f"  [{'ok' if held else 'FAILED'}] {claim}")
