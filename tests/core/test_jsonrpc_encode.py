@@ -1,4 +1,5 @@
-"""`jsonrpc.encode` with orjson installed: the same JSON as the stdlib's, the same refusals."""
+"""`jsonrpc.encode`: compact UTF-8 JSON; with orjson installed, the same bytes and refusals
+as the stdlib's."""
 
 from __future__ import annotations
 
@@ -16,11 +17,63 @@ import orjson
 import pytest
 
 from mcpconn._core import jsonrpc
+from mcpconn._exceptions import JSONRPCError
 
 
 def stdlib(params: Any) -> Any:
     text = json.dumps({"params": params}, ensure_ascii=False, allow_nan=False)
     return json.loads(text)["params"]
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (jsonrpc.Request(1, "ping"), {"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+        (
+            jsonrpc.Request("r", "tools/call", {"name": "t"}),
+            {"jsonrpc": "2.0", "id": "r", "method": "tools/call", "params": {"name": "t"}},
+        ),
+        (
+            jsonrpc.Notification("notifications/initialized"),
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        ),
+        (jsonrpc.Response(2, {}), {"jsonrpc": "2.0", "id": 2, "result": {}}),
+        (
+            jsonrpc.ErrorResponse(3, JSONRPCError(jsonrpc.METHOD_NOT_FOUND, "Method not found")),
+            {"jsonrpc": "2.0", "id": 3, "error": {"code": -32601, "message": "Method not found"}},
+        ),
+        (
+            jsonrpc.ErrorResponse(None, JSONRPCError(jsonrpc.PARSE_ERROR, "bad", {"at": 1})),
+            {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {"code": -32700, "message": "bad", "data": {"at": 1}},
+            },
+        ),
+    ],
+)
+def test_encode(message: jsonrpc.Message, expected: dict[str, Any]) -> None:
+    raw = jsonrpc.encode(message)
+    assert isinstance(raw, bytes)
+    assert raw == json.dumps(expected, separators=(",", ":")).encode()  # compact
+    assert json.loads(raw) == expected
+    assert jsonrpc.to_object(message) == expected
+
+
+def test_encode_is_utf8_not_escaped() -> None:
+    raw = jsonrpc.encode(jsonrpc.Notification("m", {"text": "h\u00e9 \U0001f600"}))
+    assert "h\u00e9 \U0001f600".encode() in raw
+
+
+def test_encode_lone_surrogate_is_escaped() -> None:
+    raw = jsonrpc.encode(jsonrpc.Notification("m", {"text": "\ud800"}))
+    assert b"\\ud800" in raw
+    assert json.loads(raw)["params"]["text"] == "\ud800"
+
+
+def test_encode_refuses_nan() -> None:
+    with pytest.raises(ValueError, match="JSON"):
+        jsonrpc.encode(jsonrpc.Notification("m", {"x": float("nan")}))
 
 
 @dataclasses.dataclass
