@@ -146,6 +146,9 @@ if importlib.util.find_spec("numpy") is not None:
     NUMPY_REFUSED = [numpy.int64(3), numpy.float32(1.5), numpy.bool_(True), numpy.array([1])]
     NUMPY_WRITTEN = [numpy.float64(2.5)]
 
+#: orjson's raw JSON value, in the versions that have it.
+FRAGMENT = [orjson.Fragment(b"[1]")] if hasattr(orjson, "Fragment") else []
+
 
 @pytest.fixture(params=["orjson", "stdlib"])
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -165,7 +168,7 @@ def encode_args(arguments: object) -> bytes:
     [
         Colour.RED,  # orjson writes an Enum's value
         uuid.UUID(int=7),  # and a UUID as its text
-        orjson.Fragment(b"[1]"),  # and a fragment as it is
+        *FRAGMENT,  # and a fragment as it is
         datetime.datetime(2026, 1, 1),
         datetime.date(2026, 1, 1),
         datetime.time(12),
