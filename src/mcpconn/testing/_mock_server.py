@@ -24,6 +24,7 @@ from ._faults import STREAM_KINDS, FaultSet
 from ._http import Exchange, HTTPServer, Request
 from ._jwt_issuer import JWTIssuer
 from ._lean import VerifiedTokens
+from ._lean_http import LeanHTTPServer
 from ._requests import Auth, RequestContext, inject, prepare, reject_auth
 from ._stateless import stateless
 from ._stats import MockStats, Recorder, RequestRecord
@@ -124,7 +125,7 @@ class MockServer(Emission):
         self.client_responses: deque[dict[str, Any]] = deque(maxlen=1000)
         self._listeners: dict[str | None, set[EventStream]] = {}
         self._recorder = Recorder(max_records)
-        self._http = HTTPServer(self._handle)
+        self._http = (LeanHTTPServer if lean else HTTPServer)(self._handle)
         self._tg: anyio.abc.TaskGroup | None = None
         self._stack: AsyncExitStack | None = None  # the task group `async with` enters
 
