@@ -10,7 +10,7 @@ The stateless 2026-07-28 era lives in `_stateless.py`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -80,11 +80,13 @@ def error_message(rid: Any, code: int, message: str, data: Any = None) -> dict[s
     return {"jsonrpc": "2.0", "id": rid, "error": error}
 
 
-def notification(method: str, params: dict[str, Any] | None) -> bytes:
+def notification(
+    method: str, params: dict[str, Any] | None, encode: Callable[[Any], bytes] = encode_json
+) -> bytes:
     message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
     if params is not None:
         message["params"] = params
-    return encode_json(message)
+    return encode(message)
 
 
 async def json_reply(

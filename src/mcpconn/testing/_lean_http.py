@@ -31,8 +31,22 @@ _HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*((?:[\x21-\x7e][\x20
 #: blanks only between them).
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 _SENDABLE_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
-#: Request headers whose presence (with any value) sends the request to h11.
-_TO_H11 = frozenset({"transfer-encoding", "expect", "upgrade", "te", "trailer"})
+#: Request headers looked at: framing and keep-alive (the others among them send the
+#: request to h11: a chunked body, ``Expect``, ``Upgrade``...).
+_SPECIAL = frozenset(
+    {
+        "connection",
+        "content-length",
+        "expect",
+        "host",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+#: Header lines seen before, parsed (the same few lines recur on every request).
+_FIELDS: dict[bytes, tuple[str, str]] = {}
 _END = b"0\r\n\r\n"
 _MAX_CACHED_LINES = 4096
 
@@ -48,32 +62,43 @@ def parse_head(head: bytes) -> tuple[str, str, tuple[tuple[str, str], ...], int]
     if first is None or first.group(1) not in _METHODS:
         return None
     headers: list[tuple[str, str]] = []
-    length = 0
-    seen_length = seen_host = False
+    length = -1
+    seen_host = False
+    fields = _FIELDS
     for line in lines[1:]:
-        field = _HEADER.fullmatch(line)
+        field = fields.get(line)
         if field is None:
-            return None
-        name = field.group(1).decode("ascii").lower()
-        value = field.group(2).rstrip(b" \t").decode("ascii")
-        if name == "content-length":
-            if seen_length or not value.isdigit() or len(value) > 20:
+            field = _field(line)
+            if field is None:
                 return None
-            seen_length, length = True, int(value)
-        elif name == "host":
-            if seen_host:
+            if len(fields) >= _MAX_CACHED_LINES:
+                fields.clear()
+            fields[line] = field
+        name = field[0]
+        if name in _SPECIAL:
+            value = field[1]
+            if name == "content-length":
+                if length >= 0 or not value.isdigit() or len(value) > 20:
+                    return None
+                length = int(value)
+            elif name == "host":
+                if seen_host:
+                    return None
+                seen_host = True
+            elif name != "connection" or value.lower() != "keep-alive":
                 return None
-            seen_host = True
-        elif name == "connection":
-            if value.lower() != "keep-alive":
-                return None
-        elif name in _TO_H11:
-            return None
-        headers.append((name, value))
+        headers.append(field)
     if not seen_host:
         return None
     method = _METHODS[first.group(1)]
-    return method, first.group(2).decode("ascii"), tuple(headers), length
+    return method, first.group(2).decode("ascii"), tuple(headers), max(length, 0)
+
+
+def _field(line: bytes) -> tuple[str, str] | None:
+    match = _HEADER.fullmatch(line)
+    if match is None:
+        return None
+    return match.group(1).decode("ascii").lower(), match.group(2).rstrip(b" \t").decode("ascii")
 
 
 class LeanExchange(Exchange):

@@ -7,6 +7,7 @@ the server emits unasked in `_emission`, the lean mode's shortcuts in `_lean`.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from . import _control, _eras
+from . import _control, _eras, _lean
 from ._emission import Emission
 from ._eras import HANDSHAKE_VERSIONS, MODERN_VERSIONS, Session
 from ._events import EventStream, encode_json
@@ -110,6 +111,9 @@ class MockServer(Emission):
         #: Lean mode (see the class docstring); the verified tokens it remembers.
         self.lean = lean
         self.verified = VerifiedTokens() if lean else None
+        #: The JSON codec of request bodies and the answers lean mode writes in one piece.
+        self._decode: Callable[[bytes], Any] = _lean.decode if lean else json.loads
+        self._encode: Callable[[Any], bytes] = _lean.encode if lean else encode_json
         #: The protocol version every ``initialize`` answers (settable while running;
         #: None: the client's own when we speak it). One we do not speak tests clients
         #: that re-initialize into a version they cannot use.
