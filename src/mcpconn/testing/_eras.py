@@ -282,10 +282,14 @@ async def _reply(
         await json_reply(rc.exchange, 200, response, headers)
         return
     stream = session.new_stream(maxlen=server.event_log_size)
-    stream.push(encode_json(response))
+    stream.push(server._encode(response))
     stream.finish()
-    await rc.exchange.start_stream(200, [*SSE_HEADERS, *headers])
     first = server.priming(stream, 0, session.protocol_version)
+    if server.lean and rc.fault is None:  # the priming event and the answer, one sized body
+        body = first + b"".join(frame for _, frame in stream.frames_after(0))
+        await rc.exchange.respond(200, [*SSE_HEADERS, *headers], body)
+        return
+    await rc.exchange.start_stream(200, [*SSE_HEADERS, *headers])
     await server.pump(stream, rc, after=0, first=first)
 
 
@@ -318,7 +322,12 @@ async def _streamable_get(server: MockServer, rc: RequestContext) -> None:
         target = session.listener
         after = target.last_seq
         first = server.priming(target, after, session.protocol_version)
-    await exchange.start_stream(200, [*SSE_HEADERS, ("mcp-session-id", session.id)])
+    headers = [*SSE_HEADERS, ("mcp-session-id", session.id)]
+    if server.lean and rc.fault is None:  # the head and the priming event in one send
+        await exchange.start_stream(200, headers, first=first)
+        first = b""
+    else:
+        await exchange.start_stream(200, headers)
     await server.pump(target, rc, after=after, first=first)
 
 
