@@ -1,5 +1,5 @@
 """The mock server's lean mode: one signature check per token, short answers in one send,
-plain requests without h11; the same checks and, byte for byte, the same answers otherwise."""
+plain requests without h11: the same checks, and odd requests answered byte for byte alike."""
 
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ def add_mock_server_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--lean",
         action="store_true",
         help="least work per request (for load tests): a token's signature checked once, "
-        "short answers written in one send",
+        "plain requests parsed without h11, short answers written in one send",
     )
     parser.add_argument(
         "--ready-file", default=None, help="write the URLs and secret as JSON here once listening"

@@ -45,9 +45,12 @@ class MockServer(Emission):
     ``lean=True`` serves the same protocol with the least work per request, for
     benchmarks whose floor would otherwise be this server's CPU: a token's
     signature is checked once (its expiry, audience and revocation still on
-    every request), and a response that is not a long-lived stream is written
-    in one piece (headers, its SSE events, the end) instead of being streamed.
-    Faults still apply; a faulted request takes the ordinary path.
+    every request), plain HTTP/1.1 requests are parsed without h11 by one
+    reader task per connection (anything else is served by h11, answered as
+    ordinarily), a response that is not a long-lived stream is written in one
+    piece (headers, its SSE events, the end) instead of being streamed, and
+    JSON goes through orjson when installed. Faults still apply; a faulted
+    request takes the ordinary path.
     """
 
     def __init__(
