@@ -3,6 +3,7 @@ plain requests without h11: the same checks, and odd requests answered byte for 
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from typing import Any
@@ -17,6 +18,7 @@ from mcpconn import ServerConfig, State, Supervisor, TokenSource
 from mcpconn._http import make_client
 from mcpconn.testing import JWTIssuer, JWTProvider, MockServer, _lean
 from mcpconn.testing._events import encode_json
+from mcpconn.testing._lean import few_collections
 from mcpconn.testing._lean_http import _header_line
 
 
@@ -237,3 +239,10 @@ def test_lean_json_is_the_stdlibs_wherever_orjson_would_differ() -> None:
     assert json.loads(_lean.encode(accented)) == json.loads(encode_json(accented))
     for raw in (b'{"n": 123456789012345678901234567}', b'{"x": NaN}', b'{"s": "\\ud800"}'):
         assert repr(_lean.decode(raw)) == repr(json.loads(raw))
+
+
+def test_few_collections_is_undone_on_exit() -> None:
+    before = gc.get_threshold()
+    with few_collections(threshold=12_345):
+        assert gc.get_threshold()[0] == 12_345 and gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
