@@ -21,38 +21,35 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from .._core import jsonrpc
 from .._core.jsonrpc import loads as decode
 from ._events import SSE_HEADERS, encode_json, sse_frame
 from ._http import Exchange
 
-try:  # the optional orjson extra, as the library uses it
-    import orjson as _orjson
+try:  # the optional orjson extra, as the library's codec uses it
+    import orjson
 except ImportError:  # pragma: no cover - the stdlib encoder otherwise
-    _orjson = None  # type: ignore[assignment]
+    orjson = None  # type: ignore[assignment]
 
 __all__ = ["VerifiedTokens", "decode", "encode", "few_collections", "respond_events"]
 
-_STRICT = (
-    0
-    if _orjson is None
-    else _orjson.OPT_PASSTHROUGH_SUBCLASS
-    | _orjson.OPT_PASSTHROUGH_DATETIME
-    | _orjson.OPT_PASSTHROUGH_DATACLASS
-)
+
+def _refuse(message: Any, option: int = 0) -> bytes:
+    raise TypeError("orjson is not installed")
+
+
+_dumps: Any = _refuse if orjson is None else orjson.dumps
 
 
 def encode(message: Any) -> bytes:
-    """Compact JSON, by orjson; what it refuses or writes as ``null`` (NaN too) by the
-    stdlib, exactly as the ordinary server writes it."""
-    if _orjson is not None:
-        try:
-            out: bytes = _orjson.dumps(message, option=_STRICT)
-        except TypeError:
-            pass
-        else:
-            if b"null" not in out:
-                return out
-    return encode_json(message)
+    """Compact JSON, by orjson (as the library's encoder calls it); what orjson refuses
+    (big integers, non-string keys...) or writes as ``null`` (NaN too) by the stdlib,
+    exactly as the ordinary server writes it."""
+    try:
+        out: bytes = _dumps(message, option=jsonrpc._ORJSON_STRICT)
+    except TypeError:
+        return encode_json(message)
+    return encode_json(message) if b"null" in out else out
 
 
 class VerifiedTokens:

@@ -48,6 +48,8 @@ _SPECIAL = frozenset(
 #: Header lines seen before, parsed (the same few lines recur on every request).
 _FIELDS: dict[bytes, tuple[str, str]] = {}
 _END = b"0\r\n\r\n"
+_Headers = Iterable[tuple[str, str]]
+_GONE = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 _MAX_CACHED_LINES = 4096
 
 
@@ -128,19 +130,14 @@ class LeanExchange(Exchange):
         parts.append(framing)
         return b"".join(parts)
 
-    async def respond(
-        self,
-        status: int,
-        headers: Iterable[tuple[str, str]] = (),
-        body: bytes = b"",
-    ) -> None:
+    async def respond(self, status: int, headers: _Headers = (), body: bytes = b"") -> None:
         data = self._head(status, headers, b"content-length: %d\r\n\r\n" % len(body)) + body
         self._started(status)
         self.finished = True
         await self._write(data)
 
     async def start_stream(
-        self, status: int, headers: Iterable[tuple[str, str]] = (), *, first: bytes = b""
+        self, status: int, headers: _Headers = (), *, first: bytes = b""
     ) -> None:
         data = self._head(status, headers, b"transfer-encoding: chunked\r\n\r\n")
         if first:
@@ -203,15 +200,7 @@ class _Reader:
                 self._room = anyio.Event()
                 await self._room.wait()
                 continue
-            try:
-                data = await stream.receive(_READ_SIZE)
-            except (
-                anyio.EndOfStream,
-                anyio.BrokenResourceError,
-                anyio.ClosedResourceError,
-                OSError,
-            ):
-                data = b""
+            data = await _receive(stream)
             if not data:
                 self.closed = True
                 if self.exchange is not None and self.scope is not None:
@@ -308,3 +297,11 @@ class LeanHTTPServer(HTTPServer):
             await reader.more()
         body = reader.consume(total)[end + 4 :]
         return Request(method=method, target=target, headers=headers, body=body)
+
+
+async def _receive(stream: anyio.abc.SocketStream) -> bytes:
+    """The next bytes; ``b""`` when the client is gone (closed, reset, or we closed it)."""
+    try:
+        return await stream.receive(_READ_SIZE)
+    except _GONE:
+        return b""
