@@ -2,12 +2,14 @@
 
 h11 is most of an ordinary request's cost here (validating every header both
 ways, a state machine per event). The requests a load test sends are plain:
-``GET``/``POST``/``DELETE`` over HTTP/1.1, a Host, at most one Content-Length,
-no chunked body, no ``Expect`` or ``Connection: close``. Those are parsed by
-a strict subset of HTTP's grammar and answered with heads built from cached
-lines. Anything else (and a head that is not complete when the client closes)
-hands the connection, with the bytes read so far, to an h11 connection at a
-request boundary, so odd requests get exactly the ordinary server's answers.
+``GET``/``POST``/``DELETE`` (or ``PUT``/``PATCH``) over HTTP/1.1, a Host, at most
+one Content-Length, no chunked body, no ``Expect`` or ``Connection: close``.
+Those are parsed by a strict subset of HTTP's grammar and answered with heads
+built from cached lines. Anything else (and a head that is not complete when
+the client closes) hands the connection, with the bytes read so far, to an h11
+connection at a request boundary, so odd requests get exactly the ordinary
+server's answers. One task reads the connection for its life (the ordinary
+server starts a watcher task per request).
 """
 
 from __future__ import annotations
@@ -45,19 +47,20 @@ _SPECIAL = frozenset(
         "upgrade",
     }
 )
-#: Header lines seen before, parsed (the same few lines recur on every request).
-_FIELDS: dict[bytes, tuple[str, str]] = {}
 _END = b"0\r\n\r\n"
 _Headers = Iterable[tuple[str, str]]
 _GONE = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 _MAX_CACHED_LINES = 4096
 
 
-def parse_head(head: bytes) -> tuple[str, str, tuple[tuple[str, str], ...], int] | None:
+def parse_head(
+    head: bytes, fields: dict[bytes, tuple[str, str]]
+) -> tuple[str, str, tuple[tuple[str, str], ...], int] | None:
     """``head`` (without its blank line) as (method, target, headers, body length).
 
     None when it is not plain (see the module docstring); header names lower-case,
-    values stripped of surrounding blanks, as h11 gives them.
+    values stripped of surrounding blanks, as h11 gives them. ``fields`` holds the
+    header lines seen before, parsed: the same few recur on every request.
     """
     lines = head.split(b"\r\n")  # a bare CR or LF left in a line fails its pattern
     first = _REQUEST_LINE.fullmatch(lines[0])
@@ -66,7 +69,6 @@ def parse_head(head: bytes) -> tuple[str, str, tuple[tuple[str, str], ...], int]
     headers: list[tuple[str, str]] = []
     length = -1
     seen_host = False
-    fields = _FIELDS
     for line in lines[1:]:
         field = fields.get(line)
         if field is None:
@@ -237,6 +239,7 @@ class LeanHTTPServer(HTTPServer):
     def __init__(self, handler: Handler, **limits: int) -> None:
         super().__init__(handler, **limits)
         self._lines: dict[tuple[str, str], bytes] = {}  # response header lines, encoded
+        self._fields: dict[bytes, tuple[str, str]] = {}  # request header lines, parsed
 
     async def _connection_loop(
         self, stream: anyio.abc.SocketStream, conn: h11.Connection | None = None
@@ -286,7 +289,7 @@ class LeanHTTPServer(HTTPServer):
             if len(buffer) > self._max_header or reader.closed:
                 return None
             await reader.more()
-        parsed = parse_head(bytes(buffer[:end]))
+        parsed = parse_head(bytes(buffer[:end]), self._fields)
         if parsed is None or parsed[3] > self._max_body:
             return None
         method, target, headers, length = parsed
