@@ -13,6 +13,7 @@ from mcpconn.testing import Fault, MockServer
 
 
 # -- streamable HTTP with sessions -----------------------------------------------------------
+@both_modes
 async def test_initialize_and_call_over_sse(server: MockServer, client: httpx.AsyncClient) -> None:
     token = server.mint("alice")
     async with client.stream(
@@ -123,6 +124,7 @@ async def test_slow_tool_honours_cancellation(
             assert await reader.messages() == []  # a cancelled request gets no response
 
 
+@both_modes
 async def test_session_ids_and_delete(server: MockServer, client: httpx.AsyncClient) -> None:
     token = server.mint("alice")
     session = await initialize(client, server, token)
@@ -155,6 +157,7 @@ async def test_session_idle_expiry(client: httpx.AsyncClient) -> None:
         assert server.stats().sessions == 0
 
 
+@both_modes
 async def test_get_listener_emit_and_resume(server: MockServer, client: httpx.AsyncClient) -> None:
     session = await initialize(client, server, server.mint("alice"))
     seen: list[dict[str, str]] = []
