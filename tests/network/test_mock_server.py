@@ -7,7 +7,7 @@ import json
 
 import anyio
 import httpx
-from mock_client import LATEST, SSE, hdrs, init_params, initialize, post, rpc
+from mock_client import LATEST, SSE, both_modes, hdrs, init_params, initialize, post, rpc
 
 from mcpconn.testing import Fault, MockServer
 

@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover - the stdlib encoder otherwise
 __all__ = ["VerifiedTokens", "decode", "encode", "few_collections", "respond_events"]
 
 
-def _refuse(message: Any, option: int = 0) -> bytes:
+def _refuse(message: Any) -> bytes:
     raise TypeError("orjson is not installed")
 
 
@@ -46,10 +46,10 @@ def encode(message: Any) -> bytes:
     (big integers, non-string keys...) or writes as ``null`` (NaN too) by the stdlib,
     exactly as the ordinary server writes it."""
     try:
-        out: bytes = _dumps(message, option=jsonrpc._ORJSON_STRICT)
-    except TypeError:
-        return encode_json(message)
-    return encode_json(message) if b"null" in out else out
+        out: bytes | None = _dumps(message) if jsonrpc._plain(message) else None
+    except (TypeError, RecursionError):
+        out = None
+    return encode_json(message) if out is None or b"null" in out else out
 
 
 class VerifiedTokens:
