@@ -94,6 +94,9 @@ class SessionKeeping:
     _request_handlers: Mapping[str, RequestHandler]
     _held: Held | None
     _log: logging.LoggerAdapter[logging.Logger]
+    #: Set (to its task's "left `open_session`" flag) while the current epoch's
+    #: ``initialize`` is in flight: `_shutdown` waits for its answer to DELETE the session.
+    _initializing: Flag | None = None
 
     if TYPE_CHECKING:
 
@@ -120,6 +123,12 @@ class SessionKeeping:
         return held.session if held is not None else None
 
     async def _session_task(self, epoch: int, connect: Connect) -> None:
+        left = Flag()  # set once this task has left open_session (the session is closed)
+
+        def initialize_sent() -> None:
+            if epoch == self.epoch and self._held is None:  # opening, not re-initializing
+                self._initializing = left
+
         handlers = SessionHandlers(
             on_notification=lambda msg: self._on_notification(msg, epoch),
             on_request=self._on_server_request,
@@ -130,6 +139,7 @@ class SessionKeeping:
             wanted=self.wanted,
             on_listener_fresh=self.lists.invalidate,
             on_refused=self._count_refused,
+            on_initialize=initialize_sent,
         )
         held: Held | None = None
         try:
@@ -176,6 +186,9 @@ class SessionKeeping:
             self._log.exception("%s: unexpected error while connecting", self._who())
             self.fail_epoch(exc, epoch, "connect")
         finally:
+            if self._initializing is left:
+                self._initializing = None
+            left.set()
             if held is not None:
                 if self._held is held:
                     self._held = None
@@ -206,11 +219,16 @@ class SessionKeeping:
             held.session.drop()
 
     async def _shutdown(self) -> None:
-        held = self._held
+        held, initializing = self._held, self._initializing
         self._drop_session(polite=True)
         if held is not None:
             with anyio.move_on_after(self.server.timeouts.close + 1.0, shield=True):
                 await held.done.wait()
+        elif initializing is not None:
+            # The server may have opened a session that only the answer names: let the
+            # opening finish (its epoch is stale now, so it closes at once, with DELETE).
+            with anyio.move_on_after(self.server.timeouts.close, shield=True):
+                await initializing.wait()
 
     async def _force_refresh(self) -> None:
         tokens, audience = self._ctx.tokens, self.server.audience
