@@ -10,25 +10,36 @@ opens the session at once and holds only the answer.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
 import pytest
 
-from mcpconn import Backoff, Connection, ServerConfig, State, Supervisor, Timeouts, TokenSource
+from mcpconn import (
+    Backoff,
+    Connection,
+    MCPConnError,
+    ServerConfig,
+    State,
+    Supervisor,
+    Timeouts,
+    TokenSource,
+)
 from mcpconn.testing import Fault, JWTProvider, MockServer
 
 FAST = Backoff(initial=0.01, max_delay=0.05, auth_attempts=2)
 
 
-def config(server: MockServer, close: float) -> ServerConfig:
+def config(server: MockServer, close: float, *, listen: bool = True) -> ServerConfig:
     return ServerConfig(
         "mock",
         server.url,
         transport="streamable-http",
         protocol_version="2025-11-25",
         timeouts=Timeouts(request=30, close=close),
+        listen=listen,
     )
 
 
@@ -75,3 +86,33 @@ async def test_an_initialize_never_answered_is_given_up_at_the_close_timeout() -
         # nobody learned the session's id: it stays (the server's idle timeout is its end)
         assert server.stats().sessions == 1
         assert server.stats().by_http_method.get("DELETE") is None
+
+
+async def test_closing_during_a_reinitialize_deletes_the_new_session() -> None:
+    async with MockServer() as server:
+        async with (
+            TokenSource(JWTProvider(server.issuer)) as tokens,
+            Supervisor(tokens, backoff=FAST) as sup,
+        ):
+            # no listener: only the call meets the expiry (a listener would reconnect)
+            conn = await sup.connect(config(server, close=10, listen=False), "alice")
+            with anyio.fail_after(20):
+                await conn.wait_for(State.READY)
+                server.faults.add(
+                    Fault.delay(0.3, late_answer=True), times=1, rpc_method="initialize"
+                )
+                server.expire_sessions()  # the next call meets 404 and re-initializes
+                assert server.stats().sessions == 0
+
+                async def call() -> None:
+                    with contextlib.suppress(MCPConnError):  # answered, or closed under it
+                        await conn.call_tool("echo", {"text": "x"})
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(call)
+                    await server.wait_until(lambda s: s.sessions == 1)  # opened, unanswered
+                    await conn.aclose()
+                    assert conn.state is State.CLOSED
+                    assert server.stats().sessions == 0
+                    tg.cancel_scope.cancel()
+        assert server.stats().by_rpc_method.get("initialize") == 2
