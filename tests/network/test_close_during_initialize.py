@@ -17,19 +17,11 @@ from contextlib import asynccontextmanager
 import anyio
 import pytest
 
-from mcpconn import (
-    Backoff,
-    Connection,
-    MCPConnError,
-    ServerConfig,
-    State,
-    Supervisor,
-    Timeouts,
-    TokenSource,
-)
+import mcpconn
+from mcpconn import ServerConfig, State, Supervisor, Timeouts, TokenSource
 from mcpconn.testing import Fault, JWTProvider, MockServer
 
-FAST = Backoff(initial=0.01, max_delay=0.05, auth_attempts=2)
+FAST = mcpconn.Backoff(initial=0.01, max_delay=0.05, auth_attempts=2)
 
 
 def config(server: MockServer, close: float, *, listen: bool = True) -> ServerConfig:
@@ -46,7 +38,7 @@ def config(server: MockServer, close: float, *, listen: bool = True) -> ServerCo
 @asynccontextmanager
 async def initializing(
     server: MockServer, *, answer_after: float, close: float
-) -> AsyncIterator[Connection]:
+) -> AsyncIterator[mcpconn.Connection]:
     """A connection whose ``initialize`` the server took (its session is open) but has
     not answered yet."""
     server.faults.add(Fault.delay(answer_after, late_answer=True), times=1, rpc_method="initialize")
@@ -105,7 +97,7 @@ async def test_closing_during_a_reinitialize_deletes_the_new_session() -> None:
                 assert server.stats().sessions == 0
 
                 async def call() -> None:
-                    with contextlib.suppress(MCPConnError):  # answered, or closed under it
+                    with contextlib.suppress(mcpconn.MCPConnError):  # answered, or closed under it
                         await conn.call_tool("echo", {"text": "x"})
 
                 async with anyio.create_task_group() as tg:
