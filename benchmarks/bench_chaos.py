@@ -13,12 +13,12 @@ open sockets flat from the warm-up (phase A) to the end.
 Memory: phase B runs in rounds; after phase A (the warm-up: pools, caches and
 every recovery path used once) and after each round (faults cleared, every
 connection READY again) the client is measured after ``gc.collect()``, the
-lowest of five samples (calls keep running). "Flat" is the least-squares slope
-over the rounds of B, not the first reading against the last: a leak grows
-with every round of faults, while the raw RSS also carries
-glibc's high-water mark (freed buffers of oversized lines, bursts of
-reconnects) that the process no longer uses; ``malloc_trim`` hands those pages
-back, so the RSS after it is what the process really holds.
+lowest of five samples 0.5 s apart (three in a quick run; calls keep running).
+"Flat" is the least-squares slope over the rounds of B, not the first reading
+against the last: a leak grows with every round of faults, while the raw RSS
+also carries glibc's high-water mark (freed buffers of oversized lines, bursts
+of reconnects) that the process no longer uses; ``malloc_trim`` hands those
+pages back, so the RSS after it is what the process really holds.
 """
 
 from __future__ import annotations
@@ -122,6 +122,7 @@ async def scenario(args: argparse.Namespace) -> Result:
     rounds = 4 if args.quick else 6  # phase B: rounds of round_s s of faults each
     round_s = phase / 2 if args.quick else phase / 4
     trim = _malloc_trim()
+    samples = 3 if args.quick else 5  # per heap reading (the quick run's time limit is 60 s)
     call_every = (0.5, 1.5) if args.quick else (5.0, 15.0)  # ~n/10 calls/s in a full run
     rng = random.Random(5)
     result = Result(
@@ -229,7 +230,7 @@ async def scenario(args: argparse.Namespace) -> Result:
                             await conn.wait_for(State.READY)
                         await anyio.sleep(2.0)
                     sockets_a = open_sockets()
-                    heap.append(await heap_floor(trim))
+                    heap.append(await heap_floor(trim, samples))
                     current["tag"] = 2.0
                     for r in range(rounds):
                         progress(f"phase B, round {r + 1}/{rounds}: {round_s:g} s of faults")
@@ -237,7 +238,7 @@ async def scenario(args: argparse.Namespace) -> Result:
                         with anyio.move_on_after(30):
                             for conn in conns:
                                 await conn.wait_for(State.READY)
-                        heap.append(await heap_floor(trim))
+                        heap.append(await heap_floor(trim, samples))
                     current["tag"] = 2.5
                     recovered_in = -1.0
                     started = anyio.current_time()
