@@ -350,6 +350,8 @@ class Session(Listening, Recovering, Opening):
 
     async def _aclose(self) -> None:
         self._closed = True
+        if not self._discarded:
+            await self._finish_reinitialize()  # the session it opens is the one to DELETE
         self._fail_all(ConnectionClosed("the session closed"))
         self._desk.cancel_all()
         for scope in self._inflight:

@@ -15,7 +15,7 @@ reports nothing that counts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
@@ -94,6 +94,9 @@ class SessionKeeping:
     _request_handlers: Mapping[str, RequestHandler]
     _held: Held | None
     _log: logging.LoggerAdapter[logging.Logger]
+    #: (epoch, set once its task left `open_session`) while that epoch's opening
+    #: ``initialize`` is in flight: `_shutdown` waits for it, to DELETE the session.
+    _initializing: tuple[int, Flag] | None = None
 
     if TYPE_CHECKING:
 
@@ -130,6 +133,7 @@ class SessionKeeping:
             wanted=self.wanted,
             on_listener_fresh=self.lists.invalidate,
             on_refused=self._count_refused,
+            on_initialize=self._initialize_hook(epoch),
         )
         held: Held | None = None
         try:
@@ -150,6 +154,7 @@ class SessionKeeping:
                 if self._auth is not None:
                     self._auth.retry_on_401 = True  # the server took our token: back to normal
                 held = self._held = Held(session, epoch)
+                self._initializing = handlers.on_initialize = None  # opened: nothing to wait for
                 self.lists.invalidate()
                 self.negotiated = Negotiated.of(session)
                 self.post(Fact(Input.OPENED, reason=f"opened ({session.era})"), epoch)
@@ -176,10 +181,23 @@ class SessionKeeping:
             self._log.exception("%s: unexpected error while connecting", self._who())
             self.fail_epoch(exc, epoch, "connect")
         finally:
+            opening = self._initializing
+            if opening is not None and opening[0] == epoch:
+                self._initializing = None
+                opening[1].set()
             if held is not None:
                 if self._held is held:
                     self._held = None
                 held.done.set()
+
+    def _initialize_hook(self, epoch: int) -> Callable[[], None]:
+        """``on_initialize`` for ``epoch``'s opening (dropped once the session is held)."""
+
+        def sent() -> None:
+            if epoch == self.epoch:
+                self._initializing = (epoch, Flag())
+
+        return sent
 
     async def _pinger(self, session: Session, epoch: int) -> None:
         assert self.server.ping_interval is not None
@@ -206,11 +224,16 @@ class SessionKeeping:
             held.session.drop()
 
     async def _shutdown(self) -> None:
-        held = self._held
+        held, opening = self._held, self._initializing
         self._drop_session(polite=True)
         if held is not None:
             with anyio.move_on_after(self.server.timeouts.close + 1.0, shield=True):
                 await held.done.wait()
+        elif opening is not None:
+            # The server may have opened a session that only the answer names: let the
+            # opening finish (its epoch is stale now, so it closes at once, with DELETE).
+            with anyio.move_on_after(self.server.timeouts.close, shield=True):
+                await opening[1].wait()
 
     async def _force_refresh(self) -> None:
         tokens, audience = self._ctx.tokens, self.server.audience

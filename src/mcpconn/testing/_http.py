@@ -95,6 +95,8 @@ class Exchange:
         self.client_gone = anyio.Event()
         #: Called with the status when the response starts (the server records it).
         self.on_start: Callable[[int], None] | None = None
+        #: Seconds to wait before the first byte of the response (a late answer).
+        self.hold = 0.0
 
     def _started(self, status: int) -> None:
         self.started = True
@@ -104,6 +106,9 @@ class Exchange:
     async def _write(self, data: bytes) -> None:
         if not data:
             return
+        if self.hold:
+            hold, self.hold = self.hold, 0.0
+            await anyio.sleep(hold)
         try:
             await self._stream.send(data)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:

@@ -266,7 +266,9 @@ class MockServer(Emission):
         try:
             fault = self.faults.take(request.path, request.method, rc.rpc_method, rc.principal)
             if fault is not None:
-                if fault.kind == "delay":
+                if fault.kind == "delay" and fault.late_answer:
+                    exchange.hold = fault.seconds  # the work now, its answer late
+                elif fault.kind == "delay":
                     await anyio.sleep(fault.seconds)
                 elif fault.kind in STREAM_KINDS:
                     rc.fault = fault
