@@ -151,6 +151,17 @@ class ResponseBody(httpx.AsyncByteStream):
         await self._finished(conn)
         return False
 
+    async def drain(self) -> None:
+        """Nobody reads this body (a small error body): read its end as a stopped reader's
+        tail is read (`_stopped`), so that the connection is reused; else it is closed."""
+        conn = self._conn
+        if conn is not None:
+            try:
+                await self._stopped(conn)
+            except BaseException:
+                await self._abandon()
+                raise
+
     async def _finished(self, conn: Connection) -> None:
         self._conn = None
         to_close: list[Connection] = []

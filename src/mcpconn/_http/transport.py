@@ -35,7 +35,7 @@ from .body import ResponseBody
 from .dial import dial
 from .head import request_head
 from .pool import Connection, OriginPool
-from .wire import CONNECTING, WRITING, next_event, now
+from .wire import CONNECTING, WRITING, deadline_in, deadline_passed, next_event, now
 
 __all__ = ["DEFAULT_LIMITS", "H11Transport", "default_max_per_origin"]
 
@@ -167,8 +167,11 @@ class H11Transport(httpx.AsyncBaseTransport):
         tls = scheme == b"https"
         hostname = host.decode("ascii")
         try:
-            with CONNECTING, anyio.fail_after(timeout):
-                stream = await dial(hostname, port, self._ssl() if tls else None)
+            with CONNECTING:
+                with anyio.CancelScope(deadline=deadline_in(timeout)) as scope:
+                    stream = await dial(hostname, port, self._ssl() if tls else None)
+                if scope.cancelled_caught:
+                    deadline_passed()  # CONNECTING makes it httpx.ConnectTimeout
         except BaseException:
             pool.release_slot()
             raise

@@ -32,6 +32,12 @@ async def drain_small(response: httpx.Response) -> None:
     declared = parse_digits(response.headers.get("content-length", "").strip(), high=_DRAIN_MAX)
     if declared is None or response.is_stream_consumed:
         return
+    body = response.stream
+    if isinstance(body, ResponseBody):  # our transport's: its end, without httpx's iterators
+        response.is_stream_consumed = True
+        with suppress(httpx.HTTPError):
+            await body.drain()
+        return
     # raw bytes, never decoded (no inflating); a failure only means the socket closes below
     with anyio.move_on_after(_DRAIN_WAIT), suppress(httpx.HTTPError, httpx.StreamError):
         async for _ in response.aiter_raw():
