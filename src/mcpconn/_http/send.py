@@ -59,10 +59,11 @@ async def send(
         )
         return await client.send(request, auth=auth, stream=True, follow_redirects=False)
     # the client's headers, then ours in their place (case-insensitive), as httpx merges
-    # them, without building two intermediate Headers objects
+    # them, without building two intermediate Headers objects (or copies of their pairs:
+    # each lives as long as the request, through the young collections of a burst)
     ours = {name.lower() for name in headers}
     merged: list[tuple[str, str]] = [
-        (k, v) for k, v in client.headers.multi_items() if k not in ours
+        pair for pair in client.headers.multi_items() if pair[0] not in ours
     ]
     merged.extend(headers.items())
     first: httpx.Response | None = None
@@ -128,7 +129,7 @@ async def _send_direct(
         if getattr(token, "authorize", None) is not None:  # binds itself per request (DPoP)
             return None
         # the flow's header replaces any other (as ``request.headers[...] =`` does)
-        headers = [(k, v) for k, v in headers if k.lower() != "authorization"]
+        headers = [pair for pair in headers if pair[0].lower() != "authorization"]
         headers.append(("Authorization", f"Bearer {token.raw}"))
         credential = token.raw
     transport: H11Transport = client._transport  # type: ignore[assignment]
