@@ -4,8 +4,9 @@
 `httpx.Auth` and `httpx.Timeout` stay the configuration; only the layer under
 the client changes. Per request it does one pool pop, one send of the whole
 request (head and an in-memory body together), one cancel scope for the
-head and one for the body (deadlines moved per read); httpcore does a scan of
-its pool, ~12 cancel scopes and two sends. `send_bytes` takes a request
+head and, for a body that did not all come with it, one for the body
+(deadlines moved per read); httpcore does a scan of its pool, ~12 cancel
+scopes and two sends. `send_bytes` takes a request
 without an `httpx.Request` (the JSON-RPC POSTs, `mcpconn._http.send`). A
 response body (`ResponseBody`) is streamed (SSE listeners stay open for
 hours); closing it early, from any task, or cancelling its reader closes the
