@@ -8,8 +8,10 @@ base URL, or cookies yet) `send` takes the steps that matter itself: it builds
 the same `httpx.Request`, drives the same `httpx.Auth` flow (the token read per
 request, one retry on 401), passes the same timeouts, keeps a ``Set-Cookie``
 in the client's jar (the next request then goes httpx's way, with the
-cookie), and logs httpx's line when that logger is on. Every other client is
-sent through ``client.send``.
+cookie), and logs httpx's line when that logger is on. A 401 that the flow
+would only annotate (`BearerAuth.settle_direct`: no retry wanted, the token
+unchanged since) is annotated without building the flow's request. Every other
+client is sent through ``client.send``.
 """
 
 from __future__ import annotations
@@ -71,6 +73,14 @@ async def send(
         first = await _send_direct(client, method, url, merged, content, auth, timeout)
         if first is not None and (auth is None or first.status_code not in (401, 403)):
             return first
+        if first is not None:
+            try:
+                settled = await _settled(auth, url, first)
+            except BaseException:
+                await first.aclose()
+                raise
+            if settled:
+                return first
     request = httpx.Request(
         method, url, headers=merged, content=content, extensions={"timeout": timeout.as_dict()}
     )
@@ -144,6 +154,17 @@ async def _send_direct(
         response.extensions[SENT_CREDENTIAL] = credential
     _after(client, method, url, response)
     return response
+
+
+async def _settled(auth: httpx.Auth | None, url: httpx.URL, first: httpx.Response) -> bool:
+    """A direct 401/403 whose flow would only annotate it (`BearerAuth.settle_direct`),
+    annotated without building the flow's request; never when the token changed since."""
+    sent = first.extensions.get(SENT_CREDENTIAL)
+    settle = getattr(auth, "settle_direct", None)
+    if sent is None or settle is None:
+        return False
+    token = await auth.token_for(url)  # type: ignore[union-attr]
+    return token.raw == sent and bool(settle(first, token))
 
 
 def _answered(first: httpx.Response | None, request: httpx.Request) -> httpx.Response | None:
