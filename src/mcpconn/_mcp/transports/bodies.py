@@ -63,7 +63,7 @@ async def iterate(response: httpx.Response, on_chunk: Callable[[bytes], bool]) -
     body = response.stream
     if isinstance(body, ResponseBody):  # our transport's: read directly, no scope to stop it
         with map_httpx_errors():
-            return await body.pump(lambda raw: _feed(decoder.feed(raw), on_chunk))
+            return await body.pump(_Decoded(decoder, on_chunk))
     stopped = False
     failure: MCPConnError | None = None
     with anyio.CancelScope() as scope, map_httpx_errors():
@@ -89,6 +89,20 @@ def _raw_body(response: httpx.Response) -> AsyncIterable[bytes]:
         response.is_stream_consumed = True  # as aiter_raw marks it
         return stream
     return response.aiter_raw()
+
+
+class _Decoded:
+    """``raw -> _feed(decoder.feed(raw), on_chunk)``: one object where a closure is three,
+    for as long as a listener is held."""
+
+    __slots__ = ("_decoder", "_on_chunk")
+
+    def __init__(self, decoder: ContentDecoder, on_chunk: Callable[[bytes], bool]) -> None:
+        self._decoder = decoder
+        self._on_chunk = on_chunk
+
+    def __call__(self, raw: bytes) -> bool:
+        return _feed(self._decoder.feed(raw), self._on_chunk)
 
 
 def _feed(pieces: Iterable[bytes], on_chunk: Callable[[bytes], bool]) -> bool:
