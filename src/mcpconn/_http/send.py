@@ -67,6 +67,7 @@ async def send(
     merged: list[tuple[str, str]] = [
         pair for pair in client.headers.multi_items() if pair[0] not in ours
     ]
+    del ours  # not kept for the request's life
     merged.extend(headers.items())
     first: httpx.Response | None = None
     if content is not None and not url.userinfo and (auth is None or _plain_bearer(auth)):
