@@ -287,6 +287,23 @@ async def test_a_401_on_the_direct_path_is_the_flows_one_refresh_and_one_retry()
     assert b"bearer tok2" in wire.heads[1] and len(wire.heads) == 2
 
 
+async def refused_without_retry(
+    client: httpx.AsyncClient, url: httpx.URL, auth: BearerAuth
+) -> httpx.Response:
+    """A POST sent as a connection counting its own 401s sends it (retry_on_401 off)."""
+    auth.retry_on_401 = False
+    response = await send(
+        client, "POST", url, headers={}, content=b"{}", auth=auth, timeout=TIMEOUT
+    )
+    await response.aclose()
+    return response
+
+
+def _rejected_token(response: httpx.Response) -> str | None:
+    rejection = BearerAuth.rejection(response)
+    return None if rejection is None else rejection.token.raw
+
+
 async def test_a_401_the_flow_would_only_annotate_is_annotated_without_it() -> None:
     """retry_on_401 off (a connection counting its 401s): the 401 carries its Rejection,
     one request went out, and no httpx.Request was built for the flow."""
@@ -295,14 +312,9 @@ async def test_a_401_the_flow_would_only_annotate_is_annotated_without_it() -> N
         await stream.send(answer(401, b"no"))
 
     async with Wire(reply).running() as wire, make_client() as client, bearer() as (auth, tokens):
-        auth.retry_on_401 = False
-        response = await send(
-            client, "POST", wire.url, headers={}, content=b"{}", auth=auth, timeout=TIMEOUT
-        )
-        await response.aclose()
+        response = await refused_without_retry(client, wire.url, auth)
         assert response.status_code == 401 and response.history == []
-        rejection = BearerAuth.rejection(response)
-        assert rejection is not None and rejection.token.raw == "tok1"
+        assert _rejected_token(response) == "tok1"
         with pytest.raises(RuntimeError):
             _ = response.request
     assert tokens.issued == ["tok1"] and len(wire.heads) == 1
@@ -315,13 +327,8 @@ async def test_a_token_replaced_during_the_401_sends_the_flows_own_request() -> 
         await stream.send(answer(401, b"no"))
 
     async with Wire(reply).running() as wire, make_client() as client, bearer() as (auth, _):
-        auth.retry_on_401 = False
-        response = await send(
-            client, "POST", wire.url, headers={}, content=b"{}", auth=auth, timeout=TIMEOUT
-        )
-        await response.aclose()
-        rejection = BearerAuth.rejection(response)
-        assert rejection is not None and rejection.token.raw == "fresh"
+        response = await refused_without_retry(client, wire.url, auth)
+        assert _rejected_token(response) == "fresh"
     assert [b"bearer tok1" in h for h in wire.heads] == [True, False]
     assert b"bearer fresh" in wire.heads[1]
 

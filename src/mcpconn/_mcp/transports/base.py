@@ -293,25 +293,18 @@ class HTTPChannel:
         return any(on_event(event) for event in decoder.close())
 
 
+@dataclass(slots=True, eq=False)
 class _SSEChunks:
     """`HTTPChannel.consume`'s chunk sink: SSE-decode, keep the stream state, hand each
     event on (True once ``on_event`` says stop). One object where a closure is four,
     for as long as a listener is held."""
 
-    __slots__ = ("_decoder", "_on_event", "_state")
-
-    def __init__(
-        self,
-        decoder: SSEDecoder,
-        state: StreamState,
-        on_event: Callable[[ServerSentEvent], bool],
-    ) -> None:
-        self._decoder = decoder
-        self._state = state
-        self._on_event = on_event
+    decoder: SSEDecoder
+    state: StreamState
+    on_event: Callable[[ServerSentEvent], bool]
 
     def __call__(self, chunk: bytes) -> bool:
-        decoder, state, on_event = self._decoder, self._state, self._on_event
+        decoder, state, on_event = self.decoder, self.state, self.on_event
         events = decoder.feed(chunk)
         state.last_event_id = decoder.last_event_id
         if decoder.retry is not None:

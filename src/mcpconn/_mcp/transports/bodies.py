@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, Callable, Iterable
 from contextlib import suppress
+from dataclasses import dataclass
 
 import anyio
 import httpx
@@ -91,18 +92,16 @@ def _raw_body(response: httpx.Response) -> AsyncIterable[bytes]:
     return response.aiter_raw()
 
 
+@dataclass(slots=True, eq=False)
 class _Decoded:
     """``raw -> _feed(decoder.feed(raw), on_chunk)``: one object where a closure is three,
     for as long as a listener is held."""
 
-    __slots__ = ("_decoder", "_on_chunk")
-
-    def __init__(self, decoder: ContentDecoder, on_chunk: Callable[[bytes], bool]) -> None:
-        self._decoder = decoder
-        self._on_chunk = on_chunk
+    decoder: ContentDecoder
+    on_chunk: Callable[[bytes], bool]
 
     def __call__(self, raw: bytes) -> bool:
-        return _feed(self._decoder.feed(raw), self._on_chunk)
+        return _feed(self.decoder.feed(raw), self.on_chunk)
 
 
 def _feed(pieces: Iterable[bytes], on_chunk: Callable[[bytes], bool]) -> bool:

@@ -19,6 +19,7 @@ the listener is live). Cancellation is closing the stream: no
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -211,24 +212,22 @@ class StatelessTransport:
         """Nothing to close: no session, no DELETE."""
 
 
+@dataclass(slots=True, eq=False)
 class _ListenRoute:
     """A listener's messages: the reply to its own ``subscriptions/listen`` ends it (kept
     in `reply`), everything else is dispatched. One object where closures are five."""
 
-    __slots__ = ("_dispatch", "_listen_id", "reply")
-
-    def __init__(self, listen_id: _jsonrpc.RequestId, dispatch: Dispatch) -> None:
-        self._listen_id = listen_id
-        self._dispatch = dispatch
-        self.reply: _jsonrpc.Message | None = None
+    listen_id: _jsonrpc.RequestId
+    dispatch: Dispatch
+    reply: _jsonrpc.Message | None = None
 
     def __call__(self, message: _jsonrpc.Message) -> None:
         is_reply = isinstance(message, (_jsonrpc.Response, _jsonrpc.ErrorResponse))
-        if is_reply and getattr(message, "id", None) == self._listen_id:
+        if is_reply and getattr(message, "id", None) == self.listen_id:
             if self.reply is None:  # the first one ends it; a repeat is dropped as before
                 self.reply = message
             return
-        self._dispatch(message)
+        self.dispatch(message)
 
     def ended(self) -> bool:
         return self.reply is not None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -98,48 +99,37 @@ def pump(
     otherwise it is counted in ``counter[0]`` and skipped (a listener).
     """
 
-    on_event = _Messages(channel, dispatch, strict=strict, done=done, counter=counter)
-    return channel.consume(response, state, on_event)
+    return channel.consume(response, state, _Messages(channel, dispatch, strict, done, counter))
 
 
+@dataclass(slots=True, eq=False)
 class _Messages:
     """`pump`'s event sink: each message event parsed and dispatched, then ``done()``.
     One object where a closure is six, for as long as a listener is held."""
 
-    __slots__ = ("_channel", "_counter", "_dispatch", "_done", "_strict")
-
-    def __init__(
-        self,
-        channel: HTTPChannel,
-        dispatch: Dispatch,
-        *,
-        strict: bool,
-        done: Any,
-        counter: list[int] | None,
-    ) -> None:
-        self._channel = channel
-        self._dispatch = dispatch
-        self._strict = strict
-        self._done = done
-        self._counter = counter
+    channel: HTTPChannel
+    dispatch: Dispatch
+    strict: bool
+    done: Any
+    counter: list[int] | None
 
     def __call__(self, event: ServerSentEvent) -> bool:
         if not is_message_event(event):
             return False
-        channel = self._channel
+        channel = self.channel
         try:
             message = channel.parse(event.data)
         except InvalidMessage:
-            if self._strict:
+            if self.strict:
                 raise
-            if self._counter is not None:
-                self._counter[0] += 1
+            if self.counter is not None:
+                self.counter[0] += 1
             logger.debug(
                 "skipped an SSE event that is not JSON-RPC (id=%r)", channel.clean(event.id)
             )
             return False
-        self._dispatch(message)
-        done = self._done
+        self.dispatch(message)
+        done = self.done
         return done is not None and bool(done())
 
 
