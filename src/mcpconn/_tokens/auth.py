@@ -192,6 +192,8 @@ class BearerAuth(httpx.Auth):
         retry with, the flow's whole work is `_rejected`; a sender spares itself the
         `httpx.Request` and the generator it would build for it. False: run the flow.
         """
+        if type(self).async_auth_flow is not BearerAuth.async_auth_flow:
+            return False  # a subclass's own flow decides what a 401 means
         if self.retry_on_401 or _retry_with_nonce(sent, response):
             return False
         self._rejected(response, sent)
