@@ -17,6 +17,7 @@ import anyio.abc
 import httpx
 import pytest
 
+from mcpconn._core.token import Token
 from mcpconn._http import H11Transport, make_client
 from mcpconn._http.body import TAIL_GRACE, TAIL_MISSES, TAIL_PROBE, ResponseBody
 from mcpconn._http.send import SENT_CREDENTIAL, send, short_path
@@ -284,6 +285,52 @@ async def test_a_401_on_the_direct_path_is_the_flows_one_refresh_and_one_retry()
     assert tokens.issued == ["tok1", "tok2"]
     assert [b"bearer tok1" in h for h in wire.heads] == [True, False]
     assert b"bearer tok2" in wire.heads[1] and len(wire.heads) == 2
+
+
+async def refused_without_retry(
+    client: httpx.AsyncClient, url: httpx.URL, auth: BearerAuth
+) -> httpx.Response:
+    """A POST sent as a connection counting its own 401s sends it (retry_on_401 off)."""
+    auth.retry_on_401 = False
+    response = await send(
+        client, "POST", url, headers={}, content=b"{}", auth=auth, timeout=TIMEOUT
+    )
+    await response.aclose()
+    return response
+
+
+def _rejected_token(response: httpx.Response) -> str | None:
+    rejection = BearerAuth.rejection(response)
+    return None if rejection is None else rejection.token.raw
+
+
+async def test_a_401_the_flow_would_only_annotate_is_annotated_without_it() -> None:
+    """retry_on_401 off (a connection counting its 401s): the 401 carries its Rejection,
+    one request went out, and no httpx.Request was built for the flow."""
+
+    async def reply(stream: anyio.abc.SocketStream, head: bytes) -> None:
+        await stream.send(answer(401, b"no"))
+
+    async with Wire(reply).running() as wire, make_client() as client, bearer() as (auth, tokens):
+        response = await refused_without_retry(client, wire.url, auth)
+        assert response.status_code == 401 and response.history == []
+        assert _rejected_token(response) == "tok1"
+        with pytest.raises(RuntimeError):
+            _ = response.request
+    assert tokens.issued == ["tok1"] and len(wire.heads) == 1
+
+
+async def test_a_token_replaced_during_the_401_sends_the_flows_own_request() -> None:
+    async def reply(stream: anyio.abc.SocketStream, head: bytes) -> None:
+        if b"bearer tok1" in head:
+            auth.source.publish("alice", Token("fresh"))  # a login lands meanwhile
+        await stream.send(answer(401, b"no"))
+
+    async with Wire(reply).running() as wire, make_client() as client, bearer() as (auth, _):
+        response = await refused_without_retry(client, wire.url, auth)
+        assert _rejected_token(response) == "fresh"
+    assert [b"bearer tok1" in h for h in wire.heads] == [True, False]
+    assert b"bearer fresh" in wire.heads[1]
 
 
 async def test_a_subclass_with_its_own_flow_is_run_for_every_request() -> None:

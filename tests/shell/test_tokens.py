@@ -278,6 +278,30 @@ async def test_reauth_required_also_cools_down(mode: str, clock: FakeClock) -> N
     assert calls == 1
 
 
+async def test_a_failure_kept_through_the_cooldown_keeps_no_frames(
+    mode: str, clock: FakeClock
+) -> None:
+    """The kept failure is never raised itself (each caller gets a copy with its own
+    traceback); the provider's own error keeps its traceback, for the embedder."""
+
+    async def provider(request: TokenRequest) -> str:
+        if request.principal == "bob":
+            raise ReauthRequired
+        raise Boom
+
+    async with open_source(mode, provider, clock=clock, failure_cooldown=60) as source:
+        for _ in range(2):
+            with pytest.raises(ReauthRequired) as parked:
+                await source.get("bob")
+            assert parked.value.__traceback__ is not None
+            kept = parked.value.__cause__
+            assert isinstance(kept, ReauthRequired) and kept.__traceback__ is None
+        with pytest.raises(TokenProviderError) as failed:
+            await source.get("alice")
+        assert isinstance(failed.value.__cause__, Boom)
+        assert failed.value.__cause__.__traceback__ is not None
+
+
 async def test_publish_ends_the_cooldown(mode: str, clock: FakeClock) -> None:
     async def provider(request: TokenRequest) -> str:
         raise ReauthRequired

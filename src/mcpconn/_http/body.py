@@ -16,7 +16,7 @@ import h11
 import httpx
 
 from .pool import Connection
-from .wire import next_event, now, read
+from .wire import READING, next_event, now, read
 
 if TYPE_CHECKING:
     from .transport import H11Transport
@@ -57,6 +57,16 @@ async def _read_end(conn: Connection) -> bool:
                 return ended
     except (h11.ProtocolError, httpx.HTTPError):
         return False
+
+
+def _take(event: object, on_raw: Callable[[bytes], bool]) -> bool | None:
+    """One body event: None to go on, True if ``on_raw`` stopped, False at the body's end."""
+    kind = type(event)
+    if kind is h11.EndOfMessage:
+        return False
+    if kind is not h11.Data:
+        _closed_mid_body()
+    return True if on_raw(event.data) else None  # type: ignore[attr-defined]
 
 
 def _read_timed_out() -> None:
@@ -129,27 +139,42 @@ class ResponseBody(httpx.AsyncByteStream):
         if conn is None:
             raise httpx.StreamClosed()
         try:
-            timeout = self._timeout
-            # One scope for every read, whose deadline each read moves; the events are
-            # read right here: a held listener's stack is one frame shallower.
-            with anyio.CancelScope() as scope:
-                while True:
-                    event = await next_event(conn, scope, timeout)
-                    kind = type(event)
-                    if kind is h11.EndOfMessage:
-                        break
-                    if kind is not h11.Data:
-                        _closed_mid_body()
-                    if on_raw(event.data):
-                        await self._stopped(conn)
-                        return True
-            if scope.cancelled_caught:
-                _read_timed_out()
+            outcome = None
+            h = conn.h11
+            while outcome is None:  # what came with the head first: no read, no scope
+                with READING:
+                    event = h.next_event()
+                if event is h11.NEED_DATA:
+                    break
+                outcome = _take(event, on_raw)
+            if outcome is None:
+                timeout = self._timeout
+                # One scope for every read, whose deadline each read moves; the events
+                # are read right here: a held listener's stack is one frame shallower.
+                with anyio.CancelScope() as scope:
+                    while outcome is None:
+                        outcome = _take(await next_event(conn, scope, timeout), on_raw)
+                if scope.cancelled_caught:
+                    _read_timed_out()
+            if outcome:
+                await self._stopped(conn)
+                return True
         except BaseException:
             await self._abandon()
             raise
         await self._finished(conn)
         return False
+
+    async def drain(self) -> None:
+        """Nobody reads this body (a small error body): read its end as a stopped reader's
+        tail is read (`_stopped`), so that the connection is reused; else it is closed."""
+        conn = self._conn
+        if conn is not None:
+            try:
+                await self._stopped(conn)
+            except BaseException:
+                await self._abandon()
+                raise
 
     async def _finished(self, conn: Connection) -> None:
         self._conn = None

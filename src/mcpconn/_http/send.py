@@ -8,8 +8,10 @@ base URL, or cookies yet) `send` takes the steps that matter itself: it builds
 the same `httpx.Request`, drives the same `httpx.Auth` flow (the token read per
 request, one retry on 401), passes the same timeouts, keeps a ``Set-Cookie``
 in the client's jar (the next request then goes httpx's way, with the
-cookie), and logs httpx's line when that logger is on. Every other client is
-sent through ``client.send``.
+cookie), and logs httpx's line when that logger is on. A 401 that the flow
+would only annotate (`BearerAuth.settle_direct`: no retry wanted, the token
+unchanged since) is annotated without building the flow's request. Every other
+client is sent through ``client.send``.
 """
 
 from __future__ import annotations
@@ -59,17 +61,27 @@ async def send(
         )
         return await client.send(request, auth=auth, stream=True, follow_redirects=False)
     # the client's headers, then ours in their place (case-insensitive), as httpx merges
-    # them, without building two intermediate Headers objects
+    # them, without building two intermediate Headers objects (or copies of their pairs:
+    # each lives as long as the request, through the young collections of a burst)
     ours = {name.lower() for name in headers}
     merged: list[tuple[str, str]] = [
-        (k, v) for k, v in client.headers.multi_items() if k not in ours
+        pair for pair in client.headers.multi_items() if pair[0] not in ours
     ]
+    del ours  # not kept for the request's life
     merged.extend(headers.items())
     first: httpx.Response | None = None
     if content is not None and not url.userinfo and (auth is None or _plain_bearer(auth)):
         first = await _send_direct(client, method, url, merged, content, auth, timeout)
         if first is not None and (auth is None or first.status_code not in (401, 403)):
             return first
+        if first is not None:
+            try:
+                settled = await _settled(auth, url, first)
+            except BaseException:
+                await first.aclose()
+                raise
+            if settled:
+                return first
     request = httpx.Request(
         method, url, headers=merged, content=content, extensions={"timeout": timeout.as_dict()}
     )
@@ -128,7 +140,7 @@ async def _send_direct(
         if getattr(token, "authorize", None) is not None:  # binds itself per request (DPoP)
             return None
         # the flow's header replaces any other (as ``request.headers[...] =`` does)
-        headers = [(k, v) for k, v in headers if k.lower() != "authorization"]
+        headers = [pair for pair in headers if pair[0].lower() != "authorization"]
         headers.append(("Authorization", f"Bearer {token.raw}"))
         credential = token.raw
     transport: H11Transport = client._transport  # type: ignore[assignment]
@@ -143,6 +155,17 @@ async def _send_direct(
         response.extensions[SENT_CREDENTIAL] = credential
     _after(client, method, url, response)
     return response
+
+
+async def _settled(auth: httpx.Auth | None, url: httpx.URL, first: httpx.Response) -> bool:
+    """A direct 401/403 whose flow would only annotate it (`BearerAuth.settle_direct`),
+    annotated without building the flow's request; never when the token changed since."""
+    sent = first.extensions.get(SENT_CREDENTIAL)
+    settle = getattr(auth, "settle_direct", None)
+    if sent is None or settle is None:
+        return False
+    token = await auth.token_for(url)  # type: ignore[union-attr]
+    return token.raw == sent and bool(settle(first, token))
 
 
 def _answered(first: httpx.Response | None, request: httpx.Request) -> httpx.Response | None:

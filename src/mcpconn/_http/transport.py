@@ -4,8 +4,9 @@
 `httpx.Auth` and `httpx.Timeout` stay the configuration; only the layer under
 the client changes. Per request it does one pool pop, one send of the whole
 request (head and an in-memory body together), one cancel scope for the
-head and one for the body (deadlines moved per read); httpcore does a scan of
-its pool, ~12 cancel scopes and two sends. `send_bytes` takes a request
+head and, for a body that did not all come with it, one for the body
+(deadlines moved per read); httpcore does a scan of its pool, ~12 cancel
+scopes and two sends. `send_bytes` takes a request
 without an `httpx.Request` (the JSON-RPC POSTs, `mcpconn._http.send`). A
 response body (`ResponseBody`) is streamed (SSE listeners stay open for
 hours); closing it early, from any task, or cancelling its reader closes the
@@ -35,7 +36,7 @@ from .body import ResponseBody
 from .dial import dial
 from .head import request_head
 from .pool import Connection, OriginPool
-from .wire import CONNECTING, WRITING, next_event, now
+from .wire import CONNECTING, WRITING, deadline_in, deadline_passed, next_event, now
 
 __all__ = ["DEFAULT_LIMITS", "H11Transport", "default_max_per_origin"]
 
@@ -167,8 +168,11 @@ class H11Transport(httpx.AsyncBaseTransport):
         tls = scheme == b"https"
         hostname = host.decode("ascii")
         try:
-            with CONNECTING, anyio.fail_after(timeout):
-                stream = await dial(hostname, port, self._ssl() if tls else None)
+            with CONNECTING:
+                with anyio.CancelScope(deadline=deadline_in(timeout)) as scope:
+                    stream = await dial(hostname, port, self._ssl() if tls else None)
+                if scope.cancelled_caught:
+                    deadline_passed()  # CONNECTING makes it httpx.ConnectTimeout
         except BaseException:
             pool.release_slot()
             raise

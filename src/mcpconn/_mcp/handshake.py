@@ -25,7 +25,6 @@ from .._core.eras import (
     SESSION_VERSIONS,
     STATELESS,
     STREAMABLE_HTTP,
-    Era,
     EraRules,
     NotModern,
     is_fallback,
@@ -153,26 +152,18 @@ def make_transport(
     on_lost: Callable[[MCPConnError], None],
     capabilities: dict[str, Any],
 ) -> Wire:
-    """The wire for the era ``rules`` describe."""
-
-    def stateless() -> Wire:
+    """The wire for the era ``rules`` describe (no table of closures: one per reconnect)."""
+    era = rules.name
+    if era == STATELESS.name:
         transport = StatelessTransport(
             channel, config.url, client_info=_client_info(config), capabilities=capabilities
         )
         return Wire(transport, transport.learn_tools)
-
-    def streamable_http() -> Wire:
+    if era == STREAMABLE_HTTP.name:
         return Wire(StreamableHTTPTransport(channel, config.url))
-
-    def legacy_sse() -> Wire:
+    if era == LEGACY_SSE.name:
         return Wire(LegacySSETransport(channel, config.url, task_group, on_lost))
-
-    wires: dict[Era, Callable[[], Wire]] = {
-        STATELESS.name: stateless,
-        STREAMABLE_HTTP.name: streamable_http,
-        LEGACY_SSE.name: legacy_sse,
-    }
-    return wires[rules.name]()
+    raise KeyError(era)  # as the table it replaces did: every era has a wire
 
 
 async def discover(

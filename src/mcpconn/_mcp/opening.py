@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 from anyio.abc import TaskGroup
@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 __all__ = ["Opening"]
 
 logger = logging.getLogger("mcpconn.session")
+
+
+def _deadline_passed() -> NoReturn:
+    raise TimeoutError  # as ``anyio.fail_after`` would
 
 
 class Opening(SessionPart):
@@ -86,7 +90,9 @@ class Opening(SessionPart):
         transport = wire.transport
         self._transport, self._learn_tools, self.rules = transport, wire.learn_tools, rules
         try:
-            with anyio.fail_after(config.timeouts.request):
+            # a plain scope, not ``anyio.fail_after`` (two generators per handshake)
+            deadline = anyio.current_time() + config.timeouts.request
+            with anyio.CancelScope(deadline=deadline) as scope:
                 await transport.start(self._dispatch)
                 if rules.handshake == "discover":
                     if not await self._reuse_discovery(rules, transport):
@@ -95,6 +101,8 @@ class Opening(SessionPart):
                         self._keep_discovery(*answer)
                 else:
                     await self._initialize(transport)
+            if scope.cancelled_caught:
+                _deadline_passed()
         except TimeoutError:
             await transport.aclose()
             self._transport = None

@@ -23,6 +23,7 @@ import anyio.abc
 from .._core.actions import Action, Connect, DropSession, Fail, Listen, Park, Shutdown, Sleep
 from .._core.classify import classify
 from .._core.http_rules import canonical_uri
+from .._core.kept import without_frames
 from .._core.machine import Fact, Input, Machine, State
 from .._core.token import Token
 from .._exceptions import Challenge, JSONRPCError, MCPConnError, ReauthRequired
@@ -127,8 +128,11 @@ class Runner(SessionKeeping):
     def fail_epoch(
         self, exc: BaseException, epoch: int, during: Literal["connect", "listen", "ping"]
     ) -> None:
-        """Report what went wrong during ``epoch`` (stale epochs only post, and are dropped)."""
-        self.post_failure(exc, classify(exc, during=during), epoch)
+        """Report what went wrong during ``epoch`` (stale epochs only post, and are dropped).
+
+        The session task's error ends here (nobody re-raises it): kept without its frames.
+        """
+        self.post_failure(without_frames(exc), classify(exc, during=during), epoch)
 
     def post_failure(self, exc: BaseException, fact: Fact, epoch: int) -> None:
         """Post ``fact`` (what ``exc`` means); for the current epoch, note it first."""

@@ -184,6 +184,21 @@ class BearerAuth(httpx.Auth):
     #: this flow only on a 401 or 403 (a subclass with its own flow is always run).
     direct_flow = async_auth_flow
 
+    def settle_direct(self, response: httpx.Response, sent: Token) -> bool:
+        """A 401 or 403 to a request `mcpconn._http.send` sent with ``sent`` (still the
+        token `token_for` gives) that this flow would only annotate, done here: True.
+
+        With ``retry_on_401`` off (a connection counting its 401s) and no nonce to
+        retry with, the flow's whole work is `_rejected`; a sender spares itself the
+        `httpx.Request` and the generator it would build for it. False: run the flow.
+        """
+        if type(self).async_auth_flow is not BearerAuth.async_auth_flow:
+            return False  # a subclass's own flow decides what a 401 means
+        if self.retry_on_401 or _retry_with_nonce(sent, response):
+            return False
+        self._rejected(response, sent)
+        return True
+
 
 def _authorize(request: httpx.Request, token: Token) -> None:
     """``Authorization: Bearer``, unless the token binds itself (``mcpconn.oauth`` DPoP)."""

@@ -248,9 +248,10 @@ class Flights:
                 assert entry is not None
                 flight.token = entry.token
             else:
-                state.failure = exc
+                # kept through the cooldown and never raised itself (`fresh_copy` is): its
+                # frames go; its cause (the provider's own error) keeps its traceback
+                state.failure = flight.error = exc.with_traceback(None)
                 state.failed_at = self._clock()
-                flight.error = exc
         finally:
             if state.flight is flight:
                 state.flight = None

@@ -288,20 +288,31 @@ class HTTPChannel:
             max_event_bytes=limits.max_sse_event_bytes,
             last_event_id=state.last_event_id,
         )
-
-        def on_chunk(chunk: bytes) -> bool:
-            events = decoder.feed(chunk)
-            state.last_event_id = decoder.last_event_id
-            if decoder.retry is not None:
-                state.retry_ms = decoder.retry
-            for event in events:  # noqa: SIM110 - a plain loop: no generator per chunk
-                if on_event(event):
-                    return True
-            return False
-
-        if await iterate(response, on_chunk):
+        if await iterate(response, _SSEChunks(decoder, state, on_event)):
             return True
         return any(on_event(event) for event in decoder.close())
+
+
+@dataclass(slots=True, eq=False)
+class _SSEChunks:
+    """`HTTPChannel.consume`'s chunk sink: SSE-decode, keep the stream state, hand each
+    event on (True once ``on_event`` says stop). One object where a closure is four,
+    for as long as a listener is held."""
+
+    decoder: SSEDecoder
+    state: StreamState
+    on_event: Callable[[ServerSentEvent], bool]
+
+    def __call__(self, chunk: bytes) -> bool:
+        decoder, state, on_event = self.decoder, self.state, self.on_event
+        events = decoder.feed(chunk)
+        state.last_event_id = decoder.last_event_id
+        if decoder.retry is not None:
+            state.retry_ms = decoder.retry
+        for event in events:  # noqa: SIM110 - a plain loop: no generator per chunk
+            if on_event(event):
+                return True
+        return False
 
 
 class Opened:

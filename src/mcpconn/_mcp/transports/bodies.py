@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, Callable, Iterable
 from contextlib import suppress
+from dataclasses import dataclass
 
 import anyio
 import httpx
@@ -31,6 +32,12 @@ async def drain_small(response: httpx.Response) -> None:
     """Read a small, sized error body (best effort) so the connection may be reused."""
     declared = parse_digits(response.headers.get("content-length", "").strip(), high=_DRAIN_MAX)
     if declared is None or response.is_stream_consumed:
+        return
+    body = response.stream
+    if isinstance(body, ResponseBody):  # our transport's: its end, without httpx's iterators
+        response.is_stream_consumed = True
+        with suppress(httpx.HTTPError):
+            await body.drain()
         return
     # raw bytes, never decoded (no inflating); a failure only means the socket closes below
     with anyio.move_on_after(_DRAIN_WAIT), suppress(httpx.HTTPError, httpx.StreamError):
@@ -57,7 +64,7 @@ async def iterate(response: httpx.Response, on_chunk: Callable[[bytes], bool]) -
     body = response.stream
     if isinstance(body, ResponseBody):  # our transport's: read directly, no scope to stop it
         with map_httpx_errors():
-            return await body.pump(lambda raw: _feed(decoder.feed(raw), on_chunk))
+            return await body.pump(_Decoded(decoder, on_chunk))
     stopped = False
     failure: MCPConnError | None = None
     with anyio.CancelScope() as scope, map_httpx_errors():
@@ -83,6 +90,18 @@ def _raw_body(response: httpx.Response) -> AsyncIterable[bytes]:
         response.is_stream_consumed = True  # as aiter_raw marks it
         return stream
     return response.aiter_raw()
+
+
+@dataclass(slots=True, eq=False)
+class _Decoded:
+    """``raw -> _feed(decoder.feed(raw), on_chunk)``: one object where a closure is three,
+    for as long as a listener is held."""
+
+    decoder: ContentDecoder
+    on_chunk: Callable[[bytes], bool]
+
+    def __call__(self, raw: bytes) -> bool:
+        return _feed(self.decoder.feed(raw), self.on_chunk)
 
 
 def _feed(pieces: Iterable[bytes], on_chunk: Callable[[bytes], bool]) -> bool:

@@ -19,6 +19,7 @@ the listener is live). Cancellation is closing the stream: no
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -186,19 +187,10 @@ class StatelessTransport:
         """
         if request is None:
             raise ValueError("the stateless listener needs its subscriptions/listen request")
-        listen_id = request.id
+        route = _ListenRoute(request.id, dispatch)
         stamped, headers = self.stamp(request)
         body = _jsonrpc.encode(stamped)
         del request, stamped  # nothing of the request stays on this frame for the stream's life
-        ended: list[_jsonrpc.Message] = []
-
-        def route(message: _jsonrpc.Message) -> None:
-            is_reply = isinstance(message, (_jsonrpc.Response, _jsonrpc.ErrorResponse))
-            if is_reply and getattr(message, "id", None) == listen_id:
-                ended.append(message)
-                return
-            dispatch(message)
-
         async with self.channel.open("POST", self.url, headers=headers, content=body) as response:
             del headers, body
             await self._check(response)
@@ -209,12 +201,33 @@ class StatelessTransport:
                 StreamState(),
                 route,
                 strict=False,
-                done=lambda: bool(ended),
+                done=route.ended,
                 counter=self._skipped,
             )
-        if ended and isinstance(ended[0], _jsonrpc.ErrorResponse):
-            raise ended[0].error  # -32601 is "no listener here": the classifier's call
+        if isinstance(route.reply, _jsonrpc.ErrorResponse):
+            raise route.reply.error  # -32601 is "no listener here": the classifier's call
         raise StreamEnded("the subscription stream ended", retry=None)
 
     async def aclose(self) -> None:
         """Nothing to close: no session, no DELETE."""
+
+
+@dataclass(slots=True, eq=False)
+class _ListenRoute:
+    """A listener's messages: the reply to its own ``subscriptions/listen`` ends it (kept
+    in `reply`), everything else is dispatched. One object where closures are five."""
+
+    listen_id: _jsonrpc.RequestId
+    dispatch: Dispatch
+    reply: _jsonrpc.Message | None = None
+
+    def __call__(self, message: _jsonrpc.Message) -> None:
+        is_reply = isinstance(message, (_jsonrpc.Response, _jsonrpc.ErrorResponse))
+        if is_reply and getattr(message, "id", None) == self.listen_id:
+            if self.reply is None:  # the first one ends it; a repeat is dropped as before
+                self.reply = message
+            return
+        self.dispatch(message)
+
+    def ended(self) -> bool:
+        return self.reply is not None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -98,24 +99,38 @@ def pump(
     otherwise it is counted in ``counter[0]`` and skipped (a listener).
     """
 
-    def on_event(event: ServerSentEvent) -> bool:
+    return channel.consume(response, state, _Messages(channel, dispatch, strict, done, counter))
+
+
+@dataclass(slots=True, eq=False)
+class _Messages:
+    """`pump`'s event sink: each message event parsed and dispatched, then ``done()``.
+    One object where a closure is six, for as long as a listener is held."""
+
+    channel: HTTPChannel
+    dispatch: Dispatch
+    strict: bool
+    done: Any
+    counter: list[int] | None
+
+    def __call__(self, event: ServerSentEvent) -> bool:
         if not is_message_event(event):
             return False
+        channel = self.channel
         try:
             message = channel.parse(event.data)
         except InvalidMessage:
-            if strict:
+            if self.strict:
                 raise
-            if counter is not None:
-                counter[0] += 1
+            if self.counter is not None:
+                self.counter[0] += 1
             logger.debug(
                 "skipped an SSE event that is not JSON-RPC (id=%r)", channel.clean(event.id)
             )
             return False
-        dispatch(message)
+        self.dispatch(message)
+        done = self.done
         return done is not None and bool(done())
-
-    return channel.consume(response, state, on_event)
 
 
 class StreamableHTTPTransport:
