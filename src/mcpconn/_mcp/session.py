@@ -16,8 +16,6 @@ response is ignored and counted).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -362,34 +360,66 @@ class Session(Listening, Recovering, Opening):
         await transport.aclose()
 
 
-@asynccontextmanager
-async def open_session(
-    client: httpx.AsyncClient,
-    config: ServerConfig,
-    *,
-    auth: httpx.Auth | None,
-    handlers: SessionHandlers,
-    era_cache: EraCache | None = None,
-    principal: str | None = None,
-) -> AsyncIterator[Session]:
+class open_session:
     """Open one MCP session (see the module docstring); close it on exit.
 
     ``principal`` scopes the reuse of a private ``server/discover`` answer kept
-    in ``era_cache`` (`mcpconn._core.discovery`).
+    in ``era_cache`` (`mcpconn._core.discovery`). A class, not a generator: a
+    session held for hours keeps no generator frame and wrapper under it.
     """
-    error: Exception | None = None
-    async with anyio.create_task_group() as tg:
-        session = Session(
+
+    __slots__ = ("_args", "_dropped", "_era_cache", "_tg", "session")
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        config: ServerConfig,
+        *,
+        auth: httpx.Auth | None,
+        handlers: SessionHandlers,
+        era_cache: EraCache | None = None,
+        principal: str | None = None,
+    ) -> None:
+        self._args = (client, config, auth, handlers, principal)
+        self._era_cache = era_cache
+        self._tg: TaskGroup | None = None
+        self._dropped = False
+        self.session: Session | None = None
+
+    def drop(self) -> None:
+        """Stop the opening (or the body, as `Session.drop`); it then closes what it opened."""
+        self._dropped = True
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+
+    async def __aenter__(self) -> Session:
+        client, config, auth, handlers, principal = self._args
+        tg = self._tg = anyio.create_task_group()
+        await tg.__aenter__()
+        if self._dropped:
+            tg.cancel_scope.cancel()
+        session = self.session = Session(
             client, config, auth=auth, handlers=handlers, task_group=tg, principal=principal
         )
         try:
-            await session._open(era_cache)
-            yield session
-        except Exception as exc:  # re-raised below, outside the group: no ExceptionGroup
-            error = exc
-        finally:
-            with anyio.move_on_after(config.timeouts.close + 1.0, shield=True):
-                await session._aclose()
-            tg.cancel_scope.cancel()
-    if error is not None:
-        raise error
+            await session._open(self._era_cache)
+        except BaseException as exc:
+            if await self._close(exc):  # the group took its own cancellation: a drop
+                raise ConnectionClosed("the session was dropped while it opened") from None
+            raise  # an Exception: outside the group, so no ExceptionGroup
+        return session
+
+    async def __aexit__(self, *exc_info: Any) -> bool:
+        return await self._close(exc_info[1])
+
+    async def _close(self, exc: BaseException | None) -> bool:
+        """Close the session and leave its group; True if the group took ``exc``."""
+        session, tg = self.session, self._tg
+        assert session is not None and tg is not None
+        with anyio.move_on_after(session._config.timeouts.close + 1.0, shield=True):
+            await session._aclose()
+        tg.cancel_scope.cancel()
+        if exc is None or isinstance(exc, Exception):
+            await tg.__aexit__(None, None, None)  # re-raised by the caller, outside the group
+            return False
+        return bool(await tg.__aexit__(type(exc), exc, exc.__traceback__))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 import httpx
+from anyio.abc import TaskGroup
 
 from .._core.budget import TokenBucket
 from .._core.machine import State
@@ -44,3 +45,5 @@ class ConnectionContext:
     request_handlers: Mapping[str, RequestHandler] = field(default_factory=dict)
     #: The server's cap on requests in flight (``Limits.max_inflight``), shared.
     inflight_cap: anyio.CapacityLimiter | None = None
+    #: Where a connection starts what outlives a wait of its own (``on_reauth_required``).
+    task_group: TaskGroup | None = None

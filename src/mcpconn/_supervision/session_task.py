@@ -1,21 +1,23 @@
-"""The task that holds one session: opens it, runs its listener itself, closes it.
+"""Holding one session in the connection's task: open it, run its listener, close it.
 
-Mixed into `Runner`. A `Connect` action starts `_session_task` in the runner's
-task group; it enters `open_session` (so it is the one task that enters and
-exits it), posts OPENED, then waits for `Listen` orders and runs each listen
-*in the same task*: an idle connection costs the runner's task and this one,
-with no listener task and no task group living for the stream's life (a
-pinger, when asked for, gets a task group of its own). Dropping the session
-cancels what runs inside `open_session` (`Session.drop`: no scope of our own);
-the task then leaves it, which closes politely (or not, after `Session.discard`).
-Every fact it posts is tagged with its epoch, so a session being dropped
-reports nothing that counts.
+Mixed into `Runner`. A `Connect` order makes the connection's task run
+`_hold_session`: it enters `open_session` (so it is the one task that enters
+and exits it), posts OPENED, then waits for `Listen` orders (and the machine's
+timer, for the wait before a re-listen) and runs each listen *itself*: an idle
+connection costs this one task, with no listener task and no task group living
+for the stream's life (a pinger, when asked for, gets a task group of its
+own). Dropping the session cancels what runs inside `open_session`
+(`Session.drop`, or `open_session.drop` while it is still opening: no scope of
+our own); the task then leaves it, which closes politely (or not, after
+`Session.discard`). Every fact it posts is tagged with its epoch, so a session
+being dropped reports nothing that counts.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
@@ -31,38 +33,11 @@ from .._mcp.session import Session, SessionHandlers, open_session
 from .._mcp.wanted import Wanted
 from .._tokens.auth import BearerAuth
 from .context import ConnectionContext
-from .inbox import Flag
+from .inbox import Alarm
 from .server_requests import RequestHandler, declared_capabilities
 from .surface import Negotiated
 
-__all__ = ["Held", "SessionKeeping"]
-
-
-class Held:
-    """The open session of one epoch, as its runner sees it."""
-
-    __slots__ = ("_listen_due", "_wake", "done", "epoch", "session")
-
-    def __init__(self, session: Session, epoch: int) -> None:
-        self.session = session
-        self.epoch = epoch
-        #: Set once the task has left `open_session` (the session is closed).
-        self.done = Flag()
-        self._listen_due = False
-        self._wake: anyio.Event | None = None
-
-    def order_listen(self) -> None:
-        self._listen_due = True
-        wake, self._wake = self._wake, None
-        if wake is not None:
-            wake.set()
-
-    async def next_listen(self) -> None:
-        """Wait for the next `order_listen` (the waiter exists only while waiting)."""
-        while not self._listen_due:
-            self._wake = anyio.Event()
-            await self._wake.wait()
-        self._listen_due = False
+__all__ = ["SessionKeeping"]
 
 
 class _NoPinger:
@@ -92,7 +67,11 @@ class SessionKeeping:
     _auth: BearerAuth | None
     _rejected: Token | None
     _request_handlers: Mapping[str, RequestHandler]
-    _held: Held | None
+    _opening: open_session | None
+    _refreshing: anyio.CancelScope | None
+    _held: Session | None
+    _listen_due: bool
+    _alarm: Alarm
     _log: logging.LoggerAdapter[logging.Logger]
 
     if TYPE_CHECKING:
@@ -102,6 +81,8 @@ class SessionKeeping:
         def fail_epoch(
             self, exc: BaseException, epoch: int, during: Literal["connect", "listen", "ping"]
         ) -> None: ...
+
+        async def _next_listen(self) -> None: ...
 
         def _on_notification(self, message: dict[str, Any], epoch: int) -> None: ...
 
@@ -116,10 +97,9 @@ class SessionKeeping:
     @property
     def session(self) -> Session | None:
         """The open session (None while there is none)."""
-        held = self._held
-        return held.session if held is not None else None
+        return self._held
 
-    async def _session_task(self, epoch: int, connect: Connect) -> None:
+    async def _hold_session(self, epoch: int, connect: Connect) -> None:
         handlers = SessionHandlers(
             on_notification=lambda msg: self._on_notification(msg, epoch),
             on_request=self._on_server_request,
@@ -131,25 +111,31 @@ class SessionKeeping:
             on_listener_fresh=self.lists.invalidate,
             on_refused=self._count_refused,
         )
-        held: Held | None = None
+        held: Session | None = None
         try:
             if self._auth is not None:
                 self._auth.retry_on_401 = connect.retry_on_401
                 if connect.refresh_token:
-                    await self._force_refresh()
-            async with open_session(
+                    with self._refreshing_scope() as scope:
+                        await self._force_refresh()
+                    if scope.cancel_called:
+                        return  # closed while refreshing
+            opening = self._opening = open_session(
                 self._ctx.client,
                 self.server,
                 auth=self._auth,
                 handlers=handlers,
                 era_cache=self._ctx.era_cache,
                 principal=self.principal,
-            ) as session:
+            )
+            async with opening as session:
+                self._opening = None
                 if epoch != self.epoch:
                     return
                 if self._auth is not None:
                     self._auth.retry_on_401 = True  # the server took our token: back to normal
-                held = self._held = Held(session, epoch)
+                held = self._held = session
+                self._listen_due = False
                 self.lists.invalidate()
                 self.negotiated = Negotiated.of(session)
                 self.post(Fact(Input.OPENED, reason=f"opened ({session.era})"), epoch)
@@ -160,7 +146,7 @@ class SessionKeeping:
                     if tg is not None:
                         tg.start_soon(self._pinger, session, epoch)
                     while True:
-                        await held.next_listen()
+                        await self._next_listen()
                         try:
                             await session.listen()
                         except MCPConnError as exc:
@@ -176,10 +162,9 @@ class SessionKeeping:
             self._log.exception("%s: unexpected error while connecting", self._who())
             self.fail_epoch(exc, epoch, "connect")
         finally:
-            if held is not None:
-                if self._held is held:
-                    self._held = None
-                held.done.set()
+            self._opening = None
+            if held is not None and self._held is held:
+                self._held = None
 
     async def _pinger(self, session: Session, epoch: int) -> None:
         assert self.server.ping_interval is not None
@@ -192,25 +177,33 @@ class SessionKeeping:
                 return
 
     def _order_listen(self) -> None:
-        held = self._held
-        if held is not None:
-            held.session.expect_listener()  # calls from now on wait for its stream
-            held.order_listen()
+        session = self._held
+        if session is not None:
+            session.expect_listener()  # calls from now on wait for its stream
+            self._listen_due = True
+            self._alarm.ring()
 
     def _drop_session(self, *, polite: bool) -> None:
-        held = self._held
         self.epoch += 1  # whatever the old session still reports is now stale
-        if held is not None:
+        session = self._held
+        if session is not None:
             if not polite:
-                held.session.discard()
-            held.session.drop()
+                session.discard()
+            session.drop()
+        elif self._opening is not None:
+            self._opening.drop()  # still opening: stop it (it closes what it opened)
+        elif self._refreshing is not None:
+            self._refreshing.cancel()
 
-    async def _shutdown(self) -> None:
-        held = self._held
-        self._drop_session(polite=True)
-        if held is not None:
-            with anyio.move_on_after(self.server.timeouts.close + 1.0, shield=True):
-                await held.done.wait()
+    @contextmanager
+    def _refreshing_scope(self) -> Iterator[anyio.CancelScope]:
+        """A forced refresh before a connect, stopped by a drop (made only for one)."""
+        scope = self._refreshing = anyio.CancelScope()
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._refreshing = None
 
     async def _force_refresh(self) -> None:
         tokens, audience = self._ctx.tokens, self.server.audience

@@ -271,6 +271,7 @@ class Supervisor:
             on_reauth_required=self._on_reauth_required,
             request_handlers=self._request_handlers,
             inflight_cap=self._inflight_cap(server),
+            task_group=self._tg,
         )
 
     def _inflight_cap(self, server: ServerConfig) -> anyio.CapacityLimiter | None:
