@@ -101,6 +101,8 @@ class Runner(SessionKeeping):
         self._opening: open_session | None = None
         self._refreshing: anyio.CancelScope | None = None
         self._held: Session | None = None
+        #: The epoch of the session the task holds (or opens).
+        self._session_epoch = 0
         #: The scopes of ``on_reauth_required`` callbacks running (made at the first).
         self._callbacks: set[anyio.CancelScope] | None = None
         self._auth: BearerAuth | None = None
@@ -317,9 +319,10 @@ class Runner(SessionKeeping):
             self._changed.set()
             self._changed = None
 
-    def _on_notification(self, message: dict[str, Any], epoch: int) -> None:
+    def _on_notification(self, message: dict[str, Any]) -> None:
+        """From the session held (the one there is: the task holds one at a time)."""
         self.lists.on_notification(message.get("method"))
-        if epoch == self.epoch:
+        if self._session_epoch == self.epoch:
             self._ctx.counters.notifications += 1
         self.notes.publish(message)
 

@@ -71,6 +71,7 @@ class SessionKeeping:
     _refreshing: anyio.CancelScope | None
     _held: Session | None
     _listen_due: bool
+    _session_epoch: int
     _alarm: Alarm
     _log: logging.LoggerAdapter[logging.Logger]
 
@@ -84,7 +85,7 @@ class SessionKeeping:
 
         async def _next_listen(self) -> None: ...
 
-        def _on_notification(self, message: dict[str, Any], epoch: int) -> None: ...
+        def _on_notification(self, message: dict[str, Any]) -> None: ...
 
         async def _on_server_request(self, incoming: Incoming) -> dict[str, Any]: ...
 
@@ -101,7 +102,7 @@ class SessionKeeping:
 
     async def _hold_session(self, epoch: int, connect: Connect) -> None:
         handlers = SessionHandlers(
-            on_notification=lambda msg: self._on_notification(msg, epoch),
+            on_notification=self._on_notification,
             on_request=self._on_server_request,
             on_reinitialized=self._on_reinitialized,
             capabilities=declared_capabilities(
@@ -112,6 +113,7 @@ class SessionKeeping:
             on_refused=self._count_refused,
         )
         held: Session | None = None
+        self._session_epoch = epoch
         try:
             if self._auth is not None:
                 self._auth.retry_on_401 = connect.retry_on_401
