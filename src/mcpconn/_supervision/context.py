@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
@@ -47,3 +47,6 @@ class ConnectionContext:
     inflight_cap: anyio.CapacityLimiter | None = None
     #: Where a connection starts what outlives a wait of its own (``on_reauth_required``).
     task_group: TaskGroup | None = None
+    #: Server name -> the last (server info, capabilities) a session of it was told,
+    #: shared by every connection told the same (`SessionKeeping._share_hello`).
+    hellos: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)

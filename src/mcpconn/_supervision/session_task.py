@@ -138,6 +138,7 @@ class SessionKeeping:
                     self._auth.retry_on_401 = True  # the server took our token: back to normal
                 held = self._held = session
                 self._listen_due = False
+                self._share_hello(session)
                 self.lists.invalidate()
                 self.negotiated = Negotiated.of(session)
                 self.post(Fact(Input.OPENED, reason=f"opened ({session.era})"), epoch)
@@ -167,6 +168,16 @@ class SessionKeeping:
             self._opening = None
             if held is not None and self._held is held:
                 self._held = None
+
+    def _share_hello(self, session: Session) -> None:
+        """Thousands of connections to one server are told the same: keep one copy of
+        it (~600 bytes each). A handshake replaces these dicts and nothing edits them."""
+        hellos, name = self._ctx.hellos, self.server.name
+        known = hellos.get(name)
+        if known is not None and known == (session.server_info, session.capabilities):
+            session.server_info, session.capabilities = known
+        else:
+            hellos[name] = (session.server_info, session.capabilities)
 
     async def _pinger(self, session: Session, epoch: int) -> None:
         assert self.server.ping_interval is not None

@@ -111,6 +111,7 @@ class Supervisor:
         self._counters = Counters()
         self._changes: Broadcast[StateChange] = Broadcast(4096)
         self._era_cache = EraCache()
+        self._hellos: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._closing = False
         self._remove_listener: Any = None
@@ -272,6 +273,7 @@ class Supervisor:
             request_handlers=self._request_handlers,
             inflight_cap=self._inflight_cap(server),
             task_group=self._tg,
+            hellos=self._hellos,
         )
 
     def _inflight_cap(self, server: ServerConfig) -> anyio.CapacityLimiter | None:

@@ -29,6 +29,7 @@ from ..._core.eras import STATELESS
 from ..._exceptions import ConnectError, NetworkError, StreamEnded
 from .base import ACCEPT_BOTH, JSON, SSE, Dispatch, Era, HTTPChannel, StreamLost, StreamState
 from .params import encode_header_value, param_header_map, param_headers
+from .reader import MessageReader
 from .streamable_http import check_rpc_status, pump
 
 if TYPE_CHECKING:
@@ -190,30 +191,23 @@ class StatelessTransport:
         stamped, headers = self.stamp(request)
         body = _jsonrpc.encode(stamped)
         del request, stamped  # nothing of the request stays on this frame for the stream's life
-        ended: list[_jsonrpc.Message] = []
-
-        def route(message: _jsonrpc.Message) -> None:
-            is_reply = isinstance(message, (_jsonrpc.Response, _jsonrpc.ErrorResponse))
-            if is_reply and getattr(message, "id", None) == listen_id:
-                ended.append(message)
-                return
-            dispatch(message)
-
-        async with self.channel.open("POST", self.url, headers=headers, content=body) as response:
+        reader = MessageReader(
+            self.channel,
+            StreamState(),
+            dispatch,
+            strict=False,
+            counter=self._skipped,
+            reply_to=listen_id,
+        )
+        opened = self.channel.open("POST", self.url, headers=headers, content=body)
+        async with opened as response:
             del headers, body
             await self._check(response)
             self.channel.accept_stream(response, on_open)
-            await pump(
-                self.channel,
-                response,
-                StreamState(),
-                route,
-                strict=False,
-                done=lambda: bool(ended),
-                counter=self._skipped,
-            )
-        if ended and isinstance(ended[0], _jsonrpc.ErrorResponse):
-            raise ended[0].error  # -32601 is "no listener here": the classifier's call
+            del response  # the reader lets go of it (`MessageReader.read_opened`)
+            await reader.read_opened(opened)
+        if isinstance(reader.reply, _jsonrpc.ErrorResponse):
+            raise reader.reply.error  # -32601 is "no listener here": the classifier's call
         raise StreamEnded("the subscription stream ended", retry=None)
 
     async def aclose(self) -> None:

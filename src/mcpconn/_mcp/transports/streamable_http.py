@@ -28,7 +28,6 @@ import httpx
 
 from ..._core import jsonrpc as _jsonrpc
 from ..._core.eras import STREAMABLE_HTTP
-from ..._core.sse import ServerSentEvent
 from ..._exceptions import (
     InvalidMessage,
     MCPConnError,
@@ -49,8 +48,8 @@ from .base import (
     StreamLost,
     StreamState,
     describe,
-    is_message_event,
 )
+from .reader import MessageReader
 
 __all__ = ["MAX_RESUMES", "StreamableHTTPTransport", "check_rpc_status", "pump"]
 
@@ -98,24 +97,8 @@ def pump(
     otherwise it is counted in ``counter[0]`` and skipped (a listener).
     """
 
-    def on_event(event: ServerSentEvent) -> bool:
-        if not is_message_event(event):
-            return False
-        try:
-            message = channel.parse(event.data)
-        except InvalidMessage:
-            if strict:
-                raise
-            if counter is not None:
-                counter[0] += 1
-            logger.debug(
-                "skipped an SSE event that is not JSON-RPC (id=%r)", channel.clean(event.id)
-            )
-            return False
-        dispatch(message)
-        return done is not None and bool(done())
-
-    return channel.consume(response, state, on_event)
+    reader = MessageReader(channel, state, dispatch, strict=strict, done=done, counter=counter)
+    return reader.read(response)
 
 
 class StreamableHTTPTransport:
@@ -244,10 +227,16 @@ class StreamableHTTPTransport:
         had_session = "Mcp-Session-Id" in headers
         if state.last_event_id:
             headers["Last-Event-ID"] = state.last_event_id
-        async with self.channel.open("GET", self.url, headers=headers) as response:
+        opened = self.channel.open("GET", self.url, headers=headers)
+        async with opened as response:
+            del headers
             self.channel.raise_for_status(response, had_session=had_session, era=self.era)
             self.channel.accept_stream(response, on_open)
-            await pump(self.channel, response, state, dispatch, strict=False, counter=self._skipped)
+            del response  # the reader lets go of it (`MessageReader.read_opened`)
+            reader = MessageReader(
+                self.channel, state, dispatch, strict=False, counter=self._skipped
+            )
+            await reader.read_opened(opened)
         raise StreamEnded("the listener stream ended", retry=state.retry)
 
     async def aclose(self) -> None:
