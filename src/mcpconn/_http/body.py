@@ -84,12 +84,22 @@ class ResponseBody(httpx.AsyncByteStream):
     without httpx's wrappers and without a cancel scope to stop it.
     """
 
-    __slots__ = ("_conn", "_timeout", "_transport")
+    __slots__ = ("_conn", "_scope", "_stop", "_timeout", "_transport")
 
     def __init__(self, transport: H11Transport, conn: Connection, timeout: float | None) -> None:
         self._transport = transport
         self._conn: Connection | None = conn
         self._timeout = timeout
+        self._scope: anyio.CancelScope | None = None  # a `pump`'s, while it reads
+        self._stop = False
+
+    def stop(self) -> None:
+        """Stop a `pump` under way, from any task: it returns True as if its reader had,
+        and the connection is closed (the rest of the body is not read). A listener's
+        restart costs no cancel scope of its own for the stream's life this way."""
+        self._stop = True
+        if self._scope is not None:
+            self._scope.cancel()
 
     def __aiter__(self) -> ResponseBody:
         return self
@@ -133,17 +143,26 @@ class ResponseBody(httpx.AsyncByteStream):
             # One scope for every read, whose deadline each read moves; the events are
             # read right here: a held listener's stack is one frame shallower.
             with anyio.CancelScope() as scope:
-                while True:
-                    event = await next_event(conn, scope, timeout)
-                    kind = type(event)
-                    if kind is h11.EndOfMessage:
-                        break
-                    if kind is not h11.Data:
-                        _closed_mid_body()
-                    if on_raw(event.data):
-                        await self._stopped(conn)
-                        return True
+                self._scope = scope
+                if self._stop:
+                    scope.cancel()
+                try:
+                    while True:
+                        event = await next_event(conn, scope, timeout)
+                        kind = type(event)
+                        if kind is h11.EndOfMessage:
+                            break
+                        if kind is not h11.Data:
+                            _closed_mid_body()
+                        if on_raw(event.data):
+                            await self._stopped(conn)
+                            return True
+                finally:
+                    self._scope = None
             if scope.cancelled_caught:
+                if self._stop:  # `stop`: the rest of the body is not read
+                    await self._abandon()
+                    return True
                 _read_timed_out()
         except BaseException:
             await self._abandon()

@@ -29,17 +29,15 @@ from .._core import jsonrpc as _jsonrpc
 from .._core.eras import Era, EraRules
 from .._exceptions import ConnectionClosed, MCPConnError, RequestTimeout
 from . import calls as _calls
-from . import inbound as _inbound
 from .calls import NO_OPTIONS, CallOptions, CallStream, Pending
 from .handlers import SessionHandlers, SessionStatistics
 from .handshake import ToolLearner, client_capabilities
-from .inbound import ProgressCallback
+from .inbound import Inbound, ProgressCallback
 from .listening import Listening
 from .opening import Opening
 from .recovering import Recovering
 from .server_requests import Incoming, ServerRequestDesk
 from .transports import HTTPChannel, Transport
-from .transports.base import describe
 from .transports.eras import EraCache
 
 __all__ = [
@@ -55,7 +53,7 @@ __all__ = [
 logger = logging.getLogger("mcpconn.session")
 
 
-class Session(Listening, Recovering, Opening):
+class Session(Listening, Recovering, Opening, Inbound):
     """One live MCP session. Use `open_session`; do not construct it yourself."""
 
     #: What the session's era does (set when an era is tried).
@@ -283,44 +281,6 @@ class Session(Listening, Recovering, Opening):
             except MCPConnError as exc:
                 logger.debug("could not send notifications/cancelled: %s", type(exc).__name__)
 
-    # ---- inbound --------------------------------------------------------------------------
-
-    def _dispatch(self, message: _jsonrpc.Message, stream: CallStream | None = None) -> None:
-        """Route one inbound message; sync, never raises for the server's sake.
-
-        ``stream`` is the call whose own response stream carried ``message``
-        (None on the listener and on the legacy SSE stream).
-        """
-        if isinstance(message, _jsonrpc.Notification):  # the common case first
-            if message.method == "notifications/cancelled":
-                self._desk.cancel(message.params)
-            if stream is None and self._legacy_calls and message.method == "notifications/progress":
-                stream = self._legacy_calls.get((message.params or {}).get("progressToken"))
-            _inbound.deliver_notification(
-                message, self._progress, self._handlers.on_notification, stream
-            )
-        elif isinstance(message, (_jsonrpc.Response, _jsonrpc.ErrorResponse)):
-            pending = self._pending.get(message.id) if message.id is not None else None
-            if pending is None:
-                self._counts["unknown"] += 1
-                shown = self._channel.clean(message.id)
-                logger.debug("ignored a response to unknown or finished id %s", shown)
-            elif pending.answered:
-                self._counts["duplicate"] += 1
-            else:
-                if isinstance(message, _jsonrpc.Response):
-                    pending.result = message.result
-                else:
-                    pending.error = message.error
-                pending.set()
-        elif not self.rules.server_requests:
-            self._counts["skipped"] += 1
-            shown = describe(message, self._channel.secrets)
-            logger.debug("ignored %s: no server requests in the %s era", shown, self.rules.name)
-        else:
-            context = stream.options.context if stream is not None else None
-            self._desk.receive(message, context)
-
     async def _answer_input(
         self, method: str, params: dict[str, Any] | None, key: str, context: Any
     ) -> dict[str, Any] | None:
@@ -331,12 +291,6 @@ class Session(Listening, Recovering, Opening):
         with anyio.fail_after(self._config.timeouts.server_request):
             result = await handler(Incoming(method, params, key, context, anyio.Event()))
         return result if isinstance(result, dict) else None
-
-    def _fail_all(self, error: MCPConnError) -> None:
-        for pending in self._pending.values():
-            if not pending.answered:
-                pending.error = error
-                pending.set()
 
     # ---- lifecycle ------------------------------------------------------------------------
 

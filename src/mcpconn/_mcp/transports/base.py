@@ -69,6 +69,7 @@ Dispatch = Callable[[_jsonrpc.Message], None]
 #: Called once a listener's stream is accepted (2xx, SSE): it can deliver from then on.
 OnOpen = Callable[[], None] | None
 
+
 ACCEPT_BOTH = "application/json, text/event-stream"
 ACCEPT_SSE = "text/event-stream"
 JSON = "application/json"

@@ -11,23 +11,35 @@ suspended frame. On our own transport the body is read straight from its
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
+import anyio
 import httpx
 
 from ..._core import jsonrpc as _jsonrpc
 from ..._core.content_coding import ContentDecoder
 from ..._core.sse import ServerSentEvent, SSEDecoder
 from ..._exceptions import InvalidMessage
+from ..._http.body import ResponseBody
 from .base import Dispatch, HTTPChannel, Opened, StreamState, is_message_event
 from .bodies import iterate
 from .errors import map_httpx_errors
 
-__all__ = ["MessageReader"]
+__all__ = ["MessageReader", "Watched"]
 
 logger = logging.getLogger("mcpconn.transport")
 
 _REPLIES = (_jsonrpc.Response, _jsonrpc.ErrorResponse)
+
+
+class Watched(Protocol):
+    """What a listener restarts on (the subscriptions in `Wanted`): a sync call at its
+    next edit (`MessageReader.stop`, say)."""
+
+    def watch(self, watcher: Callable[[], None]) -> None: ...
+
+    def unwatch(self, watcher: Callable[[], None]) -> None: ...
 
 
 class MessageReader:
@@ -48,6 +60,8 @@ class MessageReader:
         "_done",
         "_reply_to",
         "_state",
+        "_stopped",
+        "_stopper",
         "_strict",
         "reply",
     )
@@ -78,6 +92,23 @@ class MessageReader:
             last_event_id=state.last_event_id,
         )
         self.reply: _jsonrpc.Response | _jsonrpc.ErrorResponse | None = None
+        #: What `stop` stops: our transport's body, or a scope around another's read.
+        self._stopper: ResponseBody | anyio.CancelScope | None = None
+        self._stopped = False
+
+    @property
+    def stopped(self) -> bool:
+        """Whether `stop` was called (the read then ends before its end or reply)."""
+        return self._stopped
+
+    def stop(self) -> None:
+        """End `read_opened` from any task (sync): it returns True."""
+        self._stopped = True
+        stopper = self._stopper
+        if isinstance(stopper, anyio.CancelScope):
+            stopper.cancel()
+        elif stopper is not None:
+            stopper.stop()
 
     async def read(self, response: httpx.Response) -> bool:
         """Read ``response``'s body: True if stopped (done or the reply), False at its end."""
@@ -86,13 +117,22 @@ class MessageReader:
         return self._close()
 
     async def read_opened(self, opened: Opened) -> bool:
-        """As `read`, of the response ``opened`` holds; on our transport, the response
-        itself is let go of first (`Opened.detach`): the caller must hold none either."""
+        """As `read`, of the response ``opened`` holds, and `stop` ends it; on our
+        transport the response itself is let go of first (`Opened.detach`): the caller
+        must hold none either."""
         detached = opened.detach()
-        if detached is None:
-            return await self.read(opened.response)
+        if detached is None:  # another transport's body: a scope to stop it
+            with anyio.CancelScope() as scope:
+                self._stopper = scope
+                if self._stopped:
+                    scope.cancel()
+                stopped = await self.read(opened.response)
+            return stopped or scope.cancelled_caught
         body, coding = detached
         self._coding = ContentDecoder(coding)
+        self._stopper = body
+        if self._stopped:
+            body.stop()
         with map_httpx_errors():
             stopped = await body.pump(self._on_raw)
         return True if stopped else self._close()

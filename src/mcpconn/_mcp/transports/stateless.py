@@ -34,6 +34,7 @@ from .streamable_http import check_rpc_status, pump
 
 if TYPE_CHECKING:
     from .base import OnOpen
+    from .reader import Watched
 
 __all__ = [
     "CLIENT_CAPABILITIES_KEY",
@@ -179,11 +180,17 @@ class StatelessTransport:
             await self._check(response)
 
     async def listen(
-        self, dispatch: Dispatch, request: _jsonrpc.Request | None = None, *, on_open: OnOpen = None
+        self,
+        dispatch: Dispatch,
+        request: _jsonrpc.Request | None = None,
+        *,
+        on_open: OnOpen = None,
+        restart_on: Watched | None = None,
     ) -> None:
         """Run one ``subscriptions/listen`` stream; see `Session.listen`.
 
-        ``on_open`` is called once the server accepted the stream (2xx, SSE).
+        ``on_open`` is called once the server accepted the stream (2xx, SSE). An edit
+        of ``restart_on`` ends it early: then, and only then, it returns.
         """
         if request is None:
             raise ValueError("the stateless listener needs its subscriptions/listen request")
@@ -199,15 +206,23 @@ class StatelessTransport:
             counter=self._skipped,
             reply_to=listen_id,
         )
-        opened = self.channel.open("POST", self.url, headers=headers, content=body)
-        async with opened as response:
-            del headers, body
-            await self._check(response)
-            self.channel.accept_stream(response, on_open)
-            del response  # the reader lets go of it (`MessageReader.read_opened`)
-            await reader.read_opened(opened)
+        if restart_on is not None:
+            restart_on.watch(reader.stop)  # an edit of the subscriptions restarts the listen
+        try:
+            opened = self.channel.open("POST", self.url, headers=headers, content=body)
+            async with opened as response:
+                del headers, body
+                await self._check(response)
+                self.channel.accept_stream(response, on_open)
+                del response  # the reader lets go of it (`MessageReader.read_opened`)
+                await reader.read_opened(opened)
+        finally:
+            if restart_on is not None:
+                restart_on.unwatch(reader.stop)
         if isinstance(reader.reply, _jsonrpc.ErrorResponse):
             raise reader.reply.error  # -32601 is "no listener here": the classifier's call
+        if reader.stopped:
+            return  # restarted: the caller listens again, with the new filter
         raise StreamEnded("the subscription stream ended", retry=None)
 
     async def aclose(self) -> None:

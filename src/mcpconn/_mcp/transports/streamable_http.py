@@ -49,7 +49,7 @@ from .base import (
     StreamState,
     describe,
 )
-from .reader import MessageReader
+from .reader import MessageReader, Watched
 
 __all__ = ["MAX_RESUMES", "StreamableHTTPTransport", "check_rpc_status", "pump"]
 
@@ -215,7 +215,12 @@ class StreamableHTTPTransport:
             await check_rpc_status(self.channel, response, had_session=had_session, era=self.era)
 
     async def listen(
-        self, dispatch: Dispatch, request: _jsonrpc.Request | None = None, *, on_open: OnOpen = None
+        self,
+        dispatch: Dispatch,
+        request: _jsonrpc.Request | None = None,
+        *,
+        on_open: OnOpen = None,
+        restart_on: Watched | None = None,
     ) -> None:
         """Run the GET listener once; see `Session.listen` for what it raises.
 
