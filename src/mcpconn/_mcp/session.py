@@ -52,6 +52,9 @@ __all__ = [
 
 logger = logging.getLogger("mcpconn.session")
 
+#: What `open_session` was given, handed to the `Session` it makes.
+OpenArgs = tuple[httpx.AsyncClient, ServerConfig, httpx.Auth | None, SessionHandlers, str | None]
+
 
 class Session(Listening, Recovering, Opening, Inbound):
     """One live MCP session. Use `open_session`; do not construct it yourself."""
@@ -63,16 +66,8 @@ class Session(Listening, Recovering, Opening, Inbound):
     capabilities: dict[str, Any]
     instructions: str | None
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        config: ServerConfig,
-        *,
-        auth: httpx.Auth | None,
-        handlers: SessionHandlers,
-        task_group: TaskGroup,
-        principal: str | None = None,
-    ) -> None:
+    def __init__(self, args: OpenArgs, task_group: TaskGroup) -> None:
+        client, config, auth, handlers, principal = args
         self._config = config
         self._principal = principal
         self._handlers = handlers
@@ -336,7 +331,7 @@ class open_session:
         era_cache: EraCache | None = None,
         principal: str | None = None,
     ) -> None:
-        self._args = (client, config, auth, handlers, principal)
+        self._args: OpenArgs = (client, config, auth, handlers, principal)
         self._era_cache = era_cache
         self._tg: TaskGroup | None = None
         self._dropped = False
@@ -349,14 +344,11 @@ class open_session:
             self._tg.cancel_scope.cancel()
 
     async def __aenter__(self) -> Session:
-        client, config, auth, handlers, principal = self._args
         tg = self._tg = anyio.create_task_group()
         await tg.__aenter__()
         if self._dropped:
             tg.cancel_scope.cancel()
-        session = self.session = Session(
-            client, config, auth=auth, handlers=handlers, task_group=tg, principal=principal
-        )
+        session = self.session = Session(self._args, tg)
         try:
             await session._open(self._era_cache)
         except BaseException as exc:
