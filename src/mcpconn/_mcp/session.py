@@ -258,6 +258,8 @@ class Session(Listening, Recovering, Opening, Inbound):
         finally:
             self._inflight.pop(scope, None)
             del self._pending[rid]
+            if not self._pending:  # an emptied dict keeps its table: idle sessions hold none
+                self._pending, self._inflight = {}, {}
             self._progress.pop(rid, None)
             if by_token:
                 self._legacy_calls.pop(token, None)

@@ -29,7 +29,7 @@ __all__ = ["ConnectionContext", "ReauthCallback"]
 ReauthCallback = Callable[[ReauthRequired], Awaitable[None] | None]
 
 
-@dataclass
+@dataclass(slots=True)
 class ConnectionContext:
     """What the supervisor shares with every connection it runs."""
 

@@ -186,7 +186,9 @@ class Runner(SessionKeeping):
 
     # ---- the loop -------------------------------------------------------------------
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         """The connection's own task. Never raises for the server's sake."""
         try:
             task_status.started()

@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import httpx
 
 from .._config import ServerConfig
@@ -192,7 +193,10 @@ class Supervisor:
             self._context_for(server), server, principal, machine, request_handlers=request_handlers
         )
         self._connections[key] = conn
-        await self._tg.start(self._run_connection, conn)
+        # start_soon, not start: a task started with a status keeps its status's future
+        # (and a closure holding it) for its whole life, ~400 bytes per connection
+        self._tg.start_soon(self._run_connection, conn)
+        await anyio.lowlevel.checkpoint()
         return conn
 
     def connections(
@@ -302,11 +306,9 @@ class Supervisor:
             budgets[name] = bucket
         return bucket
 
-    async def _run_connection(
-        self, conn: Connection, *, task_status: anyio.abc.TaskStatus[None]
-    ) -> None:
+    async def _run_connection(self, conn: Connection) -> None:
         try:
-            await conn.run(task_status=task_status)
+            await conn.run()
         except Exception:
             # The machine raised (a bug): contain it to this connection.
             logger.exception("connection %r crashed; it is closed", conn)
