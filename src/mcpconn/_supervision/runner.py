@@ -82,10 +82,6 @@ class Runner(SessionKeeping):
         self.epoch = 0
         self._ctx = context
         self._machine = machine
-        #: Every record carries the server and principal (``record.mcp_server``/``.principal``).
-        self._log = logging.LoggerAdapter(
-            logger, {"mcp_server": config.name, "principal": principal}
-        )
         # Made on demand: thousands of idle connections should not carry a waiter
         # queue each for nobody.
         self._changed: anyio.Event | None = None
@@ -114,6 +110,13 @@ class Runner(SessionKeeping):
                 allow_insecure_http=config.allow_insecure_http,
                 resource=canonical_uri(config.url),
             )
+
+    @property
+    def _log(self) -> logging.LoggerAdapter[logging.Logger]:
+        """Every record carries the server and principal (``record.mcp_server``/
+        ``.principal``); made per record: an idle connection logs nothing."""
+        extra = {"mcp_server": self.server.name, "principal": self.principal}
+        return logging.LoggerAdapter(logger, extra)
 
     # ---- what the handle reads and posts ------------------------------------------
 
@@ -194,9 +197,8 @@ class Runner(SessionKeeping):
             task_status.started()
             self.post(Fact(Input.STARTED))
             while self._machine.state is not State.CLOSED and self._crash is None:
-                connect, self._connect = self._connect, None
-                if connect is not None:
-                    await self._hold_session(self.epoch, connect)
+                if self._connect is not None:
+                    await self._hold_session()
                 else:
                     await self._sleep()
             if self._crash is not None:

@@ -67,13 +67,13 @@ class SessionKeeping:
     _auth: BearerAuth | None
     _rejected: Token | None
     _request_handlers: Mapping[str, RequestHandler]
+    _connect: Connect | None
     _opening: open_session | None
     _refreshing: anyio.CancelScope | None
     _held: Session | None
     _listen_due: bool
     _session_epoch: int
     _alarm: Alarm
-    _log: logging.LoggerAdapter[logging.Logger]
 
     if TYPE_CHECKING:
 
@@ -95,12 +95,21 @@ class SessionKeeping:
 
         def _who(self) -> str: ...
 
+        @property
+        def _log(self) -> logging.LoggerAdapter[logging.Logger]: ...
+
     @property
     def session(self) -> Session | None:
         """The open session (None while there is none)."""
         return self._held
 
-    async def _hold_session(self, epoch: int, connect: Connect) -> None:
+    async def _hold_session(self) -> None:
+        """Carry out the `Connect` order: the session is held until it is dropped."""
+        connect, self._connect = self._connect, None
+        assert connect is not None
+        epoch = self.epoch
+        refresh, retry_on_401 = connect.refresh_token, connect.retry_on_401
+        del connect  # this frame lasts as long as the session: it keeps no order
         handlers = SessionHandlers(
             on_notification=self._on_notification,
             on_request=self._on_server_request,
@@ -116,8 +125,8 @@ class SessionKeeping:
         self._session_epoch = epoch
         try:
             if self._auth is not None:
-                self._auth.retry_on_401 = connect.retry_on_401
-                if connect.refresh_token:
+                self._auth.retry_on_401 = retry_on_401
+                if refresh:
                     with self._refreshing_scope() as scope:
                         await self._force_refresh()
                     if scope.cancel_called:

@@ -39,7 +39,7 @@ class CallKeywords(TypedDict, total=False):
     request_state: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Negotiated:
     """What the last handshake settled, kept after its session is gone."""
 

@@ -80,7 +80,7 @@ REMEMBERED_CREDENTIALS = 4
 _MAX_CONTENT_LENGTH = (1 << 63) - 1
 
 
-@dataclass
+@dataclass(slots=True)
 class StreamState:
     """What survives a broken SSE stream: the id to resume from and the server's retry."""
 
