@@ -77,7 +77,7 @@ async def test_an_idle_listening_connection_runs_one_task(version: str) -> None:
                 await server.wait_for_streams(1, principal="ann")
             await anyio.wait_all_tasks_blocked()
             assert before == []
-            assert client_tasks() == ["mcpconn._supervision.supervisor.Supervisor._run_connection"]
+            assert client_tasks() == ["mcpconn._supervision.connection.Connection.run"]
             await conn.aclose()
 
 

@@ -154,9 +154,11 @@ class ResponseBody(httpx.AsyncByteStream):
                             break
                         if kind is not h11.Data:
                             _closed_mid_body()
-                        if on_raw(event.data):
+                        data, event = event.data, None  # not held while the next read waits
+                        if on_raw(data):
                             await self._stopped(conn)
                             return True
+                        del data
                 finally:
                     self._scope = None
             if scope.cancelled_caught:

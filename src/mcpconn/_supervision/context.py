@@ -50,3 +50,5 @@ class ConnectionContext:
     #: Server name -> the last (server info, capabilities) a session of it was told,
     #: shared by every connection told the same (`SessionKeeping._share_hello`).
     hellos: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
+    #: Called once a connection's task has ended, however it ended.
+    on_ended: Callable[[Connection], None] | None = None

@@ -201,13 +201,19 @@ class Runner(SessionKeeping):
                     await self._hold_session()
                 else:
                     await self._sleep()
-            if self._crash is not None:
-                raise self._crash
+            if self._crash is not None:  # the machine refused a fact (a bug): contained
+                logger.error(
+                    "connection %r crashed; it is closed", self._handle, exc_info=self._crash
+                )
+        except Exception:  # a bug of ours: contained to this connection too
+            logger.exception("connection %r crashed; it is closed", self._handle)
         finally:
             self.finished.set()
             self.notes.close()
             self._signal_change()
             self._cancel_callbacks()
+            if self._ctx.on_ended is not None:
+                self._ctx.on_ended(self._handle)
 
     async def _sleep(self) -> None:
         """Until the alarm rings (an order came) or the machine's timer, which is fed."""

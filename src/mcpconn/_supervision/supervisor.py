@@ -44,6 +44,8 @@ from .stats import (
 )
 
 logger = logging.getLogger("mcpconn")
+#: Every connection's task is named so (one string for all of them).
+_TASK_NAME = "mcpconn._supervision.connection.Connection.run"
 
 
 class Supervisor:
@@ -194,8 +196,9 @@ class Supervisor:
         )
         self._connections[key] = conn
         # start_soon, not start: a task started with a status keeps its status's future
-        # (and a closure holding it) for its whole life, ~400 bytes per connection
-        self._tg.start_soon(self._run_connection, conn)
+        # (and a closure holding it) for its whole life, ~400 bytes per connection; and
+        # the connection's own coroutine, with no wrapper frame of ours around it
+        self._tg.start_soon(conn.run, name=_TASK_NAME)
         await anyio.lowlevel.checkpoint()
         return conn
 
@@ -278,6 +281,7 @@ class Supervisor:
             inflight_cap=self._inflight_cap(server),
             task_group=self._tg,
             hellos=self._hellos,
+            on_ended=self._connection_ended,
         )
 
     def _inflight_cap(self, server: ServerConfig) -> anyio.CapacityLimiter | None:
@@ -306,17 +310,11 @@ class Supervisor:
             budgets[name] = bucket
         return bucket
 
-    async def _run_connection(self, conn: Connection) -> None:
-        try:
-            await conn.run()
-        except Exception:
-            # The machine raised (a bug): contain it to this connection.
-            logger.exception("connection %r crashed; it is closed", conn)
-        finally:
-            self._shards.release(conn.client)
-            key = (conn.server.name, conn.principal)
-            if self._connections.get(key) is conn:
-                del self._connections[key]
+    def _connection_ended(self, conn: Connection) -> None:
+        self._shards.release(conn.client)
+        key = (conn.server.name, conn.principal)
+        if self._connections.get(key) is conn:
+            del self._connections[key]
 
     def _state_changed(self, conn: Connection, old: State, new: State) -> None:
         logger.debug(

@@ -129,6 +129,7 @@ class MessageReader:
                 stopped = await self.read(opened.response)
             return stopped or scope.cancelled_caught
         body, coding = detached
+        del detached
         self._coding = ContentDecoder(coding)
         self._stopper = body
         if self._stopped:
