@@ -86,7 +86,8 @@ async def scenario(args: argparse.Namespace) -> Result:
         result.notes.append(
             "reconnects run against the mock server twice: as it is (its CPU close to the "
             "wall time: that floor is the server's) and with --lean (a token's signature "
-            "checked once, short answers in one send), where the floor is the client's"
+            "checked once, plain requests parsed without h11, short answers in one send), "
+            "where the floor is the client's"
         )
     return result
 

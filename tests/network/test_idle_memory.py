@@ -1,9 +1,10 @@
 """What an idle listening connection holds for the stream's life (memory per listener).
 
-Thousands of connections sit idle at once, so what each keeps is the figure:
-one task, no request or response object under its stream, one copy of what
-the server told every connection alike. Over real loopback sockets, on our
-HTTP transport and (for the restart of a 2026 listen) on httpx's own.
+Thousands of connections sit idle at once, so what each keeps is the figure: no
+response object under its stream (its one task and no request object are in
+`test_surface_idle`), one copy of what the server told every connection alike.
+Over real loopback sockets, on our HTTP transport and (for the restart of a 2026
+listen) on httpx's own.
 """
 
 from __future__ import annotations
@@ -44,62 +45,7 @@ def alive(kind: type) -> list[Any]:
     return [o for o in gc.get_objects() if isinstance(o, kind)]
 
 
-def client_tasks() -> list[str]:
-    """The client's running tasks by name (the mock server runs in this loop too)."""
-    return [
-        task.name
-        for task in anyio.get_running_tasks()
-        if task.name
-        and task.name.startswith("mcpconn.")
-        and not task.name.startswith("mcpconn.testing")
-    ]
-
-
-@pytest.mark.parametrize("version", ["2025-11-25", "2026-07-28"])
-async def test_an_idle_listening_connection_runs_one_task(version: str) -> None:
-    """The connection's task holds the session and runs the listener itself: no runner
-    task beside it, no listener task, no subscription watcher task (memory per idle
-    listener)."""
-    async with MockServer() as server:
-        async with Supervisor(TokenSource(JWTProvider(server.issuer))) as sup:
-            await anyio.wait_all_tasks_blocked()
-            before = client_tasks()
-            config = ServerConfig("mock", server.url, backoff=FAST, protocol_version=version)
-            conn = await sup.connect(config, "ann")
-            with anyio.fail_after(10):
-                await conn.wait_for(State.READY)
-                await server.wait_for_streams(1, principal="ann")
-                await conn.subscribe_resource("mock://readme")  # 2026: re-listens
-                relistens = 2 if version == "2026-07-28" else 0
-                await server.wait_until(
-                    lambda s: s.by_rpc_method.get("subscriptions/listen", 0) >= relistens
-                )
-                await server.wait_for_streams(1, principal="ann")
-            await anyio.wait_all_tasks_blocked()
-            assert before == []
-            assert client_tasks() == ["mcpconn._supervision.connection.Connection.run"]
-            await conn.aclose()
-
-
 VERSIONS = pytest.mark.parametrize("version", ["2025-11-25", "2026-07-28"])
-
-
-@VERSIONS
-async def test_an_idle_listener_keeps_no_request_object(version: str) -> None:
-    """A stream held for hours keeps nothing of the request that opened it (memory)."""
-    async with (
-        MockServer() as server,
-        connected(server, transport="streamable-http", protocol_version=version) as [conn],
-    ):
-        gc.collect()
-        ours = httpx.URL(server.url)
-        held = [
-            o
-            for o in gc.get_objects()  # other tests of this process may have left theirs
-            if isinstance(o, httpx.Request) and o.url.netloc == ours.netloc
-        ]
-        assert held == []
-        assert conn.state is State.READY
 
 
 @VERSIONS

@@ -1,13 +1,25 @@
-"""The mock server's lean mode: one signature check per token, short answers in one send."""
+"""The mock server's lean mode: one signature check per token, short answers in one send,
+plain requests without h11: the same checks, and odd requests answered byte for byte alike."""
 
 from __future__ import annotations
 
+import gc
+import json
+import re
 from typing import Any
 
 import anyio
+import anyio.abc
+import h11
+import pytest
+from mock_client import hdrs, init_params, meta, modern, rpc
 
 from mcpconn import ServerConfig, State, Supervisor, TokenSource
-from mcpconn.testing import JWTIssuer, JWTProvider, MockServer
+from mcpconn._http import make_client
+from mcpconn.testing import JWTIssuer, JWTProvider, MockServer, _lean
+from mcpconn.testing._events import encode_json
+from mcpconn.testing._lean import few_collections
+from mcpconn.testing._lean_http import _header_line
 
 
 class CountingIssuer(JWTIssuer):
@@ -62,3 +74,175 @@ async def test_lean_still_judges_expiry_and_revocation() -> None:
         server.verified.put(token, claims)
         assert server.verified.get(token, server.now()) == claims
         assert server.verified.get(token, claims["exp"]) is None  # expired: verify again
+
+
+async def test_lean_judges_audience_expiry_and_revocation_on_every_request() -> None:
+    issuer = CountingIssuer()
+    async with (
+        MockServer(issuer=issuer, lean=True, audience="api://mock") as server,
+        make_client(timeout=5.0, trust_env=False) as client,
+    ):
+        token = server.mint("alice", lifetime=60)
+        body = rpc(1, "initialize", init_params())
+
+        async def status(raw: str) -> tuple[int, str]:
+            response = await client.post(server.url, json=body, headers=hdrs(raw))
+            return response.status_code, response.headers.get("www-authenticate", "")
+
+        assert (await status(token))[0] == 200
+        assert (await status(token))[0] == 200
+        assert issuer.verified == 1  # remembered...
+        elsewhere = issuer.mint("alice", lifetime=60, audience="api://other")
+        code, challenge = await status(elsewhere)
+        assert code == 401 and "token audience does not match" in challenge
+        server.revoke("alice")
+        code, challenge = await status(token)  # ...but judged every time
+        assert code == 401 and "principal revoked" in challenge
+        server.restore("alice")
+        assert (await status(token))[0] == 200
+        server.clock_offset = 120.0  # past the remembered token's expiry
+        code, challenge = await status(token)
+        assert code == 401 and "token expired" in challenge
+        assert server.stats().expired_tokens_seen == 1
+        server.clock_offset = 0.0
+        assert (await status(token))[0] == 200
+
+
+#: Raw requests, plain and not (a chunked body, HTTP/1.0, no Host, a bad header line,
+#: obs-text, Expect, an oversized or conflicting Content-Length, Connection: close,
+#: pipelining, a handover then a plain request on the same connection), with the number
+#: of answers each gets and whether the server closes the connection after them.
+_GET_NOPE = b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+_RAW_REQUESTS = [
+    (_GET_NOPE, 1, False),
+    (b"PUT /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer TOKEN\r\n\r\n", 1, False),
+    (b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", 1, False),
+    (
+        b"POST /mcp HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+        + _GET_NOPE,
+        2,
+        False,
+    ),
+    (b"GET /nope HTTP/1.0\r\n\r\n", 1, True),
+    (b"GET /nope HTTP/1.1\r\n\r\n", 1, True),
+    (b"GET /nope HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n", 1, True),
+    (b"GET /nope HTTP/1.1\r\nHost: x\r\nX-Name: caf\xe9\r\n\r\n", 1, False),
+    (b"GET /nope HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n", 1, False),
+    (b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n", 1, True),
+    (b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 1, True),
+    (b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 1, True),
+    (_GET_NOPE + _GET_NOPE + b"DELETE /nope HTTP/1.1\r\nHost: x\r\n\r\n", 3, False),
+]
+
+
+async def test_lean_answers_raw_requests_with_the_ordinary_servers_bytes() -> None:
+    issuer = JWTIssuer()
+    token = issuer.mint("alice", lifetime=600).encode()
+    answers: dict[bool, list[bytes]] = {}
+    for lean in (False, True):
+        async with MockServer(issuer=issuer, lean=lean) as server:
+            answers[lean] = []
+            for raw, count, closes in _RAW_REQUESTS:
+                got = await exchange_raw(server, raw.replace(b"TOKEN", token), count, closes)
+                answers[lean].append(got.replace(str(server.port).encode(), b"PORT"))
+    assert answers[True] == answers[False]
+    not_found = b"HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 9\r\n"
+    assert answers[True][0] == 2 * (not_found + b"\r\nnot found")  # kept alive
+
+
+async def exchange_raw(server: MockServer, raw: bytes, count: int, closes: bool) -> bytes:
+    """Send ``raw`` on a new connection and read its ``count`` (sized) answers; then the
+    end of the connection, or (kept alive) the answer to one more plain request."""
+    async with await anyio.connect_tcp(server.host, server.port) as stream:
+        await stream.send(raw)
+        with anyio.fail_after(5):
+            out = await read_answers(stream, count)
+            if closes:
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    out += await stream.receive()
+                return out
+            await stream.send(_GET_NOPE)
+            return await read_answers(stream, 1, out)
+
+
+async def read_answers(stream: anyio.abc.SocketStream, count: int, data: bytes = b"") -> bytes:
+    start = len(data)
+    while _sized_answers(data[start:]) < count:
+        data += await stream.receive()
+    return data
+
+
+def _sized_answers(data: bytes) -> int:
+    count = pos = 0
+    while (end := data.find(b"\r\n\r\n", pos)) >= 0:
+        length = re.search(rb"content-length: *(\d+)", data[pos:end].lower())
+        size = int(length.group(1)) if length else 0
+        if len(data) < end + 4 + size:
+            break
+        count, pos = count + 1, end + 4 + size
+    return count
+
+
+async def test_lean_notices_a_client_that_leaves_mid_stream() -> None:
+    async with MockServer(lean=True) as server:
+        token = server.mint("alice")
+        body = json.dumps(rpc(7, "subscriptions/listen", meta())).encode()
+        head = "".join(f"{k}: {v}\r\n" for k, v in modern(token, "subscriptions/listen").items())
+        request = (
+            f"POST /mcp HTTP/1.1\r\nHost: x\r\n{head}Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        async with await anyio.connect_tcp(server.host, server.port) as stream:
+            await stream.send(request)
+            with anyio.fail_after(5):
+                await server.wait_for_streams(1, principal="alice")
+                assert b"notifications/subscriptions/acknowledged" in await stream.receive()
+        with anyio.fail_after(5):
+            await server.wait_until(lambda s: s.open_streams == 0)
+        assert server.emit("notifications/tools/list_changed") == 0
+
+
+_HEADER_CASES = [
+    ("x-a", "v"),
+    ("x-a", ""),
+    ("x-a", "a b\tc"),
+    ("x-a", "caf\xe9"),
+    ("x-a", " lead"),
+    ("x-a", "trail "),
+    ("x-a", "a\r\nb"),
+    ("x-a", "nul\x00"),
+    ("bad name", "v"),
+    ("", "v"),
+    ("x:y", "v"),
+]
+
+
+def test_lean_writes_and_refuses_the_header_lines_h11_does() -> None:
+    for name, value in _HEADER_CASES:
+        conn = h11.Connection(h11.SERVER)
+        conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        conn.next_event()
+        headers = [(name.encode("latin-1"), value.encode("latin-1"))]
+        try:
+            head = conn.send(h11.Response(status_code=200, headers=headers))
+        except h11.LocalProtocolError:
+            with pytest.raises(h11.LocalProtocolError):
+                _header_line(name, value)
+        else:
+            assert head is not None and _header_line(name, value) in head
+
+
+def test_lean_json_is_the_stdlibs_wherever_orjson_would_differ() -> None:
+    for value in (float("nan"), float("inf"), 2**70, {1: "a"}, None, [1.5, "x", True]):
+        message = {"jsonrpc": "2.0", "id": 1, "result": {"v": value}}
+        assert _lean.encode(message) == encode_json(message)
+    accented = {"text": "caf\xe9"}  # UTF-8 rather than an escape: the same JSON
+    assert json.loads(_lean.encode(accented)) == json.loads(encode_json(accented))
+    for raw in (b'{"n": 123456789012345678901234567}', b'{"x": NaN}', b'{"s": "\\ud800"}'):
+        assert repr(_lean.decode(raw)) == repr(json.loads(raw))
+
+
+def test_few_collections_is_undone_on_exit() -> None:
+    before = gc.get_threshold()
+    with few_collections(threshold=12_345):
+        assert gc.get_threshold()[0] == 12_345 and gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

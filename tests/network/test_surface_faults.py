@@ -8,49 +8,25 @@ requests are bounded per connection and cancellable.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import httpx
 import pytest
+from surface_client import connected
 
 from mcpconn import (
-    Backoff,
-    Connection,
     JSONRPCError,
     Limits,
     RequestTimeout,
     ServerConfig,
     ServerRequest,
     State,
-    Supervisor,
     Timeouts,
-    TokenSource,
 )
 from mcpconn._mcp.session import SessionHandlers, open_session
 from mcpconn._supervision.server_requests import RequestHandler
-from mcpconn.testing import Fault, JWTProvider, MockServer, Tool
-
-FAST = Backoff(initial=0.05, max_delay=0.1)
-
-
-@asynccontextmanager
-async def connected(
-    server: MockServer,
-    *,
-    handlers: dict[str, RequestHandler] | None = None,
-    **options: Any,
-) -> AsyncIterator[tuple[Supervisor, Connection]]:
-    options.setdefault("transport", "streamable-http")
-    options.setdefault("protocol_version", "2025-11-25")
-    config = ServerConfig("mock", server.url, backoff=FAST, **options)
-    async with Supervisor(TokenSource(JWTProvider(server.issuer))) as sup:
-        conn = await sup.connect(config, "ann", request_handlers=handlers)
-        with anyio.fail_after(10):
-            await conn.wait_for(State.READY)
-        yield sup, conn
+from mcpconn.testing import Fault, MockServer, Tool
 
 
 def listens(server: MockServer) -> int:
@@ -323,36 +299,3 @@ async def test_a_ping_flood_whose_replies_stall_holds_a_bounded_number_of_socket
             server.faults.remove(stall)
             assert (await conn.call_tool("echo", {"text": "still fine"}))["content"]
         await notes.aclose()
-
-
-@pytest.mark.parametrize(("ttl_ms", "fetches"), [(None, 1), (60_000, 1), (0, 2)])
-async def test_2026_list_ttl_is_honoured_without_a_listener(
-    ttl_ms: int | None, fetches: int
-) -> None:
-    async with (
-        MockServer(list_ttl_ms=ttl_ms) as server,
-        connected(server, protocol_version="2026-07-28", listen=False) as (_, conn),
-    ):
-        with anyio.fail_after(10):
-            first = await conn.list_tools()
-            assert await conn.list_tools() == first
-        assert server.stats().by_rpc_method.get("tools/list") == fetches
-
-
-def test_the_list_cache_expires_after_the_smallest_page_ttl() -> None:
-    from mcpconn._mcp.lists import ListCache
-
-    cache = ListCache()
-    pages = iter(
-        [
-            {"tools": [{"name": "a"}], "nextCursor": "2", "ttlMs": 5000},
-            {"tools": [{"name": "b"}], "ttlMs": 1000},
-        ]
-    )
-
-    async def request(method: str, params: Any) -> dict[str, Any]:
-        return next(pages)
-
-    anyio.run(cache.fetch, "tools", request, lambda: 100.0)
-    assert cache.cached("tools", 100.9) == [{"name": "a"}, {"name": "b"}]
-    assert cache.cached("tools", 101.0) is None

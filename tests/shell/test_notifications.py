@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import anyio
+import pytest
 
 from mcpconn._supervision.notifications import Broadcast
 
@@ -56,3 +60,18 @@ async def test_aclose_unsubscribes_and_subscribing_after_close_ends_at_once() ->
     hub.close()
     with anyio.fail_after(5):
         assert [x async for x in hub.subscribe()] == []
+
+
+async def test_a_subscription_can_be_weakly_referenced_but_takes_no_new_attributes() -> None:
+    """An embedder may track subscriptions in a WeakSet; slots keep them small (no __dict__)."""
+    hub: Broadcast[int] = Broadcast()
+    sub = hub.subscribe()
+    tracked: weakref.WeakSet[object] = weakref.WeakSet([sub])
+    ref = weakref.ref(sub)
+    assert ref() is sub and len(tracked) == 1
+    with pytest.raises(AttributeError):
+        sub.tag = "mine"  # type: ignore[attr-defined]
+    await sub.aclose()
+    del sub
+    gc.collect()
+    assert ref() is None and len(tracked) == 0  # the weak references kept nothing alive

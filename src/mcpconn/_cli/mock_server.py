@@ -7,6 +7,7 @@ one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -53,7 +54,8 @@ def add_mock_server_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--lean",
         action="store_true",
         help="least work per request (for load tests): a token's signature checked once, "
-        "short answers written in one send",
+        "plain requests parsed without h11, short answers written in one send, garbage "
+        "collected rarely",
     )
     parser.add_argument(
         "--ready-file", default=None, help="write the URLs and secret as JSON here once listening"
@@ -109,6 +111,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 async def serve_mock_server(args: argparse.Namespace) -> int:
     """Run the server until SIGINT/SIGTERM; returns the exit status."""
     from ..testing import JWTIssuer, MockServer
+    from ..testing._lean import few_collections
 
     try:
         opts = _options(args)
@@ -132,7 +135,8 @@ async def serve_mock_server(args: argparse.Namespace) -> int:
         control=True,
         token_lifetime=opts["lifetime"],
     )
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    collector = few_collections() if opts["lean"] else contextlib.nullcontext()
+    with collector, anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
             async with server:
                 info = {

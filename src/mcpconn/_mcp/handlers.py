@@ -30,6 +30,9 @@ class SessionHandlers:
     on_listener_fresh: Callable[[], None] | None = None
     #: A server request was refused (over ``limits.max_server_requests``).
     on_refused: Callable[[], None] | None = None
+    #: An ``initialize`` is about to be sent: the session it opens on the server is
+    #: known only from its answer, so a close should wait for that answer (and DELETE).
+    on_initialize: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)

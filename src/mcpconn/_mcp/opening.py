@@ -147,6 +147,8 @@ class Opening(SessionPart):
 
     async def _initialize(self, transport: Transport) -> None:
         capabilities = self._client_capabilities()
+        if self._handlers.on_initialize is not None:
+            self._handlers.on_initialize()
         hello = await _handshake.initialize(transport, self._roundtrip, self._config, capabilities)
         self._adopt(hello)
         await transport.send_message(_jsonrpc.Notification("notifications/initialized", None))

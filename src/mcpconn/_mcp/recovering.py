@@ -4,6 +4,8 @@ Mixed into `Session`. The decision is `mcpconn._core.recovery.recover` (the
 era's rules x the error x the steps this call already took); here is only the
 doing: initialize again (single-flight across concurrent callers, then
 ``on_reinitialized``), count a re-issue, or re-read the tools, then try again.
+A close lets a re-initialize in flight finish first: the session it opens on
+the server is the one to DELETE.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Recovering(SessionPart):
 
     _generation: int
     _counts: dict[str, int]
+    _reinit_lock_made: anyio.Lock | None
 
     if TYPE_CHECKING:
 
@@ -96,3 +99,12 @@ class Recovering(SessionPart):
                 callback()
             except Exception:
                 logger.exception("on_reinitialized raised")
+
+    async def _finish_reinitialize(self) -> None:
+        """Wait (within ``timeouts.close``) for a re-initialize in flight: the server
+        opened a session that only its answer names, and a close must DELETE that one."""
+        lock = self._reinit_lock_made
+        if lock is not None and lock.locked():
+            with anyio.move_on_after(self._config.timeouts.close):
+                async with lock:
+                    pass

@@ -301,6 +301,8 @@ class Session(Listening, Recovering, Opening, Inbound):
 
     async def _aclose(self) -> None:
         self._closed = True
+        if not self._discarded:
+            await self._finish_reinitialize()  # the session it opens is the one to DELETE
         self._fail_all(ConnectionClosed("the session closed"))
         self._desk.cancel_all()
         for scope in list(self._inflight):
@@ -344,6 +346,14 @@ class open_session:
         self._dropped = True
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
+
+    def drop_at(self, deadline: float) -> None:
+        """`drop` at ``deadline`` (``anyio.current_time()``) unless it is over by then."""
+        if self._tg is None:
+            self.drop()
+        else:
+            scope = self._tg.cancel_scope
+            scope.deadline = min(scope.deadline, deadline)
 
     async def __aenter__(self) -> Session:
         tg = self._tg = anyio.create_task_group()

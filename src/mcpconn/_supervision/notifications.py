@@ -20,7 +20,7 @@ T = TypeVar("T")
 class Subscription(AsyncIterator[T], anyio.abc.AsyncResource, Generic[T]):
     """An async iterator over what a `Broadcast` publishes after it was created."""
 
-    __slots__ = ("_closed", "_items", "_owner", "_wakeup", "dropped")
+    __slots__ = ("__weakref__", "_closed", "_items", "_owner", "_wakeup", "dropped")
 
     def __init__(self, owner: Broadcast[T], maxlen: int) -> None:
         self._owner = owner

@@ -95,6 +95,7 @@ class Runner(SessionKeeping):
         #: A bug met while feeding a fact (raised by the task, as a crash of its own).
         self._crash: Exception | None = None
         self._opening: open_session | None = None
+        self._initializing = False
         self._refreshing: anyio.CancelScope | None = None
         self._held: Session | None = None
         #: The epoch of the session the task holds (or opens).

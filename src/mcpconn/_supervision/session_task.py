@@ -69,6 +69,8 @@ class SessionKeeping:
     _request_handlers: Mapping[str, RequestHandler]
     _connect: Connect | None
     _opening: open_session | None
+    #: An ``initialize`` of the opening is in flight: a close lets it finish, to DELETE.
+    _initializing: bool
     _refreshing: anyio.CancelScope | None
     _held: Session | None
     _listen_due: bool
@@ -120,9 +122,11 @@ class SessionKeeping:
             wanted=self.wanted,
             on_listener_fresh=self.lists.invalidate,
             on_refused=self._count_refused,
+            on_initialize=self._on_initialize,
         )
         held: Session | None = None
         self._session_epoch = epoch
+        self._initializing = False
         try:
             if self._auth is not None:
                 self._auth.retry_on_401 = retry_on_401
@@ -146,6 +150,7 @@ class SessionKeeping:
                 if self._auth is not None:
                     self._auth.retry_on_401 = True  # the server took our token: back to normal
                 held = self._held = session
+                self._initializing, handlers.on_initialize = False, None  # opened: no wait
                 self._listen_due = False
                 self._share_hello(session)
                 self.lists.invalidate()
@@ -177,6 +182,11 @@ class SessionKeeping:
             self._opening = None
             if held is not None and self._held is held:
                 self._held = None
+
+    def _on_initialize(self) -> None:
+        """An ``initialize`` of the session being opened is about to be sent."""
+        if self._session_epoch == self.epoch:
+            self._initializing = True
 
     def _share_hello(self, session: Session) -> None:
         """Thousands of connections to one server are told the same: keep one copy of
@@ -213,7 +223,13 @@ class SessionKeeping:
                 session.discard()
             session.drop()
         elif self._opening is not None:
-            self._opening.drop()  # still opening: stop it (it closes what it opened)
+            if polite and self._initializing:
+                # The server may have opened a session that only the answer names: let
+                # the opening finish (its epoch is stale now, so it closes at once, with
+                # DELETE), within timeouts.close.
+                self._opening.drop_at(anyio.current_time() + self.server.timeouts.close)
+            else:
+                self._opening.drop()  # still opening: stop it (it closes what it opened)
         elif self._refreshing is not None:
             self._refreshing.cancel()
 

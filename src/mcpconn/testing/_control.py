@@ -48,7 +48,7 @@ _FAULT_BUILDERS: dict[str, Any] = {
     "cut_mid_event": lambda d: Fault.cut_mid_event(int(d.get("after_events", 0))),
     "stall": lambda d: Fault.stall(after_headers=bool(d.get("after_headers", False))),
     "disconnect": lambda d: Fault.disconnect(),
-    "delay": lambda d: Fault.delay(float(d["seconds"])),
+    "delay": lambda d: Fault.delay(float(d["seconds"]), late_answer=bool(d.get("late_answer"))),
     "garbage": lambda d: Fault.garbage(),
     "oversized": lambda d: Fault.oversized(int(d.get("size", 8 << 20))),
     "non_json": lambda d: Fault.non_json(),

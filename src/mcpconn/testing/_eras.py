@@ -10,7 +10,7 @@ The stateless 2026-07-28 era lives in `_stateless.py`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -80,11 +80,13 @@ def error_message(rid: Any, code: int, message: str, data: Any = None) -> dict[s
     return {"jsonrpc": "2.0", "id": rid, "error": error}
 
 
-def notification(method: str, params: dict[str, Any] | None) -> bytes:
+def notification(
+    method: str, params: dict[str, Any] | None, encode: Callable[[Any], bytes] = encode_json
+) -> bytes:
     message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
     if params is not None:
         message["params"] = params
-    return encode_json(message)
+    return encode(message)
 
 
 async def json_reply(
@@ -280,10 +282,14 @@ async def _reply(
         await json_reply(rc.exchange, 200, response, headers)
         return
     stream = session.new_stream(maxlen=server.event_log_size)
-    stream.push(encode_json(response))
+    stream.push(server._encode(response))
     stream.finish()
-    await rc.exchange.start_stream(200, [*SSE_HEADERS, *headers])
     first = server.priming(stream, 0, session.protocol_version)
+    if server.lean and rc.fault is None:  # the priming event and the answer, one sized body
+        body = first + b"".join(frame for _, frame in stream.frames_after(0))
+        await rc.exchange.respond(200, [*SSE_HEADERS, *headers], body)
+        return
+    await rc.exchange.start_stream(200, [*SSE_HEADERS, *headers])
     await server.pump(stream, rc, after=0, first=first)
 
 
@@ -316,7 +322,12 @@ async def _streamable_get(server: MockServer, rc: RequestContext) -> None:
         target = session.listener
         after = target.last_seq
         first = server.priming(target, after, session.protocol_version)
-    await exchange.start_stream(200, [*SSE_HEADERS, ("mcp-session-id", session.id)])
+    headers = [*SSE_HEADERS, ("mcp-session-id", session.id)]
+    if server.lean and rc.fault is None:  # the head and the priming event in one send
+        await exchange.start_stream(200, headers, first=first)
+        first = b""
+    else:
+        await exchange.start_stream(200, headers)
     await server.pump(target, rc, after=after, first=first)
 
 

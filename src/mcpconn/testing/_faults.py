@@ -55,6 +55,9 @@ class Fault:
     auth_error: str | None = None
     auth_description: str | None = None
     scope: str | None = None
+    #: For `delay`: True does the request's work at once (an ``initialize`` opens
+    #: its session) and holds only the answer for ``seconds``.
+    late_answer: bool = False
 
     # -- statuses -----------------------------------------------------------------
     @classmethod
@@ -127,9 +130,14 @@ class Fault:
         return cls("disconnect")
 
     @classmethod
-    def delay(cls, seconds: float) -> Fault:
-        """Serve normally, but only after ``seconds``."""
-        return cls("delay", seconds=seconds)
+    def delay(cls, seconds: float, *, late_answer: bool = False) -> Fault:
+        """Serve normally, but only after ``seconds``.
+
+        ``late_answer``: do the work first, then wait before answering (the server
+        has acted on the request, e.g. opened a session, that the client may never
+        hear of: a client that gives up meanwhile leaves it behind).
+        """
+        return cls("delay", seconds=seconds, late_answer=late_answer)
 
     # -- bad bytes ----------------------------------------------------------------
     @classmethod

@@ -9,6 +9,7 @@ detection of a client that goes away mid-stream, and byte-level escape hatches
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ class Request:
     headers: tuple[tuple[str, str], ...]
     body: bytes
 
-    @property
+    @functools.cached_property
     def path(self) -> str:
         return urlsplit(self.target).path
 
@@ -94,6 +95,8 @@ class Exchange:
         self.client_gone = anyio.Event()
         #: Called with the status when the response starts (the server records it).
         self.on_start: Callable[[int], None] | None = None
+        #: Seconds to wait before the first byte of the response (a late answer).
+        self.hold = 0.0
 
     def _started(self, status: int) -> None:
         self.started = True
@@ -103,6 +106,9 @@ class Exchange:
     async def _write(self, data: bytes) -> None:
         if not data:
             return
+        if self.hold:
+            hold, self.hold = self.hold, 0.0
+            await anyio.sleep(hold)
         try:
             await self._stream.send(data)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
@@ -280,8 +286,11 @@ class HTTPServer:
             with contextlib.suppress(_ClientGone, h11.LocalProtocolError):
                 await exchange.respond(status, [("connection", "close")])
 
-    async def _connection_loop(self, stream: anyio.abc.SocketStream) -> None:
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_header)
+    async def _connection_loop(
+        self, stream: anyio.abc.SocketStream, conn: h11.Connection | None = None
+    ) -> None:
+        if conn is None:
+            conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_header)
         while True:
             request = await self._read_request(conn, stream)
             if request is None:
@@ -289,30 +298,40 @@ class HTTPServer:
             exchange = Exchange(conn, stream)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._watch_disconnect, conn, stream, exchange, tg.cancel_scope)
-                try:
-                    await self._handler(request, exchange)
-                except Exception as exc:
-                    if not _is_disconnect(exc):
-                        logger.exception("mock server handler failed")
-                    if exchange.started:
-                        exchange.aborted = True
-                    else:
-                        with contextlib.suppress(_ClientGone):
-                            await exchange.respond(500, body=b"internal error")
+                await self._serve_one(request, exchange)
                 tg.cancel_scope.cancel()
-            if exchange.aborted or exchange.client_gone.is_set():
+            if not await self._finish(exchange):
                 return
-            if not exchange.finished:
-                if exchange.started:
-                    await exchange.end_stream()
-                else:
-                    await exchange.respond(500, body=b"no response")
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return
             try:
                 conn.start_next_cycle()
             except h11.LocalProtocolError:
                 return
+
+    async def _serve_one(self, request: Request, exchange: Exchange) -> None:
+        """Run the handler; a failure is logged and answered 500 (or the stream dropped)."""
+        try:
+            await self._handler(request, exchange)
+        except Exception as exc:
+            if not _is_disconnect(exc):
+                logger.exception("mock server handler failed")
+            if exchange.started:
+                exchange.aborted = True
+            else:
+                with contextlib.suppress(_ClientGone):
+                    await exchange.respond(500, body=b"internal error")
+
+    async def _finish(self, exchange: Exchange) -> bool:
+        """End a response the handler left open; False: the connection cannot be reused."""
+        if exchange.aborted or exchange.client_gone.is_set():
+            return False
+        if not exchange.finished:
+            if exchange.started:
+                await exchange.end_stream()
+            else:
+                await exchange.respond(500, body=b"no response")
+        return True
 
     async def _watch_disconnect(
         self,

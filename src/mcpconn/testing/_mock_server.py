@@ -7,6 +7,7 @@ the server emits unasked in `_emission`, the lean mode's shortcuts in `_lean`.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from . import _control, _eras
+from . import _control, _eras, _lean
 from ._emission import Emission
 from ._eras import HANDSHAKE_VERSIONS, MODERN_VERSIONS, Session
 from ._events import EventStream, encode_json
@@ -24,6 +25,7 @@ from ._faults import STREAM_KINDS, FaultSet
 from ._http import Exchange, HTTPServer, Request
 from ._jwt_issuer import JWTIssuer
 from ._lean import VerifiedTokens
+from ._lean_http import LeanHTTPServer
 from ._requests import Auth, RequestContext, inject, prepare, reject_auth
 from ._stateless import stateless
 from ._stats import MockStats, Recorder, RequestRecord
@@ -43,9 +45,12 @@ class MockServer(Emission):
     ``lean=True`` serves the same protocol with the least work per request, for
     benchmarks whose floor would otherwise be this server's CPU: a token's
     signature is checked once (its expiry, audience and revocation still on
-    every request), and a response that is not a long-lived stream is written
-    in one piece (headers, its SSE events, the end) instead of being streamed.
-    Faults still apply; a faulted request takes the ordinary path.
+    every request), plain HTTP/1.1 requests are parsed without h11 by one
+    reader task per connection (anything else is served by h11, answered as
+    ordinarily), a response that is not a long-lived stream is written in one
+    piece (headers, its SSE events, the end) instead of being streamed, and
+    JSON goes through orjson when installed. Faults still apply; a faulted
+    request takes the ordinary path.
     """
 
     def __init__(
@@ -109,6 +114,9 @@ class MockServer(Emission):
         #: Lean mode (see the class docstring); the verified tokens it remembers.
         self.lean = lean
         self.verified = VerifiedTokens() if lean else None
+        #: The JSON codec of request bodies and the answers lean mode writes in one piece.
+        self._decode: Callable[[bytes], Any] = _lean.decode if lean else json.loads
+        self._encode: Callable[[Any], bytes] = _lean.encode if lean else encode_json
         #: The protocol version every ``initialize`` answers (settable while running;
         #: None: the client's own when we speak it). One we do not speak tests clients
         #: that re-initialize into a version they cannot use.
@@ -124,7 +132,7 @@ class MockServer(Emission):
         self.client_responses: deque[dict[str, Any]] = deque(maxlen=1000)
         self._listeners: dict[str | None, set[EventStream]] = {}
         self._recorder = Recorder(max_records)
-        self._http = HTTPServer(self._handle)
+        self._http = (LeanHTTPServer if lean else HTTPServer)(self._handle)
         self._tg: anyio.abc.TaskGroup | None = None
         self._stack: AsyncExitStack | None = None  # the task group `async with` enters
 
@@ -258,7 +266,9 @@ class MockServer(Emission):
         try:
             fault = self.faults.take(request.path, request.method, rc.rpc_method, rc.principal)
             if fault is not None:
-                if fault.kind == "delay":
+                if fault.kind == "delay" and fault.late_answer:
+                    exchange.hold = fault.seconds  # the work now, its answer late
+                elif fault.kind == "delay":
                     await anyio.sleep(fault.seconds)
                 elif fault.kind in STREAM_KINDS:
                     rc.fault = fault

@@ -48,6 +48,7 @@ class Registry:
         self.sessions[session.id] = session
         while len(self.sessions) > self.max_sessions:  # forget the oldest, like a real server
             self.drop_session(next(iter(self.sessions.values())))
+        self._recorder.changed()  # sessions is in the stats: wake wait_until
         return session
 
     def expire_sessions(self, principal: str | None = None) -> int:

@@ -8,14 +8,13 @@ the `RequestContext` to the writer.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import jwt
 
-from ._events import SSE_HEADERS, encode_json, sse_frame
+from ._events import SSE_HEADERS, sse_frame
 from ._faults import Fault
 from ._http import Exchange, Request
 from ._jwt_issuer import TokenRejected
@@ -62,7 +61,7 @@ def prepare(
     rpc_method = None
     if request.method == "POST" and request.body:
         try:
-            message = json.loads(request.body)
+            message = server._decode(request.body)
         except ValueError:
             parse_error = True
         if isinstance(message, dict) and isinstance(message.get("method"), str):
@@ -144,7 +143,7 @@ async def reject_auth(
         challenge += f', scope="{scope}"'
     challenge += f', resource_metadata="{server.resource_metadata_url}"'
     hdrs = [("www-authenticate", challenge), ("content-type", "application/json"), *headers]
-    payload = body or encode_json({"error": error, "error_description": description})
+    payload = body or server._encode({"error": error, "error_description": description})
     await exchange.respond(status, hdrs, payload)
 
 

@@ -186,10 +186,10 @@ async def stateless(server: MockServer, rc: RequestContext) -> None:
         events: list[bytes] = []
 
         def to_events(method: str, params: dict[str, Any] | None) -> None:
-            events.append(notification(method, params))
+            events.append(notification(method, params, server._encode))
 
         ctx = CallContext(server, rc.principal, "2026-07-28", token, to_events)
-        events.append(encode_json(await _modern_call(server, msg, ctx)))
+        events.append(server._encode(await _modern_call(server, msg, ctx)))
         await respond_events(exchange, events)
         return
     stream = EventStream("R", rc.principal, resumable=False)
@@ -235,12 +235,12 @@ async def _listen(server: MockServer, rc: RequestContext, msg: dict[str, Any]) -
     def transform(method: str, params: dict[str, Any] | None) -> bytes:
         body = dict(params or {})
         body["_meta"] = {**body.get("_meta", {}), SUBSCRIPTION_ID_KEY: rid}
-        return notification(method, body)
+        return notification(method, body, server._encode)
 
     stream.accepts = accepts
     stream.transform = transform
     ack = {"_meta": {SUBSCRIPTION_ID_KEY: rid}, "notifications": honoured}
-    acknowledged = notification("notifications/subscriptions/acknowledged", ack)
+    acknowledged = notification("notifications/subscriptions/acknowledged", ack, server._encode)
     first = b""
     if server.lean and rc.fault is None:
         first = sse_frame(acknowledged)  # the head and the acknowledgement in one send
