@@ -179,7 +179,7 @@ class SessionKeeping:
             self._log.exception("%s: unexpected error while connecting", self._who())
             self.fail_epoch(exc, epoch, "connect")
         finally:
-            self._opening = None
+            self._opening, self._initializing = None, False
             if held is not None and self._held is held:
                 self._held = None
 
