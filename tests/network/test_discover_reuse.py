@@ -62,6 +62,14 @@ async def refused_call(server: MockServer, conn: Connection) -> None:
         await conn.call_tool("echo", {"text": "refused"})
 
 
+async def listening(server: MockServer, principal: str = "ann") -> None:
+    """Wait until the listener's ``subscriptions/listen`` reached the server and a stream
+    is open: a call's own response stream (the discover's) counts as open too, for as
+    long as the server is still writing it, so the count of streams alone is no proof."""
+    await server.wait_until(lambda s: s.by_rpc_method.get("subscriptions/listen", 0) >= 1)
+    await server.wait_for_streams(1, principal=principal)
+
+
 async def next_ready(server: MockServer, changes: Subscription[StateChange]) -> int:
     """Wait for the next READY; how many ``subscriptions/listen`` the server had by then."""
     async for change in changes:
@@ -74,7 +82,7 @@ async def test_a_reconnect_reuses_a_fresh_discover_after_its_listen_was_accepted
     async with MockServer(eras=("stateless",), discover_ttl_ms=MINUTE_MS) as server:
         async with ready(server) as (conn, changes):
             with anyio.fail_after(10):
-                await server.wait_for_streams(1, principal="ann")
+                await listening(server)
                 assert count(server, "server/discover") == 1
                 await refused_call(server, conn)
                 # READY came only once the reconnect's listen was accepted
@@ -102,7 +110,7 @@ async def test_a_refused_token_never_reaches_ready_on_a_cached_discover() -> Non
     async with MockServer(eras=("stateless",), discover_ttl_ms=MINUTE_MS) as server:
         async with ready(server) as (conn, changes):
             with anyio.fail_after(10):
-                await server.wait_for_streams(1, principal="ann")
+                await listening(server)
                 server.revoke("ann")
                 await refused_call(server, conn)
                 async for change in changes:
@@ -116,7 +124,7 @@ async def test_a_failed_proof_falls_back_to_discover() -> None:
     async with MockServer(eras=("stateless",), discover_ttl_ms=MINUTE_MS) as server:
         async with ready(server) as (conn, changes):
             with anyio.fail_after(10):
-                await server.wait_for_streams(1, principal="ann")
+                await listening(server)
                 server.faults.add(Fault.status(503), times=1, rpc_method="subscriptions/listen")
                 await refused_call(server, conn)
                 await next_ready(server, changes)

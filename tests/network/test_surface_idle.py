@@ -1,5 +1,5 @@
-"""What a quiet connection does and keeps: two tasks, no request object, lists served
-from the cache for their TTL."""
+"""What a quiet connection does and keeps: one task, no request object, lists served
+from the cache for their TTL (more of what it keeps: `test_idle_memory`)."""
 
 from __future__ import annotations
 
@@ -58,9 +58,10 @@ def client_tasks() -> list[str]:
 
 
 @pytest.mark.parametrize("version", ["2025-11-25", "2026-07-28"])
-async def test_an_idle_listening_connection_runs_two_tasks(version: str) -> None:
-    """The runner and the task that holds the session, which runs the listener itself:
-    no listener task and no subscription watcher task (memory per idle listener)."""
+async def test_an_idle_listening_connection_runs_one_task(version: str) -> None:
+    """The connection's task holds the session and runs the listener itself: no runner
+    task beside it, no listener task, no subscription watcher task (memory per idle
+    listener)."""
     async with MockServer() as server:
         async with Supervisor(TokenSource(JWTProvider(server.issuer))) as sup:
             await anyio.wait_all_tasks_blocked()
@@ -78,10 +79,7 @@ async def test_an_idle_listening_connection_runs_two_tasks(version: str) -> None
                 await server.wait_for_streams(1, principal="ann")
             await anyio.wait_all_tasks_blocked()
             assert before == []
-            assert sorted(client_tasks()) == [
-                "mcpconn._supervision.session_task.SessionKeeping._session_task",
-                "mcpconn._supervision.supervisor.Supervisor._run_connection",
-            ]
+            assert client_tasks() == ["mcpconn._supervision.connection.Connection.run"]
             await conn.aclose()
 
 

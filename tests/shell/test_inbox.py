@@ -1,75 +1,68 @@
-"""The connection's waiting primitives: a FIFO inbox with a deadline, a one-shot flag."""
+"""The connection's waiting primitives: an alarm with a deadline, a one-shot flag."""
 
 from __future__ import annotations
 
 import anyio
 
-from mcpconn._supervision.inbox import Flag, Inbox
+from mcpconn._supervision.inbox import Alarm, Flag
 
 
-async def test_items_come_out_in_order() -> None:
-    inbox: Inbox[int] = Inbox()
-    for i in range(5):
-        inbox.put(i)
-    assert [await inbox.get() for _ in range(5)] == [0, 1, 2, 3, 4]
+async def test_a_sleeper_wakes_on_a_ring_from_another_task() -> None:
+    alarm = Alarm()
+    woke: list[bool] = []
 
-
-async def test_a_waiting_reader_wakes_on_put_from_another_task() -> None:
-    inbox: Inbox[str] = Inbox()
-    got: list[str | None] = []
-
-    async def reader() -> None:
-        got.append(await inbox.get())
+    async def sleeper() -> None:
+        await alarm.sleep()
+        woke.append(True)
 
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(reader)
+            tg.start_soon(sleeper)
             await anyio.wait_all_tasks_blocked()
-            inbox.put("fact")
-    assert got == ["fact"]
+            assert woke == []
+            alarm.ring()
+    assert woke == [True]
 
 
-async def test_the_deadline_returns_none_and_wins_over_queued_items_once_passed() -> None:
-    inbox: Inbox[int] = Inbox()
+async def test_the_deadline_ends_the_sleep_and_a_passed_one_returns_at_once() -> None:
+    alarm = Alarm()
     with anyio.fail_after(5):
-        assert await inbox.get(anyio.current_time() + 0.02) is None  # nothing came in time
-        inbox.put(1)
-        assert await inbox.get(anyio.current_time() - 1.0) is None  # the timer first
-        assert await inbox.get(anyio.current_time() + 10.0) == 1
+        start = anyio.current_time()
+        await alarm.sleep(start + 0.02)  # nobody rings
+        assert anyio.current_time() >= start + 0.02
+        await alarm.sleep(anyio.current_time() - 1.0)
+    assert alarm._waiter is None
 
 
-async def test_a_closed_inbox_takes_nothing() -> None:
-    inbox: Inbox[int] = Inbox()
-    inbox.put(1)
-    inbox.close()
-    inbox.put(2)
+async def test_a_ring_with_nobody_asleep_is_not_kept() -> None:
+    alarm = Alarm()
+    alarm.ring()
     with anyio.fail_after(5):
-        assert await inbox.get(anyio.current_time() + 0.01) is None
+        start = anyio.current_time()
+        await alarm.sleep(start + 0.02)
+        assert anyio.current_time() >= start + 0.02
 
 
-async def test_no_waiter_is_kept_once_the_reader_is_woken_or_cancelled() -> None:
-    inbox: Inbox[int] = Inbox()
+async def test_no_waiter_is_kept_once_the_sleeper_is_woken_or_cancelled() -> None:
+    alarm = Alarm()
     with anyio.move_on_after(0.01):
-        await inbox.get()
-    assert inbox._waiter is None  # cancelled: nothing left behind
-    inbox.put(1)
-    assert await inbox.get() == 1
-    assert inbox._waiter is None
+        await alarm.sleep()
+    assert alarm._waiter is None  # cancelled: nothing left behind
+    alarm.ring()  # nobody asleep: nothing to do
 
 
-async def test_a_put_between_the_readers_cancel_and_its_unwinding_is_kept() -> None:
-    # The reader's wait is cancelled at once (on asyncio its future too) but the reader
-    # has not run yet: a put then must neither raise nor be lost.
-    inbox: Inbox[int] = Inbox()
+async def test_a_ring_between_the_sleepers_cancel_and_its_unwinding_does_not_raise() -> None:
+    # The sleeper's wait is cancelled at once (on asyncio its future too) but the sleeper
+    # has not run yet: a ring then must not raise.
+    alarm = Alarm()
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(inbox.get)
+            tg.start_soon(alarm.sleep)
             await anyio.wait_all_tasks_blocked()
-            assert inbox._waiter is not None
+            assert alarm._waiter is not None
             tg.cancel_scope.cancel()
-            inbox.put(1)
-        assert inbox._waiter is None
-        assert await inbox.get() == 1
+            alarm.ring()
+        assert alarm._waiter is None
 
 
 async def test_a_flag_wakes_every_waiter_and_stays_set() -> None:

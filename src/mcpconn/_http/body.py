@@ -94,12 +94,22 @@ class ResponseBody(httpx.AsyncByteStream):
     without httpx's wrappers and without a cancel scope to stop it.
     """
 
-    __slots__ = ("_conn", "_timeout", "_transport")
+    __slots__ = ("_conn", "_scope", "_stop", "_timeout", "_transport")
 
     def __init__(self, transport: H11Transport, conn: Connection, timeout: float | None) -> None:
         self._transport = transport
         self._conn: Connection | None = conn
         self._timeout = timeout
+        self._scope: anyio.CancelScope | None = None  # a `pump`'s, while it reads
+        self._stop = False
+
+    def stop(self) -> None:
+        """Stop a `pump` under way, from any task: it returns True as if its reader had,
+        and the connection is closed (the rest of the body is not read). A listener's
+        restart costs no cancel scope of its own for the stream's life this way."""
+        self._stop = True
+        if self._scope is not None:
+            self._scope.cancel()
 
     def __aiter__(self) -> ResponseBody:
         return self
@@ -141,20 +151,30 @@ class ResponseBody(httpx.AsyncByteStream):
         try:
             outcome = None
             h = conn.h11
-            while outcome is None:  # what came with the head first: no read, no scope
+            while outcome is None and not self._stop:  # what came with the head: no scope
                 with READING:
                     event = h.next_event()
                 if event is h11.NEED_DATA:
                     break
                 outcome = _take(event, on_raw)
+            del event  # not held while the next read waits
             if outcome is None:
                 timeout = self._timeout
                 # One scope for every read, whose deadline each read moves; the events
                 # are read right here: a held listener's stack is one frame shallower.
                 with anyio.CancelScope() as scope:
-                    while outcome is None:
-                        outcome = _take(await next_event(conn, scope, timeout), on_raw)
+                    self._scope = scope
+                    if self._stop:
+                        scope.cancel()
+                    try:
+                        while outcome is None:
+                            outcome = _take(await next_event(conn, scope, timeout), on_raw)
+                    finally:
+                        self._scope = None
                 if scope.cancelled_caught:
+                    if self._stop:  # `stop`: the rest of the body is not read
+                        await self._abandon()
+                        return True
                     _read_timed_out()
             if outcome:
                 await self._stopped(conn)

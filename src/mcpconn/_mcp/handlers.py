@@ -12,7 +12,7 @@ from .wanted import Wanted
 __all__ = ["SessionHandlers", "SessionStatistics"]
 
 
-@dataclass
+@dataclass(slots=True)
 class SessionHandlers:
     """What the session calls back into; ``on_notification`` is sync and must not block.
 

@@ -1,21 +1,29 @@
-"""Server-to-client notifications: to the call that caused them, then to every subscriber.
+"""What the server sends the session: responses matched, notifications handed on.
 
-They run on the session's behalf but must never fail it: embedder callbacks
-that raise are logged. Server requests are answered in `server_requests`.
+`Inbound` (mixed into `Session`) routes every message: a response to its
+pending request, a notification to the call that caused it and then to every
+subscriber, a server request to the desk (answered in `server_requests`).
+Notifications run on the session's behalf but must never fail it: embedder
+callbacks that raise are logged.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._core import jsonrpc as _jsonrpc
 from .._core.bounds import json_number
-from .calls import CallStream
-from .transports.base import notification_dict
+from .._core.eras import EraRules
+from .._exceptions import MCPConnError
+from .calls import CallStream, Pending
+from .handlers import SessionHandlers
+from .server_requests import ServerRequestDesk
+from .transports.base import HTTPChannel, describe, notification_dict
 
-__all__ = ["ProgressCallback", "deliver_notification"]
+__all__ = ["Inbound", "ProgressCallback", "deliver_notification"]
 
 # The session's logger: these are the session's callbacks going wrong.
 logger = logging.getLogger("mcpconn.session")
@@ -52,3 +60,56 @@ def deliver_notification(
         on_notification(note)
     except Exception:
         logger.exception("on_notification raised")
+
+
+class Inbound:
+    """The routing half of `Session` (see the module docstring)."""
+
+    rules: EraRules
+    _handlers: SessionHandlers
+    _channel: HTTPChannel
+    _desk: ServerRequestDesk
+    _pending: dict[_jsonrpc.RequestId, Pending]
+    _progress: dict[Any, ProgressCallback]
+    _legacy_calls: dict[Any, CallStream]
+    _counts: Counter[str]
+
+    def _dispatch(self, message: _jsonrpc.Message, stream: CallStream | None = None) -> None:
+        """Route one inbound message; sync, never raises for the server's sake.
+
+        ``stream`` is the call whose own response stream carried ``message``
+        (None on the listener and on the legacy SSE stream).
+        """
+        if isinstance(message, _jsonrpc.Notification):  # the common case first
+            if message.method == "notifications/cancelled":
+                self._desk.cancel(message.params)
+            if stream is None and self._legacy_calls and message.method == "notifications/progress":
+                stream = self._legacy_calls.get((message.params or {}).get("progressToken"))
+            deliver_notification(message, self._progress, self._handlers.on_notification, stream)
+        elif isinstance(message, (_jsonrpc.Response, _jsonrpc.ErrorResponse)):
+            pending = self._pending.get(message.id) if message.id is not None else None
+            if pending is None:
+                self._counts["unknown"] += 1
+                shown = self._channel.clean(message.id)
+                logger.debug("ignored a response to unknown or finished id %s", shown)
+            elif pending.answered:
+                self._counts["duplicate"] += 1
+            else:
+                if isinstance(message, _jsonrpc.Response):
+                    pending.result = message.result
+                else:
+                    pending.error = message.error
+                pending.set()
+        elif not self.rules.server_requests:
+            self._counts["skipped"] += 1
+            shown = describe(message, self._channel.secrets)
+            logger.debug("ignored %s: no server requests in the %s era", shown, self.rules.name)
+        else:
+            context = stream.options.context if stream is not None else None
+            self._desk.receive(message, context)
+
+    def _fail_all(self, error: MCPConnError) -> None:
+        for pending in self._pending.values():
+            if not pending.answered:
+                pending.error = error
+                pending.set()

@@ -41,6 +41,9 @@ from .handlers import SessionHandlers
 from .transports import Transport
 from .transports.stateless import LISTEN_FILTER
 
+if TYPE_CHECKING:
+    from .calls import CallStream
+
 __all__ = ["LISTENER_GRACE", "FirstListen", "Listening"]
 
 logger = logging.getLogger("mcpconn.session")
@@ -68,7 +71,9 @@ class Listening:
 
         def _require_transport(self) -> Transport: ...
 
-        def _dispatch(self, message: _jsonrpc.Message) -> None: ...
+        def _dispatch(
+            self, message: _jsonrpc.Message, stream: CallStream | None = None
+        ) -> None: ...
 
         async def _reinitialize(self, generation: int) -> None: ...
 
@@ -142,19 +147,15 @@ class Listening:
         ``on_open`` is called each time the server accepted a stream (2xx, SSE).
         """
         wanted = self._handlers.wanted
-        while True:
+        while True:  # an edit of the subscriptions ends a listen early: listen again
             self._listen_starts += 1
-            with anyio.CancelScope() as scope:
-                wanted.watch(scope.cancel)  # an edit of the subscriptions re-listens
-                try:
-                    # made in the call: this frame keeps nothing of it for the stream's life
-                    await transport.listen(
-                        self._dispatch_listener, self._listen_request(), on_open=on_open
-                    )
-                finally:
-                    wanted.unwatch(scope.cancel)
-            if not scope.cancel_called:
-                return  # unreachable: listen always raises; kept for the type checker
+            # made in the call: this frame keeps nothing of it for the stream's life
+            await transport.listen(
+                self._dispatch_listener,
+                self._listen_request(),
+                on_open=on_open,
+                restart_on=wanted,
+            )
 
     def _listen_request(self) -> _jsonrpc.Request:
         notifications = self._handlers.wanted.listen_filter(LISTEN_FILTER)

@@ -16,8 +16,7 @@ response is ignored and counted).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -30,17 +29,15 @@ from .._core import jsonrpc as _jsonrpc
 from .._core.eras import Era, EraRules
 from .._exceptions import ConnectionClosed, MCPConnError, RequestTimeout
 from . import calls as _calls
-from . import inbound as _inbound
 from .calls import NO_OPTIONS, CallOptions, CallStream, Pending
 from .handlers import SessionHandlers, SessionStatistics
 from .handshake import ToolLearner, client_capabilities
-from .inbound import ProgressCallback
+from .inbound import Inbound, ProgressCallback
 from .listening import Listening
 from .opening import Opening
 from .recovering import Recovering
 from .server_requests import Incoming, ServerRequestDesk
 from .transports import HTTPChannel, Transport
-from .transports.base import describe
 from .transports.eras import EraCache
 
 __all__ = [
@@ -55,8 +52,11 @@ __all__ = [
 
 logger = logging.getLogger("mcpconn.session")
 
+#: What `open_session` was given, handed to the `Session` it makes.
+OpenArgs = tuple[httpx.AsyncClient, ServerConfig, httpx.Auth | None, SessionHandlers, str | None]
 
-class Session(Listening, Recovering, Opening):
+
+class Session(Listening, Recovering, Opening, Inbound):
     """One live MCP session. Use `open_session`; do not construct it yourself."""
 
     #: What the session's era does (set when an era is tried).
@@ -66,16 +66,8 @@ class Session(Listening, Recovering, Opening):
     capabilities: dict[str, Any]
     instructions: str | None
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        config: ServerConfig,
-        *,
-        auth: httpx.Auth | None,
-        handlers: SessionHandlers,
-        task_group: TaskGroup,
-        principal: str | None = None,
-    ) -> None:
+    def __init__(self, args: OpenArgs, task_group: TaskGroup) -> None:
+        client, config, auth, handlers, principal = args
         self._config = config
         self._principal = principal
         self._handlers = handlers
@@ -89,7 +81,9 @@ class Session(Listening, Recovering, Opening):
         self._desk = ServerRequestDesk(
             config, task_group, handlers.on_request, self._send, handlers.on_refused
         )
-        self._inflight: set[anyio.CancelScope] = set()
+        #: The calls in flight, cancelled when the session closes (a dict: an empty set
+        #: is 216 bytes, an empty dict 64, and thousands of idle sessions have none).
+        self._inflight: dict[anyio.CancelScope, None] = {}
         self._transport: Transport | None = None
         self._learn_tools: ToolLearner | None = None
         self._reinit_lock_made: anyio.Lock | None = None
@@ -97,9 +91,8 @@ class Session(Listening, Recovering, Opening):
         self._listen_starts = 0
         self._closed = False
         self._discarded = False
-        self._counts = dict.fromkeys(
-            ("requests", "unknown", "duplicate", "skipped", "reinit", "reissued"), 0
-        )
+        #: requests, unknown, duplicate, skipped, reinit, reissued (a key made at its first)
+        self._counts: Counter[str] = Counter()
         self.server_info = {}
         self.capabilities = {}
         self.instructions = None
@@ -253,7 +246,7 @@ class Session(Listening, Recovering, Opening):
             sent.append(rid)
         self._counts["requests"] += 1
         scope = anyio.CancelScope()  # cancelled when the session closes under us
-        self._inflight.add(scope)
+        self._inflight[scope] = None
         try:
             with scope:
                 await transport.send_request(
@@ -263,8 +256,10 @@ class Session(Listening, Recovering, Opening):
                 )
                 await pending.wait()
         finally:
-            self._inflight.discard(scope)
+            self._inflight.pop(scope, None)
             del self._pending[rid]
+            if not self._pending:  # an emptied dict keeps its table: idle sessions hold none
+                self._pending, self._inflight = {}, {}
             self._progress.pop(rid, None)
             if by_token:
                 self._legacy_calls.pop(token, None)
@@ -283,44 +278,6 @@ class Session(Listening, Recovering, Opening):
             except MCPConnError as exc:
                 logger.debug("could not send notifications/cancelled: %s", type(exc).__name__)
 
-    # ---- inbound --------------------------------------------------------------------------
-
-    def _dispatch(self, message: _jsonrpc.Message, stream: CallStream | None = None) -> None:
-        """Route one inbound message; sync, never raises for the server's sake.
-
-        ``stream`` is the call whose own response stream carried ``message``
-        (None on the listener and on the legacy SSE stream).
-        """
-        if isinstance(message, _jsonrpc.Notification):  # the common case first
-            if message.method == "notifications/cancelled":
-                self._desk.cancel(message.params)
-            if stream is None and self._legacy_calls and message.method == "notifications/progress":
-                stream = self._legacy_calls.get((message.params or {}).get("progressToken"))
-            _inbound.deliver_notification(
-                message, self._progress, self._handlers.on_notification, stream
-            )
-        elif isinstance(message, (_jsonrpc.Response, _jsonrpc.ErrorResponse)):
-            pending = self._pending.get(message.id) if message.id is not None else None
-            if pending is None:
-                self._counts["unknown"] += 1
-                shown = self._channel.clean(message.id)
-                logger.debug("ignored a response to unknown or finished id %s", shown)
-            elif pending.answered:
-                self._counts["duplicate"] += 1
-            else:
-                if isinstance(message, _jsonrpc.Response):
-                    pending.result = message.result
-                else:
-                    pending.error = message.error
-                pending.set()
-        elif not self.rules.server_requests:
-            self._counts["skipped"] += 1
-            shown = describe(message, self._channel.secrets)
-            logger.debug("ignored %s: no server requests in the %s era", shown, self.rules.name)
-        else:
-            context = stream.options.context if stream is not None else None
-            self._desk.receive(message, context)
-
     async def _answer_input(
         self, method: str, params: dict[str, Any] | None, key: str, context: Any
     ) -> dict[str, Any] | None:
@@ -331,12 +288,6 @@ class Session(Listening, Recovering, Opening):
         with anyio.fail_after(self._config.timeouts.server_request):
             result = await handler(Incoming(method, params, key, context, anyio.Event()))
         return result if isinstance(result, dict) else None
-
-    def _fail_all(self, error: MCPConnError) -> None:
-        for pending in self._pending.values():
-            if not pending.answered:
-                pending.error = error
-                pending.set()
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -354,7 +305,7 @@ class Session(Listening, Recovering, Opening):
             await self._finish_reinitialize()  # the session it opens is the one to DELETE
         self._fail_all(ConnectionClosed("the session closed"))
         self._desk.cancel_all()
-        for scope in self._inflight:
+        for scope in list(self._inflight):
             scope.cancel()
         transport = self._transport
         if transport is None:
@@ -364,34 +315,71 @@ class Session(Listening, Recovering, Opening):
         await transport.aclose()
 
 
-@asynccontextmanager
-async def open_session(
-    client: httpx.AsyncClient,
-    config: ServerConfig,
-    *,
-    auth: httpx.Auth | None,
-    handlers: SessionHandlers,
-    era_cache: EraCache | None = None,
-    principal: str | None = None,
-) -> AsyncIterator[Session]:
+class open_session:
     """Open one MCP session (see the module docstring); close it on exit.
 
     ``principal`` scopes the reuse of a private ``server/discover`` answer kept
-    in ``era_cache`` (`mcpconn._core.discovery`).
+    in ``era_cache`` (`mcpconn._core.discovery`). A class, not a generator: a
+    session held for hours keeps no generator frame and wrapper under it.
     """
-    error: Exception | None = None
-    async with anyio.create_task_group() as tg:
-        session = Session(
-            client, config, auth=auth, handlers=handlers, task_group=tg, principal=principal
-        )
-        try:
-            await session._open(era_cache)
-            yield session
-        except Exception as exc:  # re-raised below, outside the group: no ExceptionGroup
-            error = exc
-        finally:
-            with anyio.move_on_after(config.timeouts.close + 1.0, shield=True):
-                await session._aclose()
+
+    __slots__ = ("_args", "_dropped", "_era_cache", "_tg", "session")
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        config: ServerConfig,
+        *,
+        auth: httpx.Auth | None,
+        handlers: SessionHandlers,
+        era_cache: EraCache | None = None,
+        principal: str | None = None,
+    ) -> None:
+        self._args: OpenArgs = (client, config, auth, handlers, principal)
+        self._era_cache = era_cache
+        self._tg: TaskGroup | None = None
+        self._dropped = False
+        self.session: Session | None = None
+
+    def drop(self) -> None:
+        """Stop the opening (or the body, as `Session.drop`); it then closes what it opened."""
+        self._dropped = True
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+
+    def drop_at(self, deadline: float) -> None:
+        """`drop` at ``deadline`` (``anyio.current_time()``) unless it is over by then."""
+        if self._tg is None:
+            self.drop()
+        else:
+            scope = self._tg.cancel_scope
+            scope.deadline = min(scope.deadline, deadline)
+
+    async def __aenter__(self) -> Session:
+        tg = self._tg = anyio.create_task_group()
+        await tg.__aenter__()
+        if self._dropped:
             tg.cancel_scope.cancel()
-    if error is not None:
-        raise error
+        session = self.session = Session(self._args, tg)
+        try:
+            await session._open(self._era_cache)
+        except BaseException as exc:
+            if await self._close(exc):  # the group took its own cancellation: a drop
+                raise ConnectionClosed("the session was dropped while it opened") from None
+            raise  # an Exception: outside the group, so no ExceptionGroup
+        return session
+
+    async def __aexit__(self, *exc_info: Any) -> bool:
+        return await self._close(exc_info[1])
+
+    async def _close(self, exc: BaseException | None) -> bool:
+        """Close the session and leave its group; True if the group took ``exc``."""
+        session, tg = self.session, self._tg
+        assert session is not None and tg is not None
+        with anyio.move_on_after(session._config.timeouts.close + 1.0, shield=True):
+            await session._aclose()
+        tg.cancel_scope.cancel()
+        if exc is None or isinstance(exc, Exception):
+            await tg.__aexit__(None, None, None)  # re-raised by the caller, outside the group
+            return False
+        return bool(await tg.__aexit__(type(exc), exc, exc.__traceback__))

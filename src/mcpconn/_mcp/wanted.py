@@ -32,6 +32,8 @@ __all__ = [
 
 logger = logging.getLogger("mcpconn.session")
 
+_NONE: frozenset[str] = frozenset()
+
 Roundtrip = Callable[[str, dict[str, Any] | None], Awaitable[dict[str, Any]]]
 
 
@@ -63,25 +65,51 @@ def sends_subscribe(rules: EraRules, capabilities: Mapping[str, Any]) -> bool:
 class Wanted:
     """The level and subscriptions one connection asks for; watchers hear of an edit."""
 
-    __slots__ = ("_watchers", "log_level", "subscriptions")
+    __slots__ = ("_subscriptions", "_watchers", "log_level")
 
     def __init__(self, log_level: str | None = None) -> None:
         self.log_level = log_level
-        self.subscriptions: set[str] = set()
-        self._watchers: list[Callable[[], None]] = []
+        # Made at the first: most connections never subscribe (an empty set is 216 bytes).
+        self._subscriptions: set[str] | None = None
+        self._watchers: list[Callable[[], None]] | None = None
+
+    @property
+    def subscriptions(self) -> frozenset[str] | set[str]:
+        """The resource URIs to keep subscribed (read-only: `subscribe`, `unsubscribe`)."""
+        return self._subscriptions or _NONE
+
+    def subscribe(self, uri: str) -> bool:
+        """Add ``uri``; False if it was there already."""
+        subscriptions = self._subscriptions
+        if subscriptions is None:
+            subscriptions = self._subscriptions = set()
+        elif uri in subscriptions:
+            return False
+        subscriptions.add(uri)
+        return True
+
+    def unsubscribe(self, uri: str) -> bool:
+        """Remove ``uri``; False if it was not there."""
+        subscriptions = self._subscriptions
+        if not subscriptions or uri not in subscriptions:
+            return False
+        subscriptions.discard(uri)
+        return True
 
     def mark_changed(self) -> None:
-        watchers, self._watchers = self._watchers, []
-        for watcher in watchers:
+        watchers, self._watchers = self._watchers, None
+        for watcher in watchers or ():
             watcher()
 
     def watch(self, watcher: Callable[[], None]) -> None:
         """Call ``watcher`` (sync, once) at the next edit of the subscriptions: a waiting
         listener costs no task and no waiter queue."""
+        if self._watchers is None:
+            self._watchers = []
         self._watchers.append(watcher)
 
     def unwatch(self, watcher: Callable[[], None]) -> None:
-        if watcher in self._watchers:
+        if self._watchers and watcher in self._watchers:
             self._watchers.remove(watcher)
 
     def meta_level(self, rules: EraRules) -> str | None:

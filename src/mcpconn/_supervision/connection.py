@@ -229,7 +229,9 @@ class Connection(ProtocolSurface):
     def subscribers(self) -> int:
         return self._notes.subscriber_count
 
-    def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> Coroutine[Any, Any, None]:
+    def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> Coroutine[Any, Any, None]:
         """The connection's own task (its runner's loop). Never raises for the server's sake.
 
         Await it: it hands back the runner's coroutine, so an idle connection's task

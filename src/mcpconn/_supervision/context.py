@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
+from anyio.abc import TaskGroup
 
 from .._core.budget import TokenBucket
 from .._core.machine import State
@@ -28,7 +29,7 @@ __all__ = ["ConnectionContext", "ReauthCallback"]
 ReauthCallback = Callable[[ReauthRequired], Awaitable[None] | None]
 
 
-@dataclass
+@dataclass(slots=True)
 class ConnectionContext:
     """What the supervisor shares with every connection it runs."""
 
@@ -44,3 +45,10 @@ class ConnectionContext:
     request_handlers: Mapping[str, RequestHandler] = field(default_factory=dict)
     #: The server's cap on requests in flight (``Limits.max_inflight``), shared.
     inflight_cap: anyio.CapacityLimiter | None = None
+    #: Where a connection starts what outlives a wait of its own (``on_reauth_required``).
+    task_group: TaskGroup | None = None
+    #: Server name -> the last (server info, capabilities) a session of it was told,
+    #: shared by every connection told the same (`SessionKeeping._share_hello`).
+    hellos: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
+    #: Called once a connection's task has ended, however it ended.
+    on_ended: Callable[[Connection], None] | None = None

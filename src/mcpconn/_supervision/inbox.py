@@ -1,25 +1,21 @@
-"""Waiting that costs nothing until someone waits: a one-shot flag and a fact inbox.
+"""Waiting that costs nothing until someone waits: a one-shot flag and an alarm.
 
 An idle connection is mostly waiting, and thousands of them wait at once. An
-``anyio.Event`` on asyncio carries a waiter deque (~760 bytes) from birth, and
-a memory object stream two ordered dicts and an event per receive. `Flag` and
-`Inbox` hold a plain value and make the one `anyio.Event` they need only while
-a task is actually waiting, and drop it once woken. The inbox's one reader
-waits for a put on a bare future on asyncio (an event would add its deque and
-two wrapper frames to every idle runner's wait).
+``anyio.Event`` on asyncio carries a waiter deque (~760 bytes) from birth.
+`Flag` and `Alarm` hold a plain value and make the one waiter they need only
+while a task is actually waiting, and drop it once woken. The alarm's one
+sleeper waits on a bare future on asyncio (an event would add its deque and
+two wrapper frames to every idle connection's wait).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Generic, TypeVar
 
 import anyio
 import anyio.lowlevel
 
-__all__ = ["Flag", "Inbox"]
-
-T = TypeVar("T")
+__all__ = ["Alarm", "Flag"]
 
 _Waiter = anyio.Event | asyncio.Future[None]
 
@@ -57,39 +53,32 @@ class Flag:
         await self._event.wait()
 
 
-class Inbox(Generic[T]):
-    """A FIFO of items posted from any task, read by one; a closed inbox takes nothing."""
+class Alarm:
+    """One task's sleep until a deadline or a `ring` from any task, whichever comes first.
 
-    __slots__ = ("_closed", "_items", "_waiter")
+    A ring with nobody asleep is not kept: the sleeper checks what it waits for
+    before it sleeps, and nothing else runs in between.
+    """
+
+    __slots__ = ("_waiter",)
 
     def __init__(self) -> None:
-        self._items: list[T] = []  # a few at a time; an empty deque is ~760 bytes
         self._waiter: _Waiter | None = None
-        self._closed = False
 
-    def put(self, item: T) -> None:
-        """Queue ``item`` (dropped once closed: a late item means nothing)."""
-        if self._closed:
-            return
-        self._items.append(item)
+    def ring(self) -> None:
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
             if isinstance(waiter, anyio.Event):
                 waiter.set()
-            elif not waiter.done():  # cancelled with its reader: nobody to wake
+            elif not waiter.done():  # cancelled with its sleeper: nobody to wake
                 waiter.set_result(None)
 
-    async def get(self, deadline: float | None = None) -> T | None:
-        """The next item; None once ``deadline`` (``anyio.current_time()``) has passed,
-        which wins over items already queued (as a receive under a passed timeout)."""
-        items = self._items
+    async def sleep(self, deadline: float | None = None) -> None:
+        """Until the next `ring`, or ``deadline`` (``anyio.current_time()``) if it is sooner."""
         if deadline is not None and anyio.current_time() >= deadline:
             await anyio.lowlevel.checkpoint()
-            return None
-        if items:
-            await anyio.lowlevel.checkpoint()
-            return items.pop(0)
+            return
         waiter = self._waiter = _new_waiter()
         woken = waiter.wait() if isinstance(waiter, anyio.Event) else waiter
         try:
@@ -101,8 +90,3 @@ class Inbox(Generic[T]):
         finally:
             if self._waiter is waiter:
                 self._waiter = None
-        return items.pop(0) if items else None
-
-    def close(self) -> None:
-        self._closed = True
-        self._items.clear()

@@ -1,14 +1,16 @@
-"""A connection's engine: owns the machine and its timer, and the task that holds the session.
+"""A connection's engine: owns the machine and its timer, and the one task that holds the session.
 
-One task per connection runs `Runner.run`: it reads facts from an inbox,
-feeds them to the sans-IO `Machine` and carries out the actions it returns.
-The machine's one timer is the inbox read's deadline, so a wait costs no
-task. Opening a session, keeping it entered and running its listener happen
-in one child task (`SessionKeeping`) that posts its outcome back as a fact
-tagged with the *epoch* it belongs to; a fact from an abandoned session is
-dropped, so a late failure can never knock a fresh session over. The runner
-decides nothing itself: logging, the 401 policy of each attempt and every
-wait come from the actions.
+Every fact is fed to the sans-IO `Machine` as it is posted, in the poster's
+task (the machine never awaits, and neither does carrying out its actions: a
+fact posted while one is being fed waits its turn). What needs a task (sleeping
+until the machine's timer, opening a session, running its listener, closing
+it) is done by the connection's one task, `Runner.run`: the actions leave it
+orders (a connect, a deadline, a listen) and ring its `Alarm`. So an idle
+listening connection costs one task, with nothing else waiting beside its
+stream. A session's outcomes come back as facts tagged with the *epoch* they
+belong to; a fact from an abandoned session is dropped, so a late failure can
+never knock a fresh session over. The runner decides nothing itself: logging,
+the 401 policy of each attempt and every wait come from the actions.
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ from .._core.token import Token
 from .._exceptions import Challenge, JSONRPCError, MCPConnError, ReauthRequired
 from .._mcp.lists import ListCache
 from .._mcp.server_requests import Incoming
+from .._mcp.session import Session, open_session
 from .._mcp.wanted import Wanted
 from .._tokens.auth import BearerAuth
 from .context import ConnectionContext, ReauthCallback
-from .inbox import Flag, Inbox
+from .inbox import Alarm, Flag
 from .notifications import Broadcast
 from .server_requests import RequestHandler, ServerRequest, merge_handlers
-from .session_task import Held, SessionKeeping
+from .session_task import SessionKeeping
 from .stats import StateChange
 from .surface import Negotiated
 
@@ -80,17 +83,26 @@ class Runner(SessionKeeping):
         self.epoch = 0
         self._ctx = context
         self._machine = machine
-        #: Every record carries the server and principal (``record.mcp_server``/``.principal``).
-        self._log = logging.LoggerAdapter(
-            logger, {"mcp_server": config.name, "principal": principal}
-        )
         # Made on demand: thousands of idle connections should not carry a waiter
         # queue each for nobody.
         self._changed: anyio.Event | None = None
-        self._inbox: Inbox[Tagged] = Inbox()
+        #: Facts posted while one is being fed (None: nothing is being fed).
+        self._queue: list[Tagged] | None = None
+        #: What the machine left the task to do: connect, wake at a deadline, listen.
+        self._connect: Connect | None = None
         self._deadline: float | None = None  # the machine's timer
-        self._held: Held | None = None
-        self._tg: anyio.abc.TaskGroup | None = None
+        self._listen_due = False
+        self._alarm = Alarm()
+        #: A bug met while feeding a fact (raised by the task, as a crash of its own).
+        self._crash: Exception | None = None
+        self._opening: open_session | None = None
+        self._initializing = False
+        self._refreshing: anyio.CancelScope | None = None
+        self._held: Session | None = None
+        #: The epoch of the session the task holds (or opens).
+        self._session_epoch = 0
+        #: The scopes of ``on_reauth_required`` callbacks running (made at the first).
+        self._callbacks: set[anyio.CancelScope] | None = None
         self._auth: BearerAuth | None = None
         if config.forward_token:
             self._auth = BearerAuth(
@@ -101,6 +113,13 @@ class Runner(SessionKeeping):
                 resource=canonical_uri(config.url),
             )
 
+    @property
+    def _log(self) -> logging.LoggerAdapter[logging.Logger]:
+        """Every record carries the server and principal (``record.mcp_server``/
+        ``.principal``); made per record: an idle connection logs nothing."""
+        extra = {"mcp_server": self.server.name, "principal": self.principal}
+        return logging.LoggerAdapter(logger, extra)
+
     # ---- what the handle reads and posts ------------------------------------------
 
     @property
@@ -109,8 +128,25 @@ class Runner(SessionKeeping):
         return State.CLOSED if self.finished.is_set() else self._machine.state
 
     def post(self, fact: Fact, epoch: int | None = None) -> None:
-        """Queue a fact from any task; ``epoch`` None means "whatever is current"."""
-        self._inbox.put((epoch, fact))  # after shutdown a late fact means nothing
+        """Feed a fact from any task; ``epoch`` None means "whatever is current"."""
+        if self.finished.is_set():
+            return  # after shutdown a late fact means nothing
+        queue = self._queue
+        if queue is not None:  # being fed (a fact posted by an action): its turn comes
+            queue.append((epoch, fact))
+            return
+        queue = self._queue = [(epoch, fact)]
+        try:
+            while queue and self._crash is None:
+                epoch, fact = queue.pop(0)
+                if epoch is None or epoch == self.epoch:
+                    self._step(fact)
+        except Exception as exc:  # the machine refused a fact (a bug): the task raises it
+            self._crash = exc
+            self._drop_session(polite=False)
+            self._alarm.ring()
+        finally:
+            self._queue = None
 
     @property
     def reason(self) -> str:
@@ -158,31 +194,48 @@ class Runner(SessionKeeping):
 
     # ---- the loop -------------------------------------------------------------------
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         """The connection's own task. Never raises for the server's sake."""
         try:
-            async with anyio.create_task_group() as tg:
-                self._tg = tg
-                task_status.started()
-                self.post(Fact(Input.STARTED))
-                while True:
-                    tagged = await self._inbox.get(self._deadline)
-                    if tagged is None:  # the machine's timer, before anything queued
-                        self._deadline = None
-                        tagged = (self.epoch, Fact(Input.TIMER_FIRED))
-                    epoch, fact = tagged
-                    if epoch is not None and epoch != self.epoch:
-                        continue
-                    if await self._step(fact):
-                        break
-                tg.cancel_scope.cancel()
+            task_status.started()
+            self.post(Fact(Input.STARTED))
+            while self._machine.state is not State.CLOSED and self._crash is None:
+                if self._connect is not None:
+                    await self._hold_session()
+                else:
+                    await self._sleep()
+            if self._crash is not None:  # the machine refused a fact (a bug): contained
+                logger.error(
+                    "connection %r crashed; it is closed", self._handle, exc_info=self._crash
+                )
+        except Exception:  # a bug of ours: contained to this connection too
+            logger.exception("connection %r crashed; it is closed", self._handle)
         finally:
-            self._inbox.close()
-            self.notes.close()
             self.finished.set()
+            self.notes.close()
             self._signal_change()
+            self._cancel_callbacks()
+            if self._ctx.on_ended is not None:
+                self._ctx.on_ended(self._handle)
 
-    async def _step(self, fact: Fact) -> bool:
+    async def _sleep(self) -> None:
+        """Until the alarm rings (an order came) or the machine's timer, which is fed."""
+        deadline = self._deadline
+        await self._alarm.sleep(deadline)
+        timed_out = deadline is not None and anyio.current_time() >= deadline
+        if timed_out and self._deadline == deadline:
+            self._deadline = None
+            self.post(Fact(Input.TIMER_FIRED), self.epoch)
+
+    async def _next_listen(self) -> None:
+        """Wait for the next `Listen` order, minding the machine's timer meanwhile."""
+        while not self._listen_due:
+            await self._sleep()
+        self._listen_due = False
+
+    def _step(self, fact: Fact) -> None:
         old = self._machine.state
         actions = self._machine.feed(fact, now=anyio.current_time(), rng=self._ctx.rng)
         new = self._machine.state
@@ -193,11 +246,9 @@ class Runner(SessionKeeping):
                 StateChange(self.server.name, self.principal, old, new, fact.reason)
             )
         for action in actions:
-            await self._do(action)
-        return new is State.CLOSED
+            self._do(action)
 
-    async def _do(self, action: Action) -> None:
-        assert self._tg is not None
+    def _do(self, action: Action) -> None:
         if not isinstance(action, Sleep | Listen):
             self._deadline = None  # the machine left the phase that was waiting
         if isinstance(action, Sleep):
@@ -207,12 +258,14 @@ class Runner(SessionKeeping):
                 )
             extra = self._ctx.retry_budget.reserve(anyio.current_time()) if action.budgeted else 0
             self._deadline = anyio.current_time() + action.seconds + extra
+            self._alarm.ring()
         elif isinstance(action, Connect):
             self.epoch += 1
             self._ctx.counters.connects += 1
-            self._tg.start_soon(self._session_task, self.epoch, action)
+            self._connect = action
+            self._alarm.ring()
         elif isinstance(action, Listen):
-            self._order_listen()  # run by the session's own task, tagged with its epoch
+            self._order_listen()  # run by the task holding the session
         elif isinstance(action, DropSession):
             self._drop_session(polite=action.polite)
         elif isinstance(action, Park):
@@ -220,7 +273,9 @@ class Runner(SessionKeeping):
         elif isinstance(action, Fail):
             self._log.error("%s: connection failed permanently: %s", self._who(), action.reason)
         elif isinstance(action, Shutdown):
-            await self._shutdown()
+            self._drop_session(polite=True)
+            self._connect = None
+            self._alarm.ring()
 
     def _count_failure(self, exc: BaseException, fact: Fact) -> None:
         counters = self._ctx.counters
@@ -244,16 +299,33 @@ class Runner(SessionKeeping):
                 park.count,
             )
         callback = self._ctx.on_reauth_required
-        if callback is not None and self._tg is not None:
-            self._tg.start_soon(self._call_reauth_callback, callback, self.reauth_error())
+        if callback is not None and self._ctx.task_group is not None:
+            self._ctx.task_group.start_soon(
+                self._call_reauth_callback, callback, self.reauth_error()
+            )
 
     async def _call_reauth_callback(self, callback: ReauthCallback, err: ReauthRequired) -> None:
+        """Run in the supervisor's task group, cancelled when this connection's task ends."""
+        if self.finished.is_set():
+            return
+        scope = anyio.CancelScope()
+        callbacks = self._callbacks
+        if callbacks is None:
+            callbacks = self._callbacks = set()
+        callbacks.add(scope)
         try:
-            result = callback(err)
-            if result is not None:
-                await result
+            with scope:
+                result = callback(err)
+                if result is not None:
+                    await result
         except Exception:
             self._log.exception("%s: on_reauth_required callback failed", self._who())
+        finally:
+            callbacks.discard(scope)
+
+    def _cancel_callbacks(self) -> None:
+        for scope in self._callbacks or ():
+            scope.cancel()
 
     # ---- server-to-client traffic ---------------------------------------------------
 
@@ -262,9 +334,10 @@ class Runner(SessionKeeping):
             self._changed.set()
             self._changed = None
 
-    def _on_notification(self, message: dict[str, Any], epoch: int) -> None:
+    def _on_notification(self, message: dict[str, Any]) -> None:
+        """From the session held (the one there is: the task holds one at a time)."""
         self.lists.on_notification(message.get("method"))
-        if epoch == self.epoch:
+        if self._session_epoch == self.epoch:
             self._ctx.counters.notifications += 1
         self.notes.publish(message)
 

@@ -1,21 +1,23 @@
-"""The task that holds one session: opens it, runs its listener itself, closes it.
+"""Holding one session in the connection's task: open it, run its listener, close it.
 
-Mixed into `Runner`. A `Connect` action starts `_session_task` in the runner's
-task group; it enters `open_session` (so it is the one task that enters and
-exits it), posts OPENED, then waits for `Listen` orders and runs each listen
-*in the same task*: an idle connection costs the runner's task and this one,
-with no listener task and no task group living for the stream's life (a
-pinger, when asked for, gets a task group of its own). Dropping the session
-cancels what runs inside `open_session` (`Session.drop`: no scope of our own);
-the task then leaves it, which closes politely (or not, after `Session.discard`).
-Every fact it posts is tagged with its epoch, so a session being dropped
-reports nothing that counts.
+Mixed into `Runner`. A `Connect` order makes the connection's task run
+`_hold_session`: it enters `open_session` (so it is the one task that enters
+and exits it), posts OPENED, then waits for `Listen` orders (and the machine's
+timer, for the wait before a re-listen) and runs each listen *itself*: an idle
+connection costs this one task, with no listener task and no task group living
+for the stream's life (a pinger, when asked for, gets a task group of its
+own). Dropping the session cancels what runs inside `open_session`
+(`Session.drop`, or `open_session.drop` while it is still opening: no scope of
+our own); the task then leaves it, which closes politely (or not, after
+`Session.discard`). Every fact it posts is tagged with its epoch, so a session
+being dropped reports nothing that counts.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
@@ -31,38 +33,11 @@ from .._mcp.session import Session, SessionHandlers, open_session
 from .._mcp.wanted import Wanted
 from .._tokens.auth import BearerAuth
 from .context import ConnectionContext
-from .inbox import Flag
+from .inbox import Alarm
 from .server_requests import RequestHandler, declared_capabilities
 from .surface import Negotiated
 
-__all__ = ["Held", "SessionKeeping"]
-
-
-class Held:
-    """The open session of one epoch, as its runner sees it."""
-
-    __slots__ = ("_listen_due", "_wake", "done", "epoch", "session")
-
-    def __init__(self, session: Session, epoch: int) -> None:
-        self.session = session
-        self.epoch = epoch
-        #: Set once the task has left `open_session` (the session is closed).
-        self.done = Flag()
-        self._listen_due = False
-        self._wake: anyio.Event | None = None
-
-    def order_listen(self) -> None:
-        self._listen_due = True
-        wake, self._wake = self._wake, None
-        if wake is not None:
-            wake.set()
-
-    async def next_listen(self) -> None:
-        """Wait for the next `order_listen` (the waiter exists only while waiting)."""
-        while not self._listen_due:
-            self._wake = anyio.Event()
-            await self._wake.wait()
-        self._listen_due = False
+__all__ = ["SessionKeeping"]
 
 
 class _NoPinger:
@@ -92,11 +67,15 @@ class SessionKeeping:
     _auth: BearerAuth | None
     _rejected: Token | None
     _request_handlers: Mapping[str, RequestHandler]
-    _held: Held | None
-    _log: logging.LoggerAdapter[logging.Logger]
-    #: (epoch, set once its task left `open_session`) while that epoch's opening
-    #: ``initialize`` is in flight: `_shutdown` waits for it, to DELETE the session.
-    _initializing: tuple[int, Flag] | None = None
+    _connect: Connect | None
+    _opening: open_session | None
+    #: An ``initialize`` of the opening is in flight: a close lets it finish, to DELETE.
+    _initializing: bool
+    _refreshing: anyio.CancelScope | None
+    _held: Session | None
+    _listen_due: bool
+    _session_epoch: int
+    _alarm: Alarm
 
     if TYPE_CHECKING:
 
@@ -106,7 +85,9 @@ class SessionKeeping:
             self, exc: BaseException, epoch: int, during: Literal["connect", "listen", "ping"]
         ) -> None: ...
 
-        def _on_notification(self, message: dict[str, Any], epoch: int) -> None: ...
+        async def _next_listen(self) -> None: ...
+
+        def _on_notification(self, message: dict[str, Any]) -> None: ...
 
         async def _on_server_request(self, incoming: Incoming) -> dict[str, Any]: ...
 
@@ -116,15 +97,23 @@ class SessionKeeping:
 
         def _who(self) -> str: ...
 
+        @property
+        def _log(self) -> logging.LoggerAdapter[logging.Logger]: ...
+
     @property
     def session(self) -> Session | None:
         """The open session (None while there is none)."""
-        held = self._held
-        return held.session if held is not None else None
+        return self._held
 
-    async def _session_task(self, epoch: int, connect: Connect) -> None:
+    async def _hold_session(self) -> None:
+        """Carry out the `Connect` order: the session is held until it is dropped."""
+        connect, self._connect = self._connect, None
+        assert connect is not None
+        epoch = self.epoch
+        refresh, retry_on_401 = connect.refresh_token, connect.retry_on_401
+        del connect  # this frame lasts as long as the session: it keeps no order
         handlers = SessionHandlers(
-            on_notification=lambda msg: self._on_notification(msg, epoch),
+            on_notification=self._on_notification,
             on_request=self._on_server_request,
             on_reinitialized=self._on_reinitialized,
             capabilities=declared_capabilities(
@@ -133,28 +122,37 @@ class SessionKeeping:
             wanted=self.wanted,
             on_listener_fresh=self.lists.invalidate,
             on_refused=self._count_refused,
-            on_initialize=self._initialize_hook(epoch),
+            on_initialize=self._on_initialize,
         )
-        held: Held | None = None
+        held: Session | None = None
+        self._session_epoch = epoch
+        self._initializing = False
         try:
             if self._auth is not None:
-                self._auth.retry_on_401 = connect.retry_on_401
-                if connect.refresh_token:
-                    await self._force_refresh()
-            async with open_session(
+                self._auth.retry_on_401 = retry_on_401
+                if refresh:
+                    with self._refreshing_scope() as scope:
+                        await self._force_refresh()
+                    if scope.cancel_called:
+                        return  # closed while refreshing
+            opening = self._opening = open_session(
                 self._ctx.client,
                 self.server,
                 auth=self._auth,
                 handlers=handlers,
                 era_cache=self._ctx.era_cache,
                 principal=self.principal,
-            ) as session:
+            )
+            async with opening as session:
+                self._opening = None
                 if epoch != self.epoch:
                     return
                 if self._auth is not None:
                     self._auth.retry_on_401 = True  # the server took our token: back to normal
-                held = self._held = Held(session, epoch)
-                self._initializing = handlers.on_initialize = None  # opened: nothing to wait for
+                held = self._held = session
+                self._initializing, handlers.on_initialize = False, None  # opened: no wait
+                self._listen_due = False
+                self._share_hello(session)
                 self.lists.invalidate()
                 self.negotiated = Negotiated.of(session)
                 self.post(Fact(Input.OPENED, reason=f"opened ({session.era})"), epoch)
@@ -165,7 +163,7 @@ class SessionKeeping:
                     if tg is not None:
                         tg.start_soon(self._pinger, session, epoch)
                     while True:
-                        await held.next_listen()
+                        await self._next_listen()
                         try:
                             await session.listen()
                         except MCPConnError as exc:
@@ -181,23 +179,24 @@ class SessionKeeping:
             self._log.exception("%s: unexpected error while connecting", self._who())
             self.fail_epoch(exc, epoch, "connect")
         finally:
-            opening = self._initializing
-            if opening is not None and opening[0] == epoch:
-                self._initializing = None
-                opening[1].set()
-            if held is not None:
-                if self._held is held:
-                    self._held = None
-                held.done.set()
+            self._opening, self._initializing = None, False
+            if held is not None and self._held is held:
+                self._held = None
 
-    def _initialize_hook(self, epoch: int) -> Callable[[], None]:
-        """``on_initialize`` for ``epoch``'s opening (dropped once the session is held)."""
+    def _on_initialize(self) -> None:
+        """An ``initialize`` of the session being opened is about to be sent."""
+        if self._session_epoch == self.epoch:
+            self._initializing = True
 
-        def sent() -> None:
-            if epoch == self.epoch:
-                self._initializing = (epoch, Flag())
-
-        return sent
+    def _share_hello(self, session: Session) -> None:
+        """Thousands of connections to one server are told the same: keep one copy of
+        it (~600 bytes each). A handshake replaces these dicts and nothing edits them."""
+        hellos, name = self._ctx.hellos, self.server.name
+        known = hellos.get(name)
+        if known is not None and known == (session.server_info, session.capabilities):
+            session.server_info, session.capabilities = known
+        else:
+            hellos[name] = (session.server_info, session.capabilities)
 
     async def _pinger(self, session: Session, epoch: int) -> None:
         assert self.server.ping_interval is not None
@@ -210,30 +209,39 @@ class SessionKeeping:
                 return
 
     def _order_listen(self) -> None:
-        held = self._held
-        if held is not None:
-            held.session.expect_listener()  # calls from now on wait for its stream
-            held.order_listen()
+        session = self._held
+        if session is not None:
+            session.expect_listener()  # calls from now on wait for its stream
+            self._listen_due = True
+            self._alarm.ring()
 
     def _drop_session(self, *, polite: bool) -> None:
-        held = self._held
         self.epoch += 1  # whatever the old session still reports is now stale
-        if held is not None:
+        session = self._held
+        if session is not None:
             if not polite:
-                held.session.discard()
-            held.session.drop()
+                session.discard()
+            session.drop()
+        elif self._opening is not None:
+            if polite and self._initializing:
+                # The server may have opened a session that only the answer names: let
+                # the opening finish (its epoch is stale now, so it closes at once, with
+                # DELETE), within timeouts.close.
+                self._opening.drop_at(anyio.current_time() + self.server.timeouts.close)
+            else:
+                self._opening.drop()  # still opening: stop it (it closes what it opened)
+        elif self._refreshing is not None:
+            self._refreshing.cancel()
 
-    async def _shutdown(self) -> None:
-        held, opening = self._held, self._initializing
-        self._drop_session(polite=True)
-        if held is not None:
-            with anyio.move_on_after(self.server.timeouts.close + 1.0, shield=True):
-                await held.done.wait()
-        elif opening is not None:
-            # The server may have opened a session that only the answer names: let the
-            # opening finish (its epoch is stale now, so it closes at once, with DELETE).
-            with anyio.move_on_after(self.server.timeouts.close, shield=True):
-                await opening[1].wait()
+    @contextmanager
+    def _refreshing_scope(self) -> Iterator[anyio.CancelScope]:
+        """A forced refresh before a connect, stopped by a drop (made only for one)."""
+        scope = self._refreshing = anyio.CancelScope()
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._refreshing = None
 
     async def _force_refresh(self) -> None:
         tokens, audience = self._ctx.tokens, self.server.audience

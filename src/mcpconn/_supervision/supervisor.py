@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import httpx
 
 from .._config import ServerConfig
@@ -43,6 +44,8 @@ from .stats import (
 )
 
 logger = logging.getLogger("mcpconn")
+#: Every connection's task is named so (one string for all of them).
+_TASK_NAME = "mcpconn._supervision.connection.Connection.run"
 
 
 class Supervisor:
@@ -111,6 +114,7 @@ class Supervisor:
         self._counters = Counters()
         self._changes: Broadcast[StateChange] = Broadcast(4096)
         self._era_cache = EraCache()
+        self._hellos: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._closing = False
         self._remove_listener: Any = None
@@ -191,7 +195,11 @@ class Supervisor:
             self._context_for(server), server, principal, machine, request_handlers=request_handlers
         )
         self._connections[key] = conn
-        await self._tg.start(self._run_connection, conn)
+        # start_soon, not start: a task started with a status keeps its status's future
+        # (and a closure holding it) for its whole life, ~400 bytes per connection; and
+        # the connection's own coroutine, with no wrapper frame of ours around it
+        self._tg.start_soon(conn.run, name=_TASK_NAME)
+        await anyio.lowlevel.checkpoint()
         return conn
 
     def connections(
@@ -271,6 +279,9 @@ class Supervisor:
             on_reauth_required=self._on_reauth_required,
             request_handlers=self._request_handlers,
             inflight_cap=self._inflight_cap(server),
+            task_group=self._tg,
+            hellos=self._hellos,
+            on_ended=self._connection_ended,
         )
 
     def _inflight_cap(self, server: ServerConfig) -> anyio.CapacityLimiter | None:
@@ -299,19 +310,11 @@ class Supervisor:
             budgets[name] = bucket
         return bucket
 
-    async def _run_connection(
-        self, conn: Connection, *, task_status: anyio.abc.TaskStatus[None]
-    ) -> None:
-        try:
-            await conn.run(task_status=task_status)
-        except Exception:
-            # The machine raised (a bug): contain it to this connection.
-            logger.exception("connection %r crashed; it is closed", conn)
-        finally:
-            self._shards.release(conn.client)
-            key = (conn.server.name, conn.principal)
-            if self._connections.get(key) is conn:
-                del self._connections[key]
+    def _connection_ended(self, conn: Connection) -> None:
+        self._shards.release(conn.client)
+        key = (conn.server.name, conn.principal)
+        if self._connections.get(key) is conn:
+            del self._connections[key]
 
     def _state_changed(self, conn: Connection, old: State, new: State) -> None:
         logger.debug(

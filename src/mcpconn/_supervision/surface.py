@@ -39,7 +39,7 @@ class CallKeywords(TypedDict, total=False):
     request_state: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Negotiated:
     """What the last handshake settled, kept after its session is gone."""
 
@@ -187,17 +187,15 @@ class ProtocolSurface:
 
     async def subscribe_resource(self, uri: str) -> None:
         """Keep ``uri`` subscribed on this and every later session (see the module docstring)."""
-        if uri in self._wanted.subscriptions:
+        if not self._wanted.subscribe(uri):
             return
-        self._wanted.subscriptions.add(uri)
         self._wanted.mark_changed()  # 2026: the listener re-listens with the new filter
         if self._live_session(sends_subscribe):
             await self.request("resources/subscribe", {"uri": uri})
 
     async def unsubscribe_resource(self, uri: str) -> None:
-        if uri not in self._wanted.subscriptions:
+        if not self._wanted.unsubscribe(uri):
             return
-        self._wanted.subscriptions.discard(uri)
         self._wanted.mark_changed()
         if self._live_session(sends_subscribe):
             await self.request("resources/unsubscribe", {"uri": uri})

@@ -18,6 +18,7 @@ from .streamable_http import StreamableHTTPTransport
 
 if TYPE_CHECKING:
     from .base import OnOpen
+    from .reader import Watched
 
 __all__ = [
     "Dispatch",
@@ -52,7 +53,12 @@ class Transport(Protocol):
     async def send_message(self, message: _jsonrpc.Message) -> None: ...
 
     async def listen(
-        self, dispatch: Dispatch, request: _jsonrpc.Request | None = None, *, on_open: OnOpen = None
+        self,
+        dispatch: Dispatch,
+        request: _jsonrpc.Request | None = None,
+        *,
+        on_open: OnOpen = None,
+        restart_on: Watched | None = None,
     ) -> None: ...
 
     async def aclose(self) -> None: ...

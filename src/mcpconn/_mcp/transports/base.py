@@ -45,6 +45,7 @@ from ..._exceptions import (
     Unauthorized,
 )
 from ..._http import send as _http_send
+from ..._http.body import ResponseBody
 from ..._tokens.auth import BearerAuth
 from .bodies import drain_small, iterate
 from .errors import map_httpx_errors
@@ -68,6 +69,7 @@ Dispatch = Callable[[_jsonrpc.Message], None]
 #: Called once a listener's stream is accepted (2xx, SSE): it can deliver from then on.
 OnOpen = Callable[[], None] | None
 
+
 ACCEPT_BOTH = "application/json, text/event-stream"
 ACCEPT_SSE = "text/event-stream"
 JSON = "application/json"
@@ -78,7 +80,7 @@ REMEMBERED_CREDENTIALS = 4
 _MAX_CONTENT_LENGTH = (1 << 63) - 1
 
 
-@dataclass
+@dataclass(slots=True)
 class StreamState:
     """What survives a broken SSE stream: the id to resume from and the server's retry."""
 
@@ -319,7 +321,7 @@ class Opened:
     """`HTTPChannel.open`'s request and then its response: an async context manager
     object, not a generator's (a listener held for hours keeps no generator frame)."""
 
-    __slots__ = ("_channel", "_request", "_response")
+    __slots__ = ("_body", "_channel", "_request", "_response")
 
     def __init__(
         self,
@@ -337,6 +339,25 @@ class Opened:
             content,
         )
         self._response: httpx.Response | None = None
+        self._body: ResponseBody | None = None
+
+    @property
+    def response(self) -> httpx.Response:
+        assert self._response is not None, "not entered, or detached"
+        return self._response
+
+    def detach(self) -> tuple[ResponseBody, str | None] | None:
+        """Our transport's unread body and its ``Content-Encoding``, the response let go
+        of (closing closes the body): a stream held for hours needs nothing else of it
+        (its headers alone are ~1 KiB). None for any other body: keep the response."""
+        response = self._response
+        body = response.stream if response is not None else None
+        if response is None or not isinstance(body, ResponseBody) or response.is_stream_consumed:
+            return None
+        coding = response.headers.get("content-encoding")
+        response.is_stream_consumed = True  # read from here on, by the body's own pump
+        self._body, self._response = body, None
+        return body, coding
 
     async def __aenter__(self) -> httpx.Response:
         assert self._request is not None, "entered twice"
@@ -346,6 +367,10 @@ class Opened:
 
     async def __aexit__(self, *exc_info: object) -> None:
         response, self._response = self._response, None
+        body, self._body = self._body, None
+        if body is not None:
+            with map_httpx_errors():
+                await body.aclose()
         if response is None:
             return
         if response.status_code >= 400:

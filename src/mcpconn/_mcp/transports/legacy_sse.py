@@ -31,6 +31,7 @@ from .base import ACCEPT_BOTH, ACCEPT_SSE, JSON, Dispatch, Era, HTTPChannel, Str
 
 if TYPE_CHECKING:
     from .base import OnOpen
+    from .reader import Watched
 
 __all__ = ["LegacySSETransport", "resolve_endpoint"]
 
@@ -171,7 +172,12 @@ class LegacySSETransport:
         await self._post(message)
 
     async def listen(
-        self, dispatch: Dispatch, request: _jsonrpc.Request | None = None, *, on_open: OnOpen = None
+        self,
+        dispatch: Dispatch,
+        request: _jsonrpc.Request | None = None,
+        *,
+        on_open: OnOpen = None,
+        restart_on: Watched | None = None,
     ) -> None:
         """Wait until the SSE stream ends, then raise `SessionLost`.
 

@@ -19,7 +19,6 @@ the listener is live). Cancellation is closing the stream: no
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -30,10 +29,12 @@ from ..._core.eras import STATELESS
 from ..._exceptions import ConnectError, NetworkError, StreamEnded
 from .base import ACCEPT_BOTH, JSON, SSE, Dispatch, Era, HTTPChannel, StreamLost, StreamState
 from .params import encode_header_value, param_header_map, param_headers
+from .reader import MessageReader
 from .streamable_http import check_rpc_status, pump
 
 if TYPE_CHECKING:
     from .base import OnOpen
+    from .reader import Watched
 
 __all__ = [
     "CLIENT_CAPABILITIES_KEY",
@@ -179,55 +180,50 @@ class StatelessTransport:
             await self._check(response)
 
     async def listen(
-        self, dispatch: Dispatch, request: _jsonrpc.Request | None = None, *, on_open: OnOpen = None
+        self,
+        dispatch: Dispatch,
+        request: _jsonrpc.Request | None = None,
+        *,
+        on_open: OnOpen = None,
+        restart_on: Watched | None = None,
     ) -> None:
         """Run one ``subscriptions/listen`` stream; see `Session.listen`.
 
-        ``on_open`` is called once the server accepted the stream (2xx, SSE).
+        ``on_open`` is called once the server accepted the stream (2xx, SSE). An edit
+        of ``restart_on`` ends it early: then, and only then, it returns.
         """
         if request is None:
             raise ValueError("the stateless listener needs its subscriptions/listen request")
-        route = _ListenRoute(request.id, dispatch)
+        listen_id = request.id
         stamped, headers = self.stamp(request)
         body = _jsonrpc.encode(stamped)
         del request, stamped  # nothing of the request stays on this frame for the stream's life
-        async with self.channel.open("POST", self.url, headers=headers, content=body) as response:
-            del headers, body
-            await self._check(response)
-            self.channel.accept_stream(response, on_open)
-            await pump(
-                self.channel,
-                response,
-                StreamState(),
-                route,
-                strict=False,
-                done=route.ended,
-                counter=self._skipped,
-            )
-        if isinstance(route.reply, _jsonrpc.ErrorResponse):
-            raise route.reply.error  # -32601 is "no listener here": the classifier's call
+        reader = MessageReader(
+            self.channel,
+            StreamState(),
+            dispatch,
+            strict=False,
+            counter=self._skipped,
+            reply_to=listen_id,
+        )
+        if restart_on is not None:
+            restart_on.watch(reader.stop)  # an edit of the subscriptions restarts the listen
+        try:
+            opened = self.channel.open("POST", self.url, headers=headers, content=body)
+            async with opened as response:
+                del headers, body
+                await self._check(response)
+                self.channel.accept_stream(response, on_open)
+                del response  # the reader lets go of it (`MessageReader.read_opened`)
+                await reader.read_opened(opened)
+        finally:
+            if restart_on is not None:
+                restart_on.unwatch(reader.stop)
+        if isinstance(reader.reply, _jsonrpc.ErrorResponse):
+            raise reader.reply.error  # -32601 is "no listener here": the classifier's call
+        if reader.stopped:
+            return  # restarted: the caller listens again, with the new filter
         raise StreamEnded("the subscription stream ended", retry=None)
 
     async def aclose(self) -> None:
         """Nothing to close: no session, no DELETE."""
-
-
-@dataclass(slots=True, eq=False)
-class _ListenRoute:
-    """A listener's messages: the reply to its own ``subscriptions/listen`` ends it (kept
-    in `reply`), everything else is dispatched. One object where closures are five."""
-
-    listen_id: _jsonrpc.RequestId
-    dispatch: Dispatch
-    reply: _jsonrpc.Message | None = None
-
-    def __call__(self, message: _jsonrpc.Message) -> None:
-        is_reply = isinstance(message, (_jsonrpc.Response, _jsonrpc.ErrorResponse))
-        if is_reply and getattr(message, "id", None) == self.listen_id:
-            if self.reply is None:  # the first one ends it; a repeat is dropped as before
-                self.reply = message
-            return
-        self.dispatch(message)
-
-    def ended(self) -> bool:
-        return self.reply is not None

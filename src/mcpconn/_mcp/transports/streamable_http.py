@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -29,7 +28,6 @@ import httpx
 
 from ..._core import jsonrpc as _jsonrpc
 from ..._core.eras import STREAMABLE_HTTP
-from ..._core.sse import ServerSentEvent
 from ..._exceptions import (
     InvalidMessage,
     MCPConnError,
@@ -50,8 +48,8 @@ from .base import (
     StreamLost,
     StreamState,
     describe,
-    is_message_event,
 )
+from .reader import MessageReader, Watched
 
 __all__ = ["MAX_RESUMES", "StreamableHTTPTransport", "check_rpc_status", "pump"]
 
@@ -99,38 +97,8 @@ def pump(
     otherwise it is counted in ``counter[0]`` and skipped (a listener).
     """
 
-    return channel.consume(response, state, _Messages(channel, dispatch, strict, done, counter))
-
-
-@dataclass(slots=True, eq=False)
-class _Messages:
-    """`pump`'s event sink: each message event parsed and dispatched, then ``done()``.
-    One object where a closure is six, for as long as a listener is held."""
-
-    channel: HTTPChannel
-    dispatch: Dispatch
-    strict: bool
-    done: Any
-    counter: list[int] | None
-
-    def __call__(self, event: ServerSentEvent) -> bool:
-        if not is_message_event(event):
-            return False
-        channel = self.channel
-        try:
-            message = channel.parse(event.data)
-        except InvalidMessage:
-            if self.strict:
-                raise
-            if self.counter is not None:
-                self.counter[0] += 1
-            logger.debug(
-                "skipped an SSE event that is not JSON-RPC (id=%r)", channel.clean(event.id)
-            )
-            return False
-        self.dispatch(message)
-        done = self.done
-        return done is not None and bool(done())
+    reader = MessageReader(channel, state, dispatch, strict=strict, done=done, counter=counter)
+    return reader.read(response)
 
 
 class StreamableHTTPTransport:
@@ -247,7 +215,12 @@ class StreamableHTTPTransport:
             await check_rpc_status(self.channel, response, had_session=had_session, era=self.era)
 
     async def listen(
-        self, dispatch: Dispatch, request: _jsonrpc.Request | None = None, *, on_open: OnOpen = None
+        self,
+        dispatch: Dispatch,
+        request: _jsonrpc.Request | None = None,
+        *,
+        on_open: OnOpen = None,
+        restart_on: Watched | None = None,
     ) -> None:
         """Run the GET listener once; see `Session.listen` for what it raises.
 
@@ -259,10 +232,16 @@ class StreamableHTTPTransport:
         had_session = "Mcp-Session-Id" in headers
         if state.last_event_id:
             headers["Last-Event-ID"] = state.last_event_id
-        async with self.channel.open("GET", self.url, headers=headers) as response:
+        opened = self.channel.open("GET", self.url, headers=headers)
+        async with opened as response:
+            del headers
             self.channel.raise_for_status(response, had_session=had_session, era=self.era)
             self.channel.accept_stream(response, on_open)
-            await pump(self.channel, response, state, dispatch, strict=False, counter=self._skipped)
+            del response  # the reader lets go of it (`MessageReader.read_opened`)
+            reader = MessageReader(
+                self.channel, state, dispatch, strict=False, counter=self._skipped
+            )
+            await reader.read_opened(opened)
         raise StreamEnded("the listener stream ended", retry=state.retry)
 
     async def aclose(self) -> None:

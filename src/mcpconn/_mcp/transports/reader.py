@@ -1,0 +1,186 @@
+"""The JSON-RPC messages of one SSE response, fed to the session as they come.
+
+One object per stream does what a closure per layer did (SSE events, body
+chunks, content coding): a listener holds its stream for hours, thousands at
+once, and each closure with its cells cost ~200-250 bytes and each layer a
+suspended frame. On our own transport the body is read straight from its
+`ResponseBody`; `MessageReader.read_opened` also lets go of the
+``httpx.Response`` (its headers, ~1 KiB) once its status and type are checked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import anyio
+import httpx
+
+from ..._core import jsonrpc as _jsonrpc
+from ..._core.content_coding import ContentDecoder
+from ..._core.sse import ServerSentEvent, SSEDecoder
+from ..._exceptions import InvalidMessage
+from ..._http.body import ResponseBody
+from .base import Dispatch, HTTPChannel, Opened, StreamState, is_message_event
+from .bodies import iterate
+from .errors import map_httpx_errors
+
+__all__ = ["MessageReader", "Watched"]
+
+logger = logging.getLogger("mcpconn.transport")
+
+_REPLIES = (_jsonrpc.Response, _jsonrpc.ErrorResponse)
+
+
+class Watched(Protocol):
+    """What a listener restarts on (the subscriptions in `Wanted`): a sync call at its
+    next edit (`MessageReader.stop`, say)."""
+
+    def watch(self, watcher: Callable[[], None]) -> None: ...
+
+    def unwatch(self, watcher: Callable[[], None]) -> None: ...
+
+
+class MessageReader:
+    """Feeds one response's SSE messages to ``dispatch`` until ``done()`` (or the reply).
+
+    ``strict``: a message that is not JSON-RPC raises (a request's own stream);
+    otherwise it is counted in ``counter[0]`` and skipped (a listener).
+    ``reply_to``: the response to this id is kept in `reply`, not dispatched, and
+    ends the read (a 2026 ``subscriptions/listen`` stream ends with its reply).
+    """
+
+    __slots__ = (
+        "_channel",
+        "_coding",
+        "_counter",
+        "_decoder",
+        "_dispatch",
+        "_done",
+        "_reply_to",
+        "_state",
+        "_stopped",
+        "_stopper",
+        "_strict",
+        "reply",
+    )
+
+    def __init__(
+        self,
+        channel: HTTPChannel,
+        state: StreamState,
+        dispatch: Dispatch,
+        *,
+        strict: bool,
+        done: Any = None,
+        counter: list[int] | None = None,
+        reply_to: _jsonrpc.RequestId | None = None,
+    ) -> None:
+        self._channel = channel
+        self._state = state
+        self._dispatch = dispatch
+        self._strict = strict
+        self._done = done
+        self._counter = counter
+        self._reply_to = reply_to
+        self._coding: ContentDecoder | None = None
+        limits = channel.config.limits
+        self._decoder = SSEDecoder(
+            max_line_bytes=limits.max_sse_line_bytes,
+            max_event_bytes=limits.max_sse_event_bytes,
+            last_event_id=state.last_event_id,
+        )
+        self.reply: _jsonrpc.Response | _jsonrpc.ErrorResponse | None = None
+        #: What `stop` stops: our transport's body, or a scope around another's read.
+        self._stopper: ResponseBody | anyio.CancelScope | None = None
+        self._stopped = False
+
+    @property
+    def stopped(self) -> bool:
+        """Whether `stop` was called (the read then ends before its end or reply)."""
+        return self._stopped
+
+    def stop(self) -> None:
+        """End `read_opened` from any task (sync): it returns True."""
+        self._stopped = True
+        stopper = self._stopper
+        if isinstance(stopper, anyio.CancelScope):
+            stopper.cancel()
+        elif stopper is not None:
+            stopper.stop()
+
+    async def read(self, response: httpx.Response) -> bool:
+        """Read ``response``'s body: True if stopped (done or the reply), False at its end."""
+        if await iterate(response, self._on_chunk):
+            return True
+        return self._close()
+
+    async def read_opened(self, opened: Opened) -> bool:
+        """As `read`, of the response ``opened`` holds, and `stop` ends it; on our
+        transport the response itself is let go of first (`Opened.detach`): the caller
+        must hold none either."""
+        detached = opened.detach()
+        if detached is None:  # another transport's body: a scope to stop it
+            with anyio.CancelScope() as scope:
+                self._stopper = scope
+                if self._stopped:
+                    scope.cancel()
+                stopped = await self.read(opened.response)
+            return stopped or scope.cancelled_caught
+        body, coding = detached
+        del detached
+        self._coding = ContentDecoder(coding)
+        self._stopper = body
+        if self._stopped:
+            body.stop()
+        with map_httpx_errors():
+            stopped = await body.pump(self._on_raw)
+        return True if stopped else self._close()
+
+    def _close(self) -> bool:
+        return any(self._on_event(event) for event in self._decoder.close())
+
+    def _on_raw(self, raw: bytes) -> bool:
+        assert self._coding is not None
+        for piece in self._coding.feed(raw):  # noqa: SIM110 - a plain loop, no generator
+            if piece and self._on_chunk(piece):
+                return True
+        return False
+
+    def _on_chunk(self, chunk: bytes) -> bool:
+        decoder, state = self._decoder, self._state
+        events = decoder.feed(chunk)
+        state.last_event_id = decoder.last_event_id
+        if decoder.retry is not None:
+            state.retry_ms = decoder.retry
+        for event in events:  # noqa: SIM110 - a plain loop: no generator per chunk
+            if self._on_event(event):
+                return True
+        return False
+
+    def _on_event(self, event: ServerSentEvent) -> bool:
+        if not is_message_event(event):
+            return False
+        channel = self._channel
+        try:
+            message = channel.parse(event.data)
+        except InvalidMessage:
+            if self._strict:
+                raise
+            if self._counter is not None:
+                self._counter[0] += 1
+            logger.debug(
+                "skipped an SSE event that is not JSON-RPC (id=%r)", channel.clean(event.id)
+            )
+            return False
+        if (
+            self._reply_to is not None
+            and isinstance(message, _REPLIES)
+            and message.id == self._reply_to
+        ):
+            self.reply = message
+            return True
+        self._dispatch(message)
+        done = self._done
+        return done is not None and bool(done())
