@@ -22,9 +22,10 @@ from ..._core.content_coding import ContentDecoder
 from ..._core.sse import ServerSentEvent, SSEDecoder
 from ..._exceptions import InvalidMessage
 from ..._http.body import ResponseBody
-from .base import Dispatch, HTTPChannel, Opened, StreamState, is_message_event
+from .base import Dispatch, HTTPChannel, StreamState, is_message_event
 from .bodies import iterate
 from .errors import map_httpx_errors
+from .opened import Opened
 
 __all__ = ["MessageReader", "Watched"]
 
