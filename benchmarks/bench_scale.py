@@ -72,7 +72,7 @@ async def measure(n: int) -> dict[str, Any]:
             cpu0, server_cpu0 = cpu_seconds(), cpu_seconds(mock.pid)
             await anyio.sleep(IDLE_S)
             cpu1, server_cpu1 = cpu_seconds(), cpu_seconds(mock.pid)
-            ready = sup.statistics().by_state[State.READY]
+            ready = sup.statistics().by_state[State.READY] - 1  # not the warm-up connection
         server_rss = rss_bytes(mock.pid)
     return {
         "n": n,
