@@ -313,7 +313,8 @@ async def test_a_server_that_never_reads_is_a_write_timeout() -> None:
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
 async def test_an_ip_literal_and_a_host_name_connect_alike(host: str) -> None:
     """An IP literal skips anyio's happy eyeballs (`mcpconn._http.dial`); a name does not.
-    Either way the socket sends small writes at once (TCP_NODELAY) and is reused."""
+    Either way the socket sends small writes at once (TCP_NODELAY), its descriptor is the
+    one the pool's liveness check polls, and it is reused."""
     ref: list[Raw] = []
     async with raw_server(keepalive(ref)) as raw, client() as (c, transport):
         ref.append(raw)
@@ -325,3 +326,4 @@ async def test_an_ip_literal_and_a_host_name_connect_alike(host: str) -> None:
         (conn,) = transport._live
         sock = conn.stream.extra(anyio.abc.SocketAttribute.raw_socket)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        assert conn._fd == sock.fileno() >= 0

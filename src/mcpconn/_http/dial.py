@@ -6,7 +6,10 @@ and there is one address to try. A burst of reconnects (one publish waking a
 thousand parked listeners) pays that a thousand times over, mostly as garbage
 to collect. Here an IP literal gets one non-blocking socket, one wait for it
 to become writable and anyio's wrapper; a host name still goes through
-`anyio.connect_tcp` (resolution, IPv6 first, happy eyeballs).
+`anyio.connect_tcp` (resolution, IPv6 first, happy eyeballs). Whether a host is
+a literal is remembered per host (a reconnect asks about the same few), and the
+socket's descriptor comes back with the stream: the pool's liveness check needs
+it, and anyio's typed-attribute lookup builds a table of lambdas per call.
 """
 
 from __future__ import annotations
@@ -24,24 +27,36 @@ from anyio.streams.tls import TLSStream
 __all__ = ["dial"]
 
 _IN_PROGRESS = (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN)
+_MAX_REMEMBERED = 256
+#: host -> (address family, the address as connect takes it), or None: not a literal
+_literals: dict[str, tuple[int, str] | None] = {}
 
 
-async def dial(host: str, port: int, ssl_context: ssl.SSLContext | None) -> anyio.abc.ByteStream:
-    """A connected stream to ``host:port``, TLS on it when ``ssl_context`` is given
-    (the certificate checked against ``host``, no TLS goodbye awaited on close)."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
+async def dial(
+    host: str, port: int, ssl_context: ssl.SSLContext | None
+) -> tuple[anyio.abc.ByteStream, int]:
+    """A connected stream to ``host:port`` and its socket's descriptor (-1: unknown), TLS
+    on it when ``ssl_context`` is given (the certificate checked against ``host``, no TLS
+    goodbye awaited on close)."""
+    literal = _literal(host)
+    if literal is None:
         if ssl_context is None:
-            return await anyio.connect_tcp(host, port)
-        return await anyio.connect_tcp(
-            host, port, ssl_context=ssl_context, tls_hostname=host, tls_standard_compatible=False
-        )
-    stream = await _connect_literal(address, port)
+            stream: anyio.abc.ByteStream = await anyio.connect_tcp(host, port)
+        else:
+            stream = await anyio.connect_tcp(
+                host,
+                port,
+                ssl_context=ssl_context,
+                tls_hostname=host,
+                tls_standard_compatible=False,
+            )
+        sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        return stream, sock.fileno() if sock is not None else -1
+    stream, fd = await _connect_literal(*literal, port)
     if ssl_context is None:
-        return stream
+        return stream, fd
     try:
-        return await TLSStream.wrap(
+        wrapped = await TLSStream.wrap(
             stream,
             server_side=False,
             hostname=host,
@@ -51,23 +66,41 @@ async def dial(host: str, port: int, ssl_context: ssl.SSLContext | None) -> anyi
     except BaseException:
         await anyio.aclose_forcefully(stream)
         raise
+    return wrapped, fd
+
+
+def _literal(host: str) -> tuple[int, str] | None:
+    try:
+        return _literals[host]
+    except KeyError:
+        pass
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        found = None
+    else:
+        family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+        found = (family, address.compressed)
+    if len(_literals) >= _MAX_REMEMBERED:
+        _literals.clear()
+    _literals[host] = found
+    return found
 
 
 async def _connect_literal(
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int
-) -> anyio.abc.SocketStream:
-    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    family: int, address: str, port: int
+) -> tuple[anyio.abc.SocketStream, int]:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as anyio's own connect
-        error = sock.connect_ex((address.compressed, port))
+        error = sock.connect_ex((address, port))
         if error in _IN_PROGRESS:
             await anyio.wait_writable(sock)
             error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if error:
             _failed(error)
-        return await anyio.abc.SocketStream.from_socket(sock)
+        return await anyio.abc.SocketStream.from_socket(sock), sock.fileno()
     except BaseException:
         sock.close()
         raise

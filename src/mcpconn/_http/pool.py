@@ -30,13 +30,12 @@ class Connection:
 
     __slots__ = ("_fd", "_poller", "h11", "idle_since", "origin", "stream")
 
-    def __init__(self, stream: anyio.abc.ByteStream, origin: OriginPool) -> None:
+    def __init__(self, stream: anyio.abc.ByteStream, origin: OriginPool, fd: int) -> None:
         self.stream = stream
         self.origin = origin
         self.h11 = h11.Connection(h11.CLIENT)
         self.idle_since = 0.0
-        sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
-        self._fd: int = sock.fileno() if sock is not None else -1  # asyncio wraps it: the fd
+        self._fd = fd  # its socket's (-1: unknown, never reused); asyncio wraps the socket
         self._poller: select.poll | None = None  # made at the first reuse (listeners never)
 
     def readable(self) -> bool:

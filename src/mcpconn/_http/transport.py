@@ -170,13 +170,13 @@ class H11Transport(httpx.AsyncBaseTransport):
         try:
             with CONNECTING:
                 with anyio.CancelScope(deadline=deadline_in(timeout)) as scope:
-                    stream = await dial(hostname, port, self._ssl() if tls else None)
+                    stream, fd = await dial(hostname, port, self._ssl() if tls else None)
                 if scope.cancelled_caught:
                     deadline_passed()  # CONNECTING makes it httpx.ConnectTimeout
         except BaseException:
             pool.release_slot()
             raise
-        conn = Connection(stream, pool)
+        conn = Connection(stream, pool, fd)
         self._live.add(conn)
         return conn
 
