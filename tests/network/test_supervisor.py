@@ -273,3 +273,21 @@ async def test_resources_and_prompts_are_listed_and_cached() -> None:
             assert server.stats().requests_total == before
             assert await conn.list_prompts(refresh=True) == prompts
             assert server.stats().requests_total == before + 1
+
+
+async def test_connections_of_one_server_share_one_context_and_another_server_its_own() -> None:
+    async with MockServer() as server:
+        async with running(server, JWTProvider(server.issuer)) as (_, sup):
+            alice = await sup.connect(config(server, listen=False), "alice")
+            bob = await sup.connect(config(server, listen=False), "bob")
+            other = await sup.connect(
+                ServerConfig("other", server.url, transport="streamable-http", listen=False),
+                "alice",
+            )
+            with anyio.fail_after(10):
+                for conn in (alice, bob, other):
+                    await conn.wait_for(State.READY)
+                    assert "hi" in str(await conn.call_tool("echo", {"text": "hi"}))
+            assert alice._ctx is bob._ctx  # one shared context, not a copy per connection
+            assert other._ctx is not alice._ctx
+            assert other._ctx.retry_budget is not alice._ctx.retry_budget  # per server name

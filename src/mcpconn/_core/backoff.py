@@ -152,7 +152,7 @@ class Backoff:
         return min(seconds, self.retry_after_cap)
 
 
-@dataclass
+@dataclass(slots=True)
 class Retries:
     """Where one connection is on a `Backoff` curve: the transient attempt, since when.
 

@@ -91,7 +91,7 @@ class InvalidTransition(RuntimeError):
     """The shell fed an input the current phase cannot receive: a bug, not a condition."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Machine:
     """One connection's decisions. Mutable, owned by exactly one task.
 

@@ -46,7 +46,7 @@ def _iso(ts: float) -> str:
         return f"{ts:g}"
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, slots=True)
 class Token:
     """A bearer credential. ``expires_at``/``issued_at`` are epoch seconds or ``None`` (unknown).
 

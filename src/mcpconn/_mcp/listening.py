@@ -94,8 +94,14 @@ class Listening:
                 first, self._first_listen = self._first_listen, None
                 if first is not None:
                     await first.outcome()  # the handshake's proof, already listening
-                else:
-                    await self._listen_stateless(transport)
+                    return
+                # `_listen_stateless`, inline: a held listen's stack is one frame shallower
+                wanted = self._handlers.wanted
+                while True:  # an edit of the subscriptions ends a listen early: again
+                    self._listen_starts += 1
+                    await transport.listen(
+                        self._dispatch_listener, self._listen_request(), restart_on=wanted
+                    )
             else:
                 self._listen_starts += 1
                 state = getattr(transport, "listen_state", None) if rules.listener_replays else None

@@ -115,6 +115,7 @@ class Supervisor:
         self._changes: Broadcast[StateChange] = Broadcast(4096)
         self._era_cache = EraCache()
         self._hellos: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self._contexts: dict[tuple[str, Any, Any], ConnectionContext] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._closing = False
         self._remove_listener: Any = None
@@ -123,6 +124,7 @@ class Supervisor:
 
     async def __aenter__(self) -> Supervisor:
         self._tg = anyio.create_task_group()
+        self._contexts.clear()  # they carry the task group
         await self._tg.__aenter__()
         self._remove_listener = self.tokens.add_listener(self._token_published)
         if self._idle_timeout is not None:
@@ -267,22 +269,31 @@ class Supervisor:
     # ---- internals --------------------------------------------------------------
 
     def _context_for(self, server: ServerConfig) -> ConnectionContext:
-        return ConnectionContext(
-            tokens=self.tokens,
-            client=self._client or self._shards.acquire(),
-            rng=self._rng,
-            era_cache=self._era_cache,
-            retry_budget=self._budget(self._retry_budgets, server.name),
-            counters=self._counters,
-            state_changes=self._changes,
-            on_state_change=self._state_changed,
-            on_reauth_required=self._on_reauth_required,
-            request_handlers=self._request_handlers,
-            inflight_cap=self._inflight_cap(server),
-            task_group=self._tg,
-            hellos=self._hellos,
-            on_ended=self._connection_ended,
-        )
+        """One context per (server name, client, cap), shared by those connections:
+        every part of it is the supervisor's or the server name's, and thousands of
+        connections would otherwise hold a copy each (and their bound methods)."""
+        client = self._client or self._shards.acquire()
+        cap = self._inflight_cap(server)
+        key = (server.name, client, cap)
+        context = self._contexts.get(key)
+        if context is None:
+            context = self._contexts[key] = ConnectionContext(
+                tokens=self.tokens,
+                client=client,
+                rng=self._rng,
+                era_cache=self._era_cache,
+                retry_budget=self._budget(self._retry_budgets, server.name),
+                counters=self._counters,
+                state_changes=self._changes,
+                on_state_change=self._state_changed,
+                on_reauth_required=self._on_reauth_required,
+                request_handlers=self._request_handlers,
+                inflight_cap=cap,
+                task_group=self._tg,
+                hellos=self._hellos,
+                on_ended=self._connection_ended,
+            )
+        return context
 
     def _inflight_cap(self, server: ServerConfig) -> anyio.CapacityLimiter | None:
         """One limiter per server name, shared by its connections (``Limits.max_inflight``)."""
