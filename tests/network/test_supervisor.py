@@ -154,11 +154,11 @@ async def test_a_clean_stream_end_resumes_the_listener(version: str) -> None:
             notes = conn.notifications()
             with anyio.fail_after(10):
                 await conn.wait_for(State.READY)
-                await server.wait_for_streams(1, principal="erin")
+                await server.wait_for_listeners(1, principal="erin")
                 before = server.stats().requests_total
                 assert server.close_streams("erin") == 1
                 await server.wait_until(lambda s: s.requests_total > before)
-                await server.wait_for_streams(1, principal="erin")
+                await server.wait_for_listeners(1, principal="erin")
                 assert server.emit("notifications/message", {"data": "after resume"}) == 1
                 async for note in notes:
                     if note.get("method") == "notifications/message":

@@ -173,14 +173,18 @@ async def pump(
     after: int,
     fault: Fault | None = None,
     first: bytes = b"",
+    on_writing: Callable[[], None] | None = None,
 ) -> None:
     """Write ``stream`` (frames after seq ``after``) to an open chunked response.
 
     Ends the response when the stream finishes or another writer takes over.
     Stream faults (`cut`, `cut_mid_event`) strike after their N events.
+    ``on_writing`` is called once this writer counts in ``stream.writers``.
     """
     generation = stream.attach()
     stream.writers += 1
+    if on_writing is not None:
+        on_writing()
     try:
         await _write_stream(stream, exchange, generation, after, fault, first)
     finally:

@@ -253,6 +253,16 @@ class MockServer(Emission):
         else:
             await self._recorder.wait_until(lambda r: r.streams_by_principal[principal] >= n)
 
+    async def wait_for_listeners(self, n: int, *, principal: str | None = None) -> None:
+        """Wait until ``n`` listener streams (of ``principal``, if given) are being written:
+        the streams `emit` and `close_streams` reach. `wait_for_streams` also counts a
+        call's response stream while it is written, so it is no proof of a listener."""
+
+        def written() -> int:
+            return sum(1 for stream in self._targets(principal) if stream.writers)
+
+        await self._recorder.wait_until(lambda _r: written() >= n)
+
     async def wait_until(self, predicate: Callable[[MockStats], bool]) -> None:
         """Wait until ``predicate(server.stats())`` holds (checked on every change)."""
         await self._recorder.wait_until(lambda _r: predicate(self.stats()))

@@ -101,6 +101,7 @@ class Registry:
     # -- listener streams --------------------------------------------------------------
     def register_listener(self, stream: EventStream) -> None:
         self._listeners.setdefault(stream.principal, set()).add(stream)
+        self._recorder.changed()  # wake wait_for_listeners
 
     def unregister_listener(self, stream: EventStream) -> None:
         streams = self._listeners.get(stream.principal)
@@ -108,6 +109,7 @@ class Registry:
             streams.discard(stream)
             if not streams:
                 del self._listeners[stream.principal]
+            self._recorder.changed()
 
     def _targets(self, principal: str | None) -> list[EventStream]:
         if principal is not None:
@@ -135,11 +137,20 @@ class Registry:
     ) -> None:
         """Write a stream to the client, counted in ``open_streams``."""
         fault = rc.fault if rc.fault is not None and rc.fault.kind in STREAM_KINDS else None
-        self._recorder.stream_opened(stream.principal)
+        opened = False
+
+        def on_writing() -> None:  # counted once it is written: wait_for_listeners sees it
+            nonlocal opened
+            opened = True
+            self._recorder.stream_opened(stream.principal)
+
         try:
-            await pump(stream, rc.exchange, after=after, fault=fault, first=first)
+            await pump(
+                stream, rc.exchange, after=after, fault=fault, first=first, on_writing=on_writing
+            )
         finally:
-            self._recorder.stream_closed(stream.principal)
+            if opened:
+                self._recorder.stream_closed(stream.principal)
 
     def priming(self, stream: EventStream, after: int, version: str) -> bytes:
         """The priming event (2025-11-25+): an id and empty data, plus ``retry:``."""
