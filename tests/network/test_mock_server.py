@@ -258,3 +258,15 @@ async def test_server_to_client_request(server: MockServer, client: httpx.AsyncC
         server.close_streams()
         assert await reader.events() == []
     assert list(server.client_responses) == [answer]
+
+
+@both_modes
+async def test_wait_until_wakes_when_a_connection_opens_and_closes(server: MockServer) -> None:
+    """``open_connections`` is in the stats, so a change of it wakes `wait_until`
+    (nothing else happens on the server while a bare socket comes and goes)."""
+    with anyio.fail_after(5):
+        await server.wait_until(lambda s: s.open_connections == 0)
+        sock = await anyio.connect_tcp("127.0.0.1", server.port)
+        await server.wait_until(lambda s: s.open_connections == 1)
+        await sock.aclose()
+        await server.wait_until(lambda s: s.open_connections == 0)

@@ -179,7 +179,11 @@ async def test_no_fault_sequence_reaches_a_hole(
                         conn.last_error, mcpconn.MCPConnError
                     ), repr(conn.last_error)
                     state = conn.state
-                    if parked and step != "publish" and state is State.NEEDS_REAUTH:
+                    # A publish and a probe are the two things that may make a parked
+                    # connection knock (a probe's jittered attempt can end, parked again,
+                    # within the window: test_supervisor_lifecycle counts its requests).
+                    quiet = step not in ("publish", "probe")
+                    if parked and quiet and state is State.NEEDS_REAUTH:
                         assert server.stats().by_principal.get(PRINCIPAL, 0) == before
                     if state is State.FAILED:
                         await holds_nothing(server, conn)

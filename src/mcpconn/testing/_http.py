@@ -195,6 +195,8 @@ class HTTPServer:
         self._max_body = max_body
         self._max_header = max_header
         self.open_connections = 0
+        #: Called whenever ``open_connections`` changes (the mock's ``wait_until`` wakes).
+        self.on_connections: Callable[[], None] | None = None
 
     async def serve(
         self,
@@ -226,14 +228,19 @@ class HTTPServer:
             tg.start_soon(self._serve_connection, stream)
 
     async def _serve_connection(self, stream: anyio.abc.SocketStream) -> None:
-        self.open_connections += 1
+        self._count_connections(+1)
         try:
             async with stream:
                 await self._connection_loop(stream)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, _ClientGone):
             pass
         finally:
-            self.open_connections -= 1
+            self._count_connections(-1)
+
+    def _count_connections(self, delta: int) -> None:
+        self.open_connections += delta
+        if self.on_connections is not None:
+            self.on_connections()
 
     async def _read_request(
         self, conn: h11.Connection, stream: anyio.abc.SocketStream

@@ -133,6 +133,7 @@ class MockServer(Emission):
         self._listeners: dict[str | None, set[EventStream]] = {}
         self._recorder = Recorder(max_records)
         self._http = (LeanHTTPServer if lean else HTTPServer)(self._handle)
+        self._http.on_connections = self._recorder.changed  # open_connections is in the stats
         self._tg: anyio.abc.TaskGroup | None = None
         self._stack: AsyncExitStack | None = None  # the task group `async with` enters
 
