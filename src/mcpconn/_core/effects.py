@@ -73,8 +73,9 @@ def listener_failed(m: Machine, fact: Fact, now: float, rng: random.Random) -> O
     """The listener failed but the session may be fine: keep it, back off, listen again.
 
     Requests in flight are not torn down (the SDKs treat a listener failure as
-    non-fatal too); calls wait in BACKOFF. A session that is really gone shows
-    up as SESSION_LOST on the next attempt.
+    non-fatal too), and calls keep using the session while the public state says
+    BACKOFF. A session that is really gone shows up as SESSION_LOST on the next
+    attempt, the listener's or a call's.
     """
     delay = _listener_delay(m, fact.retry_after, now, rng)
     if delay is None:

@@ -71,7 +71,7 @@ class Phase(enum.Enum):
     BACKOFF_TRANSIENT = ("backoff_transient", State.BACKOFF)
     #: No session; sleeping before a reconnect with a forced token refresh.
     BACKOFF_AUTH = ("backoff_auth", State.BACKOFF)
-    #: The session is kept; its listener failed and backs off (calls wait).
+    #: The session is kept; its listener failed and backs off (calls still use the session).
     BACKOFF_LISTENER = ("backoff_listener", State.BACKOFF)
     NEEDS_REAUTH = ("needs_reauth", State.NEEDS_REAUTH)
     FAILED = ("failed", State.FAILED)

@@ -150,8 +150,8 @@ class Connection(ProtocolSurface):
         timeout = self.server.timeouts.request if timeout is None else timeout
         deadline = anyio.current_time() + timeout
         epoch = self._runner.epoch
-        session = self._runner.session if self.state is State.READY else None
-        if session is None:  # not ready: wait for it (no cancel scope on the common path)
+        session = self._runner.usable
+        if session is None:  # no session: wait for one (no cancel scope on the common path)
             with anyio.move_on_after(timeout):
                 session, epoch = await self._usable_session()
         if session is None:
@@ -242,10 +242,10 @@ class Connection(ProtocolSurface):
 
     async def _usable_session(self) -> tuple[Session | None, int]:
         while True:
-            state = self.state
-            session = self._runner.session
-            if state is State.READY and session is not None:
+            session = self._runner.usable
+            if session is not None:  # READY, or its listener backing off
                 return session, self._runner.epoch
+            state = self.state
             if state is State.NEEDS_REAUTH:
                 raise self._runner.reauth_error(self.last_error)
             if state in (State.CLOSED, State.FAILED):

@@ -127,6 +127,16 @@ class Runner(SessionKeeping):
         # a connection whose task has ended is closed, however it ended
         return State.CLOSED if self.finished.is_set() else self._machine.state
 
+    @property
+    def usable(self) -> Session | None:
+        """The session calls may use: open, whatever its listener is doing.
+
+        A listener backing off (public state BACKOFF) keeps its session; a call
+        on it does not wait out the listener's delay."""
+        if self.finished.is_set() or not self._machine.has_session:
+            return None
+        return self.session
+
     def post(self, fact: Fact, epoch: int | None = None) -> None:
         """Feed a fact from any task; ``epoch`` None means "whatever is current"."""
         if self.finished.is_set():
