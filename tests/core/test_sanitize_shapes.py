@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
-from collections.abc import Callable
 
 import pytest
 from hypothesis import assume, given, settings
@@ -300,23 +298,29 @@ def test_ordinary_sentences_are_unchanged(words: list[str], glue: str) -> None:
 
 # ---- cost: linear in the input, whatever its shape ----------------------------------
 
-
-def _cost(work: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - start)
-    return best
+#: Far past what a server sends (`sanitize` reads 16 KiB): a linear pass over it takes
+#: a fraction of a second, a quadratic one hours, so a pattern that backtracks over the
+#: input (an unbounded ``x-`` header name without its lookbehind, say) cannot finish
+#: within the suite's per-test timeout. No clock is read: the outcome is never close.
+_HOSTILE_SIZE = 1 << 20
 
 
 @pytest.mark.parametrize(
-    "unit",
-    ["eyJ", "ey", "x-", "Bearer a", "a.b", "access_token=", '"token": "\\', "://a:", "code=x&"],
+    ("unit", "redacted"),
+    [
+        ("eyJ", False),
+        ("ey", False),
+        ("x-", False),
+        ("Bearer a", False),
+        ("a.b", False),
+        ("access_token=", True),
+        ('"token": "\\', True),
+        ("://a:", False),
+        ("code=x&", True),
+    ],
 )
-def test_redacting_costs_linear_time_on_hostile_text(unit: str) -> None:
-    # 32x the input: linear costs ~32x, quadratic ~1,000x; the wide margin absorbs a
-    # loaded machine (each cost is the best of five runs)
-    small, large = unit * (2048 // len(unit)), unit * (65536 // len(unit))
-    ratio = _cost(lambda: redact(large)) / max(_cost(lambda: redact(small)), 1e-6)
-    assert ratio < 200, f"32x the input cost {ratio:.1f}x the time"
+def test_redacting_hostile_text_is_linear_work(unit: str, redacted: bool) -> None:
+    text = unit * (_HOSTILE_SIZE // len(unit))
+    out = redact(text)
+    assert (REDACTED in out) is redacted  # the whole text was looked at, and judged
+    assert (out == text) is not redacted

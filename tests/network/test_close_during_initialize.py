@@ -85,14 +85,51 @@ async def test_an_initialize_never_answered_is_given_up_at_the_close_timeout() -
         assert server.stats().by_http_method.get("DELETE") is None
 
 
-async def test_closing_during_a_reinitialize_deletes_the_new_session() -> None:
+async def test_a_late_answer_leaves_the_delete_only_what_is_left_of_the_close_budget() -> None:
+    # The answer comes 1 s into a 1.5 s close; the DELETE that follows is held by the
+    # server. It is sent, but within the same budget: the close is over at 1.5 s, not
+    # at 1 s plus a budget of its own (2.5 s).
+    close = 1.5
     async with MockServer() as server:
+        deleting = server.faults.add(Fault.delay(30), times=1, method="DELETE")
+        with anyio.fail_after(20):
+            async with initializing(server, answer_after=1.0, close=close) as conn:
+                started = anyio.current_time()
+                await conn.aclose()
+                took = anyio.current_time() - started
+                assert conn.state is State.CLOSED
+        assert deleting.hits == 1  # the DELETE was sent
+        assert took < close + 0.4
+
+
+async def test_a_close_with_no_budget_left_drops_the_session_without_delete() -> None:
+    # The answer names the session 0.5 s into a 1 s close, but the handshake's
+    # ``notifications/initialized`` is held past the end of it: nothing is left for a
+    # DELETE, so none is sent and the session stays (the server's idle timeout ends it).
+    async with MockServer() as server:
+        server.faults.add(Fault.delay(30), times=1, rpc_method="notifications/initialized")
+        with anyio.fail_after(20):
+            async with initializing(server, answer_after=0.5, close=1.0) as conn:
+                await conn.aclose()
+                assert conn.state is State.CLOSED
+        assert server.stats().by_http_method.get("DELETE") is None
+        assert server.stats().sessions == 1
+
+
+@pytest.mark.parametrize("delete_held", [False, True])
+async def test_closing_during_a_reinitialize_deletes_the_new_session(delete_held: bool) -> None:
+    # delete_held: the server holds the DELETE; the close waited 1 s for the answer and
+    # the DELETE gets only the rest of the 1.5 s close budget.
+    close = 1.5 if delete_held else 10
+    async with MockServer() as server:
+        if delete_held:
+            deleting = server.faults.add(Fault.delay(30), times=1, method="DELETE")
         async with (
             TokenSource(JWTProvider(server.issuer)) as tokens,
             Supervisor(tokens, backoff=FAST) as sup,
         ):
             # no listener: only the call meets the expiry (a listener would reconnect)
-            conn = await sup.connect(config(server, close=10, listen=False), "alice")
+            conn = await sup.connect(config(server, close=close, listen=False), "alice")
             with anyio.fail_after(20):
                 await conn.wait_for(State.READY)
                 server.faults.add(
@@ -108,8 +145,14 @@ async def test_closing_during_a_reinitialize_deletes_the_new_session() -> None:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(call)
                     await server.wait_until(lambda s: s.sessions == 1)  # opened, unanswered
+                    started = anyio.current_time()
                     await conn.aclose()
+                    took = anyio.current_time() - started
                     assert conn.state is State.CLOSED
-                    assert server.stats().sessions == 0
+                    if delete_held:
+                        assert deleting.hits == 1  # sent, and given up with the budget
+                        assert took < close + 0.4
+                    else:
+                        assert server.stats().sessions == 0
                     tg.cancel_scope.cancel()
         assert server.stats().by_rpc_method.get("initialize") == 2

@@ -16,7 +16,7 @@ from mock_client import hdrs, init_params, meta, modern, rpc
 
 from mcpconn import ServerConfig, State, Supervisor, TokenSource
 from mcpconn._http import make_client
-from mcpconn.testing import JWTIssuer, JWTProvider, MockServer, _lean
+from mcpconn.testing import Fault, JWTIssuer, JWTProvider, MockServer, _lean
 from mcpconn.testing._events import encode_json
 from mcpconn.testing._lean import few_collections
 from mcpconn.testing._lean_http import _header_line
@@ -246,3 +246,33 @@ def test_few_collections_is_undone_on_exit() -> None:
     with few_collections(threshold=12_345):
         assert gc.get_threshold()[0] == 12_345 and gc.get_freeze_count() > 0
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+#: Faults whose response h11 refuses: a header it will not write (refused before a byte),
+#: a body on a 204 or 304 (refused once the head is taken), a status that is not final.
+_REFUSED_FAULTS = [
+    Fault.status(503, headers={"x-bad": "a\nb"}),
+    Fault.status(503, headers={"bad name": "v"}),
+    Fault.status(204),  # with the fault's default body
+    Fault.status(304, body=b"x"),
+    Fault.status(101),
+]
+
+
+@pytest.mark.parametrize("lean", [False, True], ids=["plain", "lean"])
+@pytest.mark.parametrize("fault", _REFUSED_FAULTS, ids=["newline", "name", "204", "304", "101"])
+async def test_a_response_h11_refuses_is_answered_500_by_both_servers(
+    lean: bool, fault: Fault
+) -> None:
+    async with (
+        MockServer(lean=lean, require_auth=False) as server,
+        await anyio.connect_tcp(server.host, server.port) as other,
+    ):
+        server.faults.add(fault, times=1, path="/mcp")
+        with anyio.fail_after(5):
+            await server.wait_until(lambda s: s.open_connections == 1)  # ``other`` is served
+            async with make_client() as client:
+                response = await client.get(server.url)
+            assert (response.status_code, response.content) == (500, b"internal error")
+            await other.send(_GET_NOPE)  # the server still serves its other connections
+            assert (await read_answers(other, 1)).startswith(b"HTTP/1.1 404 Not Found\r\n")

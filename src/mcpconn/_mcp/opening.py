@@ -108,8 +108,9 @@ class Opening(SessionPart):
             self._transport = None
             raise RequestTimeout(f"the {rules.name} handshake got no answer in time") from None
         except BaseException:
-            with anyio.move_on_after(config.timeouts.close, shield=True):
-                await transport.aclose()
+            close_by = self._close_by()  # a drop_at's budget, if one stopped us
+            with anyio.CancelScope(deadline=close_by, shield=True):
+                await transport.aclose(close_by)
             self._transport = None
             raise
 

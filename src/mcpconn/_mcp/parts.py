@@ -10,7 +10,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+import anyio
+
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
     from .._config import ServerConfig
     from .._core.eras import EraRules
     from .._core.jsonrpc import RequestId
@@ -45,6 +49,15 @@ class SessionPart:
     _config: ServerConfig
     _handlers: SessionHandlers
     _learn_tools: ToolLearner | None
+    _tg: TaskGroup
+
+    def _close_by(self) -> float:
+        """When a close starting now must be over: ``timeouts.close`` from now, or
+        sooner if the opening was told to drop by then (`open_session.drop_at`: a close
+        waiting for an ``initialize`` answer spends the same budget, not a second)."""
+        return min(
+            anyio.current_time() + self._config.timeouts.close, self._tg.cancel_scope.deadline
+        )
 
     if TYPE_CHECKING:
 

@@ -100,11 +100,11 @@ class Recovering(SessionPart):
             except Exception:
                 logger.exception("on_reinitialized raised")
 
-    async def _finish_reinitialize(self) -> None:
-        """Wait (within ``timeouts.close``) for a re-initialize in flight: the server
+    async def _finish_reinitialize(self, close_by: float) -> None:
+        """Wait (until the close's ``close_by``) for a re-initialize in flight: the server
         opened a session that only its answer names, and a close must DELETE that one."""
         lock = self._reinit_lock_made
         if lock is not None and lock.locked():
-            with anyio.move_on_after(self._config.timeouts.close):
+            with anyio.CancelScope(deadline=close_by):
                 async with lock:
                     pass

@@ -301,8 +301,9 @@ class Session(Listening, Recovering, Opening, Inbound):
 
     async def _aclose(self) -> None:
         self._closed = True
+        close_by = self._close_by()  # one budget for the wait and the DELETE
         if not self._discarded:
-            await self._finish_reinitialize()  # the session it opens is the one to DELETE
+            await self._finish_reinitialize(close_by)  # the session it opens is to DELETE
         self._fail_all(ConnectionClosed("the session closed"))
         self._desk.cancel_all()
         for scope in list(self._inflight):
@@ -312,7 +313,7 @@ class Session(Listening, Recovering, Opening, Inbound):
             return
         if self._discarded:
             transport.session_id = None
-        await transport.aclose()
+        await transport.aclose(close_by)
 
 
 class open_session:

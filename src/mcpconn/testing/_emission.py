@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-from . import _eras
+from . import _rpc
 from ._events import EventStream, encode_json
 from ._registry import Registry
 
@@ -111,7 +111,7 @@ class Emission(Registry):
             for stream in list(streams):
                 if stream.subscription_id is not None:
                     # 2026: a graceful end is the listen request's own result.
-                    stream.push(_eras.listen_result(stream.subscription_id))
+                    stream.push(_rpc.listen_result(stream.subscription_id))
                     stream.finish()
                 else:
                     stream.attach()  # the writer ends its response; the log stays

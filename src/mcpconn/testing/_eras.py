@@ -1,161 +1,34 @@
-"""The mock server's wire protocol per era.
+"""The mock server's wire protocol per handshake era.
 
 - Streamable HTTP with sessions (2025-03-26 .. 2025-11-25) on ``/mcp``: POST
   (JSON or SSE replies), GET listener, DELETE, resumption with Last-Event-ID.
 - Legacy HTTP+SSE (2024-11-05): GET ``/sse`` sends ``event: endpoint``, POSTs
   to ``/messages?session_id=...`` are answered on that stream.
 
-The stateless 2026-07-28 era lives in `_stateless.py`.
+What the eras share (messages, sessions, serving a request) is in `_rpc`; the
+stateless 2026-07-28 era lives in `_stateless.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from ._events import SSE_HEADERS, EventStream, encode_json, sse_frame
-from ._http import Exchange
-from ._tools import (
-    INTERNAL_ERROR,
-    INVALID_PARAMS,
-    INVALID_REQUEST,
-    PARSE_ERROR,
-    CallContext,
-    RPCError,
-    dispatch,
+from ._rpc import (
+    HANDSHAKE_VERSIONS,
+    Session,
+    error_message,
+    handle_client_message,
+    initialize_result,
+    json_reply,
+    notification,
+    run_request,
 )
+from ._tools import INVALID_REQUEST, PARSE_ERROR
 
 if TYPE_CHECKING:
     from ._mock_server import MockServer
     from ._requests import RequestContext
-
-#: Versions negotiated by ``initialize``, oldest first.
-HANDSHAKE_VERSIONS: tuple[str, ...] = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
-#: Versions served statelessly (per-request ``_meta``), no handshake.
-MODERN_VERSIONS: tuple[str, ...] = ("2026-07-28",)
-
-SUBSCRIPTION_ID_KEY = "io.modelcontextprotocol/subscriptionId"
-SERVER_INFO = {"name": "mcpconn-mock", "version": "0.1.0"}
-CAPABILITIES = {
-    "tools": {"listChanged": True},
-    "resources": {"subscribe": True},
-    "prompts": {},
-    "logging": {},
-}
-INSTRUCTIONS = "A mock MCP server for tests: echo, add, slow, progress and notify tools."
-_JSON = ("content-type", "application/json")
-
-
-@dataclass(eq=False)
-class Session:
-    """One handshake-era session (streamable HTTP or legacy SSE)."""
-
-    id: str
-    principal: str | None
-    era: str
-    protocol_version: str
-    last_seen: float
-    initialized: bool = False
-    listener: EventStream | None = None
-    streams: dict[str, EventStream] = field(default_factory=dict)
-    running: dict[Any, anyio.CancelScope] = field(default_factory=dict)
-    next_stream: int = 0
-
-    def new_stream(self, *, maxlen: int) -> EventStream:
-        self.next_stream += 1
-        stream = EventStream(f"P{self.next_stream}", self.principal, resumable=True, maxlen=maxlen)
-        self.streams[stream.key] = stream
-        while len(self.streams) > 32:  # keep the recent POST streams resumable
-            self.streams.pop(next(iter(self.streams)))
-        return stream
-
-
-def error_message(rid: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if data is not None:
-        error["data"] = data
-    return {"jsonrpc": "2.0", "id": rid, "error": error}
-
-
-def notification(
-    method: str, params: dict[str, Any] | None, encode: Callable[[Any], bytes] = encode_json
-) -> bytes:
-    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-    if params is not None:
-        message["params"] = params
-    return encode(message)
-
-
-async def json_reply(
-    exchange: Exchange, status: int, payload: Any, headers: Sequence[tuple[str, str]] = ()
-) -> None:
-    await exchange.respond(status, [_JSON, *headers], encode_json(payload))
-
-
-def listen_result(subscription_id: Any) -> bytes:
-    """The result that ends a 2026 ``subscriptions/listen`` stream gracefully."""
-    return encode_json(
-        {
-            "jsonrpc": "2.0",
-            "id": subscription_id,
-            "result": {"_meta": {SUBSCRIPTION_ID_KEY: subscription_id}, "resultType": "complete"},
-        }
-    )
-
-
-def _initialize(params: Any, answer: str | None = None) -> tuple[str, dict[str, Any]]:
-    requested = params.get("protocolVersion") if isinstance(params, dict) else None
-    version = requested if requested in HANDSHAKE_VERSIONS else HANDSHAKE_VERSIONS[-1]
-    version = answer or version
-    return version, {
-        "protocolVersion": version,
-        "capabilities": CAPABILITIES,
-        "serverInfo": SERVER_INFO,
-        "instructions": INSTRUCTIONS,
-    }
-
-
-async def _run(
-    server: MockServer, session: Session, msg: dict[str, Any], sink: Any
-) -> dict[str, Any] | None:
-    """Serve one session request; None when the client cancelled it."""
-    rid = msg["id"]
-    params = msg.get("params") or {}
-    if not isinstance(params, dict):
-        return error_message(rid, INVALID_PARAMS, "params must be an object")
-    meta = params.get("_meta")
-    token = meta.get("progressToken") if isinstance(meta, dict) else None
-    ctx = CallContext(server, session.principal, session.protocol_version, token, sink)
-    with anyio.CancelScope() as scope:
-        session.running[rid] = scope
-        try:
-            result = await dispatch(msg["method"], params, ctx, server.catalog)
-        except RPCError as exc:
-            return {"jsonrpc": "2.0", "id": rid, "error": exc.to_error()}
-        except Exception as exc:
-            return error_message(rid, INTERNAL_ERROR, f"tool failed: {type(exc).__name__}")
-        finally:
-            session.running.pop(rid, None)
-        return {"jsonrpc": "2.0", "id": rid, "result": result}
-    return None
-
-
-def _handle_client_message(server: MockServer, session: Session, msg: dict[str, Any]) -> None:
-    """A client notification, or the client's response to a server-to-client request."""
-    method = msg.get("method")
-    if method is None and "id" in msg and ("result" in msg or "error" in msg):
-        server.client_responses.append(msg)
-    elif method == "notifications/initialized":
-        session.initialized = True
-    elif method == "notifications/cancelled":
-        params = msg.get("params")
-        if isinstance(params, dict):
-            scope = session.running.get(params.get("requestId"))
-            if scope is not None:
-                scope.cancel()
 
 
 # -- streamable HTTP with sessions ---------------------------------------------------------
@@ -221,7 +94,7 @@ async def _streamable_post(server: MockServer, rc: RequestContext) -> None:
         return
     is_request = "id" in msg and isinstance(msg.get("method"), str)
     if is_request and msg["method"] == "initialize":
-        version, result = _initialize(msg.get("params"), server.answer_version)
+        version, result = initialize_result(msg.get("params"), server.answer_version)
         fresh = server.new_session(rc.principal, "streamable-http", version)
         await _reply(server, rc, fresh, {"jsonrpc": "2.0", "id": msg["id"], "result": result})
         return
@@ -239,7 +112,7 @@ async def _streamable_post(server: MockServer, rc: RequestContext) -> None:
         )
         return
     if not is_request:
-        _handle_client_message(server, session, msg)
+        handle_client_message(server, session, msg)
         await exchange.respond(202)
         return
     if server.json_response and rc.fault is None:
@@ -249,7 +122,7 @@ async def _streamable_post(server: MockServer, rc: RequestContext) -> None:
             if listener is not None:
                 listener.push(notification(method, params))
 
-        response = await _run(server, session, msg, to_listener)
+        response = await run_request(server, session, msg, to_listener)
         if response is None:
             await exchange.respond(202, [("mcp-session-id", session.id)])
         else:
@@ -262,7 +135,7 @@ async def _streamable_post(server: MockServer, rc: RequestContext) -> None:
 
     async def work() -> None:
         try:
-            response = await _run(server, session, msg, to_stream)
+            response = await run_request(server, session, msg, to_stream)
             if response is not None:
                 stream.push(encode_json(response))
         finally:
@@ -365,10 +238,10 @@ async def legacy_post(server: MockServer, rc: RequestContext) -> None:
     await exchange.respond(202, [("content-type", "text/plain")], b"Accepted")
     listener = session.listener
     if "id" not in msg or not isinstance(msg.get("method"), str):
-        _handle_client_message(server, session, msg)
+        handle_client_message(server, session, msg)
         return
     if msg["method"] == "initialize":
-        version, result = _initialize(msg.get("params"), server.answer_version)
+        version, result = initialize_result(msg.get("params"), server.answer_version)
         session.protocol_version = version
         listener.push(encode_json({"jsonrpc": "2.0", "id": msg["id"], "result": result}))
         return
@@ -377,7 +250,7 @@ async def legacy_post(server: MockServer, rc: RequestContext) -> None:
         listener.push(notification(method, params))
 
     async def work() -> None:
-        response = await _run(server, session, msg, to_listener)
+        response = await run_request(server, session, msg, to_listener)
         if response is not None:
             listener.push(encode_json(response))
 

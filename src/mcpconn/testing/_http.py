@@ -24,6 +24,8 @@ __all__ = ["Exchange", "HTTPServer", "Request"]
 logger = logging.getLogger("mcpconn.testing.http")
 
 _READ_SIZE = 65536
+#: What a read meets when the client is gone (closed, reset, or we closed it).
+_GONE = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 _REASONS = {
     200: b"OK",
     202: b"Accepted",
@@ -169,6 +171,16 @@ class Exchange:
         self.aborted = True
         await self._write(data)
 
+    async def fail(self, body: bytes) -> None:
+        """Answer 500 for a response the handler could not give; around h11 if it refused
+        one midway (it is in ERROR then and writes nothing more): the connection ends."""
+        if self._conn.our_state is not h11.ERROR:
+            await self.respond(500, body=body)
+            return
+        self._started(500)
+        head = b"HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\ncontent-length: %d"
+        await self.send_raw(head % len(body) + b"\r\n\r\n" + body)
+
     async def abort(self) -> None:
         """Close the connection now, without a terminating chunk or a response."""
         self.aborted = True
@@ -234,6 +246,8 @@ class HTTPServer:
                 await self._connection_loop(stream)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, _ClientGone):
             pass
+        except h11.LocalProtocolError:  # ends this connection, never the server
+            logger.exception("mock server connection failed")
         finally:
             self._count_connections(-1)
 
@@ -327,7 +341,7 @@ class HTTPServer:
                 exchange.aborted = True
             else:
                 with contextlib.suppress(_ClientGone):
-                    await exchange.respond(500, body=b"internal error")
+                    await exchange.fail(b"internal error")
 
     async def _finish(self, exchange: Exchange) -> bool:
         """End a response the handler left open; False: the connection cannot be reused."""
@@ -337,7 +351,7 @@ class HTTPServer:
             if exchange.started:
                 await exchange.end_stream()
             else:
-                await exchange.respond(500, body=b"no response")
+                await exchange.fail(b"no response")
         return True
 
     async def _watch_disconnect(
@@ -356,12 +370,7 @@ class HTTPServer:
         while buffered <= self._max_header:
             try:
                 data = await stream.receive(_READ_SIZE)
-            except (
-                anyio.EndOfStream,
-                anyio.BrokenResourceError,
-                anyio.ClosedResourceError,
-                OSError,
-            ):
+            except _GONE:
                 data = b""
             if not data:
                 exchange.client_gone.set()

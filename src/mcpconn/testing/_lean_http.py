@@ -22,7 +22,16 @@ import anyio
 import anyio.abc
 import h11
 
-from ._http import _READ_SIZE, _REASONS, Exchange, Handler, HTTPServer, Request, _ClientGone
+from ._http import (
+    _GONE,
+    _READ_SIZE,
+    _REASONS,
+    Exchange,
+    Handler,
+    HTTPServer,
+    Request,
+    _ClientGone,
+)
 
 __all__ = ["LeanExchange", "LeanHTTPServer", "parse_head"]
 
@@ -49,7 +58,6 @@ _SPECIAL = frozenset(
 )
 _END = b"0\r\n\r\n"
 _Headers = Iterable[tuple[str, str]]
-_GONE = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 _MAX_CACHED_LINES = 4096
 
 
@@ -114,9 +122,14 @@ class LeanExchange(Exchange):
         #: The response said ``Connection: close``: the connection ends after it.
         self.close_after = False
 
+    async def fail(self, body: bytes) -> None:
+        await self.respond(500, body=body)  # what h11 refuses is refused before a byte
+
     def _head(self, status: int, headers: Iterable[tuple[str, str]], framing: bytes) -> bytes:
         if self.started:
             raise h11.LocalProtocolError("a response was already started")
+        if not 200 <= status < 1000:
+            raise h11.LocalProtocolError(f"status {status} is not a final response's")
         lines = self._lines
         parts = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))]
         for item in headers:
@@ -133,6 +146,8 @@ class LeanExchange(Exchange):
         return b"".join(parts)
 
     async def respond(self, status: int, headers: _Headers = (), body: bytes = b"") -> None:
+        if body and status in (204, 304):
+            raise h11.LocalProtocolError(f"a {status} response has no body")  # as h11
         data = self._head(status, headers, b"content-length: %d\r\n\r\n" % len(body)) + body
         self._started(status)
         self.finished = True

@@ -19,7 +19,6 @@ import anyio.abc
 
 from . import _control, _eras, _lean
 from ._emission import Emission
-from ._eras import HANDSHAKE_VERSIONS, MODERN_VERSIONS, Session
 from ._events import EventStream, encode_json
 from ._faults import STREAM_KINDS, FaultSet
 from ._http import Exchange, HTTPServer, Request
@@ -27,6 +26,7 @@ from ._jwt_issuer import JWTIssuer
 from ._lean import VerifiedTokens
 from ._lean_http import LeanHTTPServer
 from ._requests import Auth, RequestContext, inject, prepare, reject_auth
+from ._rpc import HANDSHAKE_VERSIONS, MODERN_VERSIONS, Session
 from ._stateless import stateless
 from ._stats import MockStats, Recorder, RequestRecord
 from ._tools import BUILTIN_TOOLS, Catalog, Tool

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.abc
 
-from ._eras import Session
 from ._events import EventStream, pump, sse_frame
 from ._faults import STREAM_KINDS
+from ._rpc import Session
 from ._stats import Recorder
 
 if TYPE_CHECKING:

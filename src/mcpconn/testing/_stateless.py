@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._eras import (
+from ._events import SSE_HEADERS, EventStream, encode_json, sse_frame
+from ._lean import respond_events
+from ._rpc import (
     CAPABILITIES,
     INSTRUCTIONS,
     MODERN_VERSIONS,
@@ -22,8 +24,6 @@ from ._eras import (
     json_reply,
     notification,
 )
-from ._events import SSE_HEADERS, EventStream, encode_json, sse_frame
-from ._lean import respond_events
 from ._tools import (
     ERROR_HTTP_STATUS,
     HEADER_MISMATCH,

@@ -189,7 +189,7 @@ class LegacySSETransport:
         await self._closed.wait()
         raise self.gone()
 
-    async def aclose(self) -> None:
+    async def aclose(self, close_by: float | None = None) -> None:
         """Stop the reader, which closes the stream in its own task."""
         self._scope.cancel()
         self._closed.set()

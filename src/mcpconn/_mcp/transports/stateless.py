@@ -225,5 +225,5 @@ class StatelessTransport:
             return  # restarted: the caller listens again, with the new filter
         raise StreamEnded("the subscription stream ended", retry=None)
 
-    async def aclose(self) -> None:
+    async def aclose(self, close_by: float | None = None) -> None:
         """Nothing to close: no session, no DELETE."""

@@ -244,14 +244,21 @@ class StreamableHTTPTransport:
             await reader.read_opened(opened)
         raise StreamEnded("the listener stream ended", retry=state.retry)
 
-    async def aclose(self) -> None:
-        """DELETE the session, bounded by ``timeouts.close``; any failure is only logged."""
+    async def aclose(self, close_by: float | None = None) -> None:
+        """DELETE the session by ``close_by`` (default ``timeouts.close`` from now); any
+        failure is only logged. No time left: dropped without it (the server's idle
+        timeout ends it), as when the DELETE runs out of time."""
         if self.session_id is None:
             return
         headers = self._headers(ACCEPT_BOTH)
         self.session_id = None
-        limit = self.channel.config.timeouts.close
-        with anyio.CancelScope(shield=True), anyio.move_on_after(limit):
+        now = anyio.current_time()
+        if close_by is None:
+            close_by = now + self.channel.config.timeouts.close
+        elif close_by <= now:
+            logger.debug("DELETE session skipped: the close had no time left")
+            return
+        with anyio.CancelScope(shield=True), anyio.CancelScope(deadline=close_by):
             try:
                 async with self.channel.open("DELETE", self.url, headers=headers) as response:
                     logger.debug("DELETE session: HTTP %d", response.status_code)
