@@ -115,8 +115,9 @@ async def read(stream: anyio.abc.ByteStream) -> bytes:
 async def next_event(
     conn: Connection, scope: anyio.CancelScope | None, timeout: float | None
 ) -> Any:
-    """``conn``'s next h11 event, reading as needed: each read under ``timeout``, by
-    moving ``scope``'s deadline (one scope for many reads) or, without one, its own."""
+    """``conn``'s next h11 event, reading as needed: each read under ``timeout``, watched
+    by the connection's timer in ``scope`` (one scope for many reads; `Connection.watch`)
+    or, without one, in a scope of its own."""
     h = conn.h11
     while True:
         with READING:
@@ -126,7 +127,7 @@ async def next_event(
         if scope is None:
             data = await receive(conn.stream, timeout)
         else:
-            scope.deadline = math.inf if timeout is None else now() + timeout
+            conn.watch(scope, timeout)
             with READING:  # `read`, inline: a held listener's stack is one frame shallower
                 try:
                     data = await conn.stream.receive(_READ_SIZE)
