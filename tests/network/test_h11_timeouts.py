@@ -14,7 +14,7 @@ import anyio
 import anyio.abc
 import httpx
 import pytest
-from raw_http import client, raw_server, read_request
+from raw_http import Serve, client, raw_server, read_request
 
 from mcpconn._http.body import ResponseBody
 from mcpconn._http.send import send
@@ -26,6 +26,22 @@ OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
 
 def _piece(i: int) -> bytes:
     return b"2\r\n%02d\r\n" % i
+
+
+def _trickling(pieces: int, *, then: bytes | None) -> Serve:
+    """A chunked body of ``pieces`` pieces 0.1 s apart, then ``then`` (None: silence)."""
+
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        await read_request(stream)
+        await stream.send(CHUNKED)
+        for i in range(pieces):
+            await anyio.sleep(0.1)
+            await stream.send(_piece(i))
+        if then is None:
+            await anyio.sleep_forever()
+        await stream.send(then)
+
+    return serve
 
 
 async def _pump(c: httpx.AsyncClient, url: str, timeout: httpx.Timeout, got: list[bytes]) -> bool:
@@ -58,14 +74,7 @@ async def test_a_head_later_than_the_connect_timeout_is_within_its_read_timeout(
 async def test_a_body_trickling_within_the_read_timeout_outlives_it(way: str) -> None:
     """Each read is bounded, not the whole body: eight pieces 0.1 s apart, read timeout 0.3 s."""
 
-    async def serve(stream: anyio.abc.SocketStream) -> None:
-        await read_request(stream)
-        await stream.send(CHUNKED)
-        for i in range(8):
-            await anyio.sleep(0.1)
-            await stream.send(_piece(i))
-        await stream.send(END)
-
+    serve = _trickling(8, then=END)
     timeout = httpx.Timeout(5, read=0.3)
     got: list[bytes] = []
     async with raw_server(serve) as raw, client() as (c, _):
@@ -79,14 +88,7 @@ async def test_a_body_trickling_within_the_read_timeout_outlives_it(way: str) ->
 
 
 async def test_a_stall_after_steady_reads_is_a_read_timeout() -> None:
-    async def serve(stream: anyio.abc.SocketStream) -> None:
-        await read_request(stream)
-        await stream.send(CHUNKED)
-        for i in range(4):
-            await anyio.sleep(0.1)
-            await stream.send(_piece(i))
-        await anyio.sleep_forever()
-
+    serve = _trickling(4, then=None)  # then silence
     got: list[bytes] = []
     async with raw_server(serve) as raw, client() as (c, transport):
         with anyio.fail_after(5), pytest.raises(httpx.ReadTimeout):
@@ -115,15 +117,3 @@ async def test_a_sooner_read_timeout_on_a_reused_connection_fires_on_time() -> N
             await c.get(raw.url, timeout=httpx.Timeout(30, read=0.2))
         assert raw.accepted == 1 and served == [1, 2]  # the same connection, reused
         assert transport.sockets == 0
-
-
-async def test_a_read_timeout_after_a_slow_write_is_the_read_timeout() -> None:
-    """A request sent within its write bound, then silence: ReadTimeout, not WriteTimeout."""
-
-    async def serve(stream: anyio.abc.SocketStream) -> None:
-        await read_request(stream)
-        await anyio.sleep_forever()
-
-    async with raw_server(serve) as raw, client() as (c, _):
-        with anyio.fail_after(3), pytest.raises(httpx.ReadTimeout):
-            await c.post(raw.url, content=b"x" * 1000, timeout=httpx.Timeout(5, read=0.2))
