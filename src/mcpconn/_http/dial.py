@@ -10,10 +10,12 @@ to become writable and anyio's wrapper; a host name still goes through
 a literal is remembered per host (a reconnect asks about the same few), and the
 socket's descriptor comes back with the stream: the pool's liveness check needs
 it, and anyio's typed-attribute lookup builds a table of lambdas per call.
+Plain TCP on asyncio gets a `LoopStream` (reading left on between receives).
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import ipaddress
 import os
@@ -23,6 +25,8 @@ import ssl
 import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
+
+from .loopstream import open_loop_stream
 
 __all__ = ["dial"]
 
@@ -52,7 +56,7 @@ async def dial(
             )
         sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
         return stream, sock.fileno() if sock is not None else -1
-    stream, fd = await _connect_literal(*literal, port)
+    stream, fd = await _connect_literal(*literal, port, plain=ssl_context is None)
     if ssl_context is None:
         return stream, fd
     try:
@@ -88,8 +92,9 @@ def _literal(host: str) -> tuple[int, str] | None:
 
 
 async def _connect_literal(
-    family: int, address: str, port: int
-) -> tuple[anyio.abc.SocketStream, int]:
+    family: int, address: str, port: int, *, plain: bool
+) -> tuple[anyio.abc.ByteStream, int]:
+    """``plain`` (no TLS to come) on asyncio: a `LoopStream`; else anyio's stream."""
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
@@ -100,7 +105,10 @@ async def _connect_literal(
             error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if error:
             _failed(error)
-        return await anyio.abc.SocketStream.from_socket(sock), sock.fileno()
+        fd = sock.fileno()
+        if plain and asyncio._get_running_loop() is not None:
+            return await open_loop_stream(sock), fd
+        return await anyio.abc.SocketStream.from_socket(sock), fd
     except BaseException:
         sock.close()
         raise

@@ -22,6 +22,7 @@ import anyio
 import anyio.abc
 import h11
 
+from .loopstream import LoopStream
 from .timer import OperationTimer
 
 __all__ = ["Connection", "OriginPool"]
@@ -54,6 +55,8 @@ class Connection(OperationTimer):
         fd = self._fd
         if fd < 0:
             return True
+        if type(self.stream) is LoopStream and self.stream.has_input:
+            return True  # read from the socket already (a `LoopStream` keeps reading)
         try:
             poller = self._poller
             if poller is None:  # not select(): descriptors above 1024 are normal here
