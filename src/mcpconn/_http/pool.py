@@ -55,8 +55,8 @@ class Connection(OperationTimer):
         fd = self._fd
         if fd < 0:
             return True
-        if type(self.stream) is LoopStream and self.stream.has_input:
-            return True  # read from the socket already (a `LoopStream` keeps reading)
+        if type(self.stream) is LoopStream:  # it keeps reading: what came is in it
+            return self.stream.has_input
         try:
             poller = self._poller
             if poller is None:  # not select(): descriptors above 1024 are normal here

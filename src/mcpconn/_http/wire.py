@@ -74,8 +74,13 @@ class _Mapped:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
-        if exc is None:
-            return
+        if exc is not None:
+            self.reraise(exc)
+
+    def reraise(self, exc: BaseException) -> None:
+        """Raise ``exc`` as httpx's error, if it maps to one (else return: the caller's
+        ``raise`` goes on with it). For a ``try``, where a ``with`` around an await would
+        keep its bound ``__exit__`` for as long as the await waits (a held listener)."""
         if isinstance(exc, TimeoutError):
             name = self.timeout_class.__name__
             raise self.timeout_class(f"timed out ({name})") from exc
@@ -128,10 +133,12 @@ async def next_event(
             data = await receive(conn.stream, timeout)
         else:
             conn.watch(scope, timeout)
-            with READING:  # `read`, inline: a held listener's stack is one frame shallower
-                try:
-                    data = await conn.stream.receive(_READ_SIZE)
-                except anyio.EndOfStream:
-                    data = b""
+            try:  # `read`, inline: a held listener's stack is one frame shallower
+                data = await conn.stream.receive(_READ_SIZE)
+            except anyio.EndOfStream:
+                data = b""
+            except Exception as exc:
+                READING.reraise(exc)
+                raise
         with READING:
             h.receive_data(data)
