@@ -10,6 +10,8 @@ too long. Against the raw servers of raw_http.py.
 
 from __future__ import annotations
 
+import socket
+
 import anyio
 import anyio.abc
 import httpx
@@ -117,3 +119,24 @@ async def test_a_sooner_read_timeout_on_a_reused_connection_fires_on_time() -> N
             await c.get(raw.url, timeout=httpx.Timeout(30, read=0.2))
         assert raw.accepted == 1 and served == [1, 2]  # the same connection, reused
         assert transport.sockets == 0
+
+
+async def test_a_connect_that_does_not_finish_is_a_connect_timeout() -> None:
+    """A listener whose accept queue is full drops our SYN: the connect stays in progress
+    (waited for, not taken as done) until the connect timeout, a ConnectTimeout."""
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as listener:
+        port = listener.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(4):  # fill the accept queue (nobody accepts)
+                filler = socket.socket()
+                filler.setblocking(False)
+                filler.connect_ex(("127.0.0.1", port))
+                fillers.append(filler)
+            async with client() as (c, transport):
+                with anyio.fail_after(5), pytest.raises(httpx.ConnectTimeout):
+                    await c.get(f"http://127.0.0.1:{port}/", timeout=httpx.Timeout(0.3))
+                assert transport.sockets == 0
+        finally:
+            for filler in fillers:
+                filler.close()

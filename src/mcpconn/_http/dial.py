@@ -5,7 +5,8 @@ and a timeout scope per address tried, even when the host is an IP literal
 and there is one address to try. A burst of reconnects (one publish waking a
 thousand parked listeners) pays that a thousand times over, mostly as garbage
 to collect. Here an IP literal gets one non-blocking socket, one wait for it
-to become writable and anyio's wrapper; a host name still goes through
+to become writable (none when it already is: a loopback handshake ends inside
+the connect call) and a stream; a host name still goes through
 `anyio.connect_tcp` (resolution, IPv6 first, happy eyeballs). Whether a host is
 a literal is remembered per host (a reconnect asks about the same few), and the
 socket's descriptor comes back with the stream: the pool's liveness check needs
@@ -19,6 +20,7 @@ import asyncio
 import errno
 import ipaddress
 import os
+import select
 import socket
 import ssl
 
@@ -101,7 +103,8 @@ async def _connect_literal(
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as anyio's own connect
         error = sock.connect_ex((address, port))
         if error in _IN_PROGRESS:
-            await anyio.wait_writable(sock)
+            if not _settled(sock):  # a loopback handshake is done already: no wait
+                await anyio.wait_writable(sock)
             error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if error:
             _failed(error)
@@ -112,6 +115,13 @@ async def _connect_literal(
     except BaseException:
         sock.close()
         raise
+
+
+def _settled(sock: socket.socket) -> bool:
+    """Whether a connect in progress has ended (connected or failed) by now."""
+    poller = select.poll()
+    poller.register(sock, select.POLLOUT)
+    return bool(poller.poll(0))
 
 
 def _failed(error: int) -> None:
