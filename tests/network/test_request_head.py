@@ -8,8 +8,12 @@ a credential never stays in the cache of checked lines.
 
 from __future__ import annotations
 
+import re
+
 import h11
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcpconn._http import head as head_module
 from mcpconn._http.head import request_head
@@ -110,3 +114,30 @@ def test_h11s_event_is_remembered_per_framing_but_never_for_a_target_with_a_quer
     for i in range(head_module._MAX_REMEMBERED + 3):
         request_head(b"POST", b"/", [], b"h", i)
     assert len(head_module._events) <= head_module._MAX_REMEMBERED
+
+
+_RFC_NAME = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_RFC_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?")
+_SOME_ASCII = st.text(st.characters(max_codepoint=127), max_size=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    name=st.one_of(_SOME_ASCII, st.sampled_from(["Mcp-Name", "X-A_b.c~1", "Authorization"])),
+    value=st.one_of(_SOME_ASCII, st.sampled_from([" x", "x\t", "a \t b", "Bearer abc.def"])),
+)
+def test_a_line_is_refused_exactly_when_rfc_9110_grammar_refuses_it(name: str, value: str) -> None:
+    """The translate-based check (no regex over a credential per request) accepts exactly
+    the lines the RFC 9110 token / field-value grammar accepts."""
+    expected = (
+        _RFC_NAME.fullmatch(name.encode()) is not None
+        and _RFC_VALUE.fullmatch(value.encode()) is not None
+    )
+    if name.lower() in head_module._FOR_H11:
+        return  # framing headers go to h11, which validates them itself
+    try:
+        request_head(b"POST", b"/", [(name, value)], b"h", 0)
+    except h11.LocalProtocolError:
+        assert not expected
+    else:
+        assert expected

@@ -34,6 +34,29 @@ async def test_the_deadline_ends_the_sleep_and_a_passed_one_returns_at_once() ->
     assert alarm._waiter is None
 
 
+async def test_a_ring_before_a_far_deadline_wakes_and_an_outer_cancel_ends_the_sleep() -> None:
+    """With a deadline the sleep is still woken by a ring (its deadline's own wake then
+    does nothing) and still ends when an enclosing scope is cancelled."""
+    alarm = Alarm()
+    woke: list[float] = []
+
+    async def sleeper() -> None:
+        await alarm.sleep(anyio.current_time() + 60)
+        woke.append(anyio.current_time())
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sleeper)
+            await anyio.wait_all_tasks_blocked()
+            alarm.ring()
+        assert len(woke) == 1 and alarm._waiter is None
+        alarm.ring()  # nobody asleep: nothing to do
+        with anyio.CancelScope() as outer:
+            outer.deadline = anyio.current_time() + 0.02
+            await alarm.sleep(anyio.current_time() + 60)
+        assert outer.cancelled_caught and alarm._waiter is None
+
+
 async def test_a_ring_with_nobody_asleep_is_not_kept() -> None:
     alarm = Alarm()
     alarm.ring()

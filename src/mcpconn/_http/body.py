@@ -171,6 +171,7 @@ class ResponseBody(httpx.AsyncByteStream):
                             outcome = _take(await next_event(conn, scope, timeout), on_raw)
                     finally:
                         self._scope = None
+                        conn.unwatch()
                 if scope.cancelled_caught:
                     if self._stop:  # `stop`: the rest of the body is not read
                         await self._abandon()

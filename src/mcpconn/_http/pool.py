@@ -22,27 +22,41 @@ import anyio
 import anyio.abc
 import h11
 
+from .loopstream import LoopStream
+from .timer import OperationTimer
+
 __all__ = ["Connection", "OriginPool"]
 
 
-class Connection:
-    """One HTTP/1.1 connection: a byte stream and its h11 state."""
+class Connection(OperationTimer):
+    """One HTTP/1.1 connection: a byte stream and its h11 state, and the timer of the
+    operation under way on it (`OperationTimer`: connect, write, each read)."""
 
     __slots__ = ("_fd", "_poller", "h11", "idle_since", "origin", "stream")
 
-    def __init__(self, stream: anyio.abc.ByteStream, origin: OriginPool, fd: int) -> None:
-        self.stream = stream
+    #: Its byte stream, set once it is connected (`attach`).
+    stream: anyio.abc.ByteStream
+
+    def __init__(self, origin: OriginPool) -> None:
+        super().__init__()
         self.origin = origin
         self.h11 = h11.Connection(h11.CLIENT)
         self.idle_since = 0.0
-        self._fd = fd  # its socket's (-1: unknown, never reused); asyncio wraps the socket
+        self._fd = -1  # its socket's (-1: unknown, never reused); asyncio wraps the socket
         self._poller: select.poll | None = None  # made at the first reuse (listeners never)
+
+    def attach(self, stream: anyio.abc.ByteStream, fd: int) -> None:
+        """The connection is made: its stream and its socket's descriptor (-1: unknown)."""
+        self.stream = stream
+        self._fd = fd
 
     def readable(self) -> bool:
         """True if the idle peer sent something (EOF or garbage): it cannot be reused."""
         fd = self._fd
         if fd < 0:
             return True
+        if type(self.stream) is LoopStream:  # it keeps reading: what came is in it
+            return self.stream.has_input
         try:
             poller = self._poller
             if poller is None:  # not select(): descriptors above 1024 are normal here

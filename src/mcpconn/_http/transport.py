@@ -4,9 +4,10 @@
 `httpx.Auth` and `httpx.Timeout` stay the configuration; only the layer under
 the client changes. Per request it does one pool pop, one send of the whole
 request (head and an in-memory body together), one cancel scope for the
-head and, for a body that did not all come with it, one for the body
-(deadlines moved per read); httpcore does a scan of its pool, ~12 cancel
-scopes and two sends. `send_bytes` takes a request
+connect, the send and the head and, for a body that did not all come with
+it, one for the body; every operation's own timeout is kept by the
+connection's one timer (`OperationTimer`, not a timer per operation);
+httpcore does a scan of its pool, ~12 cancel scopes and two sends. `send_bytes` takes a request
 without an `httpx.Request` (the JSON-RPC POSTs, `mcpconn._http.send`). A
 response body (`ResponseBody`) is streamed (SSE listeners stay open for
 hours); closing it early, from any task, or cancelling its reader closes the
@@ -22,10 +23,10 @@ Errors are httpx's own classes (`httpx.ConnectError`, `httpx.ReadTimeout`,
 
 from __future__ import annotations
 
-import math
 import resource
 import ssl
 from collections.abc import AsyncIterable, Mapping
+from typing import NoReturn
 
 import anyio
 import anyio.abc
@@ -36,7 +37,7 @@ from .body import ResponseBody
 from .dial import dial
 from .head import request_head
 from .pool import Connection, OriginPool
-from .wire import CONNECTING, WRITING, deadline_in, deadline_passed, next_event, now
+from .wire import CONNECTING, WRITING, next_event, now
 
 __all__ = ["DEFAULT_LIMITS", "H11Transport", "default_max_per_origin"]
 
@@ -147,13 +148,32 @@ class H11Transport(httpx.AsyncBaseTransport):
         finally:
             if to_close:
                 await self._close(to_close)
+        phase = _WRITING
         if conn is None:
-            conn = await self._connect(pool, key, timeouts.get("connect"))
-        try:
-            response = await _exchange(conn, head, raw, body, timeouts.get("write"), read)
-        except BaseException:
-            await self._discard(conn)
-            raise
+            conn, phase = Connection(pool), _CONNECTING
+        response: h11.Response | None = None
+        # One scope for the connect, the write and the reads of the head, each bounded
+        # by its own timeout through the connection's one timer (`OperationTimer`).
+        with anyio.CancelScope() as scope:
+            try:
+                if phase is _CONNECTING:
+                    conn.watch(scope, timeouts.get("connect"))
+                    await self._connect(conn, key)
+                    phase = _WRITING
+                await _send(conn, head, raw, body, scope, timeouts.get("write"))
+                phase = _READING
+                response = await _receive_head(conn, scope, read)
+            except BaseException:
+                if phase is _CONNECTING:
+                    conn.stop_timer()  # never connected: nothing of it is kept
+                    pool.release_slot()
+                else:
+                    conn.unwatch()
+                    await self._discard(conn)
+                raise
+            conn.unwatch()
+        if response is None:  # the scope caught the timeout of the operation under way
+            _timed_out(phase)
         return httpx.Response(
             response.status_code,
             headers=response.headers.raw_items(),
@@ -161,24 +181,13 @@ class H11Transport(httpx.AsyncBaseTransport):
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason},
         )
 
-    async def _connect(
-        self, pool: OriginPool, key: tuple[bytes, bytes, int], timeout: float | None
-    ) -> Connection:
+    async def _connect(self, conn: Connection, key: tuple[bytes, bytes, int]) -> None:
         scheme, host, port = key
         tls = scheme == b"https"
-        hostname = host.decode("ascii")
-        try:
-            with CONNECTING:
-                with anyio.CancelScope(deadline=deadline_in(timeout)) as scope:
-                    stream, fd = await dial(hostname, port, self._ssl() if tls else None)
-                if scope.cancelled_caught:
-                    deadline_passed()  # CONNECTING makes it httpx.ConnectTimeout
-        except BaseException:
-            pool.release_slot()
-            raise
-        conn = Connection(stream, pool, fd)
+        with CONNECTING:
+            stream, fd = await dial(host.decode("ascii"), port, self._ssl() if tls else None)
+        conn.attach(stream, fd)
         self._live.add(conn)
-        return conn
 
     def _release(self, conn: Connection, to_close: list[Connection]) -> None:
         """A complete exchange: back to its pool if both sides may go on, else closed."""
@@ -199,6 +208,7 @@ class H11Transport(httpx.AsyncBaseTransport):
         with anyio.CancelScope(shield=True):
             for conn in conns:
                 self._live.discard(conn)
+                conn.stop_timer()
                 await anyio.aclose_forcefully(conn.stream)
 
     async def aclose(self) -> None:
@@ -210,6 +220,7 @@ class H11Transport(httpx.AsyncBaseTransport):
         self._pools.clear()
         with anyio.CancelScope(shield=True):
             for conn in live:
+                conn.stop_timer()
                 await anyio.aclose_forcefully(conn.stream)
 
 
@@ -226,22 +237,14 @@ def _origin_key(url: httpx.URL) -> tuple[bytes, bytes, int]:
     return scheme, url.raw_host, url.port or default
 
 
-async def _exchange(
-    conn: Connection,
-    head: h11.Request,
-    raw: bytes | None,
-    body: tuple[bytes, ...] | AsyncIterable[bytes],
-    write: float | None,
-    read: float | None,
-) -> h11.Response:
-    """Send the request, read the response head: one cancel scope, its deadline moved per
-    write and per read (httpx's timeouts are per operation), instead of one scope each."""
-    writing = True
-    with anyio.CancelScope(deadline=math.inf if write is None else now() + write) as scope:
-        await _send(conn, head, raw, body, scope, write)
-        writing = False
-        return await _receive_head(conn, scope, read)
-    if writing:
+_CONNECTING, _WRITING, _READING = "connecting", "writing", "reading"
+
+
+def _timed_out(phase: str) -> NoReturn:
+    """The typed timeout of the operation that took too long (httpx's own classes)."""
+    if phase is _CONNECTING:
+        raise httpx.ConnectTimeout("timed out (ConnectTimeout)")
+    if phase is _WRITING:
         raise httpx.WriteTimeout("timed out sending the request")
     raise httpx.ReadTimeout("timed out waiting for the response")
 
@@ -254,10 +257,12 @@ async def _send(
     scope: anyio.CancelScope,
     timeout: float | None,
 ) -> None:
-    """The request head and body: one send when the body is in memory. ``raw``: the head
-    as written by `request_head` (h11's own bytes of its framing-only ``head`` dropped)."""
+    """The request head and body: one send when the body is in memory (each send under
+    ``timeout``). ``raw``: the head as written by `request_head` (h11's own bytes of its
+    framing-only ``head`` dropped)."""
     h = conn.h11
     stream = conn.stream
+    conn.watch(scope, timeout)
     with WRITING:
         parts = [h.send(head)]
         if raw is not None:
@@ -276,8 +281,7 @@ async def _send(
                 if size >= _FLUSH_AT:
                     await stream.send(b"".join(parts))
                     parts, size = [], 0
-                    if timeout is not None:
-                        scope.deadline = now() + timeout
+                    conn.watch(scope, timeout)
         parts.append(h.send(h11.EndOfMessage()))
         await stream.send(b"".join(parts))
 

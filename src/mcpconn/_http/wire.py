@@ -74,8 +74,13 @@ class _Mapped:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
-        if exc is None:
-            return
+        if exc is not None:
+            self.reraise(exc)
+
+    def reraise(self, exc: BaseException) -> None:
+        """Raise ``exc`` as httpx's error, if it maps to one (else return: the caller's
+        ``raise`` goes on with it). For a ``try``, where a ``with`` around an await would
+        keep its bound ``__exit__`` for as long as the await waits (a held listener)."""
         if isinstance(exc, TimeoutError):
             name = self.timeout_class.__name__
             raise self.timeout_class(f"timed out ({name})") from exc
@@ -115,8 +120,9 @@ async def read(stream: anyio.abc.ByteStream) -> bytes:
 async def next_event(
     conn: Connection, scope: anyio.CancelScope | None, timeout: float | None
 ) -> Any:
-    """``conn``'s next h11 event, reading as needed: each read under ``timeout``, by
-    moving ``scope``'s deadline (one scope for many reads) or, without one, its own."""
+    """``conn``'s next h11 event, reading as needed: each read under ``timeout``, watched
+    by the connection's timer in ``scope`` (one scope for many reads; `Connection.watch`)
+    or, without one, in a scope of its own."""
     h = conn.h11
     while True:
         with READING:
@@ -126,11 +132,13 @@ async def next_event(
         if scope is None:
             data = await receive(conn.stream, timeout)
         else:
-            scope.deadline = math.inf if timeout is None else now() + timeout
-            with READING:  # `read`, inline: a held listener's stack is one frame shallower
-                try:
-                    data = await conn.stream.receive(_READ_SIZE)
-                except anyio.EndOfStream:
-                    data = b""
+            conn.watch(scope, timeout)
+            try:  # `read`, inline: a held listener's stack is one frame shallower
+                data = await conn.stream.receive(_READ_SIZE)
+            except anyio.EndOfStream:
+                data = b""
+            except Exception as exc:
+                READING.reraise(exc)
+                raise
         with READING:
             h.receive_data(data)

@@ -5,7 +5,8 @@ An idle connection is mostly waiting, and thousands of them wait at once. An
 `Flag` and `Alarm` hold a plain value and make the one waiter they need only
 while a task is actually waiting, and drop it once woken. The alarm's one
 sleeper waits on a bare future on asyncio (an event would add its deque and
-two wrapper frames to every idle connection's wait).
+two wrapper frames to every idle connection's wait), resolved by its deadline
+too (a deadline scope would wake it by cancelling it).
 """
 
 from __future__ import annotations
@@ -80,13 +81,29 @@ class Alarm:
             await anyio.lowlevel.checkpoint()
             return
         waiter = self._waiter = _new_waiter()
-        woken = waiter.wait() if isinstance(waiter, anyio.Event) else waiter
+        if isinstance(waiter, anyio.Event):
+            try:
+                if deadline is None:
+                    await waiter.wait()
+                else:
+                    with anyio.move_on_at(deadline):
+                        await waiter.wait()
+            finally:
+                if self._waiter is waiter:
+                    self._waiter = None
+            return
+        # asyncio: the deadline resolves the future, as a ring does (no cancel scope, whose
+        # deadline would wake the sleeper by cancelling it: an exception through its stack)
+        timer = None if deadline is None else waiter.get_loop().call_at(deadline, _wake, waiter)
         try:
-            if deadline is None:
-                await woken
-            else:
-                with anyio.move_on_at(deadline):
-                    await woken
+            await waiter
         finally:
+            if timer is not None:
+                timer.cancel()
             if self._waiter is waiter:
                 self._waiter = None
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():  # rung (or cancelled with its sleeper) first
+        waiter.set_result(None)

@@ -210,12 +210,17 @@ class StatelessTransport:
             restart_on.watch(reader.stop)  # an edit of the subscriptions restarts the listen
         try:
             opened = self.channel.open("POST", self.url, headers=headers, content=body)
-            async with opened as response:
+            response = await opened.__aenter__()
+            # try/finally, not ``async with``: that would keep the bound ``__aexit__`` for
+            # the stream's life (`Opened.__aexit__` reads no exception)
+            try:
                 del headers, body
                 await self._check(response)
                 self.channel.accept_stream(response, on_open)
                 del response  # the reader lets go of it (`MessageReader.read_opened`)
                 await reader.read_opened(opened)
+            finally:
+                await opened.__aexit__(None, None, None)
         finally:
             if restart_on is not None:
                 restart_on.unwatch(reader.stop)
