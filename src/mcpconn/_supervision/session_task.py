@@ -27,6 +27,7 @@ from .._core.actions import Connect
 from .._core.machine import Fact, Input
 from .._core.token import Token
 from .._exceptions import Challenge, MCPConnError
+from .._http.deadlines import sweep_in
 from .._mcp.lists import ListCache
 from .._mcp.server_requests import Incoming
 from .._mcp.session import Session, SessionHandlers, open_session
@@ -135,6 +136,7 @@ class SessionKeeping:
                         await self._force_refresh()
                     if scope.cancel_called:
                         return  # closed while refreshing
+            sweep_in(self._ctx.client, self._ctx.task_group)  # its listener reads' timer
             opening = self._opening = open_session(
                 self._ctx.client,
                 self.server,

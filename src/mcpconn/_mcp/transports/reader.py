@@ -136,7 +136,7 @@ class MessageReader:
         if self._stopped:
             body.stop()
         with map_httpx_errors():
-            stopped = await body.pump(self._on_raw)
+            stopped = await body.pump(self._on_raw, held=not self._strict)
         return True if stopped else self._close()
 
     def _close(self) -> bool:
