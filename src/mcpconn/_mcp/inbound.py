@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from .._core import jsonrpc as _jsonrpc
 from .._core.bounds import json_number
@@ -29,6 +30,7 @@ __all__ = ["Inbound", "ProgressCallback", "deliver_notification"]
 logger = logging.getLogger("mcpconn.session")
 
 ProgressCallback = Callable[[dict[str, Any]], None]
+_NO_PROGRESS: Mapping[Any, ProgressCallback] = MappingProxyType({})
 
 
 def deliver_notification(
@@ -68,11 +70,15 @@ class Inbound:
     rules: EraRules
     _handlers: SessionHandlers
     _channel: HTTPChannel
-    _desk: ServerRequestDesk
+    _desk: ServerRequestDesk | None
     _pending: dict[_jsonrpc.RequestId, Pending]
-    _progress: dict[Any, ProgressCallback]
-    _legacy_calls: dict[Any, CallStream]
+    _progress: dict[Any, ProgressCallback] | None
+    _legacy_calls: dict[Any, CallStream] | None
     _counts: Counter[str]
+
+    if TYPE_CHECKING:
+
+        def _open_desk(self) -> ServerRequestDesk: ...
 
     def _dispatch(self, message: _jsonrpc.Message, stream: CallStream | None = None) -> None:
         """Route one inbound message; sync, never raises for the server's sake.
@@ -81,11 +87,13 @@ class Inbound:
         (None on the listener and on the legacy SSE stream).
         """
         if isinstance(message, _jsonrpc.Notification):  # the common case first
-            if message.method == "notifications/cancelled":
+            if message.method == "notifications/cancelled" and self._desk is not None:
                 self._desk.cancel(message.params)
-            if stream is None and self._legacy_calls and message.method == "notifications/progress":
-                stream = self._legacy_calls.get((message.params or {}).get("progressToken"))
-            deliver_notification(message, self._progress, self._handlers.on_notification, stream)
+            calls = self._legacy_calls
+            if stream is None and calls and message.method == "notifications/progress":
+                stream = calls.get((message.params or {}).get("progressToken"))
+            progress = self._progress or _NO_PROGRESS
+            deliver_notification(message, progress, self._handlers.on_notification, stream)
         elif isinstance(message, (_jsonrpc.Response, _jsonrpc.ErrorResponse)):
             pending = self._pending.get(message.id) if message.id is not None else None
             if pending is None:
@@ -106,7 +114,7 @@ class Inbound:
             logger.debug("ignored %s: no server requests in the %s era", shown, self.rules.name)
         else:
             context = stream.options.context if stream is not None else None
-            self._desk.receive(message, context)
+            self._open_desk().receive(message, context)
 
     def _fail_all(self, error: MCPConnError) -> None:
         for pending in self._pending.values():

@@ -74,6 +74,10 @@ class ServerRequestDesk:
         self.dropped = 0
         self.cancelled = 0
 
+    def counts(self) -> tuple[int, int, int, int]:
+        """Answered, refused, dropped, cancelled."""
+        return self.answered, self.refused, self.dropped, self.cancelled
+
     @property
     def in_flight(self) -> int:
         return len(self._running)

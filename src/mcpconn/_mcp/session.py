@@ -75,15 +75,15 @@ class Session(Listening, Recovering, Opening, Inbound):
         self._channel = HTTPChannel(client, config, auth)
         self._ids = _jsonrpc.IdAllocator()
         self._pending: dict[_jsonrpc.RequestId, Pending] = {}
-        self._progress: dict[Any, ProgressCallback] = {}
+        # Made at their first use, dropped when emptied: thousands of idle sessions have
+        # none (an empty dict is 64 bytes, the desk ~400 with its dict and bound method).
+        self._progress: dict[Any, ProgressCallback] | None = None
         #: Legacy SSE has no per-call stream: a call's progress is found by its token.
-        self._legacy_calls: dict[Any, CallStream] = {}
-        self._desk = ServerRequestDesk(
-            config, task_group, handlers.on_request, self._send, handlers.on_refused
-        )
+        self._legacy_calls: dict[Any, CallStream] | None = None
+        self._desk: ServerRequestDesk | None = None
         #: The calls in flight, cancelled when the session closes (a dict: an empty set
-        #: is 216 bytes, an empty dict 64, and thousands of idle sessions have none).
-        self._inflight: dict[anyio.CancelScope, None] = {}
+        #: is 216 bytes, an empty dict 64).
+        self._inflight: dict[anyio.CancelScope, None] | None = None
         self._transport: Transport | None = None
         self._learn_tools: ToolLearner | None = None
         self._reinit_lock_made: anyio.Lock | None = None
@@ -121,9 +121,21 @@ class Session(Listening, Recovering, Opening, Inbound):
     def session_id(self) -> str | None:
         return self._transport.session_id if self._transport is not None else None
 
+    def _open_desk(self) -> ServerRequestDesk:
+        """The desk answering server requests, made at the first one."""
+        desk = self._desk
+        if desk is None:
+            handlers = self._handlers
+            desk = self._desk = ServerRequestDesk(
+                self._config, self._tg, handlers.on_request, self._send, handlers.on_refused
+            )
+        return desk
+
     def statistics(self) -> SessionStatistics:
         t = self._transport
         c = self._counts
+        desk = self._desk
+        served = (0, 0, 0, 0) if desk is None else desk.counts()
         return SessionStatistics(
             requests=c["requests"],
             pending=len(self._pending),
@@ -133,10 +145,10 @@ class Session(Listening, Recovering, Opening, Inbound):
             resumptions=getattr(t, "resumptions", 0),
             reinitializations=c["reinit"],
             reissued=c["reissued"],
-            server_requests=self._desk.answered,
-            server_requests_refused=self._desk.refused,
-            server_requests_dropped=self._desk.dropped,
-            server_requests_cancelled=self._desk.cancelled,
+            server_requests=served[0],
+            server_requests_refused=served[1],
+            server_requests_dropped=served[2],
+            server_requests_cancelled=served[3],
         )
 
     def discard(self) -> None:
@@ -232,6 +244,8 @@ class Session(Listening, Recovering, Opening, Inbound):
         params = _calls.merge_params(params, options, log_level=level, progress_token=ours)
         stream = CallStream(options, token)
         if on_progress is not None:
+            if self._progress is None:
+                self._progress = {}
             self._progress[rid] = on_progress
         # no response stream of its own (legacy SSE): the call's progress is found by its token
         by_token = (
@@ -240,12 +254,16 @@ class Session(Listening, Recovering, Opening, Inbound):
             and options.on_notification is not None
         )
         if by_token:
+            if self._legacy_calls is None:
+                self._legacy_calls = {}
             self._legacy_calls[token] = stream
         pending = self._pending[rid] = Pending()
         if sent is not None:
             sent.append(rid)
         self._counts["requests"] += 1
         scope = anyio.CancelScope()  # cancelled when the session closes under us
+        if self._inflight is None:
+            self._inflight = {}
         self._inflight[scope] = None
         try:
             with scope:
@@ -256,19 +274,29 @@ class Session(Listening, Recovering, Opening, Inbound):
                 )
                 await pending.wait()
         finally:
-            self._inflight.pop(scope, None)
-            del self._pending[rid]
-            if not self._pending:  # an emptied dict keeps its table: idle sessions hold none
-                self._pending, self._inflight = {}, {}
-            self._progress.pop(rid, None)
-            if by_token:
-                self._legacy_calls.pop(token, None)
+            self._forget(rid, scope, token if by_token else None)
         if scope.cancelled_caught:
             raise ConnectionClosed("the session closed while the request was in flight")
         if pending.error is not None:
             raise pending.error
         assert pending.result is not None
         return pending.result
+
+    def _forget(self, rid: _jsonrpc.RequestId, scope: anyio.CancelScope, token: Any) -> None:
+        """A call ended: its entries go; an emptied dict keeps its table, so it goes too."""
+        del self._pending[rid]
+        if not self._pending:
+            self._pending = {}
+        inflight, progress, legacy = self._inflight, self._progress, self._legacy_calls
+        if inflight is not None:
+            inflight.pop(scope, None)
+            self._inflight = inflight or None
+        if progress is not None:
+            progress.pop(rid, None)
+            self._progress = progress or None
+        if legacy is not None and token is not None:
+            legacy.pop(token, None)
+            self._legacy_calls = legacy or None
 
     async def _send_cancelled(self, rid: _jsonrpc.RequestId, reason: str) -> None:
         params = {"requestId": rid, "reason": reason}
@@ -304,8 +332,9 @@ class Session(Listening, Recovering, Opening, Inbound):
         if not self._discarded:
             await self._finish_reinitialize()  # the session it opens is the one to DELETE
         self._fail_all(ConnectionClosed("the session closed"))
-        self._desk.cancel_all()
-        for scope in list(self._inflight):
+        if self._desk is not None:
+            self._desk.cancel_all()
+        for scope in list(self._inflight or ()):
             scope.cancel()
         transport = self._transport
         if transport is None:
