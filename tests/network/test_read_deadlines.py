@@ -86,8 +86,8 @@ async def test_a_held_read_waits_in_the_sweeper_not_in_a_scope() -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: body.pump(lambda raw: False, held=True))
             with anyio.fail_after(5):
-                while body.due == math.inf:
-                    await anyio.sleep(0.01)
+                await anyio.wait_all_tasks_blocked()  # parked in its read
+            assert body.due != math.inf
             assert len(transport.deadlines) == 1  # its entry, a lower bound of its deadline
             assert body._scope is None
             body.stop()  # from another task: the sweeper closes the socket at once
@@ -106,8 +106,8 @@ async def test_a_stopped_held_read_returns_true() -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(pump)
             with anyio.fail_after(5):
-                while body.due == math.inf:
-                    await anyio.sleep(0.01)
+                await anyio.wait_all_tasks_blocked()  # parked in its read
+                assert body.due != math.inf
                 body.stop()
         assert outcome == [True]
 

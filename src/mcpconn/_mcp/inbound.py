@@ -20,7 +20,7 @@ from .._core.bounds import json_number
 from .._core.eras import EraRules
 from .._exceptions import MCPConnError
 from .calls import CallStream, Pending
-from .handlers import SessionHandlers
+from .handlers import Handlers
 from .server_requests import ServerRequestDesk
 from .transports.base import HTTPChannel, describe, notification_dict
 
@@ -68,7 +68,7 @@ class Inbound:
     """The routing half of `Session` (see the module docstring)."""
 
     rules: EraRules
-    _handlers: SessionHandlers
+    _handlers: Handlers
     _channel: HTTPChannel
     _desk: ServerRequestDesk | None
     _pending: dict[_jsonrpc.RequestId, Pending]

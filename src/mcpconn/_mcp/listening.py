@@ -37,7 +37,7 @@ from .._core import jsonrpc as _jsonrpc
 from .._core.eras import EraRules
 from .._core.recovery import LISTENER, Recovery, recover
 from .._exceptions import MCPConnError, SessionReinitialized, StreamEnded
-from .handlers import SessionHandlers
+from .handlers import Handlers
 from .transports import Transport
 from .transports.stateless import LISTEN_FILTER
 
@@ -56,7 +56,7 @@ class Listening:
     """The listener half of `Session` (see the module docstring)."""
 
     rules: EraRules
-    _handlers: SessionHandlers
+    _handlers: Handlers
     _ids: _jsonrpc.IdAllocator
     _tg: TaskGroup
     _generation: int

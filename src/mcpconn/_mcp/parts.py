@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .._core.eras import EraRules
     from .._core.jsonrpc import RequestId
     from .calls import CallOptions
-    from .handlers import SessionHandlers
+    from .handlers import Handlers
 
 __all__ = ["Roundtrip", "SessionPart", "SessionRoundtrip", "ToolLearner"]
 
@@ -43,7 +43,7 @@ class SessionPart:
 
     rules: EraRules
     _config: ServerConfig
-    _handlers: SessionHandlers
+    _handlers: Handlers
     _learn_tools: ToolLearner | None
 
     if TYPE_CHECKING:

@@ -30,7 +30,7 @@ from .._core.eras import Era, EraRules
 from .._exceptions import ConnectionClosed, MCPConnError, RequestTimeout
 from . import calls as _calls
 from .calls import NO_OPTIONS, CallOptions, CallStream, Pending
-from .handlers import SessionHandlers, SessionStatistics
+from .handlers import Handlers, SessionHandlers, SessionStatistics
 from .handshake import ToolLearner, client_capabilities
 from .inbound import Inbound, ProgressCallback
 from .listening import Listening
@@ -53,7 +53,7 @@ __all__ = [
 logger = logging.getLogger("mcpconn.session")
 
 #: What `open_session` was given, handed to the `Session` it makes.
-OpenArgs = tuple[httpx.AsyncClient, ServerConfig, httpx.Auth | None, SessionHandlers, str | None]
+OpenArgs = tuple[httpx.AsyncClient, ServerConfig, httpx.Auth | None, Handlers, str | None]
 
 
 class Session(Listening, Recovering, Opening, Inbound):
@@ -360,7 +360,7 @@ class open_session:
         config: ServerConfig,
         *,
         auth: httpx.Auth | None,
-        handlers: SessionHandlers,
+        handlers: Handlers,
         era_cache: EraCache | None = None,
         principal: str | None = None,
     ) -> None:

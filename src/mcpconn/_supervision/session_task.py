@@ -16,7 +16,7 @@ being dropped reports nothing that counts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,8 +29,8 @@ from .._core.token import Token
 from .._exceptions import Challenge, MCPConnError
 from .._http.deadlines import sweep_in
 from .._mcp.lists import ListCache
-from .._mcp.server_requests import Incoming
-from .._mcp.session import Session, SessionHandlers, open_session
+from .._mcp.server_requests import Incoming, IncomingHandler
+from .._mcp.session import Session, open_session
 from .._mcp.wanted import Wanted
 from .._tokens.auth import BearerAuth
 from .context import ConnectionContext
@@ -52,6 +52,41 @@ class _NoPinger:
 
 
 _NO_PINGER = _NoPinger()
+
+
+class _Callbacks:
+    """The connection's `Handlers` for one session: where a `SessionHandlers` kept a bound
+    method per callback for the session's life (~64 bytes each), the callbacks are
+    looked up on the connection when called."""
+
+    __slots__ = ("_keeper", "capabilities", "on_initialize", "wanted")
+
+    def __init__(self, keeper: SessionKeeping, capabilities: dict[str, Any] | None) -> None:
+        self._keeper = keeper
+        self.capabilities = capabilities
+        self.wanted = keeper.wanted
+        #: Until the session is open (then None: nothing waits for its ``initialize``).
+        self.on_initialize: Callable[[], None] | None = keeper._on_initialize
+
+    @property
+    def on_notification(self) -> Callable[[dict[str, Any]], None]:
+        return self._keeper._on_notification
+
+    @property
+    def on_request(self) -> IncomingHandler:
+        return self._keeper._on_server_request
+
+    @property
+    def on_reinitialized(self) -> Callable[[], None]:
+        return self._keeper._on_reinitialized
+
+    @property
+    def on_listener_fresh(self) -> Callable[[], None]:
+        return self._keeper.lists.invalidate
+
+    @property
+    def on_refused(self) -> Callable[[], None]:
+        return self._keeper._count_refused
 
 
 class SessionKeeping:
@@ -113,17 +148,8 @@ class SessionKeeping:
         epoch = self.epoch
         refresh, retry_on_401 = connect.refresh_token, connect.retry_on_401
         del connect  # this frame lasts as long as the session: it keeps no order
-        handlers = SessionHandlers(
-            on_notification=self._on_notification,
-            on_request=self._on_server_request,
-            on_reinitialized=self._on_reinitialized,
-            capabilities=declared_capabilities(
-                self._request_handlers, self.server.client_capabilities
-            ),
-            wanted=self.wanted,
-            on_listener_fresh=self.lists.invalidate,
-            on_refused=self._count_refused,
-            on_initialize=self._on_initialize,
+        handlers = _Callbacks(
+            self, declared_capabilities(self._request_handlers, self.server.client_capabilities)
         )
         held: Session | None = None
         self._session_epoch = epoch
