@@ -2,10 +2,11 @@
 
 `open_session` picks the protocol era, does its handshake and yields a
 `Session`; on exit it closes every stream it opened and DELETEs a session id
-(bounded by ``timeouts.close``). The session owns a task group (entered and
-exited in the task that enters `open_session`) for answering server requests
-and, in the legacy era, for reading the SSE stream; nothing in it ever raises
-into that group. What differs between eras is data (``Session.rules``). Opening
+(bounded by ``timeouts.close``). The session's tasks (answering server
+requests; in the legacy era, reading the SSE stream) run in the task group it is
+given, the supervisor's (`tasks.SessionTasks`: no group of its own), and the
+task that enters `open_session` holds its cancel scope; nothing in them ever
+raises into that group. What differs between eras is data (``Session.rules``). Opening
 is in `opening` and `handshake`; recovery in `recovering`; notifications in
 `inbound`, server requests in `server_requests`, the listener in `listening`, a
 call's options and answer in `calls`. Here: request/response matching, timeouts
@@ -37,6 +38,7 @@ from .listening import Listening
 from .opening import Opening
 from .recovering import Recovering
 from .server_requests import Incoming, ServerRequestDesk
+from .tasks import SessionTasks
 from .transports import HTTPChannel, Transport
 from .transports.eras import EraCache
 
@@ -65,13 +67,14 @@ class Session(Listening, Recovering, Opening, Inbound):
     server_info: dict[str, Any]
     capabilities: dict[str, Any]
     instructions: str | None
+    _tg: SessionTasks
 
-    def __init__(self, args: OpenArgs, task_group: TaskGroup) -> None:
+    def __init__(self, args: OpenArgs, tasks: SessionTasks) -> None:
         client, config, auth, handlers, principal = args
         self._config = config
         self._principal = principal
         self._handlers = handlers
-        self._tg = task_group
+        self._tg = tasks
         self._channel = HTTPChannel(client, config, auth)
         self._ids = _jsonrpc.IdAllocator()
         self._pending: dict[_jsonrpc.RequestId, Pending] = {}
@@ -157,7 +160,7 @@ class Session(Listening, Recovering, Opening, Inbound):
 
     def drop(self) -> None:
         """Stop what runs inside `open_session`, the holder's body too; it then closes."""
-        self._tg.cancel_scope.cancel()
+        self._tg.cancel()
 
     # ---- public calls -----------------------------------------------------------------
 
@@ -348,11 +351,13 @@ class open_session:
     """Open one MCP session (see the module docstring); close it on exit.
 
     ``principal`` scopes the reuse of a private ``server/discover`` answer kept
-    in ``era_cache`` (`mcpconn._core.discovery`). A class, not a generator: a
-    session held for hours keeps no generator frame and wrapper under it.
+    in ``era_cache`` (`mcpconn._core.discovery`). ``task_group``: where the
+    session's tasks run (`SessionTasks`); without one it makes a group of its
+    own for the session's life. A class, not a generator: a session held for
+    hours keeps no generator frame and wrapper under it.
     """
 
-    __slots__ = ("_args", "_dropped", "_era_cache", "_tg", "session")
+    __slots__ = ("_args", "_dropped", "_era_cache", "_host", "_own", "_tasks", "session")
 
     def __init__(
         self,
@@ -363,52 +368,67 @@ class open_session:
         handlers: Handlers,
         era_cache: EraCache | None = None,
         principal: str | None = None,
+        task_group: TaskGroup | None = None,
     ) -> None:
         self._args: OpenArgs = (client, config, auth, handlers, principal)
         self._era_cache = era_cache
-        self._tg: TaskGroup | None = None
+        self._host = task_group
+        self._own: TaskGroup | None = None
+        self._tasks: SessionTasks | None = None
         self._dropped = False
         self.session: Session | None = None
 
     def drop(self) -> None:
         """Stop the opening (or the body, as `Session.drop`); it then closes what it opened."""
         self._dropped = True
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
+        if self._tasks is not None:
+            self._tasks.cancel()
 
     def drop_at(self, deadline: float) -> None:
         """`drop` at ``deadline`` (``anyio.current_time()``) unless it is over by then."""
-        if self._tg is None:
+        if self._tasks is None:
             self.drop()
         else:
-            scope = self._tg.cancel_scope
-            scope.deadline = min(scope.deadline, deadline)
+            self._tasks.cancel_at(deadline)
 
     async def __aenter__(self) -> Session:
-        tg = self._tg = anyio.create_task_group()
-        await tg.__aenter__()
+        host = self._host
+        if host is None:
+            host = self._own = anyio.create_task_group()
+            await host.__aenter__()
+        tasks = self._tasks = SessionTasks(host)
+        tasks.cancel_scope.__enter__()
         if self._dropped:
-            tg.cancel_scope.cancel()
-        session = self.session = Session(self._args, tg)
+            tasks.cancel()
+        session = self.session = Session(self._args, tasks)
         try:
             await session._open(self._era_cache)
         except BaseException as exc:
-            if await self._close(exc):  # the group took its own cancellation: a drop
+            if await self._close(exc):  # the scope took its own cancellation: a drop
                 raise ConnectionClosed("the session was dropped while it opened") from None
-            raise  # an Exception: outside the group, so no ExceptionGroup
+            raise  # an Exception: outside the scope, so no ExceptionGroup
         return session
 
     async def __aexit__(self, *exc_info: Any) -> bool:
         return await self._close(exc_info[1])
 
     async def _close(self, exc: BaseException | None) -> bool:
-        """Close the session and leave its group; True if the group took ``exc``."""
-        session, tg = self.session, self._tg
-        assert session is not None and tg is not None
+        """Close the session, end its tasks, leave its scope; True if the scope took ``exc``."""
+        session, tasks = self.session, self._tasks
+        assert session is not None and tasks is not None
         with anyio.move_on_after(session._config.timeouts.close + 1.0, shield=True):
             await session._aclose()
-        tg.cancel_scope.cancel()
+        await tasks.aclose()
+        scope, own, self._own = tasks.cancel_scope, self._own, None
         if exc is None or isinstance(exc, Exception):
-            await tg.__aexit__(None, None, None)  # re-raised by the caller, outside the group
-            return False
-        return bool(await tg.__aexit__(type(exc), exc, exc.__traceback__))
+            scope.__exit__(None, None, None)  # re-raised by the caller, outside the scope
+            took = False
+        else:
+            took = bool(scope.__exit__(type(exc), exc, exc.__traceback__))
+        if own is not None:
+            own.cancel_scope.cancel()
+            if took or exc is None or isinstance(exc, Exception):
+                await own.__aexit__(None, None, None)
+            else:
+                await own.__aexit__(type(exc), exc, exc.__traceback__)
+        return took

@@ -170,6 +170,7 @@ class SessionKeeping:
                 handlers=handlers,
                 era_cache=self._ctx.era_cache,
                 principal=self.principal,
+                task_group=self._ctx.task_group,  # the session's tasks: no group of its own
             )
             async with opening as session:
                 self._opening = None
