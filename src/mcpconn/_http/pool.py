@@ -28,7 +28,7 @@ __all__ = ["Connection", "OriginPool"]
 class Connection:
     """One HTTP/1.1 connection: a byte stream and its h11 state."""
 
-    __slots__ = ("_fd", "_poller", "h11", "idle_since", "origin", "stream")
+    __slots__ = ("_fd", "h11", "idle_since", "origin", "stream")
 
     def __init__(self, stream: anyio.abc.ByteStream, origin: OriginPool, fd: int) -> None:
         self.stream = stream
@@ -36,7 +36,6 @@ class Connection:
         self.h11 = h11.Connection(h11.CLIENT)
         self.idle_since = 0.0
         self._fd = fd  # its socket's (-1: unknown, never reused); asyncio wraps the socket
-        self._poller: select.poll | None = None  # made at the first reuse (listeners never)
 
     def readable(self) -> bool:
         """True if the idle peer sent something (EOF or garbage): it cannot be reused."""
@@ -44,11 +43,7 @@ class Connection:
         if fd < 0:
             return True
         try:
-            poller = self._poller
-            if poller is None:  # not select(): descriptors above 1024 are normal here
-                poller = self._poller = select.poll()
-                poller.register(fd, select.POLLIN)
-            return bool(poller.poll(0))
+            return self.origin.poll_in(fd)
         except (OSError, ValueError):
             return True
 
@@ -58,6 +53,7 @@ class OriginPool:
 
     __slots__ = (
         "_idle",
+        "_poller",
         "_waiters",
         "keepalive_expiry",
         "max_connections",
@@ -78,6 +74,20 @@ class OriginPool:
         self._waiters: deque[anyio.Event] | None = None  # only once the cap was reached
         #: Response bodies in a row that went on past a reader's stop (`ResponseBody`).
         self.tail_misses = 0
+        self._poller: select.poll | None = None  # made at the first reuse
+
+    def poll_in(self, fd: int) -> bool:
+        """Whether ``fd`` is readable now. One poll object per origin, not per connection:
+        a listener's connection, reused from the pool, kept its own for the stream's
+        life (~280 bytes). Not select(): descriptors above 1024 are normal here."""
+        poller = self._poller
+        if poller is None:
+            poller = self._poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        try:
+            return bool(poller.poll(0))
+        finally:
+            poller.unregister(fd)
 
     @property
     def idle(self) -> int:
