@@ -28,6 +28,7 @@ from ..._core import jsonrpc as _jsonrpc
 from ..._core.eras import STATELESS
 from ..._exceptions import ConnectError, NetworkError, StreamEnded
 from .base import ACCEPT_BOTH, JSON, SSE, Dispatch, Era, HTTPChannel, StreamLost, StreamState
+from .errors import map_httpx_errors
 from .params import encode_header_value, param_header_map, param_headers
 from .reader import MessageReader
 from .streamable_http import check_rpc_status, pump
@@ -215,7 +216,8 @@ class StatelessTransport:
                 await self._check(response)
                 self.channel.accept_stream(response, on_open)
                 del response  # the reader lets go of it (`MessageReader.read_opened`)
-                await reader.read_opened(opened)
+                with map_httpx_errors():
+                    await reader.read_opened(opened)
         finally:
             if restart_on is not None:
                 restart_on.unwatch(reader.stop)
