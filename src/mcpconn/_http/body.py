@@ -207,11 +207,14 @@ class ResponseBody(httpx.AsyncByteStream):
                         due = self.due = now() + each
                         if due < self.sweep_at:
                             deadlines.watch(self)
+                        try:
+                            data = await stream.receive(_READ_SIZE)
+                        except anyio.EndOfStream:
+                            data = b""
+                        except BaseException as exc:  # `READING`, no exit held while parked
+                            READING.__exit__(type(exc), exc, exc.__traceback__)
+                            raise
                         with READING:
-                            try:
-                                data = await stream.receive(_READ_SIZE)
-                            except anyio.EndOfStream:
-                                data = b""
                             h.receive_data(data)
                 except httpx.TransportError:
                     if not self._expired:

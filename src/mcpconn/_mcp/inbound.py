@@ -10,7 +10,6 @@ callbacks that raise are logged.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -74,9 +73,10 @@ class Inbound:
     _pending: dict[_jsonrpc.RequestId, Pending]
     _progress: dict[Any, ProgressCallback] | None
     _legacy_calls: dict[Any, CallStream] | None
-    _counts: Counter[str]
 
     if TYPE_CHECKING:
+
+        def _count(self, name: str) -> None: ...
 
         def _open_desk(self) -> ServerRequestDesk: ...
 
@@ -97,11 +97,11 @@ class Inbound:
         elif isinstance(message, (_jsonrpc.Response, _jsonrpc.ErrorResponse)):
             pending = self._pending.get(message.id) if message.id is not None else None
             if pending is None:
-                self._counts["unknown"] += 1
+                self._count("unknown")
                 shown = self._channel.clean(message.id)
                 logger.debug("ignored a response to unknown or finished id %s", shown)
             elif pending.answered:
-                self._counts["duplicate"] += 1
+                self._count("duplicate")
             else:
                 if isinstance(message, _jsonrpc.Response):
                     pending.result = message.result
@@ -109,7 +109,7 @@ class Inbound:
                     pending.error = message.error
                 pending.set()
         elif not self.rules.server_requests:
-            self._counts["skipped"] += 1
+            self._count("skipped")
             shown = describe(message, self._channel.secrets)
             logger.debug("ignored %s: no server requests in the %s era", shown, self.rules.name)
         else:

@@ -94,8 +94,9 @@ class Session(Listening, Recovering, Opening, Inbound):
         self._listen_starts = 0
         self._closed = False
         self._discarded = False
-        #: requests, unknown, duplicate, skipped, reinit, reissued (a key made at its first)
-        self._counts: Counter[str] = Counter()
+        self._requests = 0
+        #: unknown, duplicate, skipped, reinit, reissued: rare, so made at the first
+        self._counts: Counter[str] | None = None
         self.server_info = {}
         self.capabilities = {}
         self.instructions = None
@@ -124,6 +125,12 @@ class Session(Listening, Recovering, Opening, Inbound):
     def session_id(self) -> str | None:
         return self._transport.session_id if self._transport is not None else None
 
+    def _count(self, name: str) -> None:
+        counts = self._counts
+        if counts is None:
+            counts = self._counts = Counter()
+        counts[name] += 1
+
     def _open_desk(self) -> ServerRequestDesk:
         """The desk answering server requests, made at the first one."""
         desk = self._desk
@@ -136,11 +143,11 @@ class Session(Listening, Recovering, Opening, Inbound):
 
     def statistics(self) -> SessionStatistics:
         t = self._transport
-        c = self._counts
+        c = self._counts or Counter()
         desk = self._desk
         served = (0, 0, 0, 0) if desk is None else desk.counts()
         return SessionStatistics(
-            requests=c["requests"],
+            requests=self._requests,
             pending=len(self._pending),
             unknown_responses=c["unknown"],
             duplicate_responses=c["duplicate"],
@@ -263,7 +270,7 @@ class Session(Listening, Recovering, Opening, Inbound):
         pending = self._pending[rid] = Pending()
         if sent is not None:
             sent.append(rid)
-        self._counts["requests"] += 1
+        self._requests += 1
         scope = anyio.CancelScope()  # cancelled when the session closes under us
         if self._inflight is None:
             self._inflight = {}

@@ -131,7 +131,8 @@ class MessageReader:
         self._stopper = body
         if self._stopped:
             body.stop()
-        return body.pump(self._on_raw, held=not self._strict, end=self._close)
+        # the reader itself is the body's ``on_raw``: no bound method kept meanwhile
+        return body.pump(self, held=not self._strict, end=self._close)
 
     async def _read_stoppable(self, response: httpx.Response) -> bool:
         with anyio.CancelScope() as scope:
@@ -144,7 +145,8 @@ class MessageReader:
     def _close(self) -> bool:
         return any(self._on_event(event) for event in self._decoder.close())
 
-    def _on_raw(self, raw: bytes) -> bool:
+    def __call__(self, raw: bytes) -> bool:
+        """One raw piece of our transport's body (`ResponseBody.pump`): True to stop."""
         assert self._coding is not None
         for piece in self._coding.feed(raw):  # noqa: SIM110 - a plain loop, no generator
             if piece and self._on_chunk(piece):
