@@ -377,7 +377,7 @@ class open_session:
         principal: str | None = None,
         task_group: TaskGroup | None = None,
     ) -> None:
-        self._args: OpenArgs = (client, config, auth, handlers, principal)
+        self._args: OpenArgs | None = (client, config, auth, handlers, principal)
         self._era_cache = era_cache
         self._host = task_group
         self._own: TaskGroup | None = None
@@ -399,6 +399,8 @@ class open_session:
             self._tasks.cancel_at(deadline)
 
     async def __aenter__(self) -> Session:
+        args, self._args = self._args, None  # the session keeps what it needs of them
+        assert args is not None, "entered twice"
         host = self._host
         if host is None:
             host = self._own = anyio.create_task_group()
@@ -407,7 +409,7 @@ class open_session:
         tasks.cancel_scope.__enter__()
         if self._dropped:
             tasks.cancel()
-        session = self.session = Session(self._args, tasks)
+        session = self.session = Session(args, tasks)
         try:
             await session._open(self._era_cache)
         except BaseException as exc:
