@@ -159,16 +159,10 @@ class ResponseBody(httpx.AsyncByteStream):
             _closed_mid_body()
         return None
 
-    async def pump(
-        self,
-        on_raw: Callable[[bytes], bool],
-        *,
-        held: bool = False,
-        end: Callable[[], bool] | None = None,
-    ) -> bool:
+    async def pump(self, on_raw: Callable[[bytes], bool], *, held: bool = False) -> bool:
         """Feed each piece to ``on_raw`` until it returns True (-> True) or the body ends
-        (-> False, or what ``end()`` says then: the reader's last word, called here so
-        that its caller needs no frame of its own around the read).
+        (-> False, or what ``on_raw.end()`` says then if it has one: a reader's last
+        word, asked here so that its caller needs no frame of its own around the read).
 
         Stopping early keeps the connection when the rest of the body can be
         read later, cheaply (see `H11Transport`); an error from ``on_raw`` or
@@ -252,7 +246,8 @@ class ResponseBody(httpx.AsyncByteStream):
             await self._abandon()
             raise
         await self._finished(conn)
-        return False if end is None else end()
+        end = getattr(on_raw, "end", None)  # looked up now: no bound method held meanwhile
+        return False if end is None else bool(end())
 
     async def expire(self) -> None:
         """The sweeper's: this read's deadline passed (or `stop`): close its socket, which

@@ -11,7 +11,7 @@ suspended frame. On our own transport the body is read straight from its
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 import anyio
@@ -34,12 +34,12 @@ _REPLIES = (_jsonrpc.Response, _jsonrpc.ErrorResponse)
 
 
 class Watched(Protocol):
-    """What a listener restarts on (the subscriptions in `Wanted`): a sync call at its
-    next edit (`MessageReader.stop`, say)."""
+    """What a listener restarts on (the subscriptions in `Wanted`): its reader is stopped
+    (`MessageReader.stop`) at the next edit."""
 
-    def watch(self, watcher: Callable[[], None]) -> None: ...
+    def watch(self, watcher: MessageReader) -> None: ...
 
-    def unwatch(self, watcher: Callable[[], None]) -> None: ...
+    def unwatch(self, watcher: MessageReader) -> None: ...
 
 
 class MessageReader:
@@ -114,7 +114,7 @@ class MessageReader:
         """Read ``response``'s body: True if stopped (done or the reply), False at its end."""
         if await iterate(response, self._on_chunk):
             return True
-        return self._close()
+        return self.end()
 
     def read_opened(self, opened: Opened) -> Awaitable[bool]:
         """As `read`, of the response ``opened`` holds, and `stop` ends it; on our
@@ -131,8 +131,8 @@ class MessageReader:
         self._stopper = body
         if self._stopped:
             body.stop()
-        # the reader itself is the body's ``on_raw``: no bound method kept meanwhile
-        return body.pump(self, held=not self._strict, end=self._close)
+        # the reader itself is the body's ``on_raw`` (and its `end`): no bound method kept
+        return body.pump(self, held=not self._strict)
 
     async def _read_stoppable(self, response: httpx.Response) -> bool:
         with anyio.CancelScope() as scope:
@@ -142,7 +142,8 @@ class MessageReader:
             stopped = await self.read(response)
         return stopped or scope.cancelled_caught
 
-    def _close(self) -> bool:
+    def end(self) -> bool:
+        """The body ended: the decoder's last events (True if one ended the read)."""
         return any(self._on_event(event) for event in self._decoder.close())
 
     def __call__(self, raw: bytes) -> bool:

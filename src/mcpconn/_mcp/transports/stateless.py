@@ -208,7 +208,7 @@ class StatelessTransport:
             reply_to=listen_id,
         )
         if restart_on is not None:
-            restart_on.watch(reader.stop)  # an edit of the subscriptions restarts the listen
+            restart_on.watch(reader)  # an edit of the subscriptions restarts the listen
         try:
             opened = self.channel.open("POST", self.url, headers=headers, content=body)
             async with opened as response:
@@ -220,7 +220,7 @@ class StatelessTransport:
                     await reader.read_opened(opened)
         finally:
             if restart_on is not None:
-                restart_on.unwatch(reader.stop)
+                restart_on.unwatch(reader)
         if isinstance(reader.reply, _jsonrpc.ErrorResponse):
             raise reader.reply.error  # -32601 is "no listener here": the classifier's call
         if reader.stopped:
