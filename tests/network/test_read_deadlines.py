@@ -164,6 +164,28 @@ async def test_the_sweeper_expires_what_is_due_and_pushes_back_what_moved() -> N
     assert not deadlines.running
 
 
+class _Broken(_Reader):
+    async def expire(self) -> None:
+        raise OSError("closing failed")
+
+
+async def test_a_reader_that_fails_to_end_does_not_stop_the_sweeper(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    deadlines = ReadDeadlines()
+    now = anyio.current_time()
+    broken, after = _Broken(now), _Reader(now + 0.05)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(deadlines.run)
+        deadlines.watch(broken)
+        deadlines.watch(after)
+        with anyio.fail_after(5):
+            await after.expired.wait()
+        assert deadlines.running
+        tg.cancel_scope.cancel()
+    assert any("timed-out read" in r.message for r in caplog.records)
+
+
 async def test_a_stalled_listener_is_a_typed_read_timeout_through_the_sweeper() -> None:
     async with MockServer() as server:
         server.faults.add(Fault.stall(after_headers=True), times=1, method="GET")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import math
 from typing import Protocol
 
@@ -30,6 +31,8 @@ import httpx
 from .wire import now
 
 __all__ = ["ReadDeadlines", "Swept", "sweep_in"]
+
+logger = logging.getLogger("mcpconn.transport")
 
 
 class Swept(Protocol):
@@ -84,7 +87,10 @@ class ReadDeadlines:
                     reader.sweep_at = math.inf
                     due = reader.due
                     if due <= t:
-                        await reader.expire()
+                        try:
+                            await reader.expire()
+                        except Exception:  # never into the host's group: the others go on
+                            logger.exception("ending a timed-out read failed")
                     elif due != math.inf:  # read on: its deadline moved
                         reader.sweep_at = due
                         heapq.heappush(heap, (due, next(self._order), reader))
