@@ -107,7 +107,9 @@ async def test_an_idle_session_keeps_only_what_it_uses(version: str) -> None:
         assert not [o for o in handlers if isinstance(o, types.MethodType)]
         assert session._desk is None and session._progress is None
         assert session._inflight is None and session._legacy_calls is None
+        assert session._pending is None and session._counts is None
         held = [b for b in alive(ResponseBody) if b.due != math.inf]
         assert len(held) == 1 and held[0]._scope is None
         await conn.call_tool("echo", {"text": "x"})  # a call's dicts go with it
         assert session._inflight is None and session._progress is None
+        assert session._pending is None and session.statistics().requests >= 2

@@ -70,7 +70,7 @@ class Inbound:
     _handlers: Handlers
     _channel: HTTPChannel
     _desk: ServerRequestDesk | None
-    _pending: dict[_jsonrpc.RequestId, Pending]
+    _pending: dict[_jsonrpc.RequestId, Pending] | None
     _progress: dict[Any, ProgressCallback] | None
     _legacy_calls: dict[Any, CallStream] | None
 
@@ -95,7 +95,8 @@ class Inbound:
             progress = self._progress or _NO_PROGRESS
             deliver_notification(message, progress, self._handlers.on_notification, stream)
         elif isinstance(message, (_jsonrpc.Response, _jsonrpc.ErrorResponse)):
-            pending = self._pending.get(message.id) if message.id is not None else None
+            waiting = self._pending
+            pending = waiting.get(message.id) if waiting and message.id is not None else None
             if pending is None:
                 self._count("unknown")
                 shown = self._channel.clean(message.id)
@@ -117,7 +118,7 @@ class Inbound:
             self._open_desk().receive(message, context)
 
     def _fail_all(self, error: MCPConnError) -> None:
-        for pending in self._pending.values():
+        for pending in (self._pending or {}).values():
             if not pending.answered:
                 pending.error = error
                 pending.set()

@@ -77,7 +77,7 @@ class Session(Listening, Recovering, Opening, Inbound):
         self._tg = tasks
         self._channel = HTTPChannel(client, config, auth)
         self._ids = _jsonrpc.IdAllocator()
-        self._pending: dict[_jsonrpc.RequestId, Pending] = {}
+        self._pending: dict[_jsonrpc.RequestId, Pending] | None = None
         # Made at their first use, dropped when emptied: thousands of idle sessions have
         # none (an empty dict is 64 bytes, the desk ~400 with its dict and bound method).
         self._progress: dict[Any, ProgressCallback] | None = None
@@ -148,7 +148,7 @@ class Session(Listening, Recovering, Opening, Inbound):
         served = (0, 0, 0, 0) if desk is None else desk.counts()
         return SessionStatistics(
             requests=self._requests,
-            pending=len(self._pending),
+            pending=len(self._pending or ()),
             unknown_responses=c["unknown"],
             duplicate_responses=c["duplicate"],
             skipped_messages=c["skipped"] + (t.skipped if t is not None else 0),
@@ -267,6 +267,8 @@ class Session(Listening, Recovering, Opening, Inbound):
             if self._legacy_calls is None:
                 self._legacy_calls = {}
             self._legacy_calls[token] = stream
+        if self._pending is None:
+            self._pending = {}
         pending = self._pending[rid] = Pending()
         if sent is not None:
             sent.append(rid)
@@ -294,9 +296,10 @@ class Session(Listening, Recovering, Opening, Inbound):
 
     def _forget(self, rid: _jsonrpc.RequestId, scope: anyio.CancelScope, token: Any) -> None:
         """A call ended: its entries go; an emptied dict keeps its table, so it goes too."""
-        del self._pending[rid]
-        if not self._pending:
-            self._pending = {}
+        pending = self._pending
+        if pending is not None:
+            pending.pop(rid, None)
+            self._pending = pending or None
         inflight, progress, legacy = self._inflight, self._progress, self._legacy_calls
         if inflight is not None:
             inflight.pop(scope, None)
