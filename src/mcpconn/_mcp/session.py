@@ -95,8 +95,7 @@ class Session(Listening, Recovering, Opening, Inbound):
         self._closed = False
         self._discarded = False
         self._requests = 0
-        #: unknown, duplicate, skipped, reinit, reissued: rare, so made at the first
-        self._counts: Counter[str] | None = None
+        self._counts: Counter[str] | None = None  # (`Inbound._count`)
         self.server_info = {}
         self.capabilities = {}
         self.instructions = None
@@ -124,42 +123,6 @@ class Session(Listening, Recovering, Opening, Inbound):
     @property
     def session_id(self) -> str | None:
         return self._transport.session_id if self._transport is not None else None
-
-    def _count(self, name: str) -> None:
-        counts = self._counts
-        if counts is None:
-            counts = self._counts = Counter()
-        counts[name] += 1
-
-    def _open_desk(self) -> ServerRequestDesk:
-        """The desk answering server requests, made at the first one."""
-        desk = self._desk
-        if desk is None:
-            handlers = self._handlers
-            desk = self._desk = ServerRequestDesk(
-                self._config, self._tg, handlers.on_request, self._send, handlers.on_refused
-            )
-        return desk
-
-    def statistics(self) -> SessionStatistics:
-        t = self._transport
-        c = self._counts or Counter()
-        desk = self._desk
-        served = (0, 0, 0, 0) if desk is None else desk.counts()
-        return SessionStatistics(
-            requests=self._requests,
-            pending=len(self._pending or ()),
-            unknown_responses=c["unknown"],
-            duplicate_responses=c["duplicate"],
-            skipped_messages=c["skipped"] + (t.skipped if t is not None else 0),
-            resumptions=getattr(t, "resumptions", 0),
-            reinitializations=c["reinit"],
-            reissued=c["reissued"],
-            server_requests=served[0],
-            server_requests_refused=served[1],
-            server_requests_dropped=served[2],
-            server_requests_cancelled=served[3],
-        )
 
     def discard(self) -> None:
         """Close without the polite DELETE (the connection gave the session up)."""
@@ -293,23 +256,6 @@ class Session(Listening, Recovering, Opening, Inbound):
             raise pending.error
         assert pending.result is not None
         return pending.result
-
-    def _forget(self, rid: _jsonrpc.RequestId, scope: anyio.CancelScope, token: Any) -> None:
-        """A call ended: its entries go; an emptied dict keeps its table, so it goes too."""
-        pending = self._pending
-        if pending is not None:
-            pending.pop(rid, None)
-            self._pending = pending or None
-        inflight, progress, legacy = self._inflight, self._progress, self._legacy_calls
-        if inflight is not None:
-            inflight.pop(scope, None)
-            self._inflight = inflight or None
-        if progress is not None:
-            progress.pop(rid, None)
-            self._progress = progress or None
-        if legacy is not None and token is not None:
-            legacy.pop(token, None)
-            self._legacy_calls = legacy or None
 
     async def _send_cancelled(self, rid: _jsonrpc.RequestId, reason: str) -> None:
         params = {"requestId": rid, "reason": reason}
