@@ -241,3 +241,22 @@ def test_plain_arguments_are_written_by_orjson() -> None:
     assert jsonrpc._plain(jsonrpc.to_object(jsonrpc.Request(1, "m", arguments)))
     for other in (Colour.RED, uuid.UUID(int=1), Level.HIGH, Name("n"), Celsius(1.0)):
         assert not jsonrpc._plain({"a": [1, {"b": other}]})
+
+
+def test_a_short_message_keeps_only_its_own_bytes() -> None:
+    """orjson's output keeps the 4 KiB buffer it was written into: a request body held for
+    its round trip (a hundred handshakes at once) is copied to its size."""
+    import tracemalloc
+
+    message = jsonrpc.Request(1, "server/discover", {"_meta": {"k": "v"}})
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [jsonrpc.encode(message) for _ in range(50)]
+        held = (tracemalloc.get_traced_memory()[0] - before) / len(kept)
+    finally:
+        tracemalloc.stop()
+    assert json.loads(kept[0])["params"] == {"_meta": {"k": "v"}}
+    assert held < 512  # not orjson's 4 KiB each
+    big = jsonrpc.encode(jsonrpc.Request(2, "x", {"text": "y" * 10_000}))
+    assert json.loads(big)["params"]["text"] == "y" * 10_000

@@ -10,6 +10,8 @@ listen) on httpx's own.
 from __future__ import annotations
 
 import gc
+import math
+import types
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +21,7 @@ import httpx
 import pytest
 
 from mcpconn import Backoff, Connection, ServerConfig, State, Supervisor, TokenSource
+from mcpconn._http.body import ResponseBody
 from mcpconn.testing import JWTProvider, MockServer
 
 FAST = Backoff(initial=0.05, max_delay=0.1)
@@ -90,3 +93,23 @@ async def test_a_2026_subscription_edit_restarts_the_listen_on_either_transport(
     if client is not None:
         await client.aclose()
     assert server.stats().by_rpc_method.get("subscriptions/listen") == 2
+
+
+@VERSIONS
+async def test_an_idle_session_keeps_only_what_it_uses(version: str) -> None:
+    """No bound method of its connection per callback, no server-request desk and no
+    per-call dicts until they are used, no cancel scope around its held read (the
+    transport's sweeper times it out)."""
+    async with MockServer() as server, connected(server, protocol_version=version) as [conn]:
+        session = conn._runner.session
+        assert session is not None
+        handlers = gc.get_referents(session._handlers)
+        assert not [o for o in handlers if isinstance(o, types.MethodType)]
+        assert session._desk is None and session._progress is None
+        assert session._inflight is None and session._legacy_calls is None
+        assert session._pending is None and session._counts is None
+        held = [b for b in alive(ResponseBody) if b.due != math.inf]
+        assert len(held) == 1 and held[0]._scope is None
+        await conn.call_tool("echo", {"text": "x"})  # a call's dicts go with it
+        assert session._inflight is None and session._progress is None
+        assert session._pending is None and session.statistics().requests >= 2

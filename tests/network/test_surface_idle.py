@@ -61,7 +61,7 @@ def client_tasks() -> list[str]:
 async def test_an_idle_listening_connection_runs_one_task(version: str) -> None:
     """The connection's task holds the session and runs the listener itself: no runner
     task beside it, no listener task, no subscription watcher task (memory per idle
-    listener)."""
+    listener). The supervisor adds one task for all of them: the listener reads' timer."""
     async with MockServer() as server:
         async with Supervisor(TokenSource(JWTProvider(server.issuer))) as sup:
             await anyio.wait_all_tasks_blocked()
@@ -79,7 +79,10 @@ async def test_an_idle_listening_connection_runs_one_task(version: str) -> None:
                 await server.wait_for_streams(1, principal="ann")
             await anyio.wait_all_tasks_blocked()
             assert before == []
-            assert client_tasks() == ["mcpconn._supervision.connection.Connection.run"]
+            assert sorted(client_tasks()) == [
+                "mcpconn._http.deadlines.ReadDeadlines.run",
+                "mcpconn._supervision.connection.Connection.run",
+            ]
             await conn.aclose()
 
 

@@ -89,3 +89,20 @@ async def test_paginate_is_the_one_loop_and_stops_on_any_unusable_cursor() -> No
     await _lists.paginate(server, "tools/list", pages.append)
     assert seen == [None, {"cursor": "c1"}]  # a non-string cursor ends it
     assert [p["page"] for p in pages] == [1, 2]
+
+
+async def test_a_cache_keeps_no_dict_until_a_list_and_none_once_emptied() -> None:
+    """Thousands of idle connections fetch no list: their caches hold no dicts."""
+    cache = ListCache()
+    assert cache._items is None and cache.cached("tools") is None
+
+    async def request(method: str, params: Any) -> dict[str, Any]:
+        return {"tools": [{"name": "a"}]}
+
+    await cache.fetch("tools", request)
+    assert cache.cached("tools") == [{"name": "a"}]
+    cache.on_notification("notifications/tools/list_changed")
+    assert cache.cached("tools") is None and cache._items is None
+    await cache.fetch("tools", request)
+    cache.invalidate()
+    assert cache._items is None and cache.cached("tools") is None

@@ -333,6 +333,10 @@ def _plain(value: Any) -> bool:
     return True
 
 
+#: What orjson allocates for any output (its bytes object keeps it all).
+_ORJSON_BUFFER = 4096
+
+
 def encode(message: Message) -> bytes:
     """Compact UTF-8 JSON. NaN/Infinity raise ``ValueError``: they are not JSON.
 
@@ -347,7 +351,9 @@ def encode(message: Message) -> bytes:
         except (TypeError, RecursionError):  # RecursionError: too deep for `_plain`
             out = None
         if out is not None and b"null" not in out:
-            return out
+            # orjson's bytes keep the buffer they were written into (4 KiB, whatever their
+            # length) for as long as they live: a short message is copied to its size.
+            return bytes(memoryview(out)) if len(out) < _ORJSON_BUFFER else out
     try:
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
     except UnicodeEncodeError:  # a lone surrogate: let json escape it instead

@@ -8,6 +8,7 @@ closed (a new connection per call cost 18% of tool calls a reconnect).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -16,9 +17,10 @@ import h11
 import httpx
 
 from .pool import Connection
-from .wire import READING, next_event, now, read
+from .wire import _READ_SIZE, READING, next_event, now, read
 
 if TYPE_CHECKING:
+    from .deadlines import ReadDeadlines
     from .transport import H11Transport
 
 __all__ = ["TAIL_BUDGET", "TAIL_GRACE", "TAIL_MISSES", "TAIL_PROBE", "ResponseBody"]
@@ -94,7 +96,17 @@ class ResponseBody(httpx.AsyncByteStream):
     without httpx's wrappers and without a cancel scope to stop it.
     """
 
-    __slots__ = ("_conn", "_scope", "_stop", "_timeout", "_transport")
+    __slots__ = (
+        "_conn",
+        "_deadlines",
+        "_expired",
+        "_scope",
+        "_stop",
+        "_timeout",
+        "_transport",
+        "due",
+        "sweep_at",
+    )
 
     def __init__(self, transport: H11Transport, conn: Connection, timeout: float | None) -> None:
         self._transport = transport
@@ -102,6 +114,11 @@ class ResponseBody(httpx.AsyncByteStream):
         self._timeout = timeout
         self._scope: anyio.CancelScope | None = None  # a `pump`'s, while it reads
         self._stop = False
+        #: A swept read (`ReadDeadlines`): its sweeper, the read's deadline, its entry's.
+        self._deadlines: ReadDeadlines | None = None
+        self.due = math.inf
+        self.sweep_at = math.inf
+        self._expired = False  # the sweeper closed the socket under the read
 
     def stop(self) -> None:
         """Stop a `pump` under way, from any task: it returns True as if its reader had,
@@ -110,6 +127,10 @@ class ResponseBody(httpx.AsyncByteStream):
         self._stop = True
         if self._scope is not None:
             self._scope.cancel()
+        deadlines = self._deadlines
+        if deadlines is not None:  # a swept read under way: the sweeper ends it at once
+            self.due = -math.inf
+            deadlines.watch(self)
 
     def __aiter__(self) -> ResponseBody:
         return self
@@ -138,12 +159,16 @@ class ResponseBody(httpx.AsyncByteStream):
             _closed_mid_body()
         return None
 
-    async def pump(self, on_raw: Callable[[bytes], bool]) -> bool:
-        """Feed each piece to ``on_raw`` until it returns True (-> True) or the body ends.
+    async def pump(self, on_raw: Callable[[bytes], bool], *, held: bool = False) -> bool:
+        """Feed each piece to ``on_raw`` until it returns True (-> True) or the body ends
+        (-> False, or what ``on_raw.end()`` says then if it has one: a reader's last
+        word, asked here so that its caller needs no frame of its own around the read).
 
         Stopping early keeps the connection when the rest of the body can be
         read later, cheaply (see `H11Transport`); an error from ``on_raw`` or
-        the read closes it.
+        the read closes it. ``held``: a listener's body, read for hours; while the
+        transport's sweeper runs (`ReadDeadlines`) it times out and stops these
+        reads, which then need no cancel scope (and no timer) of their own.
         """
         conn = self._conn
         if conn is None:
@@ -158,7 +183,45 @@ class ResponseBody(httpx.AsyncByteStream):
                     break
                 outcome = _take(event, on_raw)
             del event  # not held while the next read waits
-            if outcome is None:
+            deadlines = self._transport.deadlines if held else None
+            if outcome is None and deadlines is not None and deadlines.running:
+                # Swept: each read moves `due` (a float); the sweeper closes the socket
+                # when it passes, or at once on `stop`. The events are read right here:
+                # a held listener's stack is one frame shallower.
+                each = math.inf if self._timeout is None else self._timeout
+                stream = conn.stream
+                self._deadlines = deadlines
+                try:
+                    while outcome is None and not self._stop:
+                        with READING:
+                            event = h.next_event()
+                        if event is not h11.NEED_DATA:
+                            outcome = _take(event, on_raw)
+                            continue
+                        due = self.due = now() + each
+                        if due < self.sweep_at:
+                            deadlines.watch(self)
+                        try:
+                            data = await stream.receive(_READ_SIZE)
+                        except anyio.EndOfStream:
+                            data = b""
+                        except BaseException as exc:  # `READING`, no exit held while parked
+                            READING.__exit__(type(exc), exc, exc.__traceback__)
+                            raise
+                        with READING:
+                            h.receive_data(data)
+                except httpx.TransportError:
+                    if not self._expired:
+                        raise
+                finally:
+                    self.due = math.inf
+                    self._deadlines = None
+                if self._stop and outcome is None:  # `stop`: the rest of the body is not read
+                    await self._abandon()
+                    return True
+                if self._expired:
+                    _read_timed_out()
+            elif outcome is None:
                 timeout = self._timeout
                 # One scope for every read, whose deadline each read moves; the events
                 # are read right here: a held listener's stack is one frame shallower.
@@ -184,7 +247,16 @@ class ResponseBody(httpx.AsyncByteStream):
             await self._abandon()
             raise
         await self._finished(conn)
-        return False
+        end = getattr(on_raw, "end", None)  # looked up now: no bound method held meanwhile
+        return False if end is None else bool(end())
+
+    async def expire(self) -> None:
+        """The sweeper's: this read's deadline passed (or `stop`): close its socket, which
+        ends the read in the reader's task (`pump` then says which it was)."""
+        conn = self._conn
+        self._expired = True
+        if conn is not None:
+            await anyio.aclose_forcefully(conn.stream)
 
     async def drain(self) -> None:
         """Nobody reads this body (a small error body): read its end as a stopped reader's

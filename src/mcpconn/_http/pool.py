@@ -32,7 +32,7 @@ class Connection(OperationTimer):
     """One HTTP/1.1 connection: a byte stream and its h11 state, and the timer of the
     operation under way on it (`OperationTimer`: connect, write, each read)."""
 
-    __slots__ = ("_fd", "_poller", "h11", "idle_since", "origin", "stream")
+    __slots__ = ("_fd", "h11", "idle_since", "origin", "stream")
 
     #: Its byte stream, set once it is connected (`attach`).
     stream: anyio.abc.ByteStream
@@ -43,7 +43,6 @@ class Connection(OperationTimer):
         self.h11 = h11.Connection(h11.CLIENT)
         self.idle_since = 0.0
         self._fd = -1  # its socket's (-1: unknown, never reused); asyncio wraps the socket
-        self._poller: select.poll | None = None  # made at the first reuse (listeners never)
 
     def attach(self, stream: anyio.abc.ByteStream, fd: int) -> None:
         """The connection is made: its stream and its socket's descriptor (-1: unknown)."""
@@ -58,11 +57,7 @@ class Connection(OperationTimer):
         if type(self.stream) is LoopStream:  # it keeps reading: what came is in it
             return self.stream.has_input
         try:
-            poller = self._poller
-            if poller is None:  # not select(): descriptors above 1024 are normal here
-                poller = self._poller = select.poll()
-                poller.register(fd, select.POLLIN)
-            return bool(poller.poll(0))
+            return self.origin.poll_in(fd)
         except (OSError, ValueError):
             return True
 
@@ -72,6 +67,7 @@ class OriginPool:
 
     __slots__ = (
         "_idle",
+        "_poller",
         "_waiters",
         "keepalive_expiry",
         "max_connections",
@@ -92,6 +88,20 @@ class OriginPool:
         self._waiters: deque[anyio.Event] | None = None  # only once the cap was reached
         #: Response bodies in a row that went on past a reader's stop (`ResponseBody`).
         self.tail_misses = 0
+        self._poller: select.poll | None = None  # made at the first reuse
+
+    def poll_in(self, fd: int) -> bool:
+        """Whether ``fd`` is readable now. One poll object per origin, not per connection:
+        a listener's connection, reused from the pool, kept its own for the stream's
+        life (~280 bytes). Not select(): descriptors above 1024 are normal here."""
+        poller = self._poller
+        if poller is None:
+            poller = self._poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        try:
+            return bool(poller.poll(0))
+        finally:
+            poller.unregister(fd)
 
     @property
     def idle(self) -> int:

@@ -34,6 +34,7 @@ import h11
 import httpx
 
 from .body import ResponseBody
+from .deadlines import ReadDeadlines
 from .dial import dial
 from .head import request_head
 from .pool import Connection, OriginPool
@@ -76,6 +77,8 @@ class H11Transport(httpx.AsyncBaseTransport):
         self._pools: dict[tuple[bytes, bytes, int], OriginPool] = {}
         self._live: set[Connection] = set()
         self._closed = False
+        #: The timer of every parked listener read (its sweeper started by the supervisor).
+        self.deadlines = ReadDeadlines()
 
     def __repr__(self) -> str:
         return f"<H11Transport origins={len(self._pools)} sockets={len(self._live)}>"

@@ -4,17 +4,47 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .server_requests import IncomingHandler
 from .wanted import Wanted
 
-__all__ = ["SessionHandlers", "SessionStatistics"]
+__all__ = ["Handlers", "SessionHandlers", "SessionStatistics"]
+
+
+class Handlers(Protocol):
+    """What a session reads of its handlers: `SessionHandlers` is one; a connection has
+    its own, which keeps no bound method per callback for the session's life."""
+
+    @property
+    def on_notification(self) -> Callable[[dict[str, Any]], None]: ...
+
+    @property
+    def on_request(self) -> IncomingHandler | None: ...
+
+    @property
+    def on_reinitialized(self) -> Callable[[], None] | None: ...
+
+    @property
+    def capabilities(self) -> dict[str, Any] | None: ...
+
+    @property
+    def wanted(self) -> Wanted: ...
+
+    @property
+    def on_listener_fresh(self) -> Callable[[], None] | None: ...
+
+    @property
+    def on_refused(self) -> Callable[[], None] | None: ...
+
+    @property
+    def on_initialize(self) -> Callable[[], None] | None: ...
 
 
 @dataclass(slots=True)
 class SessionHandlers:
-    """What the session calls back into; ``on_notification`` is sync and must not block.
+    """What the session calls back into (`Handlers`); ``on_notification`` is sync and must
+    not block.
 
     ``capabilities`` is what ``initialize`` and every 2026-07-28 request declare
     (see `client_capabilities`); ``None`` declares none.

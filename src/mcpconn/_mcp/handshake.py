@@ -13,9 +13,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
-
-from anyio.abc import TaskGroup
+from typing import TYPE_CHECKING, Any
 
 from .._config import LATEST_SESSION_VERSION, STATELESS_VERSION, ServerConfig
 from .._core.discovery import SERVER_INFO_KEY
@@ -42,6 +40,9 @@ from .transports import (
     Transport,
 )
 from .transports.eras import EraCache
+
+if TYPE_CHECKING:
+    from .tasks import Spawner
 
 __all__ = [
     "Roundtrip",
@@ -148,7 +149,7 @@ def make_transport(
     channel: HTTPChannel,
     config: ServerConfig,
     *,
-    task_group: TaskGroup,
+    task_group: Spawner,
     on_lost: Callable[[MCPConnError], None],
     capabilities: dict[str, Any],
 ) -> Wire:

@@ -2,9 +2,11 @@
 
 `Inbound` (mixed into `Session`) routes every message: a response to its
 pending request, a notification to the call that caused it and then to every
-subscriber, a server request to the desk (answered in `server_requests`).
-Notifications run on the session's behalf but must never fail it: embedder
-callbacks that raise are logged.
+subscriber, a server request to the desk (answered in `server_requests`). It
+also keeps what that bookkeeping costs an idle session small: the desk, the
+rare counters and a call's dicts are made at their first use and dropped when
+emptied. Notifications run on the session's behalf but must never fail it:
+embedder callbacks that raise are logged.
 """
 
 from __future__ import annotations
@@ -12,16 +14,24 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
+import anyio
+
+from .._config import ServerConfig
 from .._core import jsonrpc as _jsonrpc
 from .._core.bounds import json_number
 from .._core.eras import EraRules
 from .._exceptions import MCPConnError
 from .calls import CallStream, Pending
-from .handlers import SessionHandlers
+from .handlers import Handlers, SessionStatistics
 from .server_requests import ServerRequestDesk
+from .transports import Transport
 from .transports.base import HTTPChannel, describe, notification_dict
+
+if TYPE_CHECKING:
+    from .tasks import Spawner
 
 __all__ = ["Inbound", "ProgressCallback", "deliver_notification"]
 
@@ -29,6 +39,7 @@ __all__ = ["Inbound", "ProgressCallback", "deliver_notification"]
 logger = logging.getLogger("mcpconn.session")
 
 ProgressCallback = Callable[[dict[str, Any]], None]
+_NO_PROGRESS: Mapping[Any, ProgressCallback] = MappingProxyType({})
 
 
 def deliver_notification(
@@ -66,13 +77,59 @@ class Inbound:
     """The routing half of `Session` (see the module docstring)."""
 
     rules: EraRules
-    _handlers: SessionHandlers
+    _handlers: Handlers
     _channel: HTTPChannel
-    _desk: ServerRequestDesk
-    _pending: dict[_jsonrpc.RequestId, Pending]
-    _progress: dict[Any, ProgressCallback]
-    _legacy_calls: dict[Any, CallStream]
-    _counts: Counter[str]
+    _desk: ServerRequestDesk | None
+    _pending: dict[_jsonrpc.RequestId, Pending] | None
+    _progress: dict[Any, ProgressCallback] | None
+    _legacy_calls: dict[Any, CallStream] | None
+    _inflight: dict[anyio.CancelScope, None] | None
+    _config: ServerConfig
+    _tg: Spawner
+    _transport: Transport | None
+    _requests: int
+    #: unknown, duplicate, skipped, reinit, reissued: rare, so made at the first
+    _counts: Counter[str] | None
+
+    if TYPE_CHECKING:
+
+        async def _send(self, message: _jsonrpc.Message) -> None: ...
+
+    def _count(self, name: str) -> None:
+        counts = self._counts
+        if counts is None:
+            counts = self._counts = Counter()
+        counts[name] += 1
+
+    def _open_desk(self) -> ServerRequestDesk:
+        """The desk answering server requests, made at the first one."""
+        desk = self._desk
+        if desk is None:
+            handlers = self._handlers
+            desk = self._desk = ServerRequestDesk(
+                self._config, self._tg, handlers.on_request, self._send, handlers.on_refused
+            )
+        return desk
+
+    def statistics(self) -> SessionStatistics:
+        t = self._transport
+        c = self._counts or Counter()
+        desk = self._desk
+        served = (0, 0, 0, 0) if desk is None else desk.counts()
+        return SessionStatistics(
+            requests=self._requests,
+            pending=len(self._pending or ()),
+            unknown_responses=c["unknown"],
+            duplicate_responses=c["duplicate"],
+            skipped_messages=c["skipped"] + (t.skipped if t is not None else 0),
+            resumptions=getattr(t, "resumptions", 0),
+            reinitializations=c["reinit"],
+            reissued=c["reissued"],
+            server_requests=served[0],
+            server_requests_refused=served[1],
+            server_requests_dropped=served[2],
+            server_requests_cancelled=served[3],
+        )
 
     def _dispatch(self, message: _jsonrpc.Message, stream: CallStream | None = None) -> None:
         """Route one inbound message; sync, never raises for the server's sake.
@@ -81,19 +138,22 @@ class Inbound:
         (None on the listener and on the legacy SSE stream).
         """
         if isinstance(message, _jsonrpc.Notification):  # the common case first
-            if message.method == "notifications/cancelled":
+            if message.method == "notifications/cancelled" and self._desk is not None:
                 self._desk.cancel(message.params)
-            if stream is None and self._legacy_calls and message.method == "notifications/progress":
-                stream = self._legacy_calls.get((message.params or {}).get("progressToken"))
-            deliver_notification(message, self._progress, self._handlers.on_notification, stream)
+            calls = self._legacy_calls
+            if stream is None and calls and message.method == "notifications/progress":
+                stream = calls.get((message.params or {}).get("progressToken"))
+            progress = self._progress or _NO_PROGRESS
+            deliver_notification(message, progress, self._handlers.on_notification, stream)
         elif isinstance(message, (_jsonrpc.Response, _jsonrpc.ErrorResponse)):
-            pending = self._pending.get(message.id) if message.id is not None else None
+            waiting = self._pending
+            pending = waiting.get(message.id) if waiting and message.id is not None else None
             if pending is None:
-                self._counts["unknown"] += 1
+                self._count("unknown")
                 shown = self._channel.clean(message.id)
                 logger.debug("ignored a response to unknown or finished id %s", shown)
             elif pending.answered:
-                self._counts["duplicate"] += 1
+                self._count("duplicate")
             else:
                 if isinstance(message, _jsonrpc.Response):
                     pending.result = message.result
@@ -101,15 +161,32 @@ class Inbound:
                     pending.error = message.error
                 pending.set()
         elif not self.rules.server_requests:
-            self._counts["skipped"] += 1
+            self._count("skipped")
             shown = describe(message, self._channel.secrets)
             logger.debug("ignored %s: no server requests in the %s era", shown, self.rules.name)
         else:
             context = stream.options.context if stream is not None else None
-            self._desk.receive(message, context)
+            self._open_desk().receive(message, context)
+
+    def _forget(self, rid: _jsonrpc.RequestId, scope: anyio.CancelScope, token: Any) -> None:
+        """A call ended: its entries go; an emptied dict keeps its table, so it goes too."""
+        pending = self._pending
+        if pending is not None:
+            pending.pop(rid, None)
+            self._pending = pending or None
+        inflight, progress, legacy = self._inflight, self._progress, self._legacy_calls
+        if inflight is not None:
+            inflight.pop(scope, None)
+            self._inflight = inflight or None
+        if progress is not None:
+            progress.pop(rid, None)
+            self._progress = progress or None
+        if legacy is not None and token is not None:
+            legacy.pop(token, None)
+            self._legacy_calls = legacy or None
 
     def _fail_all(self, error: MCPConnError) -> None:
-        for pending in self._pending.values():
+        for pending in (self._pending or {}).values():
             if not pending.answered:
                 pending.error = error
                 pending.set()

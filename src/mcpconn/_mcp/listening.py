@@ -20,7 +20,7 @@ is accepted or its attempt ends) requests wait for it, at most
 
 Discovery reuse (2026, `mcpconn._core.discovery`): the handshake may open the
 first ``subscriptions/listen`` itself as the proof that a kept discover answer
-still stands (a `FirstListen` in the session's task group); `listen` then
+still stands (a `FirstListen`, one of the session's tasks); `listen` then
 carries on with that stream instead of opening another.
 """
 
@@ -31,18 +31,18 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import anyio
-from anyio.abc import TaskGroup
 
 from .._core import jsonrpc as _jsonrpc
 from .._core.eras import EraRules
 from .._core.recovery import LISTENER, Recovery, recover
 from .._exceptions import MCPConnError, SessionReinitialized, StreamEnded
-from .handlers import SessionHandlers
+from .handlers import Handlers
 from .transports import Transport
 from .transports.stateless import LISTEN_FILTER
 
 if TYPE_CHECKING:
     from .calls import CallStream
+    from .tasks import Spawner
 
 __all__ = ["LISTENER_GRACE", "FirstListen", "Listening"]
 
@@ -56,9 +56,9 @@ class Listening:
     """The listener half of `Session` (see the module docstring)."""
 
     rules: EraRules
-    _handlers: SessionHandlers
+    _handlers: Handlers
     _ids: _jsonrpc.IdAllocator
-    _tg: TaskGroup
+    _tg: Spawner
     _generation: int
     _listen_starts: int
     #: Set when the starting listener's stream opened or its attempt ended.
@@ -192,7 +192,7 @@ class Listening:
 
 
 class FirstListen:
-    """A listen started in the session's task group by the handshake, joined by `listen`."""
+    """A listen started as a session task by the handshake, joined by `listen`."""
 
     def __init__(self) -> None:
         self.opened = False  # the server accepted the stream: the proof

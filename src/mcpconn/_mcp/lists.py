@@ -56,28 +56,39 @@ class ListCache:
     __slots__ = ("_expires", "_generation", "_items")
 
     def __init__(self) -> None:
-        self._items: dict[str, list[dict[str, Any]]] = {}
-        self._expires: dict[str, float] = {}
+        # made at the first list kept, dropped when emptied: most idle connections keep none
+        self._items: dict[str, list[dict[str, Any]]] | None = None
+        self._expires: dict[str, float] | None = None
         self._generation = 0
 
     def cached(self, kind: str, now: float = 0.0) -> list[dict[str, Any]] | None:
-        items = self._items.get(kind)
-        if items is not None and now >= self._expires.get(kind, math.inf):
-            del self._items[kind]
+        kept = self._items
+        items = kept.get(kind) if kept is not None else None
+        if items is None:
             return None
-        return None if items is None else list(items)
+        if now >= (self._expires or {}).get(kind, math.inf):
+            self._forget(kind)
+            return None
+        return list(items)
 
     def invalidate(self) -> None:
         """A new session: every list may have changed."""
-        self._items.clear()
+        self._items = self._expires = None
         self._generation += 1
 
     def on_notification(self, method: object) -> None:
         kinds = LIST_CHANGED.get(method) if isinstance(method, str) else None
         if kinds is not None:
             for kind in kinds:
-                self._items.pop(kind, None)
+                self._forget(kind)
             self._generation += 1
+
+    def _forget(self, kind: str) -> None:
+        kept = self._items
+        if kept is not None:
+            kept.pop(kind, None)
+            if not kept:
+                self._items = self._expires = None
 
     async def fetch(
         self, kind: str, request: Request, now: Callable[[], float] | None = None
@@ -100,6 +111,8 @@ class ListCache:
 
         await paginate(request, method, on_page)
         if generation == self._generation and ttl > 0:
+            if self._items is None or self._expires is None:
+                self._items, self._expires = {}, {}
             self._items[kind] = items
             self._expires[kind] = started + ttl
         return list(items)

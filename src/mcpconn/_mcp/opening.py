@@ -21,7 +21,6 @@ import logging
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
-from anyio.abc import TaskGroup
 
 from .._core import discovery as _discovery
 from .._core import jsonrpc as _jsonrpc
@@ -37,6 +36,8 @@ from .transports.eras import EraCache
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from .tasks import Spawner
 
 
 __all__ = ["Opening"]
@@ -56,7 +57,7 @@ class Opening(SessionPart):
     capabilities: dict[str, Any]
     instructions: str | None
     _channel: HTTPChannel
-    _tg: TaskGroup
+    _tg: Spawner
     _transport: Transport | None
     #: Scopes the reuse of a private ``server/discover`` answer.
     _principal: str | None

@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import anyio
 
 if TYPE_CHECKING:
-    from anyio.abc import TaskGroup
-
     from .._config import ServerConfig
     from .._core.eras import EraRules
     from .._core.jsonrpc import RequestId
     from .calls import CallOptions
-    from .handlers import SessionHandlers
+    from .handlers import Handlers
+    from .tasks import Spawner
 
 __all__ = ["Roundtrip", "SessionPart", "SessionRoundtrip", "ToolLearner"]
 
@@ -47,9 +46,9 @@ class SessionPart:
 
     rules: EraRules
     _config: ServerConfig
-    _handlers: SessionHandlers
+    _handlers: Handlers
     _learn_tools: ToolLearner | None
-    _tg: TaskGroup
+    _tg: Spawner
 
     def _close_by(self) -> float:
         """When a close starting now must be over: ``timeouts.close`` from now, or

@@ -39,10 +39,11 @@ class Recovering(SessionPart):
     """The recovery half of `Session` (see the module docstring)."""
 
     _generation: int
-    _counts: dict[str, int]
     _reinit_lock_made: anyio.Lock | None
 
     if TYPE_CHECKING:
+
+        def _count(self, name: str) -> None: ...
 
         @property
         def _reinit_lock(self) -> anyio.Lock: ...  # made on demand by the session
@@ -78,7 +79,7 @@ class Recovering(SessionPart):
         if step is Recovery.REINITIALIZE:
             await self._reinitialize(generation)
         elif step is Recovery.REISSUE:
-            self._counts["reissued"] += 1
+            self._count("reissued")
         else:  # RELIST_TOOLS: every page, to learn the tools' x-mcp-header maps
             await paginate(self._roundtrip, "tools/list", self._learn_tools or _keep)
 
@@ -91,7 +92,7 @@ class Recovering(SessionPart):
             with anyio.fail_after(self._config.timeouts.request):
                 await self._initialize(transport)
             self._generation += 1
-            self._counts["reinit"] += 1
+            self._count("reinit")
             logger.info("%r re-initialized after the server forgot the session", self)
         callback = self._handlers.on_reinitialized
         if callback is not None:

@@ -17,14 +17,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.abc import TaskGroup
 
 from .._config import ServerConfig
 from .._core import jsonrpc as _jsonrpc
 from .._exceptions import JSONRPCError, MCPConnError
+
+if TYPE_CHECKING:
+    from .tasks import Spawner
 
 __all__ = ["TOO_MANY_REQUESTS", "Incoming", "IncomingHandler", "ServerRequestDesk"]
 
@@ -55,7 +57,7 @@ class ServerRequestDesk:
     def __init__(
         self,
         config: ServerConfig,
-        task_group: TaskGroup,
+        task_group: Spawner,
         handler: IncomingHandler | None,
         send: Send,
         on_refused: Callable[[], None] | None = None,
@@ -73,6 +75,10 @@ class ServerRequestDesk:
         self.refused = 0
         self.dropped = 0
         self.cancelled = 0
+
+    def counts(self) -> tuple[int, int, int, int]:
+        """Answered, refused, dropped, cancelled."""
+        return self.answered, self.refused, self.dropped, self.cancelled
 
     @property
     def in_flight(self) -> int:

@@ -2,10 +2,11 @@
 
 `open_session` picks the protocol era, does its handshake and yields a
 `Session`; on exit it closes every stream it opened and DELETEs a session id
-(bounded by ``timeouts.close``). The session owns a task group (entered and
-exited in the task that enters `open_session`) for answering server requests
-and, in the legacy era, for reading the SSE stream; nothing in it ever raises
-into that group. What differs between eras is data (``Session.rules``). Opening
+(bounded by ``timeouts.close``). The session's tasks (answering server
+requests; in the legacy era, reading the SSE stream) run in the task group it is
+given, the supervisor's (`tasks.SessionTasks`: no group of its own), and the
+task that enters `open_session` holds its cancel scope; nothing in them ever
+raises into that group. What differs between eras is data (``Session.rules``). Opening
 is in `opening` and `handshake`; recovery in `recovering`; notifications in
 `inbound`, server requests in `server_requests`, the listener in `listening`, a
 call's options and answer in `calls`. Here: request/response matching, timeouts
@@ -30,13 +31,14 @@ from .._core.eras import Era, EraRules
 from .._exceptions import ConnectionClosed, MCPConnError, RequestTimeout
 from . import calls as _calls
 from .calls import NO_OPTIONS, CallOptions, CallStream, Pending
-from .handlers import SessionHandlers, SessionStatistics
+from .handlers import Handlers, SessionHandlers, SessionStatistics
 from .handshake import ToolLearner, client_capabilities
 from .inbound import Inbound, ProgressCallback
 from .listening import Listening
 from .opening import Opening
 from .recovering import Recovering
 from .server_requests import Incoming, ServerRequestDesk
+from .tasks import SessionTasks
 from .transports import HTTPChannel, Transport
 from .transports.eras import EraCache
 
@@ -53,7 +55,7 @@ __all__ = [
 logger = logging.getLogger("mcpconn.session")
 
 #: What `open_session` was given, handed to the `Session` it makes.
-OpenArgs = tuple[httpx.AsyncClient, ServerConfig, httpx.Auth | None, SessionHandlers, str | None]
+OpenArgs = tuple[httpx.AsyncClient, ServerConfig, httpx.Auth | None, Handlers, str | None]
 
 
 class Session(Listening, Recovering, Opening, Inbound):
@@ -65,25 +67,26 @@ class Session(Listening, Recovering, Opening, Inbound):
     server_info: dict[str, Any]
     capabilities: dict[str, Any]
     instructions: str | None
+    _tg: SessionTasks
 
-    def __init__(self, args: OpenArgs, task_group: TaskGroup) -> None:
+    def __init__(self, args: OpenArgs, tasks: SessionTasks) -> None:
         client, config, auth, handlers, principal = args
         self._config = config
         self._principal = principal
         self._handlers = handlers
-        self._tg = task_group
+        self._tg = tasks
         self._channel = HTTPChannel(client, config, auth)
         self._ids = _jsonrpc.IdAllocator()
-        self._pending: dict[_jsonrpc.RequestId, Pending] = {}
-        self._progress: dict[Any, ProgressCallback] = {}
+        self._pending: dict[_jsonrpc.RequestId, Pending] | None = None
+        # Made at their first use, dropped when emptied: thousands of idle sessions have
+        # none (an empty dict is 64 bytes, the desk ~400 with its dict and bound method).
+        self._progress: dict[Any, ProgressCallback] | None = None
         #: Legacy SSE has no per-call stream: a call's progress is found by its token.
-        self._legacy_calls: dict[Any, CallStream] = {}
-        self._desk = ServerRequestDesk(
-            config, task_group, handlers.on_request, self._send, handlers.on_refused
-        )
+        self._legacy_calls: dict[Any, CallStream] | None = None
+        self._desk: ServerRequestDesk | None = None
         #: The calls in flight, cancelled when the session closes (a dict: an empty set
-        #: is 216 bytes, an empty dict 64, and thousands of idle sessions have none).
-        self._inflight: dict[anyio.CancelScope, None] = {}
+        #: is 216 bytes, an empty dict 64).
+        self._inflight: dict[anyio.CancelScope, None] | None = None
         self._transport: Transport | None = None
         self._learn_tools: ToolLearner | None = None
         self._reinit_lock_made: anyio.Lock | None = None
@@ -91,8 +94,8 @@ class Session(Listening, Recovering, Opening, Inbound):
         self._listen_starts = 0
         self._closed = False
         self._discarded = False
-        #: requests, unknown, duplicate, skipped, reinit, reissued (a key made at its first)
-        self._counts: Counter[str] = Counter()
+        self._requests = 0
+        self._counts: Counter[str] | None = None  # (`Inbound._count`)
         self.server_info = {}
         self.capabilities = {}
         self.instructions = None
@@ -121,31 +124,13 @@ class Session(Listening, Recovering, Opening, Inbound):
     def session_id(self) -> str | None:
         return self._transport.session_id if self._transport is not None else None
 
-    def statistics(self) -> SessionStatistics:
-        t = self._transport
-        c = self._counts
-        return SessionStatistics(
-            requests=c["requests"],
-            pending=len(self._pending),
-            unknown_responses=c["unknown"],
-            duplicate_responses=c["duplicate"],
-            skipped_messages=c["skipped"] + (t.skipped if t is not None else 0),
-            resumptions=getattr(t, "resumptions", 0),
-            reinitializations=c["reinit"],
-            reissued=c["reissued"],
-            server_requests=self._desk.answered,
-            server_requests_refused=self._desk.refused,
-            server_requests_dropped=self._desk.dropped,
-            server_requests_cancelled=self._desk.cancelled,
-        )
-
     def discard(self) -> None:
         """Close without the polite DELETE (the connection gave the session up)."""
         self._discarded = True
 
     def drop(self) -> None:
         """Stop what runs inside `open_session`, the holder's body too; it then closes."""
-        self._tg.cancel_scope.cancel()
+        self._tg.cancel()
 
     # ---- public calls -----------------------------------------------------------------
 
@@ -232,6 +217,8 @@ class Session(Listening, Recovering, Opening, Inbound):
         params = _calls.merge_params(params, options, log_level=level, progress_token=ours)
         stream = CallStream(options, token)
         if on_progress is not None:
+            if self._progress is None:
+                self._progress = {}
             self._progress[rid] = on_progress
         # no response stream of its own (legacy SSE): the call's progress is found by its token
         by_token = (
@@ -240,12 +227,18 @@ class Session(Listening, Recovering, Opening, Inbound):
             and options.on_notification is not None
         )
         if by_token:
+            if self._legacy_calls is None:
+                self._legacy_calls = {}
             self._legacy_calls[token] = stream
+        if self._pending is None:
+            self._pending = {}
         pending = self._pending[rid] = Pending()
         if sent is not None:
             sent.append(rid)
-        self._counts["requests"] += 1
+        self._requests += 1
         scope = anyio.CancelScope()  # cancelled when the session closes under us
+        if self._inflight is None:
+            self._inflight = {}
         self._inflight[scope] = None
         try:
             with scope:
@@ -256,13 +249,7 @@ class Session(Listening, Recovering, Opening, Inbound):
                 )
                 await pending.wait()
         finally:
-            self._inflight.pop(scope, None)
-            del self._pending[rid]
-            if not self._pending:  # an emptied dict keeps its table: idle sessions hold none
-                self._pending, self._inflight = {}, {}
-            self._progress.pop(rid, None)
-            if by_token:
-                self._legacy_calls.pop(token, None)
+            self._forget(rid, scope, token if by_token else None)
         if scope.cancelled_caught:
             raise ConnectionClosed("the session closed while the request was in flight")
         if pending.error is not None:
@@ -305,8 +292,9 @@ class Session(Listening, Recovering, Opening, Inbound):
         if not self._discarded:
             await self._finish_reinitialize(close_by)  # the session it opens is to DELETE
         self._fail_all(ConnectionClosed("the session closed"))
-        self._desk.cancel_all()
-        for scope in list(self._inflight):
+        if self._desk is not None:
+            self._desk.cancel_all()
+        for scope in list(self._inflight or ()):
             scope.cancel()
         transport = self._transport
         if transport is None:
@@ -320,11 +308,13 @@ class open_session:
     """Open one MCP session (see the module docstring); close it on exit.
 
     ``principal`` scopes the reuse of a private ``server/discover`` answer kept
-    in ``era_cache`` (`mcpconn._core.discovery`). A class, not a generator: a
-    session held for hours keeps no generator frame and wrapper under it.
+    in ``era_cache`` (`mcpconn._core.discovery`). ``task_group``: where the
+    session's tasks run (`SessionTasks`); without one it makes a group of its
+    own for the session's life. A class, not a generator: a session held for
+    hours keeps no generator frame and wrapper under it.
     """
 
-    __slots__ = ("_args", "_dropped", "_era_cache", "_tg", "session")
+    __slots__ = ("_args", "_dropped", "_era_cache", "_host", "_own", "_tasks", "session")
 
     def __init__(
         self,
@@ -332,55 +322,72 @@ class open_session:
         config: ServerConfig,
         *,
         auth: httpx.Auth | None,
-        handlers: SessionHandlers,
+        handlers: Handlers,
         era_cache: EraCache | None = None,
         principal: str | None = None,
+        task_group: TaskGroup | None = None,
     ) -> None:
-        self._args: OpenArgs = (client, config, auth, handlers, principal)
+        self._args: OpenArgs | None = (client, config, auth, handlers, principal)
         self._era_cache = era_cache
-        self._tg: TaskGroup | None = None
+        self._host = task_group
+        self._own: TaskGroup | None = None
+        self._tasks: SessionTasks | None = None
         self._dropped = False
         self.session: Session | None = None
 
     def drop(self) -> None:
         """Stop the opening (or the body, as `Session.drop`); it then closes what it opened."""
         self._dropped = True
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
+        if self._tasks is not None:
+            self._tasks.cancel()
 
     def drop_at(self, deadline: float) -> None:
         """`drop` at ``deadline`` (``anyio.current_time()``) unless it is over by then."""
-        if self._tg is None:
+        if self._tasks is None:
             self.drop()
         else:
-            scope = self._tg.cancel_scope
-            scope.deadline = min(scope.deadline, deadline)
+            self._tasks.cancel_at(deadline)
 
     async def __aenter__(self) -> Session:
-        tg = self._tg = anyio.create_task_group()
-        await tg.__aenter__()
+        args, self._args = self._args, None  # the session keeps what it needs of them
+        assert args is not None, "entered twice"
+        host = self._host
+        if host is None:
+            host = self._own = anyio.create_task_group()
+            await host.__aenter__()
+        tasks = self._tasks = SessionTasks(host)
+        tasks.cancel_scope.__enter__()
         if self._dropped:
-            tg.cancel_scope.cancel()
-        session = self.session = Session(self._args, tg)
+            tasks.cancel()
+        session = self.session = Session(args, tasks)
         try:
             await session._open(self._era_cache)
         except BaseException as exc:
-            if await self._close(exc):  # the group took its own cancellation: a drop
+            if await self._close(exc):  # the scope took its own cancellation: a drop
                 raise ConnectionClosed("the session was dropped while it opened") from None
-            raise  # an Exception: outside the group, so no ExceptionGroup
+            raise  # an Exception: outside the scope, so no ExceptionGroup
         return session
 
     async def __aexit__(self, *exc_info: Any) -> bool:
         return await self._close(exc_info[1])
 
     async def _close(self, exc: BaseException | None) -> bool:
-        """Close the session and leave its group; True if the group took ``exc``."""
-        session, tg = self.session, self._tg
-        assert session is not None and tg is not None
+        """Close the session, end its tasks, leave its scope; True if the scope took ``exc``."""
+        session, tasks = self.session, self._tasks
+        assert session is not None and tasks is not None
         with anyio.move_on_after(session._config.timeouts.close + 1.0, shield=True):
             await session._aclose()
-        tg.cancel_scope.cancel()
+        await tasks.aclose()
+        scope, own, self._own = tasks.cancel_scope, self._own, None
         if exc is None or isinstance(exc, Exception):
-            await tg.__aexit__(None, None, None)  # re-raised by the caller, outside the group
-            return False
-        return bool(await tg.__aexit__(type(exc), exc, exc.__traceback__))
+            scope.__exit__(None, None, None)  # re-raised by the caller, outside the scope
+            took = False
+        else:
+            took = bool(scope.__exit__(type(exc), exc, exc.__traceback__))
+        if own is not None:
+            own.cancel_scope.cancel()
+            if took or exc is None or isinstance(exc, Exception):
+                await own.__aexit__(None, None, None)
+            else:
+                await own.__aexit__(type(exc), exc, exc.__traceback__)
+        return took

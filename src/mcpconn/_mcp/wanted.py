@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from .._config import LOG_LEVELS
 from .._core.eras import EraRules
@@ -62,6 +62,12 @@ def sends_subscribe(rules: EraRules, capabilities: Mapping[str, Any]) -> bool:
     return rules.subscriptions == "subscribe" and declares_subscribe(capabilities)
 
 
+class Watcher(Protocol):
+    """What hears of an edit of the subscriptions: it is stopped (a listen's reader)."""
+
+    def stop(self) -> None: ...
+
+
 class Wanted:
     """The level and subscriptions one connection asks for; watchers hear of an edit."""
 
@@ -71,7 +77,7 @@ class Wanted:
         self.log_level = log_level
         # Made at the first: most connections never subscribe (an empty set is 216 bytes).
         self._subscriptions: set[str] | None = None
-        self._watchers: list[Callable[[], None]] | None = None
+        self._watchers: list[Watcher] | None = None
 
     @property
     def subscriptions(self) -> frozenset[str] | set[str]:
@@ -99,16 +105,17 @@ class Wanted:
     def mark_changed(self) -> None:
         watchers, self._watchers = self._watchers, None
         for watcher in watchers or ():
-            watcher()
+            watcher.stop()
 
-    def watch(self, watcher: Callable[[], None]) -> None:
-        """Call ``watcher`` (sync, once) at the next edit of the subscriptions: a waiting
-        listener costs no task and no waiter queue."""
+    def watch(self, watcher: Watcher) -> None:
+        """Stop ``watcher`` (sync, once) at the next edit of the subscriptions: a waiting
+        listener costs no task and no waiter queue (and, an object rather than a
+        callback, no bound method kept meanwhile)."""
         if self._watchers is None:
             self._watchers = []
         self._watchers.append(watcher)
 
-    def unwatch(self, watcher: Callable[[], None]) -> None:
+    def unwatch(self, watcher: Watcher) -> None:
         if self._watchers and watcher in self._watchers:
             self._watchers.remove(watcher)
 

@@ -16,7 +16,7 @@ being dropped reports nothing that counts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,9 +27,10 @@ from .._core.actions import Connect
 from .._core.machine import Fact, Input
 from .._core.token import Token
 from .._exceptions import Challenge, MCPConnError
+from .._http.deadlines import sweep_in
 from .._mcp.lists import ListCache
-from .._mcp.server_requests import Incoming
-from .._mcp.session import Session, SessionHandlers, open_session
+from .._mcp.server_requests import Incoming, IncomingHandler
+from .._mcp.session import Session, open_session
 from .._mcp.wanted import Wanted
 from .._tokens.auth import BearerAuth
 from .context import ConnectionContext
@@ -41,16 +42,58 @@ __all__ = ["SessionKeeping"]
 
 
 class _NoPinger:
-    """``async with`` it in place of the pinger's task group when there is no pinger."""
+    """``async with`` it in place of the pinger's task group when there is no pinger.
 
-    async def __aenter__(self) -> None:
+    Static methods: ``async with`` then keeps no bound ``__aexit__`` (64 bytes) on
+    the holder's frame for the session's life."""
+
+    __slots__ = ()
+
+    @staticmethod
+    async def __aenter__() -> None:
         return None
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    @staticmethod
+    async def __aexit__(*exc_info: object) -> None:
         return None
 
 
 _NO_PINGER = _NoPinger()
+
+
+class _Callbacks:
+    """The connection's `Handlers` for one session: where a `SessionHandlers` kept a bound
+    method per callback for the session's life (~64 bytes each), the callbacks are
+    looked up on the connection when called."""
+
+    __slots__ = ("_keeper", "capabilities", "on_initialize", "wanted")
+
+    def __init__(self, keeper: SessionKeeping, capabilities: dict[str, Any] | None) -> None:
+        self._keeper = keeper
+        self.capabilities = capabilities
+        self.wanted = keeper.wanted
+        #: Until the session is open (then None: nothing waits for its ``initialize``).
+        self.on_initialize: Callable[[], None] | None = keeper._on_initialize
+
+    @property
+    def on_notification(self) -> Callable[[dict[str, Any]], None]:
+        return self._keeper._on_notification
+
+    @property
+    def on_request(self) -> IncomingHandler:
+        return self._keeper._on_server_request
+
+    @property
+    def on_reinitialized(self) -> Callable[[], None]:
+        return self._keeper._on_reinitialized
+
+    @property
+    def on_listener_fresh(self) -> Callable[[], None]:
+        return self._keeper.lists.invalidate
+
+    @property
+    def on_refused(self) -> Callable[[], None]:
+        return self._keeper._count_refused
 
 
 class SessionKeeping:
@@ -112,17 +155,8 @@ class SessionKeeping:
         epoch = self.epoch
         refresh, retry_on_401 = connect.refresh_token, connect.retry_on_401
         del connect  # this frame lasts as long as the session: it keeps no order
-        handlers = SessionHandlers(
-            on_notification=self._on_notification,
-            on_request=self._on_server_request,
-            on_reinitialized=self._on_reinitialized,
-            capabilities=declared_capabilities(
-                self._request_handlers, self.server.client_capabilities
-            ),
-            wanted=self.wanted,
-            on_listener_fresh=self.lists.invalidate,
-            on_refused=self._count_refused,
-            on_initialize=self._on_initialize,
+        handlers = _Callbacks(
+            self, declared_capabilities(self._request_handlers, self.server.client_capabilities)
         )
         held: Session | None = None
         self._session_epoch = epoch
@@ -135,6 +169,7 @@ class SessionKeeping:
                         await self._force_refresh()
                     if scope.cancel_called:
                         return  # closed while refreshing
+            sweep_in(self._ctx.client, self._ctx.task_group)  # its listener reads' timer
             opening = self._opening = open_session(
                 self._ctx.client,
                 self.server,
@@ -142,6 +177,7 @@ class SessionKeeping:
                 handlers=handlers,
                 era_cache=self._ctx.era_cache,
                 principal=self.principal,
+                task_group=self._ctx.task_group,  # the session's tasks: no group of its own
             )
             async with opening as session:
                 self._opening = None

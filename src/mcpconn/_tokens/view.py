@@ -27,12 +27,13 @@ if TYPE_CHECKING:
 __all__ = ["KeyState", "TokenView"]
 
 
-@dataclass
+@dataclass(slots=True)
 class KeyState:
     """A key's bookkeeping around provider calls: the flight, the cooldown, refresh-ahead.
 
     ``generation`` counts new tokens (a flight that sees it move lost to a
-    publish); ``changed`` wakes `wait_for_new_token` callers.
+    publish); ``changed`` wakes `wait_for_new_token` callers. Slotted: one per
+    principal, thousands at once.
     """
 
     generation: int = 0

@@ -25,7 +25,8 @@ class map_httpx_errors:
     """Translate httpx's exceptions into ours, once, at the boundary.
 
     A class, not a generator: a listener holds one for hours, and a
-    ``@contextmanager`` costs a generator and its frame per use.
+    ``@contextmanager`` costs a generator and its frame per use; its ``__exit__``
+    static, so that a ``with`` keeps no bound method on the frame meanwhile.
     """
 
     __slots__ = ()
@@ -33,8 +34,9 @@ class map_httpx_errors:
     def __enter__(self) -> None:
         return None
 
+    @staticmethod
     def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+        kind: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> Literal[False]:
         if kind is None or not issubclass(kind, httpx.RequestError):
             return False  # ours, the caller's, or no error: passed on as it is

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
-from anyio.abc import TaskGroup
 
 from ..._core import jsonrpc as _jsonrpc
 from ..._core.eras import LEGACY_SSE
@@ -30,6 +29,7 @@ from ..._exceptions import InvalidMessage, MCPConnError, ProtocolError, SessionL
 from .base import ACCEPT_BOTH, ACCEPT_SSE, JSON, Dispatch, Era, HTTPChannel, StreamState
 
 if TYPE_CHECKING:
+    from ..tasks import Spawner
     from .base import OnOpen
     from .reader import Watched
 
@@ -67,7 +67,7 @@ class LegacySSETransport:
         self,
         channel: HTTPChannel,
         url: str,
-        task_group: TaskGroup,
+        task_group: Spawner,
         on_lost: Callable[[MCPConnError], None],
     ) -> None:
         self.channel = channel

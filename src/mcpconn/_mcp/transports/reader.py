@@ -11,7 +11,7 @@ suspended frame. On our own transport the body is read straight from its
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 import anyio
@@ -24,7 +24,6 @@ from ..._exceptions import InvalidMessage
 from ..._http.body import ResponseBody
 from .base import Dispatch, HTTPChannel, StreamState, is_message_event
 from .bodies import iterate
-from .errors import map_httpx_errors
 from .opened import Opened
 
 __all__ = ["MessageReader", "Watched"]
@@ -35,12 +34,12 @@ _REPLIES = (_jsonrpc.Response, _jsonrpc.ErrorResponse)
 
 
 class Watched(Protocol):
-    """What a listener restarts on (the subscriptions in `Wanted`): a sync call at its
-    next edit (`MessageReader.stop`, say)."""
+    """What a listener restarts on (the subscriptions in `Wanted`): its reader is stopped
+    (`MessageReader.stop`) at the next edit."""
 
-    def watch(self, watcher: Callable[[], None]) -> None: ...
+    def watch(self, watcher: MessageReader) -> None: ...
 
-    def unwatch(self, watcher: Callable[[], None]) -> None: ...
+    def unwatch(self, watcher: MessageReader) -> None: ...
 
 
 class MessageReader:
@@ -115,34 +114,40 @@ class MessageReader:
         """Read ``response``'s body: True if stopped (done or the reply), False at its end."""
         if await iterate(response, self._on_chunk):
             return True
-        return self._close()
+        return self.end()
 
-    async def read_opened(self, opened: Opened) -> bool:
+    def read_opened(self, opened: Opened) -> Awaitable[bool]:
         """As `read`, of the response ``opened`` holds, and `stop` ends it; on our
         transport the response itself is let go of first (`Opened.detach`): the caller
-        must hold none either."""
+        must hold none either. httpx's errors are the caller's to map (within
+        `map_httpx_errors`). A plain function handing back our body's own read: a
+        held stream's stack is one frame shallower."""
         detached = opened.detach()
         if detached is None:  # another transport's body: a scope to stop it
-            with anyio.CancelScope() as scope:
-                self._stopper = scope
-                if self._stopped:
-                    scope.cancel()
-                stopped = await self.read(opened.response)
-            return stopped or scope.cancelled_caught
+            return self._read_stoppable(opened.response)
         body, coding = detached
         del detached
         self._coding = ContentDecoder(coding)
         self._stopper = body
         if self._stopped:
             body.stop()
-        with map_httpx_errors():
-            stopped = await body.pump(self._on_raw)
-        return True if stopped else self._close()
+        # the reader itself is the body's ``on_raw`` (and its `end`): no bound method kept
+        return body.pump(self, held=not self._strict)
 
-    def _close(self) -> bool:
+    async def _read_stoppable(self, response: httpx.Response) -> bool:
+        with anyio.CancelScope() as scope:
+            self._stopper = scope
+            if self._stopped:
+                scope.cancel()
+            stopped = await self.read(response)
+        return stopped or scope.cancelled_caught
+
+    def end(self) -> bool:
+        """The body ended: the decoder's last events (True if one ended the read)."""
         return any(self._on_event(event) for event in self._decoder.close())
 
-    def _on_raw(self, raw: bytes) -> bool:
+    def __call__(self, raw: bytes) -> bool:
+        """One raw piece of our transport's body (`ResponseBody.pump`): True to stop."""
         assert self._coding is not None
         for piece in self._coding.feed(raw):  # noqa: SIM110 - a plain loop, no generator
             if piece and self._on_chunk(piece):

@@ -28,6 +28,7 @@ from ..._core import jsonrpc as _jsonrpc
 from ..._core.eras import STATELESS
 from ..._exceptions import ConnectError, NetworkError, StreamEnded
 from .base import ACCEPT_BOTH, JSON, SSE, Dispatch, Era, HTTPChannel, StreamLost, StreamState
+from .errors import map_httpx_errors
 from .params import encode_header_value, param_header_map, param_headers
 from .reader import MessageReader
 from .streamable_http import check_rpc_status, pump
@@ -207,7 +208,7 @@ class StatelessTransport:
             reply_to=listen_id,
         )
         if restart_on is not None:
-            restart_on.watch(reader.stop)  # an edit of the subscriptions restarts the listen
+            restart_on.watch(reader)  # an edit of the subscriptions restarts the listen
         try:
             opened = self.channel.open("POST", self.url, headers=headers, content=body)
             response = await opened.__aenter__()
@@ -218,12 +219,13 @@ class StatelessTransport:
                 await self._check(response)
                 self.channel.accept_stream(response, on_open)
                 del response  # the reader lets go of it (`MessageReader.read_opened`)
-                await reader.read_opened(opened)
+                with map_httpx_errors():
+                    await reader.read_opened(opened)
             finally:
                 await opened.__aexit__(None, None, None)
         finally:
             if restart_on is not None:
-                restart_on.unwatch(reader.stop)
+                restart_on.unwatch(reader)
         if isinstance(reader.reply, _jsonrpc.ErrorResponse):
             raise reader.reply.error  # -32601 is "no listener here": the classifier's call
         if reader.stopped:

@@ -49,6 +49,7 @@ from .base import (
     StreamState,
     describe,
 )
+from .errors import map_httpx_errors
 from .reader import MessageReader, Watched
 
 __all__ = ["MAX_RESUMES", "StreamableHTTPTransport", "check_rpc_status", "pump"]
@@ -241,7 +242,8 @@ class StreamableHTTPTransport:
             reader = MessageReader(
                 self.channel, state, dispatch, strict=False, counter=self._skipped
             )
-            await reader.read_opened(opened)
+            with map_httpx_errors():
+                await reader.read_opened(opened)
         raise StreamEnded("the listener stream ended", retry=state.retry)
 
     async def aclose(self, close_by: float | None = None) -> None:
