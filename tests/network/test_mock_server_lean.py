@@ -276,3 +276,22 @@ async def test_a_response_h11_refuses_is_answered_500_by_both_servers(
             assert (response.status_code, response.content) == (500, b"internal error")
             await other.send(_GET_NOPE)  # the server still serves its other connections
             assert (await read_answers(other, 1)).startswith(b"HTTP/1.1 404 Not Found\r\n")
+
+
+@pytest.mark.parametrize("lean", [False, True], ids=["plain", "lean"])
+async def test_a_faults_own_framing_header_is_framed_as_h11_frames_it(lean: bool) -> None:
+    # a second, different Content-Length is refused (500); Transfer-Encoding: chunked wins
+    # over the length the server would write: the body arrives whole, never framed twice
+    async with MockServer(lean=lean, require_auth=False) as server:
+        server.faults.add(Fault.status(503, headers={"Content-Length": "5"}), times=1)
+        server.faults.add(Fault.status(503, headers={"transfer-encoding": "chunked"}), times=1)
+        with anyio.fail_after(5):
+            async with make_client() as client:
+                refused = await client.get(server.url)
+                chunked = await client.get(server.url)
+        assert (refused.status_code, refused.content) == (500, b"internal error")
+        assert chunked.status_code == 503 and chunked.content == b"injected fault"
+        assert chunked.headers["transfer-encoding"] == "chunked"
+        assert "content-length" not in chunked.headers
+        # the refused answer is recorded as the 500 it was, not as "no response" (0)
+        assert [record.status for record in server.records] == [500, 503]

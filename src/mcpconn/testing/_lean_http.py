@@ -113,6 +113,10 @@ def _field(line: bytes) -> tuple[str, str] | None:
     return match.group(1).decode("ascii").lower(), match.group(2).rstrip(b" \t").decode("ascii")
 
 
+#: Response headers that frame the body: the exchange writes its own.
+_FRAMING = ("content-length", "transfer-encoding")
+
+
 class LeanExchange(Exchange):
     """`Exchange` without h11: the same calls, the same bytes on the wire."""
 
@@ -148,6 +152,18 @@ class LeanExchange(Exchange):
     async def respond(self, status: int, headers: _Headers = (), body: bytes = b"") -> None:
         if body and status in (204, 304):
             raise h11.LocalProtocolError(f"a {status} response has no body")  # as h11
+        headers = tuple(headers)
+        framing = [(n.lower(), v.strip()) for n, v in headers if n.lower() in _FRAMING]
+        if framing:  # a fault's own framing header: framed as h11 frames it, never twice
+            headers = [pair for pair in headers if pair[0].lower() not in _FRAMING]
+            if any(name == "transfer-encoding" for name, _ in framing):
+                if any(v.lower() != "chunked" for n, v in framing if n == "transfer-encoding"):
+                    raise h11.LocalProtocolError("Only Transfer-Encoding: chunked is supported")
+                await self.start_stream(status, headers, first=body)  # chunked wins
+                await self.end_stream()
+                return
+            if any(value != str(len(body)) for _, value in framing):
+                raise h11.LocalProtocolError("conflicting Content-Length headers")
         data = self._head(status, headers, b"content-length: %d\r\n\r\n" % len(body)) + body
         self._started(status)
         self.finished = True

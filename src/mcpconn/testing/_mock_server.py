@@ -287,6 +287,9 @@ class MockServer(Emission):
                     await inject(self, fault, rc)
                     return
             await self._route(rc, auth)
+        except Exception:
+            rc.record(500)  # what the connection answers a failed handler (if unstarted)
+            raise
         finally:
             rc.record(0)
 
