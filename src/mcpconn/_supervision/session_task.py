@@ -202,7 +202,11 @@ class SessionKeeping:
                         principal=self.principal,
                         task_group=self._ctx.task_group,  # the session's tasks: no group of its own
                     )
-                    async with opening as session:
+                    session = await opening.__aenter__()
+                    # try/except/finally, not ``async with``: that would keep the bound
+                    # ``__aexit__`` on this frame for the session's life (64 bytes)
+                    left = False
+                    try:
                         self._opening = None
                         if epoch != self.epoch:
                             continue
@@ -238,6 +242,13 @@ class SessionKeeping:
                                     self.post(
                                         Fact(Input.STREAM_ENDED, reason="listener returned"), epoch
                                     )
+                    except BaseException as exc:
+                        left = True
+                        if not await opening.__aexit__(type(exc), exc, exc.__traceback__):
+                            raise
+                    finally:
+                        if not left:
+                            await opening.__aexit__(None, None, None)
                 except MCPConnError as exc:
                     self.fail_epoch(exc, epoch, "connect")
                 except Exception as exc:  # a bug of ours or an unmapped library error
