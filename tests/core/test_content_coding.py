@@ -90,3 +90,12 @@ def test_identity_codings_pass_through() -> None:
 def test_we_announce_what_we_decode() -> None:
     for coding in ACCEPT_ENCODING.split(", "):
         ContentDecoder(coding)
+
+
+@pytest.mark.parametrize(
+    ("coding", "identity"),
+    [(None, True), ("", True), ("identity", True), (" Identity ", True), ("gzip", False),
+     ("deflate", False)],
+)  # fmt: skip
+def test_identity_says_whether_a_body_is_as_sent(coding: str | None, identity: bool) -> None:
+    assert ContentDecoder(coding).identity is identity

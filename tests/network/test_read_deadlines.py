@@ -90,6 +90,9 @@ async def test_a_held_read_waits_in_the_sweeper_not_in_a_scope() -> None:
             assert body.due != math.inf
             assert len(transport.deadlines) == 1  # its entry, a lower bound of its deadline
             assert body._scope is None
+            conn = body._conn
+            assert conn is not None
+            assert conn._timer is None  # the head's reads' timer is not left in the loop
             body.stop()  # from another task: the sweeper closes the socket at once
         assert body.due == math.inf
         assert transport.sockets == 0

@@ -47,6 +47,11 @@ class ContentDecoder:
         wbits = _ZLIB if self._coding == "deflate" else _GZIP
         self._zlib = zlib.decompressobj(wbits) if self._coding else None
 
+    @property
+    def identity(self) -> bool:
+        """The body is as sent (no coding): `feed` hands back each piece as it is."""
+        return self._zlib is None
+
     def feed(self, data: bytes) -> Iterator[bytes]:
         """The decoded bytes ``data`` completes, in pieces of at most ``max_piece``."""
         if not data:

@@ -191,6 +191,10 @@ class ResponseBody(httpx.AsyncByteStream):
                 each = math.inf if self._timeout is None else self._timeout
                 stream = conn.stream
                 self._deadlines = deadlines
+                # these reads use no timer: the one the head's reads left armed would wait
+                # out its timeout in the loop (a handle, its context and a bound method,
+                # ~250 bytes per listener); a later request on the connection arms anew
+                conn.stop_timer()
                 try:
                     while outcome is None and not self._stop:
                         with READING:

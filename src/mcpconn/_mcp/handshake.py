@@ -48,7 +48,6 @@ __all__ = [
     "Roundtrip",
     "ServerHello",
     "ToolLearner",
-    "Wire",
     "client_capabilities",
     "discover",
     "hello_of",
@@ -135,15 +134,6 @@ async def open_first_era(
         return
 
 
-@dataclass(frozen=True)
-class Wire:
-    """An era's transport, not yet started, and what only its wire can do."""
-
-    transport: Transport
-    #: Learns the tools' ``x-mcp-header`` maps from a ``tools/list`` result (2026-07-28).
-    learn_tools: ToolLearner | None = None
-
-
 def make_transport(
     rules: EraRules,
     channel: HTTPChannel,
@@ -152,18 +142,19 @@ def make_transport(
     task_group: Spawner,
     on_lost: Callable[[MCPConnError], None],
     capabilities: dict[str, Any],
-) -> Wire:
-    """The wire for the era ``rules`` describe (no table of closures: one per reconnect)."""
+) -> Transport:
+    """The transport, not yet started, for the era ``rules`` describe (no table of
+    closures: one per reconnect). A 2026-07-28 one also learns the tools' ``x-mcp-header``
+    maps from a ``tools/list`` result (its ``learn_tools``)."""
     era = rules.name
     if era == STATELESS.name:
-        transport = StatelessTransport(
+        return StatelessTransport(
             channel, config.url, client_info=_client_info(config), capabilities=capabilities
         )
-        return Wire(transport, transport.learn_tools)
     if era == STREAMABLE_HTTP.name:
-        return Wire(StreamableHTTPTransport(channel, config.url))
+        return StreamableHTTPTransport(channel, config.url)
     if era == LEGACY_SSE.name:
-        return Wire(LegacySSETransport(channel, config.url, task_group, on_lost))
+        return LegacySSETransport(channel, config.url, task_group, on_lost)
     raise KeyError(era)  # as the table it replaces did: every era has a wire
 
 

@@ -80,7 +80,7 @@ class Opening(SessionPart):
 
     async def _open_era(self, rules: EraRules) -> None:
         config = self._config
-        wire = _handshake.make_transport(
+        transport = _handshake.make_transport(
             rules,
             self._channel,
             config,
@@ -88,8 +88,7 @@ class Opening(SessionPart):
             on_lost=self._fail_all,
             capabilities=self._client_capabilities(),
         )
-        transport = wire.transport
-        self._transport, self._learn_tools, self.rules = transport, wire.learn_tools, rules
+        self._transport, self.rules = transport, rules
         try:
             # a plain scope, not ``anyio.fail_after`` (two generators per handshake)
             deadline = anyio.current_time() + config.timeouts.request

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .calls import CallOptions
     from .handlers import Handlers
     from .tasks import Spawner
+    from .transports import Transport
 
 __all__ = ["Roundtrip", "SessionPart", "SessionRoundtrip", "ToolLearner"]
 
@@ -47,8 +48,15 @@ class SessionPart:
     rules: EraRules
     _config: ServerConfig
     _handlers: Handlers
-    _learn_tools: ToolLearner | None
     _tg: Spawner
+    _transport: Transport | None
+
+    @property
+    def _learn_tools(self) -> ToolLearner | None:
+        """The wire's ``tools/list`` learner, if its era has one (2026-07-28); looked up
+        when asked: a bound method kept for the session's life costs 64 bytes."""
+        learner: ToolLearner | None = getattr(self._transport, "learn_tools", None)
+        return learner
 
     def _close_by(self) -> float:
         """When a close starting now must be over: ``timeouts.close`` from now, or

@@ -32,7 +32,7 @@ from .._exceptions import ConnectionClosed, MCPConnError, RequestTimeout
 from . import calls as _calls
 from .calls import NO_OPTIONS, CallOptions, CallStream, Pending
 from .handlers import Handlers, SessionHandlers, SessionStatistics
-from .handshake import ToolLearner, client_capabilities
+from .handshake import client_capabilities
 from .inbound import Inbound, ProgressCallback
 from .listening import Listening
 from .opening import Opening
@@ -88,7 +88,6 @@ class Session(Listening, Recovering, Opening, Inbound):
         #: is 216 bytes, an empty dict 64).
         self._inflight: dict[anyio.CancelScope, None] | None = None
         self._transport: Transport | None = None
-        self._learn_tools: ToolLearner | None = None
         self._reinit_lock_made: anyio.Lock | None = None
         self._generation = 0
         self._listen_starts = 0

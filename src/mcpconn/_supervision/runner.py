@@ -204,31 +204,27 @@ class Runner(SessionKeeping):
 
     # ---- the loop -------------------------------------------------------------------
 
-    async def run(
-        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        """The connection's own task. Never raises for the server's sake."""
-        try:
-            task_status.started()
-            self.post(Fact(Input.STARTED))
-            while self._machine.state is not State.CLOSED and self._crash is None:
-                if self._connect is not None:
-                    await self._hold_session()
-                else:
-                    await self._sleep()
-            if self._crash is not None:  # the machine refused a fact (a bug): contained
-                logger.error(
-                    "connection %r crashed; it is closed", self._handle, exc_info=self._crash
-                )
-        except Exception:  # a bug of ours: contained to this connection too
+    # ---- the loop (`SessionKeeping.run`: the connection's task holds its sessions) -------
+
+    def _running(self) -> bool:
+        return self._machine.state is not State.CLOSED and self._crash is None
+
+    def _report_crash(self, *, raised: bool = False) -> None:
+        """A bug of ours (the machine refused a fact, or the loop raised): contained to
+        this connection, which is closed. ``raised``: called in the ``except`` block."""
+        if raised:
             logger.exception("connection %r crashed; it is closed", self._handle)
-        finally:
-            self.finished.set()
-            self.notes.close()
-            self._signal_change()
-            self._cancel_callbacks()
-            if self._ctx.on_ended is not None:
-                self._ctx.on_ended(self._handle)
+        elif self._crash is not None:
+            logger.error("connection %r crashed; it is closed", self._handle, exc_info=self._crash)
+
+    def _ended(self) -> None:
+        """The connection's task ends (however it ended)."""
+        self.finished.set()
+        self.notes.close()
+        self._signal_change()
+        self._cancel_callbacks()
+        if self._ctx.on_ended is not None:
+            self._ctx.on_ended(self._handle)
 
     async def _sleep(self) -> None:
         """Until the alarm rings (an order came) or the machine's timer, which is fed."""

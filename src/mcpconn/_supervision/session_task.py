@@ -1,7 +1,7 @@
 """Holding one session in the connection's task: open it, run its listener, close it.
 
-Mixed into `Runner`. A `Connect` order makes the connection's task run
-`_hold_session`: it enters `open_session` (so it is the one task that enters
+Mixed into `Runner`. A `Connect` order is carried out by the connection's task
+itself (`run`): it enters `open_session` (so it is the one task that enters
 and exits it), posts OPENED, then waits for `Listen` orders (and the machine's
 timer, for the wait before a re-listen) and runs each listen *itself*: an idle
 connection costs this one task, with no listener task and no task group living
@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
+import anyio.abc
 
 from .._config import ServerConfig
 from .._core.actions import Connect
@@ -130,6 +131,14 @@ class SessionKeeping:
 
         async def _next_listen(self) -> None: ...
 
+        async def _sleep(self) -> None: ...
+
+        def _running(self) -> bool: ...
+
+        def _report_crash(self, *, raised: bool = False) -> None: ...
+
+        def _ended(self) -> None: ...
+
         def _on_notification(self, message: dict[str, Any]) -> None: ...
 
         async def _on_server_request(self, incoming: Incoming) -> dict[str, Any]: ...
@@ -148,76 +157,115 @@ class SessionKeeping:
         """The open session (None while there is none)."""
         return self._held
 
-    async def _hold_session(self) -> None:
-        """Carry out the `Connect` order: the session is held until it is dropped."""
-        connect, self._connect = self._connect, None
-        assert connect is not None
-        epoch = self.epoch
-        refresh, retry_on_401 = connect.refresh_token, connect.retry_on_401
-        del connect  # this frame lasts as long as the session: it keeps no order
-        handlers = _Callbacks(
-            self, declared_capabilities(self._request_handlers, self.server.client_capabilities)
-        )
-        held: Session | None = None
-        self._session_epoch = epoch
-        self._initializing = False
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """The connection's own task. Never raises for the server's sake.
+
+        Each `Connect` order is carried out right here, not in a method of its own: the
+        session is held on this frame (a held listener's stack is one coroutine, ~340
+        bytes, shallower). ``continue`` ends a hold early (its ``finally`` runs)."""
         try:
-            if self._auth is not None:
-                self._auth.retry_on_401 = retry_on_401
-                if refresh:
-                    with self._refreshing_scope() as scope:
-                        await self._force_refresh()
-                    if scope.cancel_called:
-                        return  # closed while refreshing
-            sweep_in(self._ctx.client, self._ctx.task_group)  # its listener reads' timer
-            opening = self._opening = open_session(
-                self._ctx.client,
-                self.server,
-                auth=self._auth,
-                handlers=handlers,
-                era_cache=self._ctx.era_cache,
-                principal=self.principal,
-                task_group=self._ctx.task_group,  # the session's tasks: no group of its own
-            )
-            async with opening as session:
-                self._opening = None
-                if epoch != self.epoch:
-                    return
-                if self._auth is not None:
-                    self._auth.retry_on_401 = True  # the server took our token: back to normal
-                held = self._held = session
-                self._initializing, handlers.on_initialize = False, None  # opened: no wait
-                self._listen_due = False
-                self._share_hello(session)
-                self.lists.invalidate()
-                self.negotiated = Negotiated.of(session)
-                self.post(Fact(Input.OPENED, reason=f"opened ({session.era})"), epoch)
-                # Each ordered listen runs right here, not in a method of its own: a
-                # held listen's stack is one frame shallower per level (~250 bytes each).
-                pinging = anyio.create_task_group() if self.server.ping_interval else _NO_PINGER
-                async with pinging as tg:
-                    if tg is not None:
-                        tg.start_soon(self._pinger, session, epoch)
-                    while True:
-                        await self._next_listen()
-                        try:
-                            await session.listen()
-                        except MCPConnError as exc:
-                            self.fail_epoch(exc, epoch, "listen")
-                        except Exception as exc:
-                            self._log.exception("%s: unexpected error in the listener", self._who())
-                            self.fail_epoch(exc, epoch, "listen")
-                        else:
-                            self.post(Fact(Input.STREAM_ENDED, reason="listener returned"), epoch)
-        except MCPConnError as exc:
-            self.fail_epoch(exc, epoch, "connect")
-        except Exception as exc:  # a bug of ours or an unmapped library error
-            self._log.exception("%s: unexpected error while connecting", self._who())
-            self.fail_epoch(exc, epoch, "connect")
+            task_status.started()
+            self.post(Fact(Input.STARTED))
+            while self._running():
+                connect, self._connect = self._connect, None
+                if connect is None:
+                    await self._sleep()
+                    continue
+                epoch = self.epoch
+                refresh, retry_on_401 = connect.refresh_token, connect.retry_on_401
+                del connect  # this frame lasts as long as the session: it keeps no order
+                handlers = _Callbacks(
+                    self,
+                    declared_capabilities(self._request_handlers, self.server.client_capabilities),
+                )
+                held: Session | None = None
+                opening: open_session | None = None
+                self._session_epoch = epoch
+                self._initializing = False
+                try:
+                    if self._auth is not None:
+                        self._auth.retry_on_401 = retry_on_401
+                        if refresh:
+                            with self._refreshing_scope() as scope:
+                                await self._force_refresh()
+                            if scope.cancel_called:
+                                continue  # closed while refreshing
+                    sweep_in(self._ctx.client, self._ctx.task_group)  # its listener reads' timer
+                    opening = self._opening = open_session(
+                        self._ctx.client,
+                        self.server,
+                        auth=self._auth,
+                        handlers=handlers,
+                        era_cache=self._ctx.era_cache,
+                        principal=self.principal,
+                        task_group=self._ctx.task_group,  # the session's tasks: no group of its own
+                    )
+                    session = await opening.__aenter__()
+                    # try/except/finally, not ``async with``: that would keep the bound
+                    # ``__aexit__`` on this frame for the session's life (64 bytes)
+                    left = False
+                    try:
+                        self._opening = None
+                        if epoch != self.epoch:
+                            continue
+                        if self._auth is not None:
+                            self._auth.retry_on_401 = True  # the server took our token: as usual
+                        held = self._held = session
+                        self._initializing, handlers.on_initialize = False, None  # opened
+                        self._listen_due = False
+                        self._share_hello(session)
+                        self.lists.invalidate()
+                        self.negotiated = Negotiated.of(session)
+                        self.post(Fact(Input.OPENED, reason=f"opened ({session.era})"), epoch)
+                        # Each ordered listen runs right here, not in a method of its own: a
+                        # held listen's stack is one frame shallower per level (~250 bytes).
+                        pinging = (
+                            anyio.create_task_group() if self.server.ping_interval else _NO_PINGER
+                        )
+                        async with pinging as tg:
+                            if tg is not None:
+                                tg.start_soon(self._pinger, session, epoch)
+                            while True:
+                                await self._next_listen()
+                                try:
+                                    await session.listen()
+                                except MCPConnError as exc:
+                                    self.fail_epoch(exc, epoch, "listen")
+                                except Exception as exc:
+                                    self._log.exception(
+                                        "%s: unexpected error in the listener", self._who()
+                                    )
+                                    self.fail_epoch(exc, epoch, "listen")
+                                else:
+                                    self.post(
+                                        Fact(Input.STREAM_ENDED, reason="listener returned"), epoch
+                                    )
+                    except BaseException as exc:
+                        left = True
+                        if not await opening.__aexit__(type(exc), exc, exc.__traceback__):
+                            raise
+                    finally:
+                        if not left:
+                            await opening.__aexit__(None, None, None)
+                except MCPConnError as exc:
+                    self.fail_epoch(exc, epoch, "connect")
+                except Exception as exc:  # a bug of ours or an unmapped library error
+                    self._log.exception("%s: unexpected error while connecting", self._who())
+                    self.fail_epoch(exc, epoch, "connect")
+                finally:
+                    self._opening, self._initializing = None, False
+                    if held is not None and self._held is held:
+                        self._held = None
+                    # nothing of the ended session stays on this frame until the next one
+                    held = opening = handlers = session = None  # type: ignore[assignment]
+                    pinging = tg = scope = None  # type: ignore[assignment]
+            self._report_crash()
+        except Exception:
+            self._report_crash(raised=True)
         finally:
-            self._opening, self._initializing = None, False
-            if held is not None and self._held is held:
-                self._held = None
+            self._ended()
 
     def _on_initialize(self) -> None:
         """An ``initialize`` of the session being opened is about to be sent."""

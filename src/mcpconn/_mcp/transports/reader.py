@@ -127,7 +127,10 @@ class MessageReader:
             return self._read_stoppable(opened.response)
         body, coding = detached
         del detached
-        self._coding = ContentDecoder(coding)
+        decoder = ContentDecoder(coding)  # checked even when it is the identity
+        # an identity body needs no decoder kept for the stream's life (64 bytes)
+        self._coding = None if decoder.identity else decoder
+        del decoder
         self._stopper = body
         if self._stopped:
             body.stop()
@@ -148,8 +151,10 @@ class MessageReader:
 
     def __call__(self, raw: bytes) -> bool:
         """One raw piece of our transport's body (`ResponseBody.pump`): True to stop."""
-        assert self._coding is not None
-        for piece in self._coding.feed(raw):  # noqa: SIM110 - a plain loop, no generator
+        coding = self._coding
+        if coding is None:  # the identity: as sent
+            return bool(raw) and self._on_chunk(raw)
+        for piece in coding.feed(raw):  # noqa: SIM110 - a plain loop, no generator
             if piece and self._on_chunk(piece):
                 return True
         return False
