@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+import sniffio
 
 from mcpconn._supervision.inbox import Alarm, Flag
 
@@ -55,6 +56,31 @@ async def test_a_ring_before_a_far_deadline_wakes_and_an_outer_cancel_ends_the_s
             outer.deadline = anyio.current_time() + 0.02
             await alarm.sleep(anyio.current_time() + 60)
         assert outer.cancelled_caught and alarm._waiter is None
+
+
+async def test_ring_at_ends_an_endless_sleep_by_its_deadline_not_before_on_asyncio() -> None:
+    """`Alarm.ring_at`: a sooner end for the sleep. On asyncio the sleeper is not woken
+    before it (a loop timer resolves its future); elsewhere it is woken now (a ring)."""
+    alarm = Alarm()
+    woke: list[float] = []
+
+    async def sleeper() -> None:
+        await alarm.sleep()
+        woke.append(anyio.current_time())
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sleeper)
+            await anyio.wait_all_tasks_blocked()
+            due = anyio.current_time() + 0.05
+            alarm.ring_at(due)
+            if sniffio.current_async_library() == "asyncio":
+                await anyio.wait_all_tasks_blocked()
+                assert woke == []  # still asleep: nothing woke it to re-arm its sleep
+        assert len(woke) == 1 and alarm._waiter is None
+        if sniffio.current_async_library() == "asyncio":
+            assert woke[0] >= due
+        alarm.ring_at(anyio.current_time())  # nobody asleep: nothing to do
 
 
 async def test_a_ring_with_nobody_asleep_is_not_kept() -> None:

@@ -75,6 +75,16 @@ class Alarm:
             elif not waiter.done():  # cancelled with its sleeper: nobody to wake
                 waiter.set_result(None)
 
+    def ring_at(self, deadline: float) -> None:
+        """Wake the sleeper by ``deadline`` (``anyio.current_time()``): a new, sooner end of
+        its sleep. On asyncio a loop timer resolves its future then (a `ring` would wake
+        it now only to sleep again until the deadline); elsewhere, a `ring`."""
+        waiter = self._waiter
+        if waiter is None or isinstance(waiter, anyio.Event):
+            self.ring()
+        elif not waiter.done():
+            waiter.get_loop().call_at(deadline, _wake, waiter)
+
     async def sleep(self, deadline: float | None = None) -> None:
         """Until the next `ring`, or ``deadline`` (``anyio.current_time()``) if it is sooner."""
         if deadline is not None and anyio.current_time() >= deadline:

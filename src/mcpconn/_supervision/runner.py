@@ -232,10 +232,9 @@ class Runner(SessionKeeping):
 
     async def _sleep(self) -> None:
         """Until the alarm rings (an order came) or the machine's timer, which is fed."""
-        deadline = self._deadline
-        await self._alarm.sleep(deadline)
-        timed_out = deadline is not None and anyio.current_time() >= deadline
-        if timed_out and self._deadline == deadline:
+        await self._alarm.sleep(self._deadline)
+        deadline = self._deadline  # the timer now (a `Sleep` may have moved it meanwhile)
+        if deadline is not None and anyio.current_time() >= deadline:
             self._deadline = None
             self.post(Fact(Input.TIMER_FIRED), self.epoch)
 
@@ -267,8 +266,8 @@ class Runner(SessionKeeping):
                     "%s: %s; backing off (attempt %d)", self._who(), action.reason, action.attempt
                 )
             extra = self._ctx.retry_budget.reserve(anyio.current_time()) if action.budgeted else 0
-            self._deadline = anyio.current_time() + action.seconds + extra
-            self._alarm.ring()
+            deadline = self._deadline = anyio.current_time() + action.seconds + extra
+            self._alarm.ring_at(deadline)  # a sleeping task is woken then, not now
         elif isinstance(action, Connect):
             self.epoch += 1
             self._ctx.counters.connects += 1
