@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import sniffio
 
-from mcpconn._supervision.inbox import Alarm, Flag
+from mcpconn._supervision.inbox import Alarm, Changes, Flag
 
 
 async def test_a_sleeper_wakes_on_a_ring_from_another_task() -> None:
@@ -132,3 +132,29 @@ async def test_a_flag_wakes_every_waiter_and_stays_set() -> None:
         assert sorted(woken) == [0, 1, 2]
         await flag.wait()  # already set: returns at once
     assert flag.is_set() and flag._event is None
+
+
+async def test_changes_wakes_a_waiter_for_one_value_only_at_that_value_or_the_final() -> None:
+    """`Changes`: a waiter for "ready" sleeps through "connecting"; any-change waiters
+    wake at every change; the final value wakes everyone; then nobody is left."""
+    changes = Changes("closed")
+    woke: list[str] = []
+
+    async def waiter(until: str | None, name: str) -> None:
+        await changes.wait(until)
+        woke.append(name)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter, "ready", "ready")
+            tg.start_soon(waiter, None, "any")
+            tg.start_soon(waiter, "failed", "failed")
+            await anyio.wait_all_tasks_blocked()
+            assert not changes.changed("connecting")
+            await anyio.wait_all_tasks_blocked()
+            assert woke == ["any"]  # the READY watcher slept through CONNECTING
+            assert not changes.changed("ready")
+            await anyio.wait_all_tasks_blocked()
+            assert woke == ["any", "ready"]
+            assert changes.changed("closed")  # the final value wakes the rest: none left
+    assert woke == ["any", "ready", "failed"]

@@ -35,7 +35,7 @@ from .._mcp.session import Session, open_session
 from .._mcp.wanted import Wanted
 from .._tokens.auth import BearerAuth
 from .context import ConnectionContext, ReauthCallback
-from .inbox import Alarm, Flag
+from .inbox import Alarm, Changes, Flag
 from .notifications import Broadcast
 from .server_requests import RequestHandler, ServerRequest, merge_handlers
 from .session_task import SessionKeeping
@@ -85,7 +85,7 @@ class Runner(SessionKeeping):
         self._machine = machine
         # Made on demand: thousands of idle connections should not carry a waiter
         # queue each for nobody.
-        self._changed: anyio.Event | None = None
+        self._changed: Changes | None = None
         #: Facts posted while one is being fed (None: nothing is being fed).
         self._queue: list[Tagged] | None = None
         #: What the machine left the task to do: connect, wake at a deadline, listen.
@@ -187,11 +187,11 @@ class Runner(SessionKeeping):
             self._count_failure(exc, fact)
         self.post(fact, epoch)
 
-    async def next_change(self) -> None:
-        """Wait for the next state change (or the end of the task)."""
+    async def next_change(self, until: State | None = None) -> None:
+        """Wait for the next state change, or one to ``until`` (or CLOSED, the end)."""
         if self._changed is None:
-            self._changed = anyio.Event()
-        await self._changed.wait()
+            self._changed = Changes(State.CLOSED)
+        await self._changed.wait(until)
 
     def reauth_error(self, cause: BaseException | None = None) -> ReauthRequired:
         challenge = getattr(cause, "challenge", None) or self.challenge
@@ -339,8 +339,8 @@ class Runner(SessionKeeping):
     # ---- server-to-client traffic ---------------------------------------------------
 
     def _signal_change(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
+        changes = self._changed
+        if changes is not None and changes.changed(self.state):
             self._changed = None
 
     def _on_notification(self, message: dict[str, Any]) -> None:
