@@ -31,18 +31,19 @@ def config(server: MockServer, method: str, request: float) -> ServerConfig:
     return ServerConfig("mock", server.url, timeouts=Timeouts(request=request), **kwargs)
 
 
+def held_opening(
+    server: MockServer, client: httpx.AsyncClient, method: str, request: float
+) -> open_session:
+    """An opening whose first handshake request ``method`` the server takes, never answering."""
+    server.faults.add(Fault.delay(30, late_answer=True), times=1, rpc_method=method)
+    handlers = SessionHandlers(lambda note: None)
+    return open_session(client, config(server, method, request), auth=None, handlers=handlers)
+
+
 @pytest.mark.parametrize("method", list(ERAS))
-async def test_a_held_handshake_request_has_no_scope_and_a_drop_still_stops_it(
-    method: str,
-) -> None:
+async def test_a_held_handshake_request_has_no_scope_and_a_drop_stops_it(method: str) -> None:
     async with MockServer(require_auth=False) as server, httpx.AsyncClient() as client:
-        server.faults.add(Fault.delay(30, late_answer=True), times=1, rpc_method=method)
-        opening = open_session(
-            client,
-            config(server, method, 30),
-            auth=None,
-            handlers=SessionHandlers(lambda note: None),
-        )
+        opening = held_opening(server, client, method, 30)
         failed: list[BaseException] = []
 
         async def enter() -> None:
@@ -69,16 +70,10 @@ async def test_a_handshake_request_never_answered_times_out_at_timeouts_request(
     method: str,
 ) -> None:
     async with MockServer(require_auth=False) as server, httpx.AsyncClient() as client:
-        server.faults.add(Fault.delay(30, late_answer=True), times=1, rpc_method=method)
-        opening = open_session(
-            client,
-            config(server, method, 0.3),
-            auth=None,
-            handlers=SessionHandlers(lambda note: None),
-        )
         with anyio.fail_after(10), pytest.raises(RequestTimeout, match="handshake"):
-            async with opening:
+            async with held_opening(server, client, method, 0.3):
                 pass  # pragma: no cover
+        assert server.stats().by_rpc_method.get(method) == 1  # sent once, then given up
 
 
 async def test_a_call_after_the_handshake_is_in_a_scope_of_its_own() -> None:
