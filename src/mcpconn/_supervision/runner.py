@@ -251,9 +251,11 @@ class Runner(SessionKeeping):
         if new is not old:
             self._signal_change()
             self._ctx.on_state_change(self._handle, old, new)
-            self._ctx.state_changes.publish(
-                StateChange(self.server.name, self.principal, old, new, fact.reason)
-            )
+            changes = self._ctx.state_changes
+            if changes.subscriber_count:  # no record built for nobody
+                changes.publish(
+                    StateChange(self.server.name, self.principal, old, new, fact.reason)
+                )
         for action in actions:
             self._do(action)
 
