@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import anyio
+import sniffio
 
-from mcpconn._supervision.inbox import Alarm, Flag
+from mcpconn._supervision.inbox import Alarm, Changes, Flag
 
 
 async def test_a_sleeper_wakes_on_a_ring_from_another_task() -> None:
@@ -57,6 +58,31 @@ async def test_a_ring_before_a_far_deadline_wakes_and_an_outer_cancel_ends_the_s
         assert outer.cancelled_caught and alarm._waiter is None
 
 
+async def test_ring_at_ends_an_endless_sleep_by_its_deadline_not_before_on_asyncio() -> None:
+    """`Alarm.ring_at`: a sooner end for the sleep. On asyncio the sleeper is not woken
+    before it (a loop timer resolves its future); elsewhere it is woken now (a ring)."""
+    alarm = Alarm()
+    woke: list[float] = []
+
+    async def sleeper() -> None:
+        await alarm.sleep()
+        woke.append(anyio.current_time())
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sleeper)
+            await anyio.wait_all_tasks_blocked()
+            due = anyio.current_time() + 0.05
+            alarm.ring_at(due)
+            if sniffio.current_async_library() == "asyncio":
+                await anyio.wait_all_tasks_blocked()
+                assert woke == []  # still asleep: nothing woke it to re-arm its sleep
+        assert len(woke) == 1 and alarm._waiter is None
+        if sniffio.current_async_library() == "asyncio":
+            assert woke[0] >= due
+        alarm.ring_at(anyio.current_time())  # nobody asleep: nothing to do
+
+
 async def test_a_ring_with_nobody_asleep_is_not_kept() -> None:
     alarm = Alarm()
     alarm.ring()
@@ -106,3 +132,29 @@ async def test_a_flag_wakes_every_waiter_and_stays_set() -> None:
         assert sorted(woken) == [0, 1, 2]
         await flag.wait()  # already set: returns at once
     assert flag.is_set() and flag._event is None
+
+
+async def test_changes_wakes_a_waiter_for_one_value_only_at_that_value_or_the_final() -> None:
+    """`Changes`: a waiter for "ready" sleeps through "connecting"; any-change waiters
+    wake at every change; the final value wakes everyone; then nobody is left."""
+    changes = Changes("closed")
+    woke: list[str] = []
+
+    async def waiter(until: str | None, name: str) -> None:
+        await changes.wait(until)
+        woke.append(name)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter, "ready", "ready")
+            tg.start_soon(waiter, None, "any")
+            tg.start_soon(waiter, "failed", "failed")
+            await anyio.wait_all_tasks_blocked()
+            assert not changes.changed("connecting")
+            await anyio.wait_all_tasks_blocked()
+            assert woke == ["any"]  # the READY watcher slept through CONNECTING
+            assert not changes.changed("ready")
+            await anyio.wait_all_tasks_blocked()
+            assert woke == ["any", "ready"]
+            assert changes.changed("closed")  # the final value wakes the rest: none left
+    assert woke == ["any", "ready", "failed"]

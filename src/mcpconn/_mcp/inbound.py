@@ -168,14 +168,14 @@ class Inbound:
             context = stream.options.context if stream is not None else None
             self._open_desk().receive(message, context)
 
-    def _forget(self, rid: _jsonrpc.RequestId, scope: anyio.CancelScope, token: Any) -> None:
+    def _forget(self, rid: _jsonrpc.RequestId, scope: anyio.CancelScope | None, token: Any) -> None:
         """A call ended: its entries go; an emptied dict keeps its table, so it goes too."""
         pending = self._pending
         if pending is not None:
             pending.pop(rid, None)
             self._pending = pending or None
         inflight, progress, legacy = self._inflight, self._progress, self._legacy_calls
-        if inflight is not None:
+        if inflight is not None and scope is not None:
             inflight.pop(scope, None)
             self._inflight = inflight or None
         if progress is not None:

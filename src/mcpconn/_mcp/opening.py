@@ -30,7 +30,7 @@ from . import handshake as _handshake
 from . import wanted as _wanted
 from .handshake import ServerHello
 from .listening import FirstListen
-from .parts import SessionPart
+from .parts import Roundtrip, SessionPart
 from .transports import HTTPChannel, Transport
 from .transports.eras import EraCache
 
@@ -90,17 +90,19 @@ class Opening(SessionPart):
         )
         self._transport, self.rules = transport, rules
         try:
-            # a plain scope, not ``anyio.fail_after`` (two generators per handshake)
+            # a plain scope, not ``anyio.fail_after`` (two generators per handshake); the
+            # handshake's requests have none of their own (`_handshake_roundtrip`)
             deadline = anyio.current_time() + config.timeouts.request
             with anyio.CancelScope(deadline=deadline) as scope:
                 await transport.start(self._dispatch)
                 if rules.handshake == "discover":
                     if not await self._reuse_discovery(rules, transport):
-                        answer = await _handshake.discover(transport, self._roundtrip, config)
+                        roundtrip = self._handshake_roundtrip
+                        answer = await _handshake.discover(transport, roundtrip, config)
                         self._adopt(_handshake.hello_of(*answer))
                         self._keep_discovery(*answer)
                 else:
-                    await self._initialize(transport)
+                    await self._initialize(transport, self._handshake_roundtrip)
             if scope.cancelled_caught:
                 _deadline_passed()
         except TimeoutError:
@@ -113,6 +115,14 @@ class Opening(SessionPart):
                 await transport.aclose(close_by)
             self._transport = None
             raise
+
+    async def _handshake_roundtrip(
+        self, method: str, params: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """A request of the opening handshake: the handshake's one scope (its deadline,
+        `_open_era`) bounds it, and an opening session is dropped by its `open_session`'s
+        scope, never closed under a request: no scope of its own (nor a loop timer)."""
+        return await self._roundtrip(method, params, scoped=False)
 
     async def _reuse_discovery(self, rules: EraRules, transport: Transport) -> bool:
         """Open on a fresh kept ``server/discover`` answer, proven by the first listen.
@@ -154,14 +164,17 @@ class Opening(SessionPart):
         if found is not None:
             cache.keep_discovery(self._config.url, self._principal, found)
 
-    async def _initialize(self, transport: Transport) -> None:
+    async def _initialize(self, transport: Transport, roundtrip: Roundtrip | None = None) -> None:
+        """``initialize`` and what follows it; ``roundtrip``: the handshake's, when opening
+        (a re-initialize sends its requests the session's ordinary way)."""
+        roundtrip = roundtrip or self._roundtrip
         capabilities = self._client_capabilities()
         if self._handlers.on_initialize is not None:
             self._handlers.on_initialize()
-        hello = await _handshake.initialize(transport, self._roundtrip, self._config, capabilities)
+        hello = await _handshake.initialize(transport, roundtrip, self._config, capabilities)
         self._adopt(hello)
         await transport.send_message(_jsonrpc.Notification("notifications/initialized", None))
-        await _wanted.apply(self._handlers.wanted, self.rules, self.capabilities, self._roundtrip)
+        await _wanted.apply(self._handlers.wanted, self.rules, self.capabilities, roundtrip)
 
     def _client_capabilities(self) -> dict[str, Any]:
         return dict(self._handlers.capabilities or {})

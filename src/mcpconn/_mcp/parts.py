@@ -39,6 +39,8 @@ class SessionRoundtrip(Protocol):
         params: dict[str, Any] | None,
         options: CallOptions | None = ...,
         sent: list[RequestId] | None = ...,
+        *,
+        scoped: bool = ...,
     ) -> Awaitable[dict[str, Any]]: ...
 
 

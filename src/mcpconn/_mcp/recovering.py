@@ -20,7 +20,7 @@ from .._core.recovery import Recovery, recover
 from .._exceptions import MCPConnError
 from .calls import CallOptions
 from .lists import paginate
-from .parts import SessionPart
+from .parts import Roundtrip, SessionPart
 from .transports import Transport
 
 if TYPE_CHECKING:
@@ -50,7 +50,9 @@ class Recovering(SessionPart):
 
         def _require_transport(self) -> Transport: ...
 
-        async def _initialize(self, transport: Transport) -> None: ...
+        async def _initialize(
+            self, transport: Transport, roundtrip: Roundtrip | None = None
+        ) -> None: ...
 
     async def _with_rules(
         self,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any
 
@@ -53,6 +54,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("mcpconn.session")
+#: What an unscoped request (a handshake's, `Opening._handshake_roundtrip`) runs in.
+_NO_SCOPE = nullcontext()
 
 #: What `open_session` was given, handed to the `Session` it makes.
 OpenArgs = tuple[httpx.AsyncClient, ServerConfig, httpx.Auth | None, Handlers, str | None]
@@ -205,7 +208,10 @@ class Session(Listening, Recovering, Opening, Inbound):
         params: dict[str, Any] | None,
         options: CallOptions | None = None,
         sent: list[_jsonrpc.RequestId] | None = None,
+        *,
+        scoped: bool = True,
     ) -> dict[str, Any]:
+        """One request and its answer; ``scoped``: in a scope the session's close cancels."""
         transport = self._require_transport()
         rid = self._ids.next()
         options = options or NO_OPTIONS
@@ -235,21 +241,21 @@ class Session(Listening, Recovering, Opening, Inbound):
         if sent is not None:
             sent.append(rid)
         self._requests += 1
-        scope = anyio.CancelScope()  # cancelled when the session closes under us
-        if self._inflight is None:
-            self._inflight = {}
-        self._inflight[scope] = None
+        request = _jsonrpc.Request(rid, method, params)
+        scope = anyio.CancelScope() if scoped else None  # cancelled when the session closes
+        if scope is not None:
+            if self._inflight is None:
+                self._inflight = {}
+            self._inflight[scope] = None
         try:
-            with scope:
+            with scope or _NO_SCOPE:
                 await transport.send_request(
-                    _jsonrpc.Request(rid, method, params),
-                    done=pending.is_set,
-                    dispatch=lambda message: self._dispatch(message, stream),
+                    request, done=pending.is_set, dispatch=lambda m: self._dispatch(m, stream)
                 )
                 await pending.wait()
         finally:
             self._forget(rid, scope, token if by_token else None)
-        if scope.cancelled_caught:
+        if scope is not None and scope.cancelled_caught:
             raise ConnectionClosed("the session closed while the request was in flight")
         if pending.error is not None:
             raise pending.error

@@ -108,7 +108,7 @@ class Connection(ProtocolSurface):
         while self.state is not state:
             if self.state is State.CLOSED:
                 raise ConnectionClosed(f"{self!r} closed while waiting for {state.name}")
-            await self._runner.next_change()
+            await self._runner.next_change(state)  # not woken by the states on the way
 
     def notifications(self) -> Subscription[dict[str, Any]]:
         """Every notification the server sends from now on, on whichever stream carried it.

@@ -6,17 +6,19 @@ An idle connection is mostly waiting, and thousands of them wait at once. An
 while a task is actually waiting, and drop it once woken. The alarm's one
 sleeper waits on a bare future on asyncio (an event would add its deque and
 two wrapper frames to every idle connection's wait), resolved by its deadline
-too (a deadline scope would wake it by cancelling it).
+too (a deadline scope would wake it by cancelling it). `Changes` wakes a task
+waiting for one value (a connection's state) only when that value comes.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Hashable
 
 import anyio
 import anyio.lowlevel
 
-__all__ = ["Alarm", "Flag"]
+__all__ = ["Alarm", "Changes", "Flag"]
 
 _Waiter = anyio.Event | asyncio.Future[None]
 
@@ -75,6 +77,16 @@ class Alarm:
             elif not waiter.done():  # cancelled with its sleeper: nobody to wake
                 waiter.set_result(None)
 
+    def ring_at(self, deadline: float) -> None:
+        """Wake the sleeper by ``deadline`` (``anyio.current_time()``): a new, sooner end of
+        its sleep. On asyncio a loop timer resolves its future then (a `ring` would wake
+        it now only to sleep again until the deadline); elsewhere, a `ring`."""
+        waiter = self._waiter
+        if waiter is None or isinstance(waiter, anyio.Event):
+            self.ring()
+        elif not waiter.done():
+            waiter.get_loop().call_at(deadline, _wake, waiter)
+
     async def sleep(self, deadline: float | None = None) -> None:
         """Until the next `ring`, or ``deadline`` (``anyio.current_time()``) if it is sooner."""
         if deadline is not None and anyio.current_time() >= deadline:
@@ -107,3 +119,43 @@ class Alarm:
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():  # rung (or cancelled with its sleeper) first
         waiter.set_result(None)
+
+
+class Changes:
+    """Tasks waiting for the next change of a value, or for it to become one given value.
+
+    A waiter for one value is not woken by every change on the way (a parked
+    connection's READY watcher sleeps through CONNECTING); ``final`` (CLOSED)
+    wakes every waiter. Made at the first waiter; `changed` says when none is left.
+    """
+
+    __slots__ = ("_any", "_final", "_to")
+
+    def __init__(self, final: Hashable) -> None:
+        self._final = final
+        self._any: anyio.Event | None = None
+        self._to: dict[Hashable, anyio.Event] = {}
+
+    async def wait(self, until: Hashable | None = None) -> None:
+        """Until the next change (``until`` None), or one to ``until`` or ``final``."""
+        found = self._any if until is None else self._to.get(until)
+        if found is None:
+            found = anyio.Event()
+            if until is None:
+                self._any = found
+            else:
+                self._to[until] = found
+        await found.wait()
+
+    def changed(self, new: Hashable) -> bool:
+        """The value is now ``new``: wake whom it concerns. True: nobody waits any more."""
+        if self._any is not None:
+            self._any.set()
+            self._any = None
+        if new == self._final:
+            for event in self._to.values():
+                event.set()
+            self._to.clear()
+        elif new in self._to:
+            self._to.pop(new).set()
+        return not self._to

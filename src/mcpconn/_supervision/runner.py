@@ -35,7 +35,7 @@ from .._mcp.session import Session, open_session
 from .._mcp.wanted import Wanted
 from .._tokens.auth import BearerAuth
 from .context import ConnectionContext, ReauthCallback
-from .inbox import Alarm, Flag
+from .inbox import Alarm, Changes, Flag
 from .notifications import Broadcast
 from .server_requests import RequestHandler, ServerRequest, merge_handlers
 from .session_task import SessionKeeping
@@ -85,7 +85,7 @@ class Runner(SessionKeeping):
         self._machine = machine
         # Made on demand: thousands of idle connections should not carry a waiter
         # queue each for nobody.
-        self._changed: anyio.Event | None = None
+        self._changed: Changes | None = None
         #: Facts posted while one is being fed (None: nothing is being fed).
         self._queue: list[Tagged] | None = None
         #: What the machine left the task to do: connect, wake at a deadline, listen.
@@ -187,11 +187,11 @@ class Runner(SessionKeeping):
             self._count_failure(exc, fact)
         self.post(fact, epoch)
 
-    async def next_change(self) -> None:
-        """Wait for the next state change (or the end of the task)."""
+    async def next_change(self, until: State | None = None) -> None:
+        """Wait for the next state change, or one to ``until`` (or CLOSED, the end)."""
         if self._changed is None:
-            self._changed = anyio.Event()
-        await self._changed.wait()
+            self._changed = Changes(State.CLOSED)
+        await self._changed.wait(until)
 
     def reauth_error(self, cause: BaseException | None = None) -> ReauthRequired:
         challenge = getattr(cause, "challenge", None) or self.challenge
@@ -228,10 +228,9 @@ class Runner(SessionKeeping):
 
     async def _sleep(self) -> None:
         """Until the alarm rings (an order came) or the machine's timer, which is fed."""
-        deadline = self._deadline
-        await self._alarm.sleep(deadline)
-        timed_out = deadline is not None and anyio.current_time() >= deadline
-        if timed_out and self._deadline == deadline:
+        await self._alarm.sleep(self._deadline)
+        deadline = self._deadline  # the timer now (a `Sleep` may have moved it meanwhile)
+        if deadline is not None and anyio.current_time() >= deadline:
             self._deadline = None
             self.post(Fact(Input.TIMER_FIRED), self.epoch)
 
@@ -248,9 +247,11 @@ class Runner(SessionKeeping):
         if new is not old:
             self._signal_change()
             self._ctx.on_state_change(self._handle, old, new)
-            self._ctx.state_changes.publish(
-                StateChange(self.server.name, self.principal, old, new, fact.reason)
-            )
+            changes = self._ctx.state_changes
+            if changes.subscriber_count:  # no record built for nobody
+                changes.publish(
+                    StateChange(self.server.name, self.principal, old, new, fact.reason)
+                )
         for action in actions:
             self._do(action)
 
@@ -263,8 +264,8 @@ class Runner(SessionKeeping):
                     "%s: %s; backing off (attempt %d)", self._who(), action.reason, action.attempt
                 )
             extra = self._ctx.retry_budget.reserve(anyio.current_time()) if action.budgeted else 0
-            self._deadline = anyio.current_time() + action.seconds + extra
-            self._alarm.ring()
+            deadline = self._deadline = anyio.current_time() + action.seconds + extra
+            self._alarm.ring_at(deadline)  # a sleeping task is woken then, not now
         elif isinstance(action, Connect):
             self.epoch += 1
             self._ctx.counters.connects += 1
@@ -336,8 +337,8 @@ class Runner(SessionKeeping):
     # ---- server-to-client traffic ---------------------------------------------------
 
     def _signal_change(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
+        changes = self._changed
+        if changes is not None and changes.changed(self.state):
             self._changed = None
 
     def _on_notification(self, message: dict[str, Any]) -> None:

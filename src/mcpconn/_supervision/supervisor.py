@@ -328,6 +328,8 @@ class Supervisor:
             del self._connections[key]
 
     def _state_changed(self, conn: Connection, old: State, new: State) -> None:
+        if not logger.isEnabledFor(logging.DEBUG):
+            return  # every connection changes state twice on a publish: no argument work
         logger.debug(
             "server=%s principal=%s: %s -> %s",
             conn.server.name,
@@ -337,8 +339,9 @@ class Supervisor:
         )
 
     def _token_published(self, principal: str, audience: str | None) -> None:
+        published = Fact(Input.TOKEN_PUBLISHED, reason="a new token was published")
         for conn in self.connections(principal=principal):
-            conn.post(Fact(Input.TOKEN_PUBLISHED, reason="a new token was published"))
+            conn.post(published)  # one frozen fact for all of them
 
     async def _retire(self, old: Connection) -> None:
         with anyio.move_on_after(self._close_timeout):
