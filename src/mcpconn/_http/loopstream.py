@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -36,7 +37,7 @@ class LoopStream(anyio.abc.ByteStream, asyncio.Protocol):
 
     def __init__(self) -> None:
         self._transport: asyncio.Transport | None = None
-        self._queued: list[bytes] = []
+        self._queued: deque[bytes] = deque()  # popped from the left: O(1) however many
         self._size = 0
         self._paused = False  # reading paused: `HIGH_WATER` reached
         self._eof = False
@@ -119,9 +120,9 @@ class LoopStream(anyio.abc.ByteStream, asyncio.Protocol):
                 await waiter
             finally:
                 self._reader = None
-        chunk = queued.pop(0)
+        chunk = queued.popleft()
         if len(chunk) > max_bytes:
-            queued.insert(0, chunk[max_bytes:])
+            queued.appendleft(chunk[max_bytes:])
             chunk = chunk[:max_bytes]
         self._size -= len(chunk)
         if self._paused and self._size < HIGH_WATER and not self._lost:
