@@ -6,6 +6,7 @@ its reader, and a closed stream refuses to send. Against real loopback sockets."
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -130,3 +131,45 @@ async def test_a_close_from_another_task_stops_its_reader_and_sending() -> None:
         assert caught == [anyio.ClosedResourceError]
         with pytest.raises(anyio.ClosedResourceError):
             await stream.send(b"late")
+
+
+class _Transport(asyncio.Transport):
+    """Just what `LoopStream` calls on its transport while data is queued."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paused = False
+
+    def set_write_buffer_limits(self, high: int) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_many_small_chunks_come_out_in_order_and_the_queue_stays_bounded(
+    anyio_backend: str,
+) -> None:
+    """The received chunks are a list taken from a head index: a reader that lags
+    behind a stream of tiny segments gets every byte in order, split where it asks for
+    less, and the list is compacted as it is read, never longer than what is unread."""
+    stream, transport = LoopStream(), _Transport()
+    stream.connection_made(transport)
+    sent, got = bytearray(), bytearray()
+    for i in range(5000):
+        for _ in range(1 + i % 2):  # the server stays ahead: the list is never emptied
+            piece = bytes([i % 251]) * (1 + i % 7)
+            sent += piece
+            stream.data_received(piece)
+        got += await stream.receive(3 if i % 5 == 0 else 65536)
+        unread = len(stream._queued) - stream._head
+        assert len(stream._queued) <= 2 * unread + 33
+    assert stream.has_input
+    while stream.has_input:
+        got += await stream.receive()
+    assert bytes(got) == bytes(sent)
+    assert stream._queued == [] and stream._size == 0 and not transport.paused
