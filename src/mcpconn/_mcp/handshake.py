@@ -9,6 +9,7 @@ hands in its round-trip and adopts the `ServerHello` they return.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -101,7 +102,13 @@ def _hello(version: str, result: dict[str, Any], server_info: Any) -> ServerHell
 
 
 def _client_info(config: ServerConfig) -> dict[str, Any]:
-    return {"name": config.client_name, "version": config.client_version}
+    """One dict per name and version, shared by every session (read, never changed)."""
+    return _client_info_of(config.client_name, config.client_version)
+
+
+@functools.lru_cache(maxsize=64)
+def _client_info_of(name: str, version: str) -> dict[str, Any]:
+    return {"name": name, "version": version}
 
 
 async def open_first_era(

@@ -76,6 +76,9 @@ def deliver_notification(
 class Inbound:
     """The routing half of `Session` (see the module docstring)."""
 
+    if not TYPE_CHECKING:  # `Session` names every attribute; mypy checks them there
+        __slots__ = ()
+
     rules: EraRules
     _handlers: Handlers
     _channel: HTTPChannel

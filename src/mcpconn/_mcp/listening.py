@@ -55,6 +55,9 @@ LISTENER_GRACE = 0.5
 class Listening:
     """The listener half of `Session` (see the module docstring)."""
 
+    if not TYPE_CHECKING:  # `Session` names every attribute; mypy checks them there
+        __slots__ = ()
+
     rules: EraRules
     _handlers: Handlers
     _ids: _jsonrpc.IdAllocator
@@ -62,10 +65,10 @@ class Listening:
     _generation: int
     _listen_starts: int
     #: Set when the starting listener's stream opened or its attempt ended.
-    _listener_opening: anyio.Event | None = None
-    _listener_deadline: float = 0.0
+    _listener_opening: anyio.Event | None
+    _listener_deadline: float
     #: The first 2026 listen, opened by the handshake as its proof (`Opening`).
-    _first_listen: FirstListen | None = None
+    _first_listen: FirstListen | None
 
     if TYPE_CHECKING:
 

@@ -52,6 +52,9 @@ def _deadline_passed() -> NoReturn:
 class Opening(SessionPart):
     """The opening half of `Session` (see the module docstring)."""
 
+    if not TYPE_CHECKING:  # `Session` names every attribute; mypy checks them there
+        __slots__ = ()
+
     protocol_version: str
     server_info: dict[str, Any]
     capabilities: dict[str, Any]
@@ -61,7 +64,7 @@ class Opening(SessionPart):
     _transport: Transport | None
     #: Scopes the reuse of a private ``server/discover`` answer.
     _principal: str | None
-    _era_cache: EraCache | None = None
+    _era_cache: EraCache | None
     _first_listen: FirstListen | None
 
     if TYPE_CHECKING:

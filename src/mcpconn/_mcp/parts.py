@@ -47,6 +47,9 @@ class SessionRoundtrip(Protocol):
 class SessionPart:
     """The session's attributes every half reads, and its request matching."""
 
+    if not TYPE_CHECKING:  # `Session` names every attribute; mypy checks them there
+        __slots__ = ()
+
     rules: EraRules
     _config: ServerConfig
     _handlers: Handlers

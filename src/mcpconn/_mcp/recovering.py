@@ -38,6 +38,9 @@ def _keep(result: dict[str, Any]) -> dict[str, Any]:
 class Recovering(SessionPart):
     """The recovery half of `Session` (see the module docstring)."""
 
+    if not TYPE_CHECKING:  # `Session` names every attribute; mypy checks them there
+        __slots__ = ()
+
     _generation: int
     _reinit_lock_made: anyio.Lock | None
 

@@ -72,6 +72,39 @@ class Session(Listening, Recovering, Opening, Inbound):
     instructions: str | None
     _tg: SessionTasks
 
+    # slotted: one per connection, thousands at once (a dict's values cost more)
+    __slots__ = (
+        "__weakref__",
+        "_channel",
+        "_closed",
+        "_config",
+        "_counts",
+        "_desk",
+        "_discarded",
+        "_era_cache",
+        "_first_listen",
+        "_generation",
+        "_handlers",
+        "_ids",
+        "_inflight",
+        "_legacy_calls",
+        "_listen_starts",
+        "_listener_deadline",
+        "_listener_opening",
+        "_pending",
+        "_principal",
+        "_progress",
+        "_reinit_lock_made",
+        "_requests",
+        "_tg",
+        "_transport",
+        "capabilities",
+        "instructions",
+        "protocol_version",
+        "rules",
+        "server_info",
+    )
+
     def __init__(self, args: OpenArgs, tasks: SessionTasks) -> None:
         client, config, auth, handlers, principal = args
         self._config = config
@@ -102,6 +135,10 @@ class Session(Listening, Recovering, Opening, Inbound):
         self.capabilities = {}
         self.instructions = None
         self.protocol_version = ""
+        self._era_cache = None
+        self._listener_opening = None
+        self._listener_deadline = 0.0
+        self._first_listen = None
 
     def __repr__(self) -> str:
         rules = getattr(self, "rules", None)

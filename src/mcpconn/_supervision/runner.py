@@ -55,6 +55,39 @@ Tagged = tuple[int | None, Fact]
 class Runner(SessionKeeping):
     """Runs one connection's machine; the `Connection` handle reads what it publishes."""
 
+    # slotted: one per connection, thousands at once (a dict's values cost more)
+    __slots__ = (
+        "_alarm",
+        "_auth",
+        "_callbacks",
+        "_changed",
+        "_connect",
+        "_crash",
+        "_ctx",
+        "_deadline",
+        "_handle",
+        "_held",
+        "_initializing",
+        "_listen_due",
+        "_machine",
+        "_opening",
+        "_queue",
+        "_refreshing",
+        "_rejected",
+        "_request_handlers",
+        "_session_epoch",
+        "challenge",
+        "epoch",
+        "finished",
+        "last_error",
+        "lists",
+        "negotiated",
+        "notes",
+        "principal",
+        "server",
+        "wanted",
+    )
+
     def __init__(
         self,
         handle: Connection,

@@ -65,10 +65,13 @@ RequestHandler = Callable[[ServerRequest], Awaitable[dict[str, Any]]]
 
 def merge_handlers(
     shared: Mapping[str, RequestHandler], own: Mapping[str, RequestHandler] | None
-) -> dict[str, RequestHandler]:
-    """Per method: the connection's handler wins over the supervisor's."""
+) -> Mapping[str, RequestHandler]:
+    """Per method: the connection's handler wins over the supervisor's. Without its
+    own, a connection reads the supervisor's (never changed): no copy per connection."""
+    if not own:
+        return shared
     merged = dict(shared)
-    merged.update(own or {})
+    merged.update(own)
     return merged
 
 

@@ -100,6 +100,9 @@ class _Callbacks:
 class SessionKeeping:
     """The session half of `Runner` (see the module docstring)."""
 
+    if not TYPE_CHECKING:  # `Runner` names every attribute; mypy checks them there
+        __slots__ = ()
+
     server: ServerConfig
     principal: str
     epoch: int

@@ -127,6 +127,8 @@ def _timeout(connect: float | None, read: float | None) -> httpx.Timeout:
 class HTTPChannel:
     """The I/O every transport needs: send with auth and limits, read JSON or SSE."""
 
+    __slots__ = ("_secrets", "auth", "client", "config", "timeout")
+
     def __init__(
         self, client: httpx.AsyncClient, config: ServerConfig, auth: httpx.Auth | None
     ) -> None:

@@ -64,6 +64,16 @@ class StatelessTransport:
     """The 2026-07-28 wire: one POST per request, per-request metadata."""
 
     era: Era = STATELESS.name
+    __slots__ = (
+        "_skipped",
+        "capabilities",
+        "channel",
+        "client_info",
+        "protocol_version",
+        "session_id",
+        "tool_headers",
+        "url",
+    )
 
     def __init__(
         self,
@@ -81,8 +91,9 @@ class StatelessTransport:
         self.protocol_version: str | None = protocol_version
         self.session_id: str | None = None
         self._skipped = [0]
-        #: Tool name -> its ``x-mcp-header`` map, learned from ``tools/list`` results.
-        self.tool_headers: dict[str, dict[tuple[str, ...], str]] = {}
+        #: Tool name -> its ``x-mcp-header`` map, learned from ``tools/list`` results
+        #: (made at the first tool that has one: most sessions of an idle fleet list none).
+        self.tool_headers: dict[str, dict[tuple[str, ...], str]] | None = None
 
     def learn_tools(self, result: dict[str, Any]) -> dict[str, Any]:
         """Learn each tool's ``x-mcp-header`` map; drop tools with invalid annotations."""
@@ -96,7 +107,13 @@ class StatelessTransport:
                 kept.append(tool)
                 continue
             try:
-                self.tool_headers[name] = param_header_map(tool.get("inputSchema"))
+                header_map = param_header_map(tool.get("inputSchema"))
+                if header_map:
+                    if self.tool_headers is None:
+                        self.tool_headers = {}
+                    self.tool_headers[name] = header_map
+                elif self.tool_headers:
+                    self.tool_headers.pop(name, None)  # listed again without headers
             except ValueError as exc:
                 clean = self.channel.clean
                 logger.warning("left out tool %r from tools/list: %s", clean(name), clean(exc))
@@ -130,8 +147,9 @@ class StatelessTransport:
         name = params.get(key) if key else None
         if isinstance(name, str):
             headers["Mcp-Name"] = encode_header_value(name)
-            if request.method == "tools/call" and name in self.tool_headers:
-                headers.update(param_headers(self.tool_headers[name], params.get("arguments")))
+            tool_headers = self.tool_headers
+            if request.method == "tools/call" and tool_headers and name in tool_headers:
+                headers.update(param_headers(tool_headers[name], params.get("arguments")))
         return _jsonrpc.Request(request.id, request.method, params), headers
 
     async def send_request(
