@@ -158,3 +158,39 @@ async def test_changes_wakes_a_waiter_for_one_value_only_at_that_value_or_the_fi
             assert woke == ["any", "ready"]
             assert changes.changed("closed")  # the final value wakes the rest: none left
     assert woke == ["any", "ready", "failed"]
+
+
+async def test_changes_a_cancelled_waiter_leaves_and_the_others_still_wake() -> None:
+    """Each wait has its own waiter: cancelling one (its scope) neither wakes nor breaks
+    the others, and takes it out, so `changed` can say nobody is left."""
+    changes = Changes("closed")
+    woke: list[str] = []
+    doomed = anyio.CancelScope()
+
+    async def waiter(until: str, name: str) -> None:
+        await changes.wait(until)
+        woke.append(name)
+
+    async def cancelled(until: str) -> None:
+        with doomed:
+            await changes.wait(until)
+            woke.append("never")
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter, "ready", "first")
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(cancelled, "ready")
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(waiter, "ready", "second")
+            tg.start_soon(waiter, "failed", "failed")
+            await anyio.wait_all_tasks_blocked()
+            doomed.cancel()
+            await anyio.wait_all_tasks_blocked()
+            assert len(changes._to["ready"]) == 2  # the cancelled wait left the list
+            assert not changes.changed("ready")  # the two READY waiters; "failed" waits on
+            await anyio.wait_all_tasks_blocked()
+            assert sorted(woke) == ["first", "second"]  # (trio runs woken tasks in any order)
+            tg.cancel_scope.cancel()  # the "failed" waiter: cancelled, it leaves too
+        assert changes._to == {}
+    assert sorted(woke) == ["first", "second"]

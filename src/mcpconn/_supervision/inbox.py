@@ -127,35 +127,63 @@ class Changes:
     A waiter for one value is not woken by every change on the way (a parked
     connection's READY watcher sleeps through CONNECTING); ``final`` (CLOSED)
     wakes every waiter. Made at the first waiter; `changed` says when none is left.
+    Each wait has a waiter of its own (a bare future on asyncio, ~100 bytes, where
+    an event is ~1 KiB with its deque), dropped by a wait that is cancelled.
     """
 
     __slots__ = ("_any", "_final", "_to")
 
     def __init__(self, final: Hashable) -> None:
         self._final = final
-        self._any: anyio.Event | None = None
-        self._to: dict[Hashable, anyio.Event] = {}
+        self._any: list[_Waiter] | None = None
+        self._to: dict[Hashable, list[_Waiter]] = {}
 
     async def wait(self, until: Hashable | None = None) -> None:
         """Until the next change (``until`` None), or one to ``until`` or ``final``."""
-        found = self._any if until is None else self._to.get(until)
-        if found is None:
-            found = anyio.Event()
-            if until is None:
-                self._any = found
+        if until is None:
+            waiters = self._any
+            if waiters is None:
+                waiters = self._any = []
+        else:
+            waiters = self._to.get(until)
+            if waiters is None:
+                waiters = self._to[until] = []
+        waiter = _new_waiter()
+        waiters.append(waiter)
+        try:
+            if isinstance(waiter, anyio.Event):
+                await waiter.wait()
             else:
-                self._to[until] = found
-        await found.wait()
+                await waiter
+        finally:
+            if waiters and waiter in waiters:  # not woken: cancelled, leave the list
+                waiters.remove(waiter)
+                if not waiters:
+                    if until is None:
+                        if self._any is waiters:
+                            self._any = None
+                    elif self._to.get(until) is waiters:
+                        del self._to[until]
 
     def changed(self, new: Hashable) -> bool:
         """The value is now ``new``: wake whom it concerns. True: nobody waits any more."""
         if self._any is not None:
-            self._any.set()
+            _wake_all(self._any)
             self._any = None
         if new == self._final:
-            for event in self._to.values():
-                event.set()
+            for waiters in self._to.values():
+                _wake_all(waiters)
             self._to.clear()
         elif new in self._to:
-            self._to.pop(new).set()
+            _wake_all(self._to.pop(new))
         return not self._to
+
+
+def _wake_all(waiters: list[_Waiter]) -> None:
+    """Wake each (a woken waiter is taken out of the list: its wait then leaves it)."""
+    for waiter in waiters:  # in the order they came
+        if isinstance(waiter, anyio.Event):
+            waiter.set()
+        else:
+            _wake(waiter)
+    waiters.clear()

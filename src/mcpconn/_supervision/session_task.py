@@ -15,6 +15,7 @@ being dropped reports nothing that counts.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -40,6 +41,12 @@ from .server_requests import RequestHandler, declared_capabilities
 from .surface import Negotiated
 
 __all__ = ["SessionKeeping"]
+
+
+@functools.lru_cache(maxsize=8)
+def _opened_reason(era: str) -> str:
+    """One string per era: the machine keeps a connection's last reason for hours."""
+    return f"opened ({era})"
 
 
 class _NoPinger:
@@ -221,7 +228,7 @@ class SessionKeeping:
                         self._share_hello(session)
                         self.lists.invalidate()
                         self.negotiated = Negotiated.of(session)
-                        self.post(Fact(Input.OPENED, reason=f"opened ({session.era})"), epoch)
+                        self.post(Fact(Input.OPENED, reason=_opened_reason(session.era)), epoch)
                         # Each ordered listen runs right here, not in a method of its own: a
                         # held listen's stack is one frame shallower per level (~250 bytes).
                         pinging = (
