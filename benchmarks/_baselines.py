@@ -151,22 +151,26 @@ def open_listen_stream(
     return client.stream("POST", url, json=listen, headers=headers)
 
 
+async def bare_discover(client: httpx.AsyncClient, url: str, token: str) -> None:
+    """A bare 2026-era ``server/discover`` POST, read to its end."""
+    headers = {
+        "authorization": f"Bearer {token}",
+        "accept": ACCEPT,
+        "mcp-protocol-version": STATELESS,
+        "mcp-method": "server/discover",
+    }
+    discover = _stateless_message(next(_ids), "server/discover", {})
+    response = await client.post(url, json=discover, headers=headers)
+    await response.aread()
+
+
 async def bare_reconnect(
     client: httpx.AsyncClient, url: str, token: str, started: float, out: list[float]
 ) -> None:
     """The least a 2026-era listener can do to come back: ``server/discover``, then open
     ``subscriptions/listen`` (its response headers). No state machine, no checks: the
     floor httpx itself sets on this machine. Appends the seconds from ``started``."""
-    headers = {
-        "authorization": f"Bearer {token}",
-        "accept": ACCEPT,
-        "mcp-protocol-version": STATELESS,
-    }
-    discover = _stateless_message(next(_ids), "server/discover", {})
-    response = await client.post(
-        url, json=discover, headers={**headers, "mcp-method": "server/discover"}
-    )
-    await response.aread()
+    await bare_discover(client, url, token)
     out.append(anyio.current_time() - started)
     async with open_listen_stream(client, url, token):
         pass  # headers in: listening

@@ -17,7 +17,13 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import httpx
-from _baselines import NaiveSession, bare_reconnect, open_listen_stream, sdk_session
+from _baselines import (
+    NaiveSession,
+    bare_discover,
+    bare_reconnect,
+    open_listen_stream,
+    sdk_session,
+)
 from _floors import McpFloor
 from _harness import percentile, rss_bytes
 
@@ -131,6 +137,7 @@ async def _idle_floor(child: Any) -> dict[str, Any]:
     async def open_one(i: int, opened: anyio.Event) -> None:
         floor = await McpFloor.connect(child.kind, child.url, child.token(f"u{i:05d}"))
         try:
+            await floor.discover()  # as mcpconn must: the server's answer says not to reuse it
             if await floor.open_listen() == 200:
                 opened.set()
             async for _ in floor.client.chunks():
@@ -165,6 +172,7 @@ async def idle_httpx(child: Any) -> dict[str, Any]:
         async def open_one(i: int, opened: anyio.Event) -> None:
             client = clients[(i + 1) % len(clients)]
             token = child.token(f"u{i:05d}")
+            await bare_discover(client, child.url, token)
             async with open_listen_stream(client, child.url, token) as response:
                 if response.status_code == 200:
                     opened.set()

@@ -8,7 +8,9 @@ in a fresh client process next to the one mock server process of that figure:
   httpx, mcpconn, the official SDK client.
 * ``idle``: client RSS per idle listener stream at N: one stream (and its
   token) is opened and read first as a warm-up, RSS is read, then N streams
-  are opened in waves of `WAVE` (each wave's heads in before the next).
+  are opened in waves of `WAVE` (each wave's heads in before the next). Each
+  client opens a stream as mcpconn must against this server: ``server/discover``
+  (its answer says not to reuse it), then ``subscriptions/listen``.
 * ``reconnect``: N reconnects started at once (``server/discover``, then
   ``subscriptions/listen`` headers in, each reconnect on its own connection);
   for mcpconn: N parked listeners READY after one publish. p50/p99 seconds,
