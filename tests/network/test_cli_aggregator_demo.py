@@ -15,10 +15,11 @@ SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "aggregator.py"
 async def test_the_aggregator_demo_tells_its_story_and_every_claim_holds(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    status = await run_aggregator_demo(SCRIPT)
+    status = await run_aggregator_demo(SCRIPT, speed=3.0)  # --quick: 2 s tokens, a 3 s gap
     out = capsys.readouterr().out
     assert status == 0, out[-3000:]
     assert "alpha_echo" in out and "beta_echo" in out
+    assert "idle gap past the tokens' expiry (2 s)" in out
     assert "expired tokens seen downstream: 0; 401s downstream: 0" in out
     assert out.count("[ok]") == 6 and "FAILED" not in out
     assert "exit status 0" in out
