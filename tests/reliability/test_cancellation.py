@@ -333,7 +333,7 @@ async def test_closing_hundreds_to_thousands_of_connections_in_every_state_is_bo
                     assert stats.by_state[State.READY] == ready
                     assert stats.parked == quarter
                     closing = anyio.current_time()
-            # within the supervisor's close_timeout, not cut off by it
+            # the stalled handshakes were abandoned at their 0.2 s: well within close_timeout
             assert anyio.current_time() - closing < 10
             assert all(c.state is State.CLOSED for g in conns.values() for c in g)
             assert sup.connections() == []
