@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from mcpconn._cli import aggregator_demo
 from mcpconn._cli import main as cli
 from mcpconn._cli.aggregator_demo import run_aggregator_demo
 
@@ -38,6 +39,19 @@ def test_the_cli_finds_the_example_from_anywhere_and_says_when_it_cannot(
         cli.main(["demo", "--aggregator"])
     assert info.value.code == 2
     assert "no examples/aggregator.py here" in capsys.readouterr().err
+
+
+def test_quick_and_speed_reach_the_aggregator_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    speeds: list[float] = []
+
+    async def recorded(script: Path, speed: float = 1.0) -> int:
+        speeds.append(speed)
+        return 0
+
+    monkeypatch.setattr(aggregator_demo, "run_aggregator_demo", recorded)
+    for argv in (["--quick"], ["--speed", "2"], []):
+        assert cli.main(["demo", "--aggregator", *argv]) == 0
+    assert speeds == [3.0, 2.0, 1.0]
 
 
 async def test_an_aggregator_that_dies_before_its_port_is_shown_retried_once_then_an_error(
