@@ -13,7 +13,8 @@ if [ ! -f .venv/.test-installed ] || [ pyproject.toml -nt .venv/.test-installed 
     touch .venv/.test-installed
 fi
 # Two workers per core, each module on one worker (its module-scoped servers are started
-# once and its tests keep their order). About half of a test's time is spent waiting
+# once and its tests keep their order; tests/conftest.py keeps tests/interop and
+# tests/redis each on one worker, for their session-scoped servers). About half of a test's time is spent waiting
 # (timeouts it provokes, idle gaps past a token's expiry, subprocesses starting): a
 # second worker per core fills it. MCPCONN_TEST_WORKERS=N sets the number, 0 runs in
 # this process.
