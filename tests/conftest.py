@@ -1,5 +1,8 @@
 """Every async test runs on both anyio backends; no test may leak a token into logging.
 
+Under ``--dist loadfile`` each module runs on one worker, and each directory of
+`SHARED_SERVERS` on one worker as a whole (its session-scoped servers start once).
+
 The leak guard attaches one handler to the root logger at level 1 for the whole
 session (and lowers the root level to 1 so DEBUG records of every logger are
 created at all). Each record is formatted the way a real handler would format
@@ -14,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -84,6 +88,26 @@ def pytest_configure(config: pytest.Config) -> None:
         "ignore:Exception ignored in. <async_generator object ByteStream.__aiter__"
         ":pytest.PytestUnraisableExceptionWarning",
     )
+
+
+#: Directories whose session-scoped servers take seconds of CPU to start (the official SDK
+#: peers, Valkey): under ``--dist loadfile`` all their modules go to one worker, so each
+#: worker does not start its own.
+SHARED_SERVERS = ("tests/interop/", "tests/redis/")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling  # type: ignore[import-untyped]
+
+    class SharedServersTogether(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            scope: str = super()._split_scope(nodeid)
+            return next((d for d in SHARED_SERVERS if scope.startswith(d)), scope)
+
+    return SharedServersTogether(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)

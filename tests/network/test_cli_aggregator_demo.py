@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from mcpconn._cli import aggregator_demo
 from mcpconn._cli import main as cli
 from mcpconn._cli.aggregator_demo import run_aggregator_demo
 
@@ -15,10 +16,11 @@ SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "aggregator.py"
 async def test_the_aggregator_demo_tells_its_story_and_every_claim_holds(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    status = await run_aggregator_demo(SCRIPT)
+    status = await run_aggregator_demo(SCRIPT, speed=3.0)  # --quick: 2 s tokens, a 3 s gap
     out = capsys.readouterr().out
     assert status == 0, out[-3000:]
     assert "alpha_echo" in out and "beta_echo" in out
+    assert "idle gap past the tokens' expiry (2 s)" in out
     assert "expired tokens seen downstream: 0; 401s downstream: 0" in out
     assert out.count("[ok]") == 6 and "FAILED" not in out
     assert "exit status 0" in out
@@ -37,6 +39,19 @@ def test_the_cli_finds_the_example_from_anywhere_and_says_when_it_cannot(
         cli.main(["demo", "--aggregator"])
     assert info.value.code == 2
     assert "no examples/aggregator.py here" in capsys.readouterr().err
+
+
+def test_quick_and_speed_reach_the_aggregator_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    speeds: list[float] = []
+
+    async def recorded(script: Path, speed: float = 1.0) -> int:
+        speeds.append(speed)
+        return 0
+
+    monkeypatch.setattr(aggregator_demo, "run_aggregator_demo", recorded)
+    for argv in (["--quick"], ["--speed", "2"], []):
+        assert cli.main(["demo", "--aggregator", *argv]) == 0
+    assert speeds == [3.0, 2.0, 1.0]
 
 
 async def test_an_aggregator_that_dies_before_its_port_is_shown_retried_once_then_an_error(

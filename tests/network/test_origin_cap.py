@@ -13,7 +13,7 @@ from mcpconn import Backoff, ServerConfig, State, Supervisor, TokenRequest, Toke
 from mcpconn.testing import JWTProvider, MockServer
 
 CALLS = 8  # concurrent, over two connections (two principals) to the same origin
-SECONDS = 0.2  # each call holds its socket this long on the server
+SECONDS = 0.1  # each call holds its socket this long on the server
 
 
 async def opaque(request: TokenRequest) -> str:

@@ -18,7 +18,7 @@ import pytest
 from raw_http import client, raw_server, read_request
 from test_h11_transport import _tls_contexts
 
-from mcpconn import ReadTimeout, ServerConfig, State, Supervisor, Timeouts, TokenSource
+from mcpconn import Backoff, ReadTimeout, ServerConfig, State, Supervisor, Timeouts, TokenSource
 from mcpconn._http import H11Transport
 from mcpconn._http.body import ResponseBody
 from mcpconn._http.deadlines import ReadDeadlines, sweep_in
@@ -199,7 +199,9 @@ async def test_a_stalled_listener_is_a_typed_read_timeout_through_the_sweeper() 
             protocol_version="2025-11-25",
             timeouts=Timeouts(read=0.3),
         )
-        async with Supervisor(TokenSource(JWTProvider(server.issuer))) as sup:
+        # a short backoff: the listener's reconnect after the timeout is not what is tested
+        fast = Backoff(initial=0.01, max_delay=0.05)
+        async with Supervisor(TokenSource(JWTProvider(server.issuer)), backoff=fast) as sup:
             conn = await sup.connect(config, "ann")
             with anyio.fail_after(10):
                 await conn.wait_for(State.READY)

@@ -101,7 +101,9 @@ async def paused(
 
 @pytest.mark.parametrize("point", POINTS)
 async def test_closing_during_the_handshake_leaves_nothing_behind(point: str) -> None:
-    async with paused(point, "on_initialize", close_timeout=2) as (_, sup, conn):
+    # close=0.2: the close waits that long for the initialize's answer, then abandons it
+    timeouts = mcpconn.Timeouts(connect=2, request=2, read=2, close=0.2)
+    async with paused(point, "on_initialize", close_timeout=2, timeouts=timeouts) as (_, sup, conn):
         assert conn.state is State.CONNECTING
         # a caller waiting for READY is cancelled by its own deadline, not hung
         with anyio.move_on_after(0.05) as scope:
@@ -189,8 +191,13 @@ async def test_cancelling_callers_during_a_hanging_refresh_and_closing_is_bounde
                 TokenSource(provider, provider_timeout=30) as tokens,
                 Supervisor(tokens, backoff=FAST, close_timeout=2) as sup,
             ):
+                # close=0.5: a connection still waiting for its token is given that long
                 cfg = ServerConfig(
-                    "m", server.url, transport="streamable-http", protocol_version="2025-11-25"
+                    "m",
+                    server.url,
+                    transport="streamable-http",
+                    protocol_version="2025-11-25",
+                    timeouts=mcpconn.Timeouts(close=0.5),
                 )
                 conns = [await sup.connect(cfg, f"user{i}") for i in range(5)]
                 while provider.total_calls < 5:
@@ -293,7 +300,13 @@ async def test_closing_hundreds_to_thousands_of_connections_in_every_state_is_bo
             State.NEEDS_REAUTH: (ServerConfig("parked", server.url, listen=False), "parked"),
             State.BACKOFF: (ServerConfig("down", f"http://127.0.0.1:{port}/mcp"), "down"),
             State.CONNECTING: (
-                config(slow.url, name="slow", timeouts=mcpconn.Timeouts(request=300, read=300)),
+                # close=0.2: a close waits that long for an initialize already sent (the
+                # answer never comes here), then abandons the handshake
+                config(
+                    slow.url,
+                    name="slow",
+                    timeouts=mcpconn.Timeouts(request=300, read=300, close=0.2),
+                ),
                 "slow",
             ),
         }
@@ -319,6 +332,9 @@ async def test_closing_hundreds_to_thousands_of_connections_in_every_state_is_bo
                     assert stats.connections == ready + 3 * quarter
                     assert stats.by_state[State.READY] == ready
                     assert stats.parked == quarter
+                    closing = anyio.current_time()
+            # the stalled handshakes were abandoned at their 0.2 s: well within close_timeout
+            assert anyio.current_time() - closing < 10
             assert all(c.state is State.CLOSED for g in conns.values() for c in g)
             assert sup.connections() == []
         # every READY session got its DELETE; the stalled handshakes were abandoned

@@ -32,6 +32,7 @@ __all__ = ["run_aggregator_demo"]
 PRINCIPALS = ("alice", "bob")
 DOWNSTREAM = ("alpha", "beta")
 LIFETIME = 4  # seconds a user's token lives (JWT exp is whole seconds)
+QUICK_LIFETIME = 2  # with --quick or --speed above 1.5: the shortest sane whole-second exp
 STARTUP = 60.0  # the example imports the SDK and uvicorn: seconds on a small box
 
 
@@ -55,8 +56,13 @@ def _tail(errors: Any) -> str:
     return text[-2000:]
 
 
-async def run_aggregator_demo(script: Path) -> int:
-    """Run the demo against ``script``; returns the exit status (0 when every claim held)."""
+async def run_aggregator_demo(script: Path, speed: float = 1.0) -> int:
+    """Run the demo against ``script``; returns the exit status (0 when every claim held).
+
+    Above ``speed`` 1.5 (``--quick``) the tokens live 2 s instead of 4 and the idle gap
+    past their expiry is as much shorter.
+    """
+    lifetime = LIFETIME if speed <= 1.5 else QUICK_LIFETIME
     from ..testing import JWTIssuer, JWTProvider, MockServer
 
     issuer = JWTIssuer()  # one secret: the aggregator checks the tokens it forwards
@@ -84,7 +90,9 @@ async def run_aggregator_demo(script: Path) -> int:
                                 continue
                             raise RuntimeError(why) from None
                         base = f"http://127.0.0.1:{port}"
-                        claims += await _story(base, servers, JWTProvider, issuer)
+                        claims += await _story(
+                            base, servers, JWTProvider(issuer, lifetime=lifetime)
+                        )
                     finally:
                         if proc.returncode is None:
                             proc.send_signal(signal.SIGTERM)
@@ -106,13 +114,12 @@ async def run_aggregator_demo(script: Path) -> int:
     return 1
 
 
-async def _story(
-    base: str, servers: dict[str, Any], provider: Any, issuer: Any
-) -> list[tuple[str, bool]]:
+async def _story(base: str, servers: dict[str, Any], provider: Any) -> list[tuple[str, bool]]:
     claims = []
+    lifetime = provider.lifetime
     config = ServerConfig("aggregator", f"{base}/mcp", listen=False)
     async with (
-        TokenSource(provider(issuer, lifetime=LIFETIME), margin=1) as tokens,
+        TokenSource(provider, margin=min(1.0, lifetime / 4)) as tokens,
         Supervisor(tokens) as sup,
     ):
         _step(1, "one endpoint: both servers' tools, renamed NAME_TOOL")
@@ -139,8 +146,8 @@ async def _story(
         claims.append(("every downstream server saw every user's own token",
                        all(int(row[2]) > 0 for row in rows)))  # fmt: skip
 
-        _step(3, f"an idle gap past the tokens' expiry ({LIFETIME} s), then a call")
-        await anyio.sleep(LIFETIME + 1.0)  # the seed's idle gap, scaled down
+        _step(3, f"an idle gap past the tokens' expiry ({lifetime} s), then a call")
+        await anyio.sleep(lifetime + 1.0)  # the seed's idle gap, scaled down
         with anyio.fail_after(20):
             result = await conns["alice"].call_tool("beta_echo", {"text": "after the gap"})
         _say(f"  the call after the gap: {'ok' if 'after the gap' in str(result) else result}")

@@ -145,7 +145,7 @@ def _run_demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
     speed = 3.0 if args.quick and args.speed == 1.0 else args.speed
     if args.aggregator:
-        return _run_aggregator_demo(parser)
+        return _run_aggregator_demo(parser, speed)
     try:
         status: int = anyio.run(run_demo, speed)
     except (MCPConnError, TimeoutError, OSError) as exc:
@@ -154,7 +154,7 @@ def _run_demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return status
 
 
-def _run_aggregator_demo(parser: argparse.ArgumentParser) -> int:
+def _run_aggregator_demo(parser: argparse.ArgumentParser, speed: float) -> int:
     from .._exceptions import MCPConnError
     from .aggregator_demo import run_aggregator_demo
 
@@ -167,7 +167,7 @@ def _run_aggregator_demo(parser: argparse.ArgumentParser) -> int:
             2, f"mcpconn demo: error: the aggregator needs {', '.join(missing)} (extra test)\n"
         )
     try:
-        status: int = anyio.run(run_aggregator_demo, script)
+        status: int = anyio.run(run_aggregator_demo, script, speed)
     except (MCPConnError, TimeoutError, OSError, RuntimeError) as exc:
         print(f"mcpconn demo: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
