@@ -114,6 +114,7 @@ class RawServer:
     on_initialize: Writer = default_initialize
     on_request: Writer = default_request
     on_get: Writer = no_listener
+    on_delete: Writer | None = None  # None: 200, no body
     requests: list[RawRequest] = field(default_factory=list)
     open_connections: int = 0
     #: Bytes the writers managed to hand to the kernel (set by writers that stream).
@@ -147,6 +148,8 @@ class RawServer:
                 self._touch()
                 if req.method == "GET":
                     await self.on_get(stream, req)
+                elif req.method == "DELETE" and self.on_delete is not None:
+                    await self.on_delete(stream, req)
                 elif req.method == "DELETE":
                     await stream.send(head(200, {"content-length": "0"}))
                 elif req.method == "POST":
@@ -200,11 +203,12 @@ async def raw_server(
     on_initialize: Writer = default_initialize,
     on_request: Writer = default_request,
     on_get: Writer = no_listener,
+    on_delete: Writer | None = None,
 ) -> AsyncIterator[RawServer]:
     """Serve on 127.0.0.1:0 until the block ends; the writers are per-method overrides."""
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     port = listener.extra(SocketAttribute.local_port)
-    server = RawServer(f"http://127.0.0.1:{port}/mcp", on_initialize, on_request, on_get)
+    server = RawServer(f"http://127.0.0.1:{port}/mcp", on_initialize, on_request, on_get, on_delete)
 
     async def accept_loop(*, task_status: anyio.abc.TaskStatus[None]) -> None:
         # One task, started before we yield: a baseline task count taken inside

@@ -17,6 +17,7 @@ response is ignored and counted).
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import replace
@@ -167,8 +168,11 @@ class Session(Listening, Recovering, Opening, Inbound):
         """Close without the polite DELETE (the connection gave the session up)."""
         self._discarded = True
 
-    def drop(self) -> None:
-        """Stop what runs inside `open_session`, the holder's body too; it then closes."""
+    def drop(self, by: float = math.inf) -> None:
+        """Stop what runs inside `open_session`, the holder's body too; it then closes,
+        done by ``by`` (``anyio.current_time()``) if that is sooner than its own budget."""
+        if by != math.inf:
+            self._tg.cancel_at(by)  # the close's budget ends there (`_close_by`)
         self._tg.cancel()
 
     # ---- public calls -----------------------------------------------------------------
@@ -377,10 +381,13 @@ class open_session:
         self._dropped = False
         self.session: Session | None = None
 
-    def drop(self) -> None:
-        """Stop the opening (or the body, as `Session.drop`); it then closes what it opened."""
+    def drop(self, by: float = math.inf) -> None:
+        """Stop the opening (or the body, as `Session.drop`); it then closes what it opened
+        (by ``by``, if that is sooner than its own budget)."""
         self._dropped = True
         if self._tasks is not None:
+            if by != math.inf:
+                self._tasks.cancel_at(by)
             self._tasks.cancel()
 
     def drop_at(self, deadline: float) -> None:

@@ -9,6 +9,7 @@ the machine, the session, its listener and pinger, and the timer.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
@@ -199,9 +200,16 @@ class Connection(ProtocolSurface):
 
     async def aclose(self) -> None:
         """Close politely (DELETE for a session) and wait until the connection is CLOSED."""
+        await self._close_by(math.inf)
+
+    async def _close_by(self, deadline: float) -> None:
+        """`aclose`, over by ``deadline`` (``anyio.current_time()``) if that is sooner than
+        ``timeouts.close``: the supervisor's ``close_timeout`` caps every close."""
+        runner = self._runner
+        runner._close_deadline = min(runner._close_deadline, deadline)
         self.post(Fact(Input.CLOSE_REQUESTED, reason="closed by the embedder"))
         with anyio.move_on_after(self.server.timeouts.close + 2.0, shield=True):
-            await self._runner.finished.wait()
+            await runner.finished.wait()
 
     # ---- supervisor hooks -------------------------------------------------------
 

@@ -16,6 +16,7 @@ the 401 policy of each attempt and every wait come from the actions.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -61,6 +62,7 @@ class Runner(SessionKeeping):
         "_auth",
         "_callbacks",
         "_changed",
+        "_close_deadline",
         "_connect",
         "_crash",
         "_ctx",
@@ -131,6 +133,7 @@ class Runner(SessionKeeping):
         self._opening: open_session | None = None
         self._initializing = False
         self._refreshing: anyio.CancelScope | None = None
+        self._close_deadline = math.inf
         self._held: Session | None = None
         #: The epoch of the session the task holds (or opens).
         self._session_epoch = 0

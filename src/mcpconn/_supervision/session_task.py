@@ -130,6 +130,8 @@ class SessionKeeping:
     _listen_due: bool
     _session_epoch: int
     _alarm: Alarm
+    #: When a close must be over, whatever the server's own budget (`Runner.close_by`).
+    _close_deadline: float
 
     if TYPE_CHECKING:
 
@@ -312,18 +314,21 @@ class SessionKeeping:
     def _drop_session(self, *, polite: bool) -> None:
         self.epoch += 1  # whatever the old session still reports is now stale
         session = self._held
+        # a close is over by `_close_deadline` (the supervisor's close_timeout), however
+        # long the server's own budget
+        by = self._close_deadline
         if session is not None:
             if not polite:
                 session.discard()
-            session.drop()
+            session.drop(by)
         elif self._opening is not None:
             if polite and self._initializing:
                 # The server may have opened a session that only the answer names: let
                 # the opening finish (its epoch is stale now, so it closes at once, with
                 # DELETE), within timeouts.close.
-                self._opening.drop_at(anyio.current_time() + self.server.timeouts.close)
+                self._opening.drop_at(min(anyio.current_time() + self.server.timeouts.close, by))
             else:
-                self._opening.drop()  # still opening: stop it (it closes what it opened)
+                self._opening.drop(by)  # still opening: stop it (it closes what it opened)
         elif self._refreshing is not None:
             self._refreshing.cancel()
 

@@ -9,6 +9,7 @@ connection's failure is that connection's state, never the supervisor's.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections import Counter as _Tally
 from collections.abc import Iterable, Mapping
@@ -143,8 +144,9 @@ class Supervisor:
         self._closing = True
         if callable(self._remove_listener):
             self._remove_listener()
-        with anyio.move_on_after(self._close_timeout, shield=True):
-            await self._close_all(list(self._connections.values()))
+        deadline = anyio.current_time() + self._close_timeout
+        with anyio.CancelScope(deadline=deadline, shield=True):
+            await self._close_all(list(self._connections.values()), deadline)
         self._tg.cancel_scope.cancel()
         try:
             return await self._tg.__aexit__(exc_type, exc, tb)
@@ -348,10 +350,11 @@ class Supervisor:
             await old.drain()
         await old.aclose()
 
-    async def _close_all(self, conns: Iterable[Connection]) -> None:
+    async def _close_all(self, conns: Iterable[Connection], deadline: float = math.inf) -> None:
+        """Close each, every close over by ``deadline`` whatever its server's budget."""
         async with anyio.create_task_group() as tg:
             for conn in conns:
-                tg.start_soon(conn.aclose)
+                tg.start_soon(conn._close_by, deadline)
 
     async def _reap_idle(self, idle_timeout: float) -> None:
         while True:
