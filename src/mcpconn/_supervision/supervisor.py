@@ -60,6 +60,8 @@ class Supervisor:
     number is validated here, before anything runs. ``max_connections_per_origin``
     caps the sockets the supervisor's own clients open to one origin (default: three
     quarters of the process's file descriptors); a request beyond it waits for one.
+    Leaving the ``async with`` closes every connection within ``close_timeout`` in all,
+    whatever each server's ``Timeouts.close``.
     """
 
     def __init__(
