@@ -9,6 +9,7 @@ header, and hands a 401 to BearerAuth's flow. Real loopback sockets throughout.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -267,6 +268,68 @@ async def test_a_post_goes_straight_to_the_transport_with_the_current_token() ->
         assert b"\r\n" + line in head
     assert b"user-agent: python-httpx" in head  # the client's headers are kept
     assert head.count(b"\r\nauthorization:") == 1
+
+
+async def test_an_authorization_header_of_ours_is_replaced_by_the_auths_too() -> None:
+    async def reply(stream: anyio.abc.SocketStream, head: bytes) -> None:
+        await stream.send(answer(200))
+
+    async with Wire(reply).running() as wire, make_client() as client, bearer() as (auth, _):
+        response = await send(
+            client,
+            "POST",
+            wire.url,
+            headers={"AUTHORIZATION": "Bearer ours", "X-A": "1"},
+            content=b"{}",
+            auth=auth,
+            timeout=TIMEOUT,
+        )
+        await response.aclose()
+    head = wire.heads[0]
+    assert head.count(b"\r\nauthorization:") == 1
+    assert b"\r\nauthorization: bearer tok1" in head and b"\r\nx-a: 1" in head
+
+
+async def test_the_header_pairs_of_a_direct_post_are_not_kept_while_it_waits() -> None:
+    """A burst holds hundreds of requests waiting for their answers: the pairs their heads
+    were written from are let go once written, not kept for the round trip."""
+    asked, answer_now = anyio.Event(), anyio.Event()
+
+    async def reply(stream: anyio.abc.SocketStream, head: bytes) -> None:
+        asked.set()
+        await answer_now.wait()
+        await stream.send(answer(200))
+
+    marker = ("X-Marker", "kept-while-waiting")
+
+    def lists_holding_the_marker() -> int:
+        return sum(
+            1
+            for o in gc.get_objects()
+            if type(o) is list and any(type(x) is tuple and x == marker for x in o)
+        )
+
+    async with Wire(reply).running() as wire, make_client() as client, bearer() as (auth, _):
+        async with anyio.create_task_group() as tg:
+
+            async def post() -> None:
+                response = await send(
+                    client,
+                    "POST",
+                    wire.url,
+                    headers=dict([marker]),
+                    content=b"{}",
+                    auth=auth,
+                    timeout=TIMEOUT,
+                )
+                await response.aclose()
+
+            tg.start_soon(post)
+            with anyio.fail_after(5):
+                await asked.wait()
+            assert lists_holding_the_marker() == 0
+            answer_now.set()
+    assert b"\r\nx-marker: kept-while-waiting" in wire.heads[0]
 
 
 async def test_a_401_on_the_direct_path_is_the_flows_one_refresh_and_one_retry() -> None:

@@ -9,6 +9,7 @@ timeout, a drop while it waits, and a later call's own scope must all still hold
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import anyio
@@ -16,6 +17,8 @@ import httpx
 import pytest
 
 from mcpconn import ConnectionClosed, RequestTimeout, ServerConfig, Timeouts
+from mcpconn._core import jsonrpc as _jsonrpc
+from mcpconn._http import make_client
 from mcpconn._mcp.session import SessionHandlers, open_session
 from mcpconn.testing import Fault, MockServer
 
@@ -63,6 +66,34 @@ async def test_a_held_handshake_request_has_no_scope_and_a_drop_stops_it(method:
                 assert session._inflight is None  # the handshake's scope bounds it
                 opening.drop()
         assert len(failed) == 1 and "dropped" in str(failed[0])
+
+
+async def test_a_waiting_2026_request_keeps_no_request_object() -> None:
+    """A burst holds a thousand requests waiting for their answers: what each waits with
+    is its encoded body, not the request objects it was made from (nor its stamped copy)."""
+
+    def requests_alive() -> int:
+        gc.collect()
+        return sum(
+            1
+            for o in gc.get_objects()
+            if isinstance(o, _jsonrpc.Request) and o.method == "server/discover"
+        )
+
+    async with MockServer(require_auth=False) as server, make_client() as client:
+        opening = held_opening(server, client, "server/discover", 30)
+
+        async def enter() -> None:
+            with pytest.raises(ConnectionClosed):
+                async with opening:
+                    pass  # pragma: no cover (dropped while it waits)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(enter)
+                await server.wait_until(lambda s: s.by_rpc_method.get("server/discover") == 1)
+                assert requests_alive() == 0
+                opening.drop()
 
 
 @pytest.mark.parametrize("method", list(ERAS))

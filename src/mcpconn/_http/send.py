@@ -60,18 +60,9 @@ async def send(
             method, url, headers=headers, content=content, timeout=timeout
         )
         return await client.send(request, auth=auth, stream=True, follow_redirects=False)
-    # the client's headers, then ours in their place (case-insensitive), as httpx merges
-    # them, without building two intermediate Headers objects (or copies of their pairs:
-    # each lives as long as the request, through the young collections of a burst)
-    ours = {name.lower() for name in headers}
-    merged: list[tuple[str, str]] = [
-        pair for pair in client.headers.multi_items() if pair[0] not in ours
-    ]
-    del ours  # not kept for the request's life
-    merged.extend(headers.items())
     first: httpx.Response | None = None
     if content is not None and not url.userinfo and (auth is None or _plain_bearer(auth)):
-        first = await _send_direct(client, method, url, merged, content, auth, timeout)
+        first = await _send_direct(client, method, url, headers, content, auth, timeout)
         if first is not None and (auth is None or first.status_code not in (401, 403)):
             return first
         if first is not None:
@@ -83,7 +74,11 @@ async def send(
             if settled:
                 return first
     request = httpx.Request(
-        method, url, headers=merged, content=content, extensions={"timeout": timeout.as_dict()}
+        method,
+        url,
+        headers=_merged(client, headers),
+        content=content,
+        extensions={"timeout": timeout.as_dict()},
     )
     flow = client._build_request_auth(request, auth).async_auth_flow(request)
     history: list[httpx.Response] = []  # as httpx keeps it: who sent which credential
@@ -114,6 +109,24 @@ async def send(
         await flow.aclose()
 
 
+def _merged(
+    client: httpx.AsyncClient, headers: Mapping[str, str], credential: str | None = None
+) -> list[tuple[str, str]]:
+    """The client's headers, then ours in their place (case-insensitive), as httpx merges
+    them, without two intermediate Headers objects; with ``credential``, its bearer header
+    replaces any other Authorization (as the flow's ``request.headers[...] =`` does)."""
+    ours = {name.lower() for name in headers}
+    if credential is not None:
+        ours.add("authorization")
+    merged = [pair for pair in client.headers.multi_items() if pair[0] not in ours]
+    if credential is None:
+        merged.extend(headers.items())
+    else:
+        merged.extend(pair for pair in headers.items() if pair[0].lower() != "authorization")
+        merged.append(("Authorization", f"Bearer {credential}"))
+    return merged
+
+
 def _plain_bearer(auth: httpx.Auth) -> bool:
     """An auth whose flow's first step only sets a token's header, offered as
     ``token_for(url)`` and vouched for by ``direct_flow`` being its own flow
@@ -126,27 +139,32 @@ async def _send_direct(
     client: httpx.AsyncClient,
     method: str,
     url: httpx.URL,
-    headers: list[tuple[str, str]],
+    headers: Mapping[str, str],
     content: bytes,
     auth: httpx.Auth | None,
     timeout: httpx.Timeout,
 ) -> httpx.Response | None:
     """A request with its body in memory, straight to `H11Transport`: no `httpx.Request`,
     and `BearerAuth`'s header set from its token (its flow runs only on a 401 or 403).
-    None for a token that binds itself to each request (DPoP): the flow sets that one."""
+    None for a token that binds itself to each request (DPoP): the flow sets that one.
+
+    The merged header pairs are made in the call: no frame here keeps them, and
+    `H11Transport.send_bytes` lets go of them once the head is written (a dozen objects
+    that would otherwise wait out the round trip, promoted by a burst's young collections)."""
     credential = None
     if auth is not None:
         token = await auth.token_for(url)  # type: ignore[attr-defined]
         if getattr(token, "authorize", None) is not None:  # binds itself per request (DPoP)
             return None
-        # the flow's header replaces any other (as ``request.headers[...] =`` does)
-        headers = [pair for pair in headers if pair[0].lower() != "authorization"]
-        headers.append(("Authorization", f"Bearer {token.raw}"))
         credential = token.raw
     transport: H11Transport = client._transport  # type: ignore[assignment]
     try:
         response = await transport.send_bytes(
-            method.encode("ascii"), url, headers, content, timeout.as_dict()
+            method.encode("ascii"),
+            url,
+            _merged(client, headers, credential),
+            content,
+            timeout.as_dict(),
         )
     except httpx.TransportError as exc:
         exc.request = httpx.Request(method, url)  # as httpx's request_context does

@@ -122,6 +122,7 @@ class H11Transport(httpx.AsyncBaseTransport):
         Content-Length (added here); the response has no ``request``."""
         with WRITING:  # the head written here, h11 shown its framing (`request_head`)
             head, raw = request_head(method, url.raw_path, headers, url.netloc, len(content))
+        del headers  # written: not kept for the round trip
         return await self._open(url, head, (content,), timeouts, raw)
 
     async def _open(

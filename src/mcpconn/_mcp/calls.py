@@ -28,6 +28,7 @@ __all__ = [
     "CallOptions",
     "CallStream",
     "NotificationCallback",
+    "UNSCOPED",
     "Pending",
     "ProgressCallback",
     "complete_rounds",
@@ -116,6 +117,24 @@ class CallStream:
             callback(note)
         except Exception:
             logger.exception("an on_notification callback raised")
+
+
+class _Unscoped:
+    """What an unscoped request (a handshake's) runs ``with``: static methods, so the
+    ``with`` keeps no bound ``__exit__`` on the waiting frame (a nullcontext's would)."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def __enter__() -> None:
+        return None
+
+    @staticmethod
+    def __exit__(*exc_info: object) -> None:
+        return None
+
+
+UNSCOPED = _Unscoped()
 
 
 class Pending:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any
 
@@ -32,7 +31,7 @@ from .._core import jsonrpc as _jsonrpc
 from .._core.eras import Era, EraRules
 from .._exceptions import ConnectionClosed, MCPConnError, RequestTimeout
 from . import calls as _calls
-from .calls import NO_OPTIONS, CallOptions, CallStream, Pending
+from .calls import NO_OPTIONS, UNSCOPED, CallOptions, CallStream, Pending
 from .handlers import Handlers, SessionHandlers, SessionStatistics
 from .handshake import client_capabilities
 from .inbound import Inbound, ProgressCallback
@@ -55,8 +54,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("mcpconn.session")
-#: What an unscoped request (a handshake's, `Opening._handshake_roundtrip`) runs in.
-_NO_SCOPE = nullcontext()
 
 #: What `open_session` was given, handed to the `Session` it makes.
 OpenArgs = tuple[httpx.AsyncClient, ServerConfig, httpx.Auth | None, Handlers, str | None]
@@ -282,16 +279,19 @@ class Session(Listening, Recovering, Opening, Inbound):
         if sent is not None:
             sent.append(rid)
         self._requests += 1
-        request = _jsonrpc.Request(rid, method, params)
         scope = anyio.CancelScope() if scoped else None  # cancelled when the session closes
         if scope is not None:
             if self._inflight is None:
                 self._inflight = {}
             self._inflight[scope] = None
         try:
-            with scope or _NO_SCOPE:
+            # unscoped: a handshake's (`Opening._handshake_roundtrip`); the request is
+            # made in the call, so this frame keeps none of it while the answer is awaited
+            with scope or UNSCOPED:
                 await transport.send_request(
-                    request, done=pending.is_set, dispatch=lambda m: self._dispatch(m, stream)
+                    _jsonrpc.Request(rid, method, params),
+                    done=pending.is_set,
+                    dispatch=lambda m: self._dispatch(m, stream),
                 )
                 await pending.wait()
         finally:

@@ -192,12 +192,14 @@ class HTTPChannel:
     async def _send(
         self, method: str, url: str, headers: Mapping[str, str], content: bytes | None
     ) -> httpx.Response:
+        merged = self.headers(headers)
+        del headers  # merged: the caller's dict is not kept for the round trip
         with map_httpx_errors():
             response = await _http_send.send(
                 self.client,
                 method,
                 _parsed_url(url),
-                headers=self.headers(headers),
+                headers=merged,
                 content=content,
                 auth=self.auth,
                 timeout=self.timeout,

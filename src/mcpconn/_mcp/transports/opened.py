@@ -66,10 +66,14 @@ class Opened:
         return body, coding
 
     async def __aenter__(self) -> httpx.Response:
-        assert self._request is not None, "entered twice"
-        request, self._request = self._request, None  # sent: a stream keeps none of it
-        response = self._response = await self._channel._send(*request)
+        # sent: a stream keeps none of its request, nor does this frame while it waits
+        response = self._response = await self._channel._send(*self._take_request())
         return response
+
+    def _take_request(self) -> tuple[str, str, Mapping[str, str], bytes | None]:
+        request, self._request = self._request, None
+        assert request is not None, "entered twice"
+        return request
 
     async def __aexit__(self, *exc_info: object) -> None:
         response, self._response = self._response, None

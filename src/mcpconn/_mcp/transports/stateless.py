@@ -155,12 +155,18 @@ class StatelessTransport:
     async def send_request(
         self, request: _jsonrpc.Request, *, done: Any, dispatch: Dispatch
     ) -> None:
-        """POST ``request``; a stream that ends or breaks first raises `StreamLost`."""
+        """POST ``request``; a stream that ends or breaks first raises `StreamLost`.
+
+        Nothing of the request stays on this frame while its answer is awaited (the
+        stamped copy, its params and headers: objects a burst's young collections
+        would promote); `Opened` lets go of the rest once sent."""
         stamped, headers = self.stamp(request)
+        opened = self.channel.open(
+            "POST", self.url, headers=headers, content=_jsonrpc.encode(stamped)
+        )
+        del request, stamped, headers
         try:
-            async with self.channel.open(
-                "POST", self.url, headers=headers, content=_jsonrpc.encode(stamped)
-            ) as response:
+            async with opened as response:
                 await self._check(response)
                 kind = self.channel.content_type(response, (JSON, SSE))
                 if kind == JSON:
