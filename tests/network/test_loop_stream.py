@@ -133,6 +133,33 @@ async def test_a_close_from_another_task_stops_its_reader_and_sending() -> None:
             await stream.send(b"late")
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("direct", [True, False], ids=["made-directly", "create_connection"])
+async def test_both_ways_of_making_the_transport_carry_the_same_bytes(
+    anyio_backend: str, direct: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default (selector) loop makes the transport directly; any other loop goes
+    through ``create_connection``: both carry a request and its answer, then the end."""
+    from mcpconn._http import loopstream
+
+    assert loopstream._transport_maker(asyncio.get_running_loop()) is not None
+    if not direct:
+        monkeypatch.setattr(loopstream, "_transport_maker", lambda loop: None)
+
+    async def serve(peer: anyio.abc.SocketStream) -> None:
+        assert await peer.receive() == b"ping"
+        await peer.send(b"pong")
+        await peer.aclose()
+
+    async with _dialled(serve) as stream:
+        assert isinstance(stream, LoopStream)
+        with anyio.fail_after(5):
+            await stream.send(b"ping")  # at once: before the loop's own connection_made
+            assert await stream.receive() == b"pong"
+            with pytest.raises(anyio.EndOfStream):
+                await _read_to_the_end(stream)
+
+
 class _Transport(asyncio.Transport):
     """Just what `LoopStream` calls on its transport while data is queued."""
 

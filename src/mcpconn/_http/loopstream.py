@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -73,6 +74,8 @@ class LoopStream(anyio.abc.ByteStream, asyncio.Protocol):
     # ---- asyncio.Protocol -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if transport is self._transport:
+            return  # made already (`open_loop_stream`); the loop tells it again
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         transport.set_write_buffer_limits(0)  # a send returns once the kernel has it all
@@ -188,7 +191,30 @@ def _wake(waiter: asyncio.Future[None] | None) -> None:
 
 
 async def open_loop_stream(sock: socket.socket) -> LoopStream:
-    """A connected, non-blocking ``sock`` as a `LoopStream` (on the running asyncio loop)."""
+    """A connected, non-blocking ``sock`` as a `LoopStream` (on the running asyncio loop).
+
+    On a selector loop (the default one) the transport is made as ``create_connection``
+    makes it, without its waiter future, coroutine and turn of the loop (~20 objects per
+    connect that a burst of reconnects would promote to the old GC generations); any
+    other loop (uvloop, the proactor) goes through ``create_connection``.
+    """
     stream = LoopStream()
-    await asyncio.get_running_loop().create_connection(lambda: stream, sock=sock)
+    loop = asyncio.get_running_loop()
+    make = _transport_maker(loop)
+    if make is not None:
+        sock.setblocking(False)
+        stream.connection_made(make(sock, stream))
+    else:
+        await loop.create_connection(lambda: stream, sock=sock)
     return stream
+
+
+def _transport_maker(
+    loop: asyncio.AbstractEventLoop,
+) -> Callable[[socket.socket, asyncio.Protocol], asyncio.Transport] | None:
+    """The selector loop's own transport factory (what ``create_connection`` calls)."""
+    if not isinstance(loop, BaseSelectorEventLoop):
+        return None
+    make: Callable[[socket.socket, asyncio.Protocol], asyncio.Transport] | None
+    make = getattr(loop, "_make_socket_transport", None)
+    return make
