@@ -25,10 +25,10 @@ from .trace import trace_meta
 
 __all__ = [
     "LOG_LEVEL_KEY",
+    "UNSCOPED",
     "CallOptions",
     "CallStream",
     "NotificationCallback",
-    "UNSCOPED",
     "Pending",
     "ProgressCallback",
     "complete_rounds",

@@ -130,7 +130,8 @@ class SessionKeeping:
     _listen_due: bool
     _session_epoch: int
     _alarm: Alarm
-    #: When a close must be over, whatever the server's own budget (`Runner.close_by`).
+    #: When a close must be over, whatever the server's own budget (set by
+    #: `Connection._close_by`: the supervisor's ``close_timeout``).
     _close_deadline: float
 
     if TYPE_CHECKING:
