@@ -334,7 +334,8 @@ async def test_closing_hundreds_to_thousands_of_connections_in_every_state_is_bo
                     assert stats.parked == quarter
                     closing = anyio.current_time()
             # the stalled handshakes were abandoned at their 0.2 s: well within close_timeout
-            assert anyio.current_time() - closing < 10
+            # (half of it: the supervisor's cap at 10 s must not be what ended them)
+            assert anyio.current_time() - closing < 5
             assert all(c.state is State.CLOSED for g in conns.values() for c in g)
             assert sup.connections() == []
         # every READY session got its DELETE; the stalled handshakes were abandoned
